@@ -1,0 +1,48 @@
+// Every SSL_CTX tlsbridge uses is made here, from a TLS profile (SPEC §3 [tls.profiles.*]):
+// version bounds, cipher lists, groups, renegotiation off, SSL_MODE_RELEASE_BUFFERS so an idle
+// connection holds no record buffers. Legacy profiles (min < TLS 1.2) get security level 0 before
+// any certificate is loaded, because OpenSSL 3 refuses TLS 1.0/1.1 signatures and SHA-1/MD5
+// certificates at its default level (see PEERS.md). Errors throw std::runtime_error carrying
+// OpenSSL's reason: contexts are built at start-up and reload only.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "config/config.hpp"
+
+namespace tlsbridge::certs {
+
+struct ssl_ctx_deleter {
+  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+};
+using ssl_ctx_ptr = std::unique_ptr<SSL_CTX, ssl_ctx_deleter>;
+
+struct x509_store_deleter {
+  void operator()(X509_STORE* s) const { X509_STORE_free(s); }
+};
+using x509_store_ptr = std::unique_ptr<X509_STORE, x509_store_deleter>;
+
+// Applies the profile to an existing context (versions, ciphers, suites, groups, security level).
+void apply_profile(SSL_CTX* ctx, const config::tls_profile& profile);
+
+// Front leg: server context with one certificate chain and key. `alpn` (wire format, e.g.
+// "\x08http/1.1") is selected when the client offers it; empty = no ALPN.
+ssl_ctx_ptr make_server_context(const config::tls_profile& profile, const config::cert_entry& cert,
+                                const std::string& alpn = {});
+
+// Back leg (and the probe): client context. Certificate verification is NOT enforced in the
+// handshake (SSL_VERIFY_NONE): the chain is collected and judged afterwards by policy, the Postfix
+// way — the verify step records evidence, the caller decides.
+ssl_ctx_ptr make_client_context(const config::tls_profile& profile);
+
+// Trust store for judging chains: ca_file if not empty, else the system default paths.
+x509_store_ptr make_trust_store(const std::filesystem::path& ca_file);
+
+// "OpenSSL: <reason>" from the thread's error queue (cleared), or `fallback` when empty.
+std::string last_openssl_error(const std::string& fallback = "unknown error");
+
+}  // namespace tlsbridge::certs

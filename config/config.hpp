@@ -1,0 +1,162 @@
+// The typed, validated configuration of tlsbridge (SPEC §3). The loader (config_loader.hpp) turns
+// a TOML file into one immutable `config`; the rest of the program shares it as
+// `std::shared_ptr<const config>` and never sees TOML. Defaults here are the documented ones.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tlsbridge::config {
+
+using duration = std::chrono::milliseconds;
+using namespace std::chrono_literals;
+
+enum class protocol { smtp, imap, pop3, https, tls };
+enum class front_tls { starttls, implicit, none };
+enum class back_tls { none, starttls, implicit };
+enum class verify_mode { none, ca, pin };
+enum class policy_action { refuse, log, ignore };
+enum class client_cert_mode { none, optional, required };
+enum class bare_lf_mode { reject, normalize, pass };
+
+// OpenSSL protocol version numbers (TLS1_VERSION = 0x0301 ... TLS1_3_VERSION = 0x0304), kept as
+// plain ints so this header does not pull OpenSSL in.
+inline constexpr int tls1_0 = 0x0301;
+inline constexpr int tls1_1 = 0x0302;
+inline constexpr int tls1_2 = 0x0303;
+inline constexpr int tls1_3 = 0x0304;
+
+struct tls_profile {
+  std::string name;
+  int min_version = tls1_2;
+  int max_version = tls1_3;
+  std::string ciphers;       // TLS <= 1.2 cipher list, OpenSSL syntax ("" = OpenSSL default)
+  std::string ciphersuites;  // TLS 1.3 suites ("" = OpenSSL default)
+  std::string groups;        // "" = OpenSSL default
+};
+
+struct cert_entry {
+  std::filesystem::path cert;  // leaf + intermediates, PEM; absolute after loading
+  std::filesystem::path key;
+  std::vector<std::string> names;  // empty = the certificate's SAN DNS names
+};
+
+struct policy_actions {
+  std::optional<policy_action> on_weak_signature;
+  std::optional<policy_action> on_weak_key;
+  std::optional<policy_action> on_expired;
+  std::optional<policy_action> on_untrusted;
+  std::optional<policy_action> on_name_mismatch;
+};
+
+struct policy_rule {
+  std::optional<std::string> listener;
+  std::optional<std::string> peer;  // client CIDR or backend host name glob
+  policy_actions actions;
+};
+
+struct policy_config {
+  std::vector<std::string> weak_signatures{"md2", "md4", "md5", "sha1"};
+  int min_rsa_bits = 2048;
+  bool check_anchor_signature = false;
+  bool allow_expired_own_cert = false;
+  policy_action on_weak_signature = policy_action::refuse;
+  policy_action on_weak_key = policy_action::refuse;
+  policy_action on_expired = policy_action::refuse;
+  policy_action on_untrusted = policy_action::log;
+  policy_action on_name_mismatch = policy_action::log;
+  std::vector<policy_rule> rules;
+};
+
+// "host:port", "[v6]:port". host is kept literal (an IP or a name resolved at connect time).
+struct endpoint {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string to_string() const;
+};
+
+struct timeouts_config {
+  duration handshake = 15s;
+  duration idle = 5min;
+  duration connect = 10s;
+};
+
+struct backend_config {
+  std::vector<endpoint> addresses;  // tried in order; next on connect failure
+  back_tls tls = back_tls::none;
+  std::string tls_profile = "legacy";
+  verify_mode verify = verify_mode::none;
+  std::filesystem::path ca_file;          // absolute after loading, empty = none
+  std::vector<std::string> pin_sha256;    // lower-case hex, 64 chars each
+  std::string server_name;
+  bool require_tls = true;
+};
+
+struct http_config {
+  std::vector<std::string> allow_paths{"/Microsoft-Server-ActiveSync", "/autodiscover", "/EWS",
+                                       "/owa", "/ecp", "/mapi", "/rpc", "/OAB"};
+  duration request_timeout = 65min;
+  bool forwarded_headers = true;
+};
+
+struct listener_config {
+  std::string name;
+  config::protocol protocol = protocol::smtp;
+  endpoint listen;
+  front_tls tls = front_tls::starttls;
+  std::string tls_profile = "modern";
+  bool require_tls = true;
+  bare_lf_mode smtp_bare_lf = bare_lf_mode::reject;
+  client_cert_mode client_certs = client_cert_mode::none;
+  std::filesystem::path client_ca;
+  std::vector<std::string> allow{"0.0.0.0/0", "::/0"};
+  bool proxy_protocol = false;
+  std::vector<std::string> trusted_proxies;
+  std::size_t max_connections = 10000;
+  std::size_t max_connections_per_ip = 100;
+  timeouts_config timeouts;
+  backend_config backend;
+  http_config http;
+};
+
+struct server_config {
+  unsigned threads = 0;  // 0 = one per core
+  std::string user;
+  duration shutdown_grace = 30s;
+  std::string hostname = "localhost";
+};
+
+struct log_config {
+  std::string level = "info";  // trace|debug|info|warn|error
+  std::filesystem::path file;  // empty = stderr
+};
+
+struct audit_config {
+  std::string path = "audit.jsonl";  // "-" = stdout, "syslog" = syslog(3); else absolute file path
+  bool envelope = true;
+};
+
+struct admin_config {
+  std::string listen = "127.0.0.1:9900";  // "" = off
+};
+
+struct config {
+  std::filesystem::path source;  // the file it was loaded from (absolute)
+  server_config server;
+  log_config log;
+  audit_config audit;
+  admin_config admin;
+  std::map<std::string, tls_profile> tls_profiles;  // always holds "modern" and "legacy"
+  std::vector<cert_entry> certs;
+  policy_config policy;
+  std::vector<listener_config> listeners;
+
+  const tls_profile* find_profile(const std::string& name) const;
+};
+
+}  // namespace tlsbridge::config
