@@ -1,1 +1,58 @@
-// placeholder: being written
+#include "protocols/smtp/ehlo_rewriter.hpp"
+
+#include <array>
+#include <string>
+
+namespace tlsbridge::protocols::smtp {
+
+namespace {
+
+char upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
+
+// The keyword of an extension line's text ("AUTH NTLM" -> "AUTH", "AUTH=LOGIN" -> "AUTH").
+std::string keyword_of(std::string_view text) {
+  std::string k;
+  for (char c : text) {
+    if (c == ' ' || c == '=') break;
+    k += upper(c);
+  }
+  return k;
+}
+
+constexpr std::array<std::string_view, 5> exchange_internal{"X-ANONYMOUSTLS", "XEXCH50", "XSHADOW",
+                                                            "XSHADOWREQUEST", "XRDST"};
+
+bool dropped(const std::string& keyword, const ehlo_view& view) {
+  if (keyword == "STARTTLS") return true;
+  if ((keyword == "AUTH" || keyword == "X-EXPS") && !view.front_encrypted) return true;
+  for (auto k : exchange_internal)
+    if (keyword == k) return true;
+  return false;
+}
+
+std::string_view line_text(const std::string& line) {
+  return line.size() > 4 ? std::string_view(line).substr(4) : std::string_view{};
+}
+
+}  // namespace
+
+reply rewrite_ehlo_reply(const reply& backend_reply, const ehlo_view& view) {
+  if (backend_reply.code != 250 || backend_reply.lines.empty()) return backend_reply;
+  std::vector<std::string> texts;
+  // The first line is the greeting ("250-mail.example Hello"), never an extension.
+  texts.emplace_back(line_text(backend_reply.lines.front()));
+  for (std::size_t i = 1; i < backend_reply.lines.size(); ++i) {
+    std::string_view text = line_text(backend_reply.lines[i]);
+    if (!dropped(keyword_of(text), view)) texts.emplace_back(text);
+  }
+  if (view.offer_starttls) texts.emplace_back("STARTTLS");
+  return make_reply(250, texts);
+}
+
+bool ehlo_has_extension(const reply& ehlo_reply, std::string_view keyword) {
+  for (std::size_t i = 1; i < ehlo_reply.lines.size(); ++i)
+    if (keyword_of(line_text(ehlo_reply.lines[i])) == keyword) return true;
+  return false;
+}
+
+}  // namespace tlsbridge::protocols::smtp

@@ -1,1 +1,449 @@
-// placeholder: being written
+#include "protocols/smtp/smtp_session.hpp"
+
+#include <boost/json/array.hpp>
+
+#include "protocols/smtp/ehlo_rewriter.hpp"
+
+namespace tlsbridge::protocols::smtp {
+
+namespace {
+
+bool allowed_before_tls(verb v) {
+  // SPEC §4: with require_tls only these pass before front TLS.
+  switch (v) {
+    case verb::ehlo:
+    case verb::helo:
+    case verb::starttls:
+    case verb::noop:
+    case verb::rset:
+    case verb::quit:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool exchange_internal(verb v) {
+  return v == verb::x_anonymoustls || v == verb::xexch50 || v == verb::xshadow ||
+         v == verb::xshadowrequest || v == verb::xrdst;
+}
+
+}  // namespace
+
+smtp_session::pending smtp_session::expect(verb cmd, std::string text, bool message_end) {
+  pending p;
+  p.cmd = cmd;
+  p.text = std::move(text);
+  p.message_end = message_end;
+  return p;
+}
+
+smtp_session::smtp_session(session_settings settings, std::string backend_greeting_wire)
+    : settings_(std::move(settings)),
+      greeting_(std::move(backend_greeting_wire)),
+      front_encrypted_(settings_.front == config::front_tls::implicit),
+      client_(settings_.max_command_line) {}
+
+std::string smtp_session::service_unavailable() const {
+  return "421 4.3.0 " + settings_.hostname + " Service not available\r\n";
+}
+
+void smtp_session::on_start(step_list& out) { out.send_client(greeting_); }
+
+void smtp_session::on_client_data(std::string_view data, step_list& out) {
+  switch (mode_) {
+    case mode::closed:
+      return;
+    case mode::awaiting_front_tls:
+      // RFC 3207 §4.2 / CVE-2011-0411: nothing the client sent after STARTTLS, before the
+      // handshake, may be acted on.
+      discard_injected(data.size());
+      return;
+    default:
+      break;
+  }
+  client_.append(data);
+  process_client(out);
+}
+
+void smtp_session::process_client(step_list& out) {
+  std::string line;
+  while (mode_ != mode::closed) {
+    switch (mode_) {
+      case mode::data: {
+        std::string_view in = client_.peek();
+        if (in.empty()) return;
+        std::string forward;
+        auto r = scanner_->scan(in, forward);
+        client_.consume(r.consumed);
+        if (!forward.empty()) out.send_backend(std::move(forward));
+        if (r.violation) {
+          // SPEC §4 smuggling, reject: drop the back leg before any final dot, so the backend
+          // never commits the message, and tell the client why.
+          out.abort_backend();
+          close_with("554 5.6.0 Message contains a bare CR or LF, refused (SMTP smuggling)\r\n"
+                     "421 4.4.2 " + settings_.hostname + " closing connection\r\n",
+                     "refused_policy", "bare CR/LF in message data (smtp_bare_lf = reject)", out);
+          return;
+        }
+        if (!r.end_of_data) return;
+        message_size_ = scanner_->message_bytes();
+        if (scanner_->bare_lf_count() + scanner_->bare_cr_count() > 0)
+          facts_.reason = "bare CR/LF in message data (" +
+                          std::string(settings_.bare_lf == config::bare_lf_mode::normalize
+                                          ? "normalized"
+                                          : "passed") +
+                          ")";
+        scanner_.reset();
+        mode_ = mode::command;
+        pending_.push_back(expect(verb::data, {}, true));
+        break;
+      }
+      case mode::bdat: {
+        std::string_view in = client_.peek();
+        if (in.empty()) return;
+        std::size_t n = static_cast<std::size_t>(
+            std::min<std::uint64_t>(bdat_remaining_, in.size()));
+        out.send_backend(std::string(in.substr(0, n)));
+        client_.consume(n);
+        bdat_remaining_ -= n;
+        message_size_ += n;
+        if (bdat_remaining_ == 0) mode_ = mode::command;
+        break;
+      }
+      case mode::awaiting_data_reply:
+        // The client should wait for 354 (RFC 2920 §3.1); hold what it sent early, bounded.
+        if (client_.buffered() > settings_.max_held_bytes)
+          close_with("421 4.7.0 " + settings_.hostname + " too much data before the DATA reply\r\n",
+                     "", "client sent data before the DATA reply", out);
+        return;
+      case mode::awaiting_front_tls:
+        discard_injected(client_.buffered());
+        client_.clear();
+        return;
+      case mode::closed:
+        return;
+      case mode::command:
+        switch (client_.next_line(line)) {
+          case line_framer::status::need_more:
+            maybe_finish_drain(out);
+            return;
+          case line_framer::status::too_long:
+            answer_locally("500 5.5.2 Line too long\r\n", out);
+            break;
+          case line_framer::status::line:
+            handle_command(std::move(line), out);
+            break;
+        }
+        break;
+    }
+  }
+}
+
+void smtp_session::handle_command(std::string line, step_list& out) {
+  if (pending_.size() >= settings_.max_pending_commands) {
+    close_with("421 4.7.0 " + settings_.hostname + " too many pipelined commands\r\n", "",
+               "pipelining limit", out);
+    return;
+  }
+  command cmd = parse_command(line);
+  const bool offers_starttls = settings_.front == config::front_tls::starttls;
+
+  if (!front_encrypted_ && (cmd.what == verb::auth || cmd.what == verb::x_exps)) {
+    answer_locally("538 5.7.11 Encryption required for requested authentication mechanism\r\n",
+                   out);
+    return;
+  }
+  if (!front_encrypted_ && offers_starttls && settings_.require_tls &&
+      !allowed_before_tls(cmd.what)) {
+    answer_locally("530 5.7.0 Must issue a STARTTLS command first\r\n", out);
+    return;
+  }
+  if (exchange_internal(cmd.what)) {
+    answer_locally("502 5.5.1 " + cmd.name + " is not available through this proxy\r\n", out);
+    return;
+  }
+
+  switch (cmd.what) {
+    case verb::starttls: {
+      if (!offers_starttls) {
+        answer_locally("502 5.5.1 STARTTLS not available\r\n", out);
+        return;
+      }
+      if (front_encrypted_) {
+        answer_locally("503 5.5.1 TLS already active\r\n", out);
+        return;
+      }
+      // RFC 3207 §4.2 (CVE-2011-0411): "there must not be any pending plaintext" — whatever the
+      // client pipelined after STARTTLS is discarded, never relayed after the handshake.
+      discard_injected(client_.buffered());
+      client_.clear();
+      mode_ = mode::awaiting_front_tls;
+      answer_locally("220 2.0.0 Ready to start TLS\r\n", out, /*starttls=*/true);
+      return;
+    }
+    case verb::ehlo:
+    case verb::helo:
+      helo_ = cmd.argument;
+      need_ehlo_ = false;
+      reset_transaction();
+      relay(line, expect(cmd.what), out);
+      return;
+    case verb::mail:
+    case verb::rcpt:
+    case verb::data:
+    case verb::bdat:
+      if (need_ehlo_) {
+        answer_locally("503 5.5.1 Send EHLO first after STARTTLS\r\n", out);
+        return;
+      }
+      break;
+    default:
+      break;
+  }
+
+  switch (cmd.what) {
+    case verb::mail:
+      relay(line, expect(verb::mail, envelope_address(cmd.argument, "FROM:").value_or("")), out);
+      return;
+    case verb::rcpt:
+      relay(line, expect(verb::rcpt, envelope_address(cmd.argument, "TO:").value_or("")), out);
+      return;
+    case verb::data:
+      relay(line, expect(verb::data), out);
+      mode_ = mode::awaiting_data_reply;
+      return;
+    case verb::bdat: {
+      auto header = parse_bdat(cmd.argument);
+      if (!header) {
+        // Without a size the chunk cannot be framed: what follows might be read as commands.
+        close_with("501 5.5.4 Malformed BDAT command\r\n421 4.7.0 " + settings_.hostname +
+                       " closing connection\r\n",
+                   "", "malformed BDAT", out);
+        return;
+      }
+      relay(line, expect(verb::bdat, {}, header->last), out);
+      bdat_remaining_ = header->size;
+      if (bdat_remaining_ > 0) mode_ = mode::bdat;
+      return;
+    }
+    default:
+      relay(line, expect(cmd.what), out);
+      return;
+  }
+}
+
+void smtp_session::relay(std::string_view line, pending entry, step_list& out) {
+  std::string wire(line);
+  wire += "\r\n";
+  out.send_backend(std::move(wire));
+  pending_.push_back(std::move(entry));
+}
+
+void smtp_session::answer_locally(std::string wire, step_list& out, bool starttls) {
+  pending p;
+  p.local = true;
+  p.text = std::move(wire);
+  p.starttls = starttls;
+  pending_.push_back(std::move(p));
+  flush_local_replies(out);
+}
+
+void smtp_session::flush_local_replies(step_list& out) {
+  while (!pending_.empty() && pending_.front().local && mode_ != mode::closed) {
+    pending p = std::move(pending_.front());
+    pending_.pop_front();
+    out.send_client(std::move(p.text));
+    if (p.starttls) {
+      out.start_front_tls();
+      return;
+    }
+  }
+}
+
+void smtp_session::on_backend_data(std::string_view data, step_list& out) {
+  if (mode_ == mode::closed) return;
+  backend_.append(data);
+  reply r;
+  for (;;) {
+    switch (backend_.next(r)) {
+      case reply_parser::status::need_more:
+        maybe_finish_drain(out);
+        return;
+      case reply_parser::status::error:
+        if (mode_ == mode::data || mode_ == mode::bdat) out.abort_backend();
+        close_with("421 4.4.2 " + settings_.hostname + " backend protocol error\r\n",
+                   "backend_unavailable", backend_.error(), out);
+        return;
+      case reply_parser::status::reply_ready:
+        handle_reply(r, out);
+        if (mode_ == mode::closed) return;
+        break;
+    }
+  }
+}
+
+void smtp_session::handle_reply(const reply& r, step_list& out) {
+  if (pending_.empty() || pending_.front().local) {
+    // Nothing was asked. A 421 is the backend closing on us (RFC 5321 §3.8): pass it on.
+    if (r.code == 421) {
+      close_with(r.wire(), "backend_unavailable", "backend sent 421: " + r.text(), out);
+    } else {
+      close_with("421 4.4.2 " + settings_.hostname + " backend protocol error\r\n",
+                 "backend_unavailable", "unsolicited backend reply: " + r.text(), out);
+    }
+    return;
+  }
+  pending p = std::move(pending_.front());
+  pending_.pop_front();
+
+  switch (p.cmd) {
+    case verb::ehlo:
+      out.send_client(rewrite_ehlo_reply(
+                          r, ehlo_view{.offer_starttls = settings_.front == config::front_tls::starttls &&
+                                                         !front_encrypted_,
+                                       .front_encrypted = front_encrypted_})
+                          .wire());
+      break;
+    case verb::mail:
+      if (r.positive_completion()) {
+        mail_from_ = std::move(p.text);
+        rcpt_.clear();
+        message_size_ = 0;
+      }
+      out.send_client(r.wire());
+      break;
+    case verb::rcpt:
+      if (r.positive_completion()) rcpt_.push_back(std::move(p.text));
+      out.send_client(r.wire());
+      break;
+    case verb::data:
+      if (!p.message_end) {
+        if (r.code == 354) {
+          mode_ = mode::data;
+          scanner_.emplace(settings_.bare_lf);
+          message_size_ = 0;
+        } else if (mode_ == mode::awaiting_data_reply) {
+          mode_ = mode::command;
+        }
+        out.send_client(r.wire());
+        // Held bytes are now data (354) or commands again.
+        flush_local_replies(out);
+        process_client(out);
+        return;
+      }
+      [[fallthrough]];
+    case verb::bdat:
+      out.send_client(r.wire());
+      if (p.message_end) {
+        emit_message_event(r);
+        reset_transaction();
+      }
+      break;
+    case verb::rset:
+      reset_transaction();
+      out.send_client(r.wire());
+      break;
+    case verb::quit:
+      out.send_client(r.wire());
+      facts_.outcome = "ok";
+      mode_ = mode::closed;
+      out.close();
+      return;
+    default:
+      out.send_client(r.wire());
+      break;
+  }
+  flush_local_replies(out);
+}
+
+void smtp_session::discard_injected(std::size_t bytes) {
+  if (bytes == 0) return;
+  facts_.starttls_injection = true;
+  facts_.injected_bytes += bytes;
+}
+
+void smtp_session::emit_message_event(const reply& final_reply) {
+  boost::json::object e;
+  e["event"] = "smtp.message";
+  if (settings_.audit_envelope) {
+    e["helo"] = helo_;
+    e["mail_from"] = mail_from_;
+    boost::json::array rcpt;
+    for (const auto& a : rcpt_) rcpt.emplace_back(a);
+    e["rcpt"] = std::move(rcpt);
+  }
+  e["size"] = message_size_;
+  e["reply"] = final_reply.text();
+  events_.push_back(std::move(e));
+}
+
+void smtp_session::reset_transaction() {
+  mail_from_.clear();
+  rcpt_.clear();
+  message_size_ = 0;
+}
+
+void smtp_session::on_front_tls_established(step_list& out) {
+  (void)out;
+  // RFC 3207 §4.2: the server discards any knowledge obtained from the client before TLS; the
+  // client must send EHLO again.
+  front_encrypted_ = true;
+  need_ehlo_ = true;
+  helo_.clear();
+  reset_transaction();
+  client_.clear();
+  mode_ = mode::command;
+}
+
+void smtp_session::on_client_eof(step_list& out) {
+  if (mode_ == mode::closed) return;
+  if (mode_ == mode::data || mode_ == mode::bdat) {
+    out.abort_backend();  // never let a half message reach a final dot
+  } else {
+    out.send_backend("QUIT\r\n");
+  }
+  mode_ = mode::closed;
+  facts_.outcome = "client_closed";
+  out.close();
+}
+
+void smtp_session::on_backend_eof(step_list& out) {
+  if (mode_ == mode::closed) return;
+  close_with("421 4.4.2 " + settings_.hostname + " connection to backend lost\r\n",
+             "backend_unavailable", "backend closed the connection", out);
+}
+
+void smtp_session::on_idle_timeout(step_list& out) {
+  if (mode_ == mode::closed) return;
+  if (mode_ == mode::data || mode_ == mode::bdat) out.abort_backend();
+  close_with("421 4.4.2 " + settings_.hostname + " timeout\r\n", "timeout", "idle timeout", out);
+}
+
+void smtp_session::on_shutdown(step_list& out) {
+  draining_ = true;
+  maybe_finish_drain(out);
+}
+
+bool smtp_session::at_command_boundary() const {
+  return mode_ == mode::command && pending_.empty() && client_.buffered() == 0;
+}
+
+void smtp_session::maybe_finish_drain(step_list& out) {
+  if (!draining_ || mode_ == mode::closed || !at_command_boundary()) return;
+  out.send_backend("QUIT\r\n");
+  close_with("421 4.3.2 " + settings_.hostname + " shutting down\r\n", "shutdown",
+             "proxy shutting down", out);
+}
+
+void smtp_session::close_with(std::string wire, std::string outcome, std::string reason,
+                              step_list& out) {
+  if (mode_ == mode::closed) return;
+  out.send_client(std::move(wire));
+  mode_ = mode::closed;
+  if (!outcome.empty()) facts_.outcome = std::move(outcome);
+  if (!reason.empty()) facts_.reason = std::move(reason);
+  out.close();
+}
+
+}  // namespace tlsbridge::protocols::smtp

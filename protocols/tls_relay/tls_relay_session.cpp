@@ -1,1 +1,29 @@
-// placeholder: being written
+#include "protocols/tls_relay/tls_relay_session.hpp"
+
+namespace tlsbridge::protocols {
+
+void tls_relay_session::on_client_eof(step_list& out) {
+  client_done_ = true;
+  out.shutdown_backend_send();
+  if (backend_done_) {
+    facts_.outcome = "ok";
+    out.close();
+  }
+}
+
+void tls_relay_session::on_backend_eof(step_list& out) {
+  backend_done_ = true;
+  out.shutdown_client_send();
+  if (client_done_) {
+    facts_.outcome = "ok";
+    out.close();
+  }
+}
+
+void tls_relay_session::on_idle_timeout(step_list& out) {
+  facts_.outcome = "timeout";
+  facts_.reason = "idle timeout";
+  out.close();
+}
+
+}  // namespace tlsbridge::protocols

@@ -1,0 +1,123 @@
+// The contract between a protocol machine and the one generic session driver (proxy/session).
+//
+// A protocol (SMTP, IMAP, POP3, raw TLS) is a sans-I/O machine in the style of Boost.MySQL's
+// `next_action`: it is fed events — bytes from the client, bytes from the backend, "front TLS is
+// up", EOFs, timeouts — and answers, for each event, the ordered list of `step`s the driver must
+// perform (write to one side, start TLS on the front, close). The machine never touches a socket,
+// a timer or OpenSSL; the driver never parses a protocol. STARTTLS is therefore data: the machine
+// says "start_front_tls" and the driver does the handshake.
+//
+// Two events may not be in flight at once: the driver calls the machine from one thread (the
+// session's io_context) and finishes acting on one event's steps before the next is delivered
+// from the same side. Steps for one side are written in the order given, across events.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+namespace tlsbridge::protocols {
+
+struct step {
+  enum class kind {
+    send_client,          // write `data` to the client
+    send_backend,         // write `data` to the backend
+    start_front_tls,      // after earlier client writes are flushed: TLS handshake as server
+    shutdown_client_send, // half-close towards the client (TLS close_notify + FIN)
+    shutdown_backend_send,// half-close towards the backend
+    abort_backend,        // drop the back leg at once, sending nothing more (e.g. no final dot)
+    close,                // flush client writes, then end the session
+  };
+  kind what;
+  std::string data;
+};
+
+class step_list {
+ public:
+  void send_client(std::string data) { add(step::kind::send_client, std::move(data)); }
+  void send_backend(std::string data) { add(step::kind::send_backend, std::move(data)); }
+  void start_front_tls() { add(step::kind::start_front_tls); }
+  void shutdown_client_send() { add(step::kind::shutdown_client_send); }
+  void shutdown_backend_send() { add(step::kind::shutdown_backend_send); }
+  void abort_backend() { add(step::kind::abort_backend); }
+  void close() { add(step::kind::close); }
+
+  const std::vector<step>& steps() const { return steps_; }
+  bool empty() const { return steps_.empty(); }
+  void clear() { steps_.clear(); }
+
+ private:
+  void add(step::kind k, std::string data = {}) {
+    // Coalesce consecutive writes to the same side: one syscall/TLS record instead of several.
+    if (!steps_.empty() && steps_.back().what == k &&
+        (k == step::kind::send_client || k == step::kind::send_backend)) {
+      steps_.back().data += data;
+      return;
+    }
+    steps_.push_back(step{k, std::move(data)});
+  }
+  std::vector<step> steps_;
+};
+
+// Facts a machine reports for the connection's audit record (SPEC §6 `conn`).
+struct session_facts {
+  bool starttls_injection = false;  // plaintext followed STARTTLS/STLS and was discarded
+  std::size_t injected_bytes = 0;
+  std::string outcome;  // "" = let the driver decide; else one of SPEC §6's outcomes
+  std::string reason;   // free text for the audit record
+};
+
+class session_machine {
+ public:
+  virtual ~session_machine() = default;
+
+  // The back leg is ready (connected, opened, TLS as configured): begin (e.g. relay the greeting).
+  virtual void on_start(step_list& out) = 0;
+  virtual void on_client_data(std::string_view data, step_list& out) = 0;
+  virtual void on_backend_data(std::string_view data, step_list& out) = 0;
+  virtual void on_front_tls_established(step_list& out) = 0;
+  virtual void on_client_eof(step_list& out) = 0;
+  virtual void on_backend_eof(step_list& out) = 0;
+  virtual void on_idle_timeout(step_list& out) = 0;
+  // SIGTERM drain: end the session at the next safe point (SMTP: a command boundary).
+  virtual void on_shutdown(step_list& out) = 0;
+
+  // True while the driver must not read from the client: after STARTTLS was accepted and before
+  // the front handshake, every client byte is a handshake byte, not plaintext (RFC 3207 §4.2).
+  virtual bool client_input_paused() const = 0;
+  // The reply the client gets when no backend is reachable or acceptable ("" = just close).
+  virtual std::string service_unavailable() const = 0;
+
+  const session_facts& facts() const { return facts_; }
+  // Audit records the machine produced since the last call (smtp.message, imap.login, ...);
+  // the driver adds ts/conn/listener.
+  std::vector<boost::json::object> take_audit_events() { return std::move(events_); }
+
+ protected:
+  session_facts facts_;
+  std::vector<boost::json::object> events_;
+};
+
+// Opens the back leg after TCP (and implicit TLS) is up: reads the greeting, and for STARTTLS
+// back legs negotiates the upgrade. A tiny next-action machine the driver runs to completion.
+class backend_opener {
+ public:
+  struct action {
+    enum class kind { read, write, handshake, done, fail };
+    kind what;
+    std::string data;  // write: bytes to send; fail: reason
+  };
+  virtual ~backend_opener() = default;
+  virtual action start() = 0;
+  virtual action on_read(std::string_view data) = 0;
+  virtual action on_written() = 0;
+  virtual action on_handshake_done() = 0;
+  // After `done`: whether the back leg ended up encrypted is the driver's knowledge; the opener
+  // tells whether a STARTTLS upgrade was skipped because the backend did not offer it.
+  virtual const std::string& greeting() const = 0;
+};
+
+}  // namespace tlsbridge::protocols

@@ -1,0 +1,106 @@
+// The SMTP proxy machine (SPEC §4 SMTP), sans I/O. It sits between a client and a backend whose
+// back leg is already open (protocols/smtp/backend_opener), and decides, per event, what goes where.
+//
+// Client side, one mode at a time:
+//   command ──DATA relayed──> awaiting_data_reply ──354──> data ──<CRLF>.<CRLF>──> command
+//      │   └─non-354 reply──> command
+//      ├──BDAT n relayed──> bdat (n raw bytes) ──> command
+//      ├──STARTTLS accepted──> awaiting_front_tls ──handshake──> command (state reset)
+//      └──QUIT reply / error──> closed
+//
+// Replies go back in command order (RFC 2920 pipelining): every command leaves an entry in a
+// queue, either "relay" (the backend's reply will answer it) or "local" (the proxy's own reply,
+// sent once every earlier backend reply has been relayed). The proxy answers locally only what it
+// refuses or owns (STARTTLS, 530, 538, 502, 500); every 2xx about mail comes from the backend.
+// The envelope observer rides on the same queue: MAIL/RCPT arguments are kept with their entries
+// and recorded when the backend's reply accepts them; the final reply to the end of data (or BDAT
+// LAST) emits one `smtp.message` audit event with the backend's own words (its queue id).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "protocols/common/line_framer.hpp"
+#include "protocols/common/session_machine.hpp"
+#include "protocols/smtp/data_scanner.hpp"
+#include "protocols/smtp/smtp_command.hpp"
+#include "protocols/smtp/smtp_reply.hpp"
+
+namespace tlsbridge::protocols::smtp {
+
+struct session_settings {
+  config::front_tls front = config::front_tls::starttls;
+  bool require_tls = true;
+  config::bare_lf_mode bare_lf = config::bare_lf_mode::reject;
+  std::string hostname = "localhost";
+  bool audit_envelope = true;
+  std::size_t max_command_line = 4096;            // SPEC §4: longer lines get 500 5.5.2
+  std::size_t max_held_bytes = 1024 * 1024;       // client bytes held while DATA awaits its reply
+  std::size_t max_pending_commands = 1000;        // pipelined commands awaiting replies
+};
+
+class smtp_session final : public session_machine {
+ public:
+  smtp_session(session_settings settings, std::string backend_greeting_wire);
+
+  void on_start(step_list& out) override;
+  void on_client_data(std::string_view data, step_list& out) override;
+  void on_backend_data(std::string_view data, step_list& out) override;
+  void on_front_tls_established(step_list& out) override;
+  void on_client_eof(step_list& out) override;
+  void on_backend_eof(step_list& out) override;
+  void on_idle_timeout(step_list& out) override;
+  void on_shutdown(step_list& out) override;
+  bool client_input_paused() const override { return mode_ == mode::awaiting_front_tls; }
+  std::string service_unavailable() const override;
+
+ private:
+  enum class mode { command, awaiting_data_reply, data, bdat, awaiting_front_tls, closed };
+
+  struct pending {
+    bool local = false;
+    verb cmd = verb::other;
+    std::string text;       // local: the reply's wire form; mail/rcpt: the address
+    bool starttls = false;  // local 220 that starts the front handshake once sent
+    bool message_end = false;  // the reply to <CRLF>.<CRLF> or BDAT LAST
+  };
+
+  static pending expect(verb cmd, std::string text = {}, bool message_end = false);
+  void process_client(step_list& out);
+  void handle_command(std::string line, step_list& out);
+  void relay(std::string_view line, pending entry, step_list& out);
+  void answer_locally(std::string wire, step_list& out, bool starttls = false);
+  void handle_reply(const reply& r, step_list& out);
+  void flush_local_replies(step_list& out);
+  void discard_injected(std::size_t bytes);
+  void emit_message_event(const reply& final_reply);
+  void reset_transaction();
+  void close_with(std::string wire, std::string outcome, std::string reason, step_list& out);
+  void maybe_finish_drain(step_list& out);
+  bool at_command_boundary() const;
+
+  session_settings settings_;
+  std::string greeting_;
+  mode mode_ = mode::command;
+  bool front_encrypted_;
+  bool need_ehlo_ = false;  // after STARTTLS the client must say EHLO again (RFC 3207 §4.2)
+  bool draining_ = false;
+  line_framer client_{4096};
+  reply_parser backend_;
+  std::deque<pending> pending_;
+  std::optional<data_scanner> scanner_;
+  std::uint64_t bdat_remaining_ = 0;
+  bool bdat_last_ = false;
+
+  // Envelope observer state.
+  std::string helo_;
+  std::string mail_from_;
+  std::vector<std::string> rcpt_;
+  std::uint64_t message_size_ = 0;
+};
+
+}  // namespace tlsbridge::protocols::smtp
