@@ -1,1 +1,556 @@
-// placeholder: being written
+// TOML -> typed config (SPEC §3). Two passes: the section readers below turn each table into its
+// struct, reporting unknown keys, wrong types and bad values where they are written; validate()
+// then checks what spans sections (names, ports, profile references, certificates present).
+// Every error is collected and thrown once, so one start-up attempt shows every mistake.
+#include "config/config_loader.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+#include "config/toml_reader.hpp"
+#include "config/value_parsers.hpp"
+
+namespace tlsbridge::config {
+namespace fs = std::filesystem;
+using detail::error_sink;
+using detail::in_quotes;
+using detail::table_reader;
+
+std::string config_error::to_string() const {
+  std::string out = file;
+  if (line > 0) out += ":" + std::to_string(line) + ":" + std::to_string(column);
+  if (!key.empty()) out += (out.empty() ? "" : ": ") + key;
+  out += (out.empty() ? "" : ": ") + message;
+  return out;
+}
+
+namespace {
+std::string join_lines(const std::vector<config_error>& errors) {
+  std::string out;
+  for (const config_error& e : errors) out += (out.empty() ? "" : "\n") + e.to_string();
+  return out;
+}
+}  // namespace
+
+config_load_error::config_load_error(std::vector<config_error> errors)
+    : std::runtime_error(join_lines(errors)), errors_(std::move(errors)) {}
+
+const tls_profile* config::find_profile(const std::string& name) const {
+  const auto it = tls_profiles.find(name);
+  return it == tls_profiles.end() ? nullptr : &it->second;
+}
+
+namespace {
+
+template <class E>
+using names = std::initializer_list<std::pair<std::string_view, E>>;
+
+const names<protocol> protocol_names{{"smtp", protocol::smtp},
+                                     {"imap", protocol::imap},
+                                     {"pop3", protocol::pop3},
+                                     {"https", protocol::https},
+                                     {"tls", protocol::tls}};
+const names<front_tls> front_tls_names{{"starttls", front_tls::starttls},
+                                       {"implicit", front_tls::implicit},
+                                       {"none", front_tls::none}};
+const names<back_tls> back_tls_names{
+    {"none", back_tls::none}, {"starttls", back_tls::starttls}, {"implicit", back_tls::implicit}};
+const names<verify_mode> verify_names{
+    {"none", verify_mode::none}, {"ca", verify_mode::ca}, {"pin", verify_mode::pin}};
+const names<policy_action> action_names{{"refuse", policy_action::refuse},
+                                        {"log", policy_action::log},
+                                        {"ignore", policy_action::ignore}};
+const names<client_cert_mode> client_cert_names{{"none", client_cert_mode::none},
+                                                {"optional", client_cert_mode::optional},
+                                                {"required", client_cert_mode::required}};
+const names<bare_lf_mode> bare_lf_names{{"reject", bare_lf_mode::reject},
+                                        {"normalize", bare_lf_mode::normalize},
+                                        {"pass", bare_lf_mode::pass}};
+const names<std::string_view> log_level_names{
+    {"trace", "trace"}, {"debug", "debug"}, {"info", "info"}, {"warn", "warn"}, {"error", "error"}};
+const names<std::string_view> tls_version_names{
+    {"TLS1.0", "TLS1.0"}, {"TLS1.1", "TLS1.1"}, {"TLS1.2", "TLS1.2"}, {"TLS1.3", "TLS1.3"}};
+const names<std::string_view> signature_names{
+    {"md2", "md2"}, {"md4", "md4"}, {"md5", "md5"}, {"sha1", "sha1"}, {"sha224", "sha224"}};
+
+std::map<std::string, tls_profile> builtin_profiles() {
+  std::map<std::string, tls_profile> out;
+  out["modern"] = {"modern",
+                   tls1_2,
+                   tls1_3,
+                   "ECDHE+AESGCM:ECDHE+CHACHA20",
+                   "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256",
+                   "X25519:P-256:P-384"};
+  // What a 2008-era host speaks; SECLEVEL=0 so OpenSSL 3 still offers SHA-1 and small keys.
+  out["legacy"] = {"legacy", tls1_0, tls1_2, "DEFAULT:@SECLEVEL=0", "", ""};
+  return out;
+}
+
+bool is_hex(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+}
+
+// Backend host name globs in policy rules: "*.partner.example", "mx1.example.com".
+bool is_host_glob(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '*';
+  });
+}
+
+void require_file(error_sink& sink, const std::string& key, const fs::path& file) {
+  std::error_code ec;
+  const auto status = fs::status(file, ec);
+  if (!fs::exists(status))
+    sink.add_at_key(key, "file not found: " + file.string());
+  else if (!fs::is_regular_file(status))
+    sink.add_at_key(key, "not a regular file: " + file.string());
+}
+
+// Checks each string of `values` (remembered as key[i]) is a CIDR or bare address.
+void check_cidrs(error_sink& sink, const std::string& key, const std::vector<std::string>& values) {
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (!parse_cidr(values[i]))
+      sink.add_at_key(
+          key + "[" + std::to_string(i) + "]",
+          "invalid CIDR " + in_quotes(values[i]) + ", expected e.g. \"10.0.0.0/8\", \"::1\"");
+  }
+}
+
+// A listen address must be a literal IP: binding to a name would depend on resolver state.
+std::optional<endpoint> read_listen_endpoint(table_reader& r, std::string_view key) {
+  std::string text;
+  if (!r.read(key, text)) return std::nullopt;
+  const auto ep = parse_endpoint(text);
+  if (!ep || !parse_ip(ep->host)) {
+    r.sink().add_at_key(r.path_of(key),
+                        "invalid listen address " + in_quotes(text) +
+                            ", expected IP:port such as \"0.0.0.0:25\" or \"[::]:25\"");
+    return std::nullopt;
+  }
+  return ep;
+}
+
+class loader {
+ public:
+  loader(const toml::table& root, const fs::path& file, error_sink& sink)
+      : root_(root, "", sink), base_(file.parent_path()), sink_(sink) {
+    cfg_.source = file;
+    cfg_.tls_profiles = builtin_profiles();
+  }
+
+  config run() {
+    if (const auto* t = root_.read_table("server")) read_server(*t);
+    if (const auto* t = root_.read_table("log")) read_log(*t);
+    read_audit(root_.read_table("audit"));
+    if (const auto* t = root_.read_table("admin")) read_admin(*t);
+    if (const auto* t = root_.read_table("tls")) read_tls(*t);
+    for (const auto& [t, path] : root_.read_table_array("certs")) read_cert(*t, path);
+    if (const auto* t = root_.read_table("policy")) read_policy(*t);
+    for (const auto& [t, path] : root_.read_table_array("listener")) read_listener(*t, path);
+    root_.report_unknown_keys();
+    validate();
+    return std::move(cfg_);
+  }
+
+ private:
+  void read_server(const toml::table& t) {
+    table_reader r(t, "server", sink_);
+    r.read_integer("threads", 0, 1024, cfg_.server.threads);
+    r.read("user", cfg_.server.user);
+    r.read_duration("shutdown_grace", cfg_.server.shutdown_grace);
+    // The default stays "localhost" rather than gethostname(): the same file loads the same way on
+    // every machine, and an operator who cares about the EHLO name sets it.
+    if (r.read("hostname", cfg_.server.hostname) && cfg_.server.hostname.empty())
+      r.error("hostname", *t.get("hostname"), "must not be empty");
+    r.report_unknown_keys();
+  }
+
+  void read_log(const toml::table& t) {
+    table_reader r(t, "log", sink_);
+    std::string_view level;
+    if (r.read_enum("level", log_level_names, level)) cfg_.log.level = std::string(level);
+    r.read_path("file", base_, cfg_.log.file);
+    r.report_unknown_keys();
+  }
+
+  void read_audit(const toml::table* t) {
+    if (t) {
+      table_reader r(*t, "audit", sink_);
+      r.read("path", cfg_.audit.path);
+      r.read("envelope", cfg_.audit.envelope);
+      r.report_unknown_keys();
+    }
+    // "-" and "syslog" are sinks, not file names; the default "audit.jsonl" resolves like any path.
+    if (cfg_.audit.path.empty())
+      sink_.add_at_key("audit.path", "must not be empty (use \"-\" for stdout)");
+    else if (cfg_.audit.path != "-" && cfg_.audit.path != "syslog")
+      cfg_.audit.path = (base_ / cfg_.audit.path).lexically_normal().string();
+  }
+
+  void read_admin(const toml::table& t) {
+    table_reader r(t, "admin", sink_);
+    std::string listen;
+    if (r.read("listen", listen)) {
+      if (listen.empty())
+        cfg_.admin.listen.clear();
+      else if (read_listen_endpoint(r, "listen"))
+        cfg_.admin.listen = listen;
+    }
+    r.report_unknown_keys();
+  }
+
+  void read_tls(const toml::table& t) {
+    table_reader r(t, "tls", sink_);
+    if (const auto* profiles = r.read_table("profiles")) {
+      table_reader pr(*profiles, "tls.profiles", sink_);
+      for (const auto& [name, node] : *profiles) {
+        const std::string key(name.str());
+        if (const auto* pt = pr.read_table(key)) read_profile(*pt, key);
+      }
+    }
+    r.report_unknown_keys();
+  }
+
+  // A [tls.profiles.NAME] table overrides only the keys it sets on the built-in of that name.
+  void read_profile(const toml::table& t, const std::string& name) {
+    table_reader r(t, "tls.profiles." + name, sink_);
+    tls_profile& p = cfg_.tls_profiles[name];
+    p.name = name;
+    std::string_view version;
+    if (r.read_enum("min_version", tls_version_names, version))
+      p.min_version = *parse_tls_version(version);
+    if (r.read_enum("max_version", tls_version_names, version))
+      p.max_version = *parse_tls_version(version);
+    r.read("ciphers", p.ciphers);
+    r.read("ciphersuites", p.ciphersuites);
+    r.read("groups", p.groups);
+    if (p.min_version > p.max_version)
+      sink_.add_at_key(r.path_of("min_version"), "min_version is above max_version");
+    r.report_unknown_keys();
+  }
+
+  void read_cert(const toml::table& t, const std::string& path) {
+    table_reader r(t, path, sink_);
+    cert_entry c;
+    if (r.read_path("cert", base_, c.cert))
+      require_file(sink_, r.path_of("cert"), c.cert);
+    else if (!t.contains("cert"))
+      r.missing("cert");
+    if (r.read_path("key", base_, c.key))
+      require_file(sink_, r.path_of("key"), c.key);
+    else if (!t.contains("key"))
+      r.missing("key");
+    r.read_strings("names", c.names);
+    for (std::size_t i = 0; i < c.names.size(); ++i) {
+      if (!is_host_glob(c.names[i]))
+        sink_.add_at_key(r.path_of("names") + "[" + std::to_string(i) + "]",
+                         "invalid DNS name " + in_quotes(c.names[i]));
+    }
+    r.report_unknown_keys();
+    cfg_.certs.push_back(std::move(c));
+  }
+
+  void read_actions(table_reader& r, policy_actions& a) {
+    policy_action v{};
+    if (r.read_enum("on_weak_signature", action_names, v)) a.on_weak_signature = v;
+    if (r.read_enum("on_weak_key", action_names, v)) a.on_weak_key = v;
+    if (r.read_enum("on_expired", action_names, v)) a.on_expired = v;
+    if (r.read_enum("on_untrusted", action_names, v)) a.on_untrusted = v;
+    if (r.read_enum("on_name_mismatch", action_names, v)) a.on_name_mismatch = v;
+  }
+
+  void read_policy(const toml::table& t) {
+    table_reader r(t, "policy", sink_);
+    policy_config& p = cfg_.policy;
+    if (r.read_strings("weak_signatures", p.weak_signatures)) {
+      for (std::size_t i = 0; i < p.weak_signatures.size(); ++i) {
+        const bool known =
+            std::any_of(signature_names.begin(), signature_names.end(),
+                        [&](const auto& n) { return n.first == p.weak_signatures[i]; });
+        if (!known)
+          sink_.add_at_key(
+              r.path_of("weak_signatures") + "[" + std::to_string(i) + "]",
+              "invalid value " + in_quotes(p.weak_signatures[i]) +
+                  ", expected one of \"md2\" | \"md4\" | \"md5\" | \"sha1\" | \"sha224\"");
+      }
+    }
+    r.read_integer("min_rsa_bits", 512, 16384, p.min_rsa_bits);
+    r.read("check_anchor_signature", p.check_anchor_signature);
+    r.read("allow_expired_own_cert", p.allow_expired_own_cert);
+    policy_actions defaults;
+    read_actions(r, defaults);
+    p.on_weak_signature = defaults.on_weak_signature.value_or(p.on_weak_signature);
+    p.on_weak_key = defaults.on_weak_key.value_or(p.on_weak_key);
+    p.on_expired = defaults.on_expired.value_or(p.on_expired);
+    p.on_untrusted = defaults.on_untrusted.value_or(p.on_untrusted);
+    p.on_name_mismatch = defaults.on_name_mismatch.value_or(p.on_name_mismatch);
+    for (const auto& [rt, path] : r.read_table_array("rule")) read_rule(*rt, path);
+    r.report_unknown_keys();
+  }
+
+  void read_rule(const toml::table& t, const std::string& path) {
+    table_reader r(t, path, sink_);
+    policy_rule rule;
+    std::string text;
+    if (r.read("listener", text)) rule.listener = text;  // checked against listeners in validate()
+    if (r.read("peer", text)) {
+      // Something with '/' or ':' can only be meant as an address block.
+      const bool looks_like_cidr = text.find_first_of("/:") != std::string::npos;
+      if (parse_cidr(text) || (!looks_like_cidr && is_host_glob(text)))
+        rule.peer = text;
+      else
+        sink_.add_at_key(r.path_of("peer"), "invalid peer " + in_quotes(text) +
+                                                ", expected a CIDR (\"10.0.0.0/8\") or a host glob "
+                                                "(\"*.partner.example\")");
+    }
+    read_actions(r, rule.actions);
+    r.report_unknown_keys();
+    cfg_.policy.rules.push_back(std::move(rule));
+  }
+
+  void read_listener(const toml::table& t, const std::string& path) {
+    table_reader r(t, path, sink_);
+    listener_config l;
+    if (r.read("name", l.name)) {
+      if (l.name.empty()) sink_.add_at_key(r.path_of("name"), "must not be empty");
+    } else if (!t.contains("name")) {
+      r.missing("name");
+    }
+    r.read_enum("protocol", protocol_names, l.protocol);
+    if (auto ep = read_listen_endpoint(r, "listen"))
+      l.listen = *ep;
+    else if (!t.contains("listen"))
+      r.missing("listen");
+    // https and tls can only be implicit (or none), so that is their default; smtp/imap/pop3
+    // default to starttls.
+    if (!r.read_enum("tls", front_tls_names, l.tls) &&
+        (l.protocol == protocol::https || l.protocol == protocol::tls))
+      l.tls = front_tls::implicit;
+    r.read("tls_profile", l.tls_profile);
+    r.read("require_tls", l.require_tls);
+    r.read_enum("smtp_bare_lf", bare_lf_names, l.smtp_bare_lf);
+    r.read_enum("client_certs", client_cert_names, l.client_certs);
+    if (r.read_path("client_ca", base_, l.client_ca) && !l.client_ca.empty())
+      require_file(sink_, r.path_of("client_ca"), l.client_ca);
+    if (r.read_strings("allow", l.allow)) check_cidrs(sink_, r.path_of("allow"), l.allow);
+    r.read("proxy_protocol", l.proxy_protocol);
+    if (r.read_strings("trusted_proxies", l.trusted_proxies))
+      check_cidrs(sink_, r.path_of("trusted_proxies"), l.trusted_proxies);
+    if (l.proxy_protocol && l.trusted_proxies.empty())
+      sink_.add_at_key(r.path_of("proxy_protocol"),
+                       "proxy_protocol = true needs trusted_proxies: a PROXY header from anyone "
+                       "would let any client claim any source address");
+    constexpr std::int64_t max_conn = 10'000'000;
+    r.read_integer("max_connections", 1, max_conn, l.max_connections);
+    r.read_integer("max_connections_per_ip", 1, max_conn, l.max_connections_per_ip);
+    // SPEC §3 gives one set of timeout defaults (idle 5m for smtp); every protocol starts from it.
+    if (const auto* tt = r.read_table("timeouts"))
+      read_timeouts(*tt, r.path_of("timeouts"), l.timeouts);
+    if (const auto* bt = r.read_table("backend"))
+      read_backend(*bt, r.path_of("backend"), l.backend);
+    else if (!t.contains("backend"))
+      r.missing("backend");
+    if (const auto* ht = r.read_table("http")) {
+      if (l.protocol != protocol::https)
+        sink_.add_at_key(r.path_of("http"), "[listener.http] applies only to protocol = \"https\"");
+      read_http(*ht, r.path_of("http"), l.http);
+    }
+    r.report_unknown_keys();
+    cfg_.listeners.push_back(std::move(l));
+  }
+
+  void read_timeouts(const toml::table& t, const std::string& path, timeouts_config& out) {
+    table_reader r(t, path, sink_);
+    for (auto [key, field] : {std::pair{"handshake", &out.handshake}, std::pair{"idle", &out.idle},
+                              std::pair{"connect", &out.connect}}) {
+      if (r.read_duration(key, *field) && field->count() == 0)
+        sink_.add_at_key(r.path_of(key), "must be greater than 0");
+    }
+    r.report_unknown_keys();
+  }
+
+  void read_backend(const toml::table& t, const std::string& path, backend_config& b) {
+    table_reader r(t, path, sink_);
+    std::vector<std::string> addresses;
+    if (r.read_strings("address", addresses, /*allow_single=*/true)) {
+      if (addresses.empty())
+        sink_.add_at_key(r.path_of("address"), "must list at least one host:port");
+      for (std::size_t i = 0; i < addresses.size(); ++i) {
+        const auto ep = parse_endpoint(addresses[i]);
+        if (ep && ep->port != 0)
+          b.addresses.push_back(*ep);
+        else
+          sink_.add_at_key(r.path_of("address") + "[" + std::to_string(i) + "]",
+                           "invalid address " + in_quotes(addresses[i]) +
+                               ", expected host:port with port 1-65535, e.g. \"10.0.0.5:25\"");
+      }
+    } else if (!t.contains("address")) {
+      r.missing("address");
+    }
+    r.read_enum("tls", back_tls_names, b.tls);
+    r.read("tls_profile", b.tls_profile);
+    r.read_enum("verify", verify_names, b.verify);
+    if (r.read_path("ca_file", base_, b.ca_file) && !b.ca_file.empty())
+      require_file(sink_, r.path_of("ca_file"), b.ca_file);
+    if (r.read_strings("pin_sha256", b.pin_sha256)) {
+      for (std::size_t i = 0; i < b.pin_sha256.size(); ++i) {
+        std::string& pin = b.pin_sha256[i];
+        if (pin.size() != 64 || !is_hex(pin))
+          sink_.add_at_key(
+              r.path_of("pin_sha256") + "[" + std::to_string(i) + "]",
+              "invalid pin " + in_quotes(pin) + ", expected 64 hex digits (SHA-256 of the leaf)");
+        std::transform(pin.begin(), pin.end(), pin.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      }
+    }
+    r.read("server_name", b.server_name);
+    r.read("require_tls", b.require_tls);
+    if (b.verify == verify_mode::pin && b.pin_sha256.empty())
+      sink_.add_at_key(r.path_of("verify"), "verify = \"pin\" needs at least one pin_sha256 entry");
+    if (b.verify != verify_mode::none && b.tls == back_tls::none)
+      sink_.add_at_key(r.path_of("verify"), "verify needs a TLS back leg, but tls = \"none\"");
+    r.report_unknown_keys();
+  }
+
+  void read_http(const toml::table& t, const std::string& path, http_config& h) {
+    table_reader r(t, path, sink_);
+    r.read_strings("allow_paths", h.allow_paths);
+    for (std::size_t i = 0; i < h.allow_paths.size(); ++i) {
+      if (h.allow_paths[i].empty() || h.allow_paths[i].front() != '/')
+        sink_.add_at_key(r.path_of("allow_paths") + "[" + std::to_string(i) + "]",
+                         "path must start with '/'");
+    }
+    r.read_duration("request_timeout", h.request_timeout);
+    r.read("forwarded_headers", h.forwarded_headers);
+    r.report_unknown_keys();
+  }
+
+  std::string listener_key(std::size_t i, std::string_view key) const {
+    return "listener[" + std::to_string(i) + "]." + std::string(key);
+  }
+
+  std::string line_of(const std::string& key) const {
+    const auto at = sink_.position_of(key);
+    return at ? " (line " + std::to_string(at->line) + ")" : "";
+  }
+
+  // Two listeners collide on the same port when their addresses are equal or either is a wildcard
+  // (Linux refuses 0.0.0.0:25 next to 127.0.0.1:25, and [::]:25 is dual-stack by default).
+  static bool same_socket(const endpoint& a, const endpoint& b) {
+    if (a.port != b.port || a.port == 0) return false;
+    const auto ia = parse_ip(a.host), ib = parse_ip(b.host);
+    if (!ia || !ib) return a.host == b.host;
+    const auto wildcard = [](const std::array<std::uint8_t, 16>& ip) {
+      return ip == *parse_ip("0.0.0.0") || ip == *parse_ip("::");
+    };
+    return *ia == *ib || wildcard(*ia) || wildcard(*ib);
+  }
+
+  std::string profile_list() const {
+    std::string out;
+    for (const auto& [name, p] : cfg_.tls_profiles)
+      out += (out.empty() ? "" : ", ") + in_quotes(name);
+    return out;
+  }
+
+  void validate() {
+    const auto& ls = cfg_.listeners;
+    // (A "listener" of the wrong type has its own error already.)
+    const toml::node* listener_node = root_.get("listener");
+    if (!listener_node || (listener_node->is_array() && listener_node->as_array()->empty()))
+      sink_.add_at_key("listener", "at least one [[listener]] is required");
+    for (std::size_t i = 0; i < ls.size(); ++i) {
+      const listener_config& l = ls[i];
+      for (std::size_t j = 0; j < i; ++j) {
+        if (!l.name.empty() && l.name == ls[j].name)
+          sink_.add_at_key(listener_key(i, "name"), "duplicate listener name " + in_quotes(l.name) +
+                                                        ", first used by listener[" +
+                                                        std::to_string(j) + "]" +
+                                                        line_of(listener_key(j, "name")));
+        if (same_socket(l.listen, ls[j].listen))
+          sink_.add_at_key(listener_key(i, "listen"),
+                           "duplicate listener: " + in_quotes(l.name) + " on " +
+                               l.listen.to_string() + " collides with " + in_quotes(ls[j].name) +
+                               " on " + ls[j].listen.to_string() +
+                               line_of(listener_key(j, "listen")));
+      }
+      const bool tls_only_protocol = l.protocol == protocol::https || l.protocol == protocol::tls;
+      // https and raw TLS have no plaintext command phase in which to upgrade.
+      if (l.tls == front_tls::starttls && tls_only_protocol)
+        sink_.add_at_key(listener_key(i, "tls"),
+                         "tls = \"starttls\" is not possible with protocol = \"" +
+                             std::string(l.protocol == protocol::https ? "https" : "tls") +
+                             "\" (use \"implicit\")");
+      if (!cfg_.find_profile(l.tls_profile))
+        sink_.add_at_key(listener_key(i, "tls_profile"), "unknown TLS profile " +
+                                                             in_quotes(l.tls_profile) +
+                                                             " (defined: " + profile_list() + ")");
+      if (!cfg_.find_profile(l.backend.tls_profile))
+        sink_.add_at_key(listener_key(i, "backend.tls_profile"),
+                         "unknown TLS profile " + in_quotes(l.backend.tls_profile) +
+                             " (defined: " + profile_list() + ")");
+      if ((l.tls != front_tls::none || tls_only_protocol) && cfg_.certs.empty())
+        sink_.add_at_key(listener_key(i, "tls"), "listener " + in_quotes(l.name) +
+                                                     " serves TLS but no [[certs]] is configured");
+      if (!cfg_.admin.listen.empty()) {
+        const auto admin = parse_endpoint(cfg_.admin.listen);
+        if (admin && same_socket(*admin, l.listen))
+          sink_.add_at_key(listener_key(i, "listen"),
+                           "collides with [admin] listen = " + in_quotes(cfg_.admin.listen));
+      }
+    }
+    for (std::size_t i = 0; i < cfg_.policy.rules.size(); ++i) {
+      const auto& name = cfg_.policy.rules[i].listener;
+      if (name &&
+          std::none_of(ls.begin(), ls.end(), [&](const auto& l) { return l.name == *name; }))
+        sink_.add_at_key("policy.rule[" + std::to_string(i) + "].listener",
+                         "no listener is named " + in_quotes(*name));
+    }
+  }
+
+  config cfg_;
+  table_reader root_;
+  fs::path base_;
+  error_sink& sink_;
+};
+
+}  // namespace
+
+std::shared_ptr<const config> load_config_from_string(std::string_view text, const fs::path& file) {
+  error_sink sink(file.string());
+  std::error_code ec;
+  const fs::path absolute = fs::absolute(file, ec).lexically_normal();
+  try {
+    const toml::table root = toml::parse(text, file.string());
+    config cfg = loader(root, absolute, sink).run();
+    if (sink.empty()) return std::make_shared<const config>(std::move(cfg));
+  } catch (const toml::parse_error& e) {
+    sink.add(e.source().begin, "", std::string(e.description()));
+  }
+  throw config_load_error(sink.take_sorted());
+}
+
+std::shared_ptr<const config> load_config(const fs::path& file) {
+  const auto fail = [&](std::string message) {
+    error_sink sink(file.string());
+    sink.add_unpositioned("", std::move(message));
+    throw config_load_error(sink.take_sorted());
+  };
+  std::error_code ec;
+  // A directory opens fine as an ifstream and reads as empty; say what is wrong instead.
+  if (fs::is_directory(file, ec)) fail("is a directory, expected a TOML file");
+  std::ifstream in(file, std::ios::binary);
+  if (!in) fail(std::string("cannot read file: ") + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) fail(std::string("cannot read file: ") + std::strerror(errno));
+  return load_config_from_string(text.str(), file);
+}
+
+}  // namespace tlsbridge::config
