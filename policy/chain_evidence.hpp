@@ -25,7 +25,8 @@ struct cert_evidence {
   std::int64_t not_before = 0;  // seconds since the epoch (UTC)
   std::int64_t not_after = 0;
   std::string sha256;         // lower-case hex fingerprint of the DER
-  bool self_signed = false;   // subject == issuer and the signature verifies with its own key
+  bool self_signed = false;   // subject == issuer, issued by its own key (names, key ids); the
+                              // signature itself is not verified (OpenSSL 3 cannot run MD2)
   std::string key_text() const { return key_type + ":" + std::to_string(key_bits); }  // "rsa:2048"
 };
 
