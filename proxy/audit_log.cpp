@@ -1,1 +1,106 @@
-// placeholder: being written
+#include "proxy/audit_log.hpp"
+
+#include <syslog.h>
+
+#include <cstring>
+#include <ctime>
+#include <stdexcept>
+
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+namespace tlsbridge::proxy {
+
+audit_log::audit_log(const std::string& path) {
+  if (path == "-") {
+    file_ = stdout;
+  } else if (path == "syslog") {
+    syslog_ = true;
+    openlog("tlsbridge", LOG_PID, LOG_MAIL);
+  } else {
+    file_ = std::fopen(path.c_str(), "a");
+    if (!file_)
+      throw std::runtime_error("cannot open audit log " + path + ": " + std::strerror(errno));
+    owns_file_ = true;
+  }
+}
+
+audit_log::~audit_log() {
+  if (owns_file_ && file_) std::fclose(file_);
+  if (syslog_) closelog();
+}
+
+void audit_log::write(boost::json::object record) {
+  boost::json::object line;
+  line.reserve(record.size() + 1);
+  line["ts"] = rfc3339_ms(std::chrono::system_clock::now());
+  for (auto& kv : record) line[kv.key()] = std::move(kv.value());
+  boost::json::value v(std::move(line));
+  sanitize_json(v);
+  std::string text = boost::json::serialize(v);
+  std::lock_guard lock(mutex_);
+  if (syslog_) {
+    ::syslog(LOG_INFO, "%s", text.c_str());
+    return;
+  }
+  text += '\n';
+  // One fwrite per record and a flush: a reader (or a crash) never sees half a line of ours.
+  std::fwrite(text.data(), 1, text.size(), file_);
+  std::fflush(file_);
+}
+
+std::string rfc3339_ms(std::chrono::system_clock::time_point t) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
+  return buf;
+}
+
+std::string sanitize_utf8(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  std::size_t i = 0;
+  while (i < in.size()) {
+    unsigned char c = static_cast<unsigned char>(in[i]);
+    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool ok = len > 0 && i + len <= in.size();
+    for (std::size_t k = 1; ok && k < len; ++k)
+      ok = (static_cast<unsigned char>(in[i + k]) & 0xC0) == 0x80;
+    if (ok && len == 2) ok = c >= 0xC2;  // no overlong forms
+    if (ok && len == 3) {
+      unsigned char c1 = static_cast<unsigned char>(in[i + 1]);
+      ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);  // overlong, surrogates
+    }
+    if (ok && len == 4) {
+      unsigned char c1 = static_cast<unsigned char>(in[i + 1]);
+      ok = c <= 0xF4 && !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);
+    }
+    if (ok) {
+      out.append(in.substr(i, len));
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
+void sanitize_json(boost::json::value& v) {
+  if (auto* s = v.if_string()) {
+    std::string_view view(s->data(), s->size());
+    std::string clean = sanitize_utf8(view);
+    if (clean != view) *s = clean;
+  } else if (auto* o = v.if_object()) {
+    for (auto& kv : *o) sanitize_json(kv.value());
+  } else if (auto* a = v.if_array()) {
+    for (auto& e : *a) sanitize_json(e);
+  }
+}
+
+}  // namespace tlsbridge::proxy

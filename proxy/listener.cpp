@@ -1,1 +1,35 @@
-// placeholder: being written
+#include "proxy/listener.hpp"
+
+#include <stdexcept>
+
+namespace tlsbridge::proxy {
+
+std::shared_ptr<listener_runtime> make_listener_runtime(
+    std::shared_ptr<const config::config> root, const config::listener_config& settings,
+    audit_log* audit) {
+  auto rt = std::make_shared<listener_runtime>();
+  rt->root = root;
+  rt->settings = &settings;
+  rt->audit = audit;
+  if (settings.tls != config::front_tls::none) {
+    const auto* profile = root->find_profile(settings.tls_profile);
+    if (!profile) throw std::runtime_error("listener " + settings.name + ": unknown tls_profile");
+    rt->front_certs = certs::sni_store::build(*profile, root->certs);
+  }
+  if (settings.backend.tls != config::back_tls::none) {
+    const auto* profile = root->find_profile(settings.backend.tls_profile);
+    if (!profile)
+      throw std::runtime_error("listener " + settings.name + ": unknown backend tls_profile");
+    rt->back_ctx = certs::make_client_context(*profile);
+    if (settings.backend.verify == config::verify_mode::ca)
+      rt->trust_store = certs::make_trust_store(settings.backend.ca_file);
+  }
+  for (const auto& text : settings.allow) {
+    auto block = config::parse_cidr(text);
+    if (!block) throw std::runtime_error("listener " + settings.name + ": bad allow entry " + text);
+    rt->allow.push_back(*block);
+  }
+  return rt;
+}
+
+}  // namespace tlsbridge::proxy

@@ -1,1 +1,529 @@
-// placeholder: being written
+#include "proxy/session.hpp"
+
+#include <array>
+#include <atomic>
+#include <random>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include "certs/chain_collector.hpp"
+#include "proxy/protocol_factory.hpp"
+
+namespace tlsbridge::proxy {
+
+namespace {
+
+using namespace boost::asio::experimental::awaitable_operators;
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+
+// Reads land here and are handed to the machine at once, which copies what it forwards: an idle
+// connection holds no read buffer (STYLE.md §8). One per io_context thread.
+thread_local std::array<char, 64 * 1024> scratch;
+
+std::string endpoint_text(const asio::ip::tcp::endpoint& ep) {
+  auto addr = ep.address();
+  if (addr.is_v6() && addr.to_v6().is_v4_mapped())
+    addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+  if (addr.is_v6()) return "[" + addr.to_string() + "]:" + std::to_string(ep.port());
+  return addr.to_string() + ":" + std::to_string(ep.port());
+}
+
+std::array<std::uint8_t, 16> mapped_bytes(const asio::ip::address& a) {
+  if (a.is_v4()) return asio::ip::make_address_v6(asio::ip::v4_mapped, a.to_v4()).to_bytes();
+  return a.to_v6().to_bytes();
+}
+
+// Runs `op` with a deadline; nullopt when the deadline won (the op was cancelled).
+template <typename T>
+asio::awaitable<std::optional<T>> with_timeout(asio::awaitable<T> op,
+                                               std::chrono::milliseconds limit) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  timer.expires_after(limit);
+  auto result = co_await (std::move(op) || timer.async_wait(use_nothrow));
+  if (result.index() == 0) co_return std::get<0>(std::move(result));
+  co_return std::nullopt;
+}
+
+// The same for an operation with no result: true when it finished in time.
+asio::awaitable<bool> with_timeout(asio::awaitable<void> op, std::chrono::milliseconds limit) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  timer.expires_after(limit);
+  auto result = co_await (std::move(op) || timer.async_wait(use_nothrow));
+  co_return result.index() == 0;
+}
+
+}  // namespace
+
+std::string next_connection_id() {
+  static const std::uint32_t prefix = std::random_device{}();
+  static std::atomic<std::uint64_t> counter{0};
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%08x%08llx", prefix,
+                static_cast<unsigned long long>(++counter));
+  return buf;
+}
+
+session::session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socket socket,
+                 std::string id)
+    : rt_(std::move(runtime)),
+      cfg_(*rt_->settings),
+      id_(std::move(id)),
+      client_(std::move(socket)),
+      front_tls_event_(client_.socket().get_executor()),
+      idle_timer_(client_.socket().get_executor()) {
+  client_gate_.idle.emplace(client_.socket().get_executor());
+  backend_gate_.idle.emplace(client_.socket().get_executor());
+  started_ = last_activity_ = std::chrono::steady_clock::now();
+  ++rt_->active;
+}
+
+session::~session() { --rt_->active; }
+
+asio::awaitable<void> session::run() {
+  auto self = shared_from_this();
+  error_code ec;
+  auto remote = client_.socket().remote_endpoint(ec);
+  if (ec) co_return;  // the client is already gone; nothing to audit
+  client_addr_ = endpoint_text(remote);
+
+  // `allow`: who may connect at all.
+  auto addr = mapped_bytes(remote.address());
+  bool allowed = false;
+  for (const auto& block : rt_->allow) allowed = allowed || block.contains(addr);
+  if (!allowed) {
+    finish("denied", "client address not in allow");
+    write_audit();
+    co_return;
+  }
+
+  if (cfg_.tls == config::front_tls::implicit && !co_await open_front_tls()) {
+    write_audit();
+    co_return;
+  }
+  if (!co_await open_backend()) {
+    if (!finished_) {
+      co_await refuse_client(machine_ ? machine_->service_unavailable() : std::string{});
+      finish("backend_unavailable", reason_);
+    }
+    write_audit();
+    co_return;
+  }
+
+  protocols::step_list steps;
+  machine_->on_start(steps);
+  co_await execute(std::move(steps));
+  if (!finished_) co_await (client_loop() && backend_loop() && watchdog());
+  write_audit();
+}
+
+asio::awaitable<bool> session::open_front_tls() {
+  auto ec = co_await with_timeout(client_.handshake_server(rt_->front_certs->default_context()),
+                                  cfg_.timeouts.handshake);
+  if (!ec) {
+    finish("timeout", "front TLS handshake timed out");
+    co_return false;
+  }
+  if (*ec) {
+    finish("tls_failed", "front TLS handshake: " +
+                             (client_.tls_error().empty() ? ec->message() : client_.tls_error()));
+    co_return false;
+  }
+  touch();
+  co_return true;
+}
+
+asio::awaitable<bool> session::open_backend() {
+  auto opener = make_backend_opener(*rt_->root, cfg_);
+  // The machine is made early only to know its "service unavailable" reply; it is made again
+  // below with the backend's greeting.
+  machine_ = make_session_machine(*rt_->root, cfg_, *opener);
+  if (!co_await connect_backend()) co_return false;
+  if (cfg_.backend.tls == config::back_tls::implicit) {
+    auto ec = co_await with_timeout(
+        backend_->handshake_client(rt_->back_ctx.get(), cfg_.backend.server_name),
+        cfg_.timeouts.handshake);
+    if (!ec || *ec) {
+      reason_ = "backend TLS handshake: " +
+                (!ec ? std::string("timed out")
+                     : backend_->tls_error().empty() ? ec->message() : backend_->tls_error());
+      co_return false;
+    }
+    collect_backend_chain();
+  }
+  if (!co_await run_opener(*opener)) co_return false;
+  machine_ = make_session_machine(*rt_->root, cfg_, *opener);
+  touch();
+  co_return true;
+}
+
+asio::awaitable<bool> session::connect_backend() {
+  auto ex = co_await asio::this_coro::executor;
+  asio::ip::tcp::resolver resolver(ex);
+  std::string failures;
+  for (const auto& target : cfg_.backend.addresses) {
+    auto [rec, results] = co_await resolver.async_resolve(
+        target.host, std::to_string(target.port), asio::ip::resolver_base::numeric_service,
+        use_nothrow);
+    if (rec) {
+      failures += (failures.empty() ? "" : "; ") + target.to_string() + ": " + rec.message();
+      continue;
+    }
+    for (const auto& entry : results) {
+      asio::ip::tcp::socket sock(ex);
+      auto connected = co_await with_timeout(
+          sock.async_connect(entry.endpoint(), use_nothrow), cfg_.timeouts.connect);
+      error_code cec = connected ? std::get<0>(*connected) : asio::error::timed_out;
+      if (cec) {
+        failures += (failures.empty() ? "" : "; ") + endpoint_text(entry.endpoint()) + ": " +
+                    cec.message();
+        continue;
+      }
+      error_code ec;
+      backend_addr_ = endpoint_text(entry.endpoint());
+      auto local = sock.local_endpoint(ec);
+      if (!ec) backend_local_ = endpoint_text(local);
+      backend_.emplace(std::move(sock));
+      co_return true;
+    }
+  }
+  reason_ = "no backend reachable: " + failures;
+  co_return false;
+}
+
+asio::awaitable<bool> session::run_opener(protocols::backend_opener& opener) {
+  using kind = protocols::backend_opener::action::kind;
+  auto act = opener.start();
+  for (;;) {
+    switch (act.what) {
+      case kind::done:
+        co_return true;
+      case kind::fail:
+        reason_ = act.data;
+        co_return false;
+      case kind::write: {
+        auto ec = co_await with_timeout(backend_->write_all(act.data), cfg_.timeouts.handshake);
+        if (!ec || *ec) {
+          reason_ = "backend write failed during setup";
+          co_return false;
+        }
+        act = opener.on_written();
+        break;
+      }
+      case kind::read: {
+        auto ec = co_await with_timeout(backend_->wait_readable(), cfg_.timeouts.handshake);
+        if (!ec) {
+          reason_ = "backend timed out during setup";
+          co_return false;
+        }
+        if (*ec) {
+          reason_ = "backend setup: " + ec->message();
+          co_return false;
+        }
+        error_code rec;
+        std::size_t n = backend_->read_some(scratch.data(), scratch.size(), rec);
+        if (rec == asio::error::would_block) break;
+        if (rec) {
+          reason_ = "backend closed during setup: " + rec.message();
+          co_return false;
+        }
+        act = opener.on_read(std::string_view(scratch.data(), n));
+        break;
+      }
+      case kind::handshake: {
+        auto ec = co_await with_timeout(
+            backend_->handshake_client(rt_->back_ctx.get(), cfg_.backend.server_name),
+            cfg_.timeouts.handshake);
+        if (!ec || *ec) {
+          reason_ = "backend TLS handshake: " +
+                    (!ec ? std::string("timed out")
+                         : backend_->tls_error().empty() ? ec->message() : backend_->tls_error());
+          co_return false;
+        }
+        collect_backend_chain();
+        act = opener.on_handshake_done();
+        break;
+      }
+    }
+  }
+}
+
+void session::collect_backend_chain() {
+  certs::verify_settings vs;
+  vs.store = rt_->trust_store.get();
+  vs.server_name = cfg_.backend.server_name;
+  backend_chain_ = certs::collect_peer_chain(backend_->ssl(), vs);
+}
+
+asio::awaitable<void> session::refuse_client(const std::string& wire) {
+  if (wire.empty()) co_return;
+  // The client may have stopped reading: bound the write.
+  co_await with_timeout(client_.write_all(wire), std::chrono::milliseconds(5000));
+  bytes_out_ += wire.size();
+  co_await client_.shutdown_send();
+}
+
+asio::awaitable<void> session::client_loop() {
+  while (!finished_) {
+    if (machine_->client_input_paused()) {
+      co_await front_tls_event_.wait();
+      continue;
+    }
+    auto ec = co_await client_.wait_readable();
+    if (finished_) break;
+    if (ec) {
+      finish("client_closed", ec.message());
+      break;
+    }
+    // A STARTTLS may have been accepted while we waited: the bytes now waiting are the client's
+    // TLS handshake, for the handshake code, not for us (RFC 3207 §4.2).
+    if (machine_->client_input_paused()) continue;
+    error_code rec;
+    std::size_t n = client_.read_some(scratch.data(), scratch.size(), rec);
+    if (rec == asio::error::would_block) continue;
+    protocols::step_list steps;
+    if (rec) {
+      machine_->on_client_eof(steps);
+      co_await execute(std::move(steps));
+      break;
+    }
+    bytes_in_ += n;
+    touch();
+    machine_->on_client_data(std::string_view(scratch.data(), n), steps);
+    co_await execute(std::move(steps));
+  }
+}
+
+asio::awaitable<void> session::backend_loop() {
+  while (!finished_ && !backend_aborted_) {
+    auto ec = co_await backend_->wait_readable();
+    if (finished_ || backend_aborted_) break;
+    protocols::step_list steps;
+    if (ec) {
+      machine_->on_backend_eof(steps);
+      co_await execute(std::move(steps));
+      break;
+    }
+    error_code rec;
+    std::size_t n = backend_->read_some(scratch.data(), scratch.size(), rec);
+    if (rec == asio::error::would_block) continue;
+    if (rec) {
+      machine_->on_backend_eof(steps);
+      co_await execute(std::move(steps));
+      break;
+    }
+    touch();
+    machine_->on_backend_data(std::string_view(scratch.data(), n), steps);
+    co_await execute(std::move(steps));
+  }
+}
+
+asio::awaitable<void> session::watchdog() {
+  while (!finished_) {
+    idle_timer_.expires_at(last_activity_ + cfg_.timeouts.idle);
+    co_await idle_timer_.async_wait(use_nothrow);
+    if (finished_) break;
+    if (std::chrono::steady_clock::now() < last_activity_ + cfg_.timeouts.idle) continue;
+    protocols::step_list steps;
+    machine_->on_idle_timeout(steps);
+    // A write that has not moved for the whole idle time will not move for a goodbye either.
+    if (client_gate_.busy) finish("timeout", "idle timeout (peer not reading)");
+    else co_await with_timeout(execute(std::move(steps)), std::chrono::milliseconds(5000));
+    finish("timeout", "idle timeout");
+  }
+}
+
+asio::awaitable<void> session::execute(protocols::step_list steps) {
+  using kind = protocols::step::kind;
+  for (const auto& s : steps.steps()) {
+    if (finished_) co_return;
+    switch (s.what) {
+      case kind::send_client:
+        if (!co_await send(side::client, s.data)) co_return;
+        break;
+      case kind::send_backend:
+        if (backend_aborted_) break;
+        if (!co_await send(side::backend, s.data)) co_return;
+        break;
+      case kind::start_front_tls: {
+        co_await acquire(client_gate_);
+        auto ec = co_await with_timeout(
+            client_.handshake_server(rt_->front_certs->default_context()),
+            cfg_.timeouts.handshake);
+        release(client_gate_);
+        if (!ec || *ec) {
+          finish(!ec ? "timeout" : "tls_failed",
+                 "front STARTTLS handshake: " +
+                     (!ec ? std::string("timed out")
+                          : client_.tls_error().empty() ? ec->message() : client_.tls_error()));
+          co_return;
+        }
+        touch();
+        protocols::step_list more;
+        machine_->on_front_tls_established(more);
+        front_tls_event_.notify();
+        co_await execute(std::move(more));
+        break;
+      }
+      case kind::shutdown_client_send:
+        co_await acquire(client_gate_);
+        co_await client_.shutdown_send();
+        release(client_gate_);
+        break;
+      case kind::shutdown_backend_send:
+        co_await acquire(backend_gate_);
+        co_await backend_->shutdown_send();
+        release(backend_gate_);
+        break;
+      case kind::abort_backend:
+        backend_aborted_ = true;
+        backend_->close();
+        break;
+      case kind::close:
+        co_await acquire(client_gate_);
+        co_await client_.shutdown_send();
+        release(client_gate_);
+        finish(machine_->facts().outcome.empty() ? "ok" : machine_->facts().outcome,
+               machine_->facts().reason);
+        co_return;
+    }
+  }
+}
+
+asio::awaitable<bool> session::send(side to, const std::string& data) {
+  write_gate& gate = to == side::client ? client_gate_ : backend_gate_;
+  tls_stream& stream = to == side::client ? client_ : *backend_;
+  co_await acquire(gate);
+  if (finished_) {
+    release(gate);
+    co_return false;
+  }
+  auto ec = co_await stream.write_all(data);
+  release(gate);
+  if (ec) {
+    if (finished_) co_return false;
+    if (to == side::client) {
+      finish("client_closed", "write to client failed: " + ec.message());
+    } else {
+      protocols::step_list steps;
+      machine_->on_backend_eof(steps);
+      co_await execute(std::move(steps));
+    }
+    co_return false;
+  }
+  if (to == side::client) bytes_out_ += data.size();
+  touch();
+  co_return true;
+}
+
+asio::awaitable<void> session::acquire(write_gate& gate) {
+  while (gate.busy && !finished_) co_await gate.idle->wait();
+  gate.busy = true;
+}
+
+void session::release(write_gate& gate) {
+  gate.busy = false;
+  gate.idle->notify();
+}
+
+void session::request_shutdown() {
+  if (finished_ || shutdown_requested_) return;
+  shutdown_requested_ = true;
+  if (!machine_) return;
+  protocols::step_list steps;
+  machine_->on_shutdown(steps);
+  if (steps.empty()) return;
+  asio::co_spawn(client_.socket().get_executor(),
+                 [self = shared_from_this(), steps = std::move(steps)]() mutable {
+                   return self->execute(std::move(steps));
+                 },
+                 asio::detached);
+}
+
+void session::force_close() { finish("shutdown", "shutdown grace period ended"); }
+
+void session::finish(std::string outcome, std::string reason) {
+  if (finished_) return;
+  finished_ = true;
+  outcome_ = std::move(outcome);
+  if (!reason.empty()) reason_ = std::move(reason);
+  client_.close();
+  if (backend_) backend_->close();
+  idle_timer_.cancel();
+  front_tls_event_.notify();
+  client_gate_.idle->notify();
+  backend_gate_.idle->notify();
+}
+
+boost::json::object session::leg_json(tls_stream& leg, bool front) const {
+  boost::json::object o;
+  SSL* ssl = leg.tls_active() ? leg.ssl() : nullptr;
+  if (ssl) {
+    o["tls"] = SSL_get_version(ssl);
+    o["cipher"] = SSL_get_cipher_name(ssl);
+  } else {
+    o["tls"] = nullptr;
+    o["cipher"] = nullptr;
+  }
+  if (front) {
+    const char* sni = ssl ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : nullptr;
+    o["sni"] = sni ? boost::json::value(sni) : boost::json::value(nullptr);
+    const unsigned char* alpn = nullptr;
+    unsigned alpn_len = 0;
+    if (ssl) SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+    o["alpn"] = alpn_len ? boost::json::value(std::string(reinterpret_cast<const char*>(alpn),
+                                                          alpn_len))
+                         : boost::json::value(nullptr);
+    o["chain"] = nullptr;  // client certificates: the certificate-policy work fills this in
+  }
+  return o;
+}
+
+void session::write_audit() {
+  if (!rt_->audit) return;
+  for (auto& e : machine_ ? machine_->take_audit_events() : std::vector<boost::json::object>{}) {
+    boost::json::object rec;
+    rec["event"] = e["event"];
+    rec["conn"] = id_;
+    rec["listener"] = cfg_.name;
+    for (auto& kv : e)
+      if (kv.key() != "event") rec[kv.key()] = kv.value();
+    rt_->audit->write(std::move(rec));
+  }
+  boost::json::object rec;
+  rec["event"] = "conn";
+  rec["conn"] = id_;
+  rec["listener"] = cfg_.name;
+  rec["client"] = client_addr_;
+  rec["front"] = leg_json(client_, true);
+  if (backend_) {
+    boost::json::object b = leg_json(*backend_, false);
+    b["addr"] = backend_addr_;
+    b["local"] = backend_local_;
+    b["chain"] = backend_chain_ ? policy::chain_to_json(*backend_chain_, {}, policy::verdict::clean)
+                                : boost::json::value(nullptr);
+    rec["backend"] = std::move(b);
+  } else {
+    rec["backend"] = nullptr;
+  }
+  rec["bytes_in"] = bytes_in_;
+  rec["bytes_out"] = bytes_out_;
+  rec["duration_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - started_)
+                           .count();
+  rec["outcome"] = outcome_.empty() ? "ok" : outcome_;
+  rec["reason"] = reason_;
+  rec["starttls_injection"] = machine_ ? machine_->facts().starttls_injection : false;
+  if (machine_ && machine_->facts().injected_bytes)
+    rec["injected_bytes"] = machine_->facts().injected_bytes;
+  rt_->audit->write(std::move(rec));
+  spdlog::debug("conn {} {} {} {}", id_, cfg_.name, outcome_, reason_);
+}
+
+}  // namespace tlsbridge::proxy

@@ -1,1 +1,179 @@
-// placeholder: being written
+#include "proxy/tls_stream.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <openssl/err.h>
+
+namespace tlsbridge::proxy {
+
+namespace {
+
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+
+std::string drain_openssl_errors() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    // Keep only the reason part ("error:0A000102:SSL routines::unsupported protocol").
+    std::string_view text(buf);
+    auto colon = text.rfind(':');
+    out += colon == std::string_view::npos ? text : text.substr(colon + 1);
+  }
+  return out;
+}
+
+}  // namespace
+
+tls_stream::tls_stream(asio::ip::tcp::socket socket) : socket_(std::move(socket)) {
+  error_code ec;
+  socket_.non_blocking(true, ec);
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+}
+
+tls_stream::~tls_stream() {
+  if (ssl_) SSL_free(ssl_);
+}
+
+error_code tls_stream::ssl_failure(int ssl_error, const char* what) {
+  std::string reason = drain_openssl_errors();
+  if (reason.empty()) reason = (ssl_error == SSL_ERROR_SYSCALL) ? "connection closed" : what;
+  tls_error_ = reason;
+  if (ssl_error == SSL_ERROR_ZERO_RETURN) return asio::error::eof;
+  return asio::error::connection_aborted;
+}
+
+asio::awaitable<error_code> tls_stream::handshake_server(SSL_CTX* ctx) {
+  return handshake(ctx, true, {});
+}
+
+asio::awaitable<error_code> tls_stream::handshake_client(SSL_CTX* ctx,
+                                                         const std::string& server_name) {
+  return handshake(ctx, false, server_name);
+}
+
+asio::awaitable<error_code> tls_stream::handshake(SSL_CTX* ctx, bool server,
+                                                  const std::string& sni) {
+  ERR_clear_error();
+  ssl_ = SSL_new(ctx);
+  if (!ssl_) {
+    tls_error_ = drain_openssl_errors();
+    co_return asio::error::no_memory;
+  }
+  // A peer that closes without close_notify is treated as EOF, not as an OpenSSL error.
+  SSL_set_options(ssl_, SSL_OP_IGNORE_UNEXPECTED_EOF);
+  SSL_set_fd(ssl_, static_cast<int>(socket_.native_handle()));
+  if (server) {
+    SSL_set_accept_state(ssl_);
+  } else {
+    SSL_set_connect_state(ssl_);
+    if (!sni.empty()) SSL_set_tlsext_host_name(ssl_, sni.c_str());
+  }
+  for (;;) {
+    ERR_clear_error();
+    int rc = SSL_do_handshake(ssl_);
+    if (rc == 1) {
+      handshake_done_ = true;
+      co_return error_code{};
+    }
+    int err = SSL_get_error(ssl_, rc);
+    if (err == SSL_ERROR_WANT_READ) {
+      auto [ec] = co_await socket_.async_wait(asio::socket_base::wait_read, use_nothrow);
+      if (ec) co_return ec;
+    } else if (err == SSL_ERROR_WANT_WRITE) {
+      auto [ec] = co_await socket_.async_wait(asio::socket_base::wait_write, use_nothrow);
+      if (ec) co_return ec;
+    } else {
+      co_return ssl_failure(err, "handshake failed");
+    }
+  }
+}
+
+asio::awaitable<error_code> tls_stream::wait_readable() {
+  if (ssl_ && SSL_has_pending(ssl_)) co_return error_code{};
+  auto wait = read_wants_write_ ? asio::socket_base::wait_write : asio::socket_base::wait_read;
+  auto [ec] = co_await socket_.async_wait(wait, use_nothrow);
+  co_return ec;
+}
+
+std::size_t tls_stream::read_some(char* data, std::size_t size, error_code& ec) {
+  ec = {};
+  if (!ssl_) {
+    std::size_t n = socket_.read_some(asio::buffer(data, size), ec);
+    if (ec == asio::error::try_again) ec = asio::error::would_block;
+    return n;
+  }
+  read_wants_write_ = false;
+  ERR_clear_error();
+  std::size_t n = 0;
+  if (SSL_read_ex(ssl_, data, size, &n) == 1) return n;
+  int err = SSL_get_error(ssl_, 0);
+  switch (err) {
+    case SSL_ERROR_WANT_READ:
+      ec = asio::error::would_block;
+      return 0;
+    case SSL_ERROR_WANT_WRITE:
+      read_wants_write_ = true;
+      ec = asio::error::would_block;
+      return 0;
+    case SSL_ERROR_ZERO_RETURN:
+      ec = asio::error::eof;
+      return 0;
+    default:
+      ec = ssl_failure(err, "read failed");
+      // With SSL_OP_IGNORE_UNEXPECTED_EOF a bare FIN reads as SSL_ERROR_ZERO_RETURN; anything
+      // else is a real TLS error.
+      return 0;
+  }
+}
+
+asio::awaitable<error_code> tls_stream::write_all(std::string_view data) {
+  while (!data.empty()) {
+    std::size_t n = 0;
+    error_code ec;
+    auto wait = asio::socket_base::wait_write;
+    if (!ssl_) {
+      n = socket_.write_some(asio::buffer(data.data(), data.size()), ec);
+      if (ec == asio::error::try_again) ec = asio::error::would_block;
+      if (ec && ec != asio::error::would_block) co_return ec;
+    } else {
+      ERR_clear_error();
+      if (SSL_write_ex(ssl_, data.data(), data.size(), &n) != 1) {
+        int err = SSL_get_error(ssl_, 0);
+        if (err == SSL_ERROR_WANT_READ) {
+          wait = asio::socket_base::wait_read;
+        } else if (err != SSL_ERROR_WANT_WRITE) {
+          co_return ssl_failure(err, "write failed");
+        }
+        n = 0;
+      }
+    }
+    data.remove_prefix(n);
+    if (n == 0) {
+      auto [wec] = co_await socket_.async_wait(wait, use_nothrow);
+      if (wec) co_return wec;
+    }
+  }
+  co_return error_code{};
+}
+
+asio::awaitable<void> tls_stream::shutdown_send() {
+  if (sent_shutdown_) co_return;
+  sent_shutdown_ = true;
+  if (ssl_ && handshake_done_) {
+    ERR_clear_error();
+    // One attempt: close_notify is courtesy; the FIN below is what the peer's reader needs.
+    SSL_shutdown(ssl_);
+    ERR_clear_error();
+  }
+  error_code ec;
+  socket_.shutdown(asio::socket_base::shutdown_send, ec);
+}
+
+void tls_stream::close() {
+  error_code ec;
+  socket_.close(ec);
+}
+
+}  // namespace tlsbridge::proxy

@@ -1,0 +1,41 @@
+// The audit sink (SPEC §6): one JSON object per line, UTF-8, written whole or not at all.
+// Boost.JSON escapes control characters, so a CR LF a peer put in a HELO name stays inside its
+// string; bytes that are not valid UTF-8 are replaced with U+FFFD before serialising. Several
+// io_context threads share one sink: a line is formatted outside the lock and appended under it.
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <boost/json/object.hpp>
+
+namespace tlsbridge::proxy {
+
+class audit_log {
+ public:
+  // "-" = stdout, "syslog" = syslog(3), else a file opened for append. Throws std::runtime_error.
+  explicit audit_log(const std::string& path);
+  ~audit_log();
+  audit_log(const audit_log&) = delete;
+  audit_log& operator=(const audit_log&) = delete;
+
+  // Adds "ts" (RFC 3339 UTC, milliseconds) first, then writes the record as one line.
+  void write(boost::json::object record);
+
+ private:
+  std::mutex mutex_;
+  std::FILE* file_ = nullptr;
+  bool owns_file_ = false;
+  bool syslog_ = false;
+};
+
+std::string rfc3339_ms(std::chrono::system_clock::time_point t);
+// Replaces invalid UTF-8 sequences with U+FFFD.
+std::string sanitize_utf8(std::string_view in);
+// Recursively sanitises every string in the value.
+void sanitize_json(boost::json::value& v);
+
+}  // namespace tlsbridge::proxy

@@ -1,0 +1,36 @@
+// What every session of one listener shares, built once from the config at start (and, later,
+// at reload): the listener's settings, its front certificates (SNI store), the back-leg client
+// context and trust store, the audit sink, and its live-connection counter.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "certs/sni_store.hpp"
+#include "certs/tls_context.hpp"
+#include "config/config.hpp"
+#include "config/value_parsers.hpp"
+#include "proxy/audit_log.hpp"
+
+namespace tlsbridge::proxy {
+
+struct listener_runtime {
+  std::shared_ptr<const config::config> root;
+  const config::listener_config* settings = nullptr;  // points into *root
+  std::shared_ptr<const certs::sni_store> front_certs;  // null when the front leg is plaintext
+  certs::ssl_ctx_ptr back_ctx;                           // null when the back leg is plaintext
+  certs::x509_store_ptr trust_store;                     // verify = "ca"
+  std::vector<config::cidr> allow;
+  audit_log* audit = nullptr;
+  std::atomic<std::size_t> active{0};
+
+  bool front_tls_possible() const { return settings->tls != config::front_tls::none; }
+};
+
+// Builds the runtime for one listener; throws std::runtime_error with a precise message.
+std::shared_ptr<listener_runtime> make_listener_runtime(
+    std::shared_ptr<const config::config> root, const config::listener_config& settings,
+    audit_log* audit);
+
+}  // namespace tlsbridge::proxy

@@ -1,0 +1,100 @@
+// The one generic session driver (STYLE.md: Boost.MySQL's sans-I/O algorithms, Beast's one strand
+// per connection). It owns the two legs of a connection and runs any protocol machine:
+//
+//   accept ─> [front implicit TLS] ─> backend connect (failover, timeout) ─> [back implicit TLS]
+//          ─> backend_opener (greeting, back STARTTLS) ─> machine.on_start
+//          ─> client loop ║ backend loop ║ idle watchdog ─> one `conn` audit record
+//
+// Each loop waits for readability with no buffer held, reads into a per-thread scratch buffer,
+// feeds the machine and performs the steps it answers. Writes to one side are serialised by a
+// gate, so replies keep the machine's order; a loop awaits its writes before reading again, which
+// is the relay's backpressure. A session lives on one io_context thread: no locks inside.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/object.hpp>
+
+#include "policy/chain_evidence.hpp"
+#include "protocols/common/session_machine.hpp"
+#include "proxy/async_event.hpp"
+#include "proxy/listener.hpp"
+#include "proxy/tls_stream.hpp"
+
+namespace tlsbridge::proxy {
+
+class session : public std::enable_shared_from_this<session> {
+ public:
+  session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socket socket,
+          std::string id);
+  ~session();
+
+  asio::awaitable<void> run();
+  // SIGTERM: let the machine end at its next safe point.
+  void request_shutdown();
+  // Grace over: end now.
+  void force_close();
+  const std::string& id() const { return id_; }
+
+ private:
+  enum class side { client, backend };
+  struct write_gate {
+    bool busy = false;
+    std::optional<async_event> idle;
+  };
+
+  asio::awaitable<bool> open_front_tls();
+  asio::awaitable<bool> open_backend();
+  asio::awaitable<bool> connect_backend();
+  asio::awaitable<bool> run_opener(protocols::backend_opener& opener);
+  asio::awaitable<void> client_loop();
+  asio::awaitable<void> backend_loop();
+  asio::awaitable<void> watchdog();
+  asio::awaitable<void> execute(protocols::step_list steps);
+  asio::awaitable<bool> send(side to, const std::string& data);
+  asio::awaitable<void> acquire(write_gate& gate);
+  void release(write_gate& gate);
+  asio::awaitable<void> refuse_client(const std::string& wire);
+  void collect_backend_chain();
+  void touch() { last_activity_ = std::chrono::steady_clock::now(); }
+  void finish(std::string outcome, std::string reason = {});
+  void write_audit();
+  boost::json::object leg_json(tls_stream& leg, bool front) const;
+
+  std::shared_ptr<listener_runtime> rt_;
+  const config::listener_config& cfg_;
+  std::string id_;
+  tls_stream client_;
+  std::optional<tls_stream> backend_;
+  std::unique_ptr<protocols::session_machine> machine_;
+  write_gate client_gate_;
+  write_gate backend_gate_;
+  async_event front_tls_event_;
+  asio::steady_timer idle_timer_;
+
+  std::chrono::steady_clock::time_point started_;
+  std::chrono::steady_clock::time_point last_activity_;
+  std::string client_addr_;
+  std::string backend_addr_;
+  std::string backend_local_;
+  std::optional<policy::chain_evidence> backend_chain_;
+  std::uint64_t bytes_in_ = 0;
+  std::uint64_t bytes_out_ = 0;
+  bool finished_ = false;
+  bool backend_aborted_ = false;
+  bool shutdown_requested_ = false;
+  std::string outcome_;
+  std::string reason_;
+};
+
+// A connection id unique across restarts and instances: a per-process random prefix + a counter.
+std::string next_connection_id();
+
+}  // namespace tlsbridge::proxy

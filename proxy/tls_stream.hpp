@@ -1,0 +1,66 @@
+// One connection leg: a TCP socket that may become TLS. OpenSSL runs on the socket itself
+// (SSL_set_fd on a non-blocking fd) — no BIO pair and no per-stream buffers of ours — and we wait
+// for readiness with the reactor. With SSL_MODE_RELEASE_BUFFERS an idle leg holds only OpenSSL's
+// own state: this is the thin TLS layer of STYLE.md §8, the reason an idle ActiveSync Ping or IMAP
+// IDLE costs kilobytes, not the ≥34 KiB of asio::ssl::stream.
+//
+// Reads are two-phase: `wait_readable()` suspends with no buffer held, then `read_some()` is a
+// non-blocking call into a buffer the caller lends only for that moment. Writes complete fully.
+// All operations of one stream run on one thread (the session's io_context); one read and one
+// write may be outstanding at the same time (full-duplex relay), as OpenSSL allows on one thread.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/system/error_code.hpp>
+#include <openssl/ssl.h>
+
+namespace tlsbridge::proxy {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+class tls_stream {
+ public:
+  explicit tls_stream(asio::ip::tcp::socket socket);
+  ~tls_stream();
+  tls_stream(const tls_stream&) = delete;
+  tls_stream& operator=(const tls_stream&) = delete;
+
+  asio::ip::tcp::socket& socket() { return socket_; }
+  SSL* ssl() const { return ssl_; }
+  bool tls_active() const { return ssl_ != nullptr && handshake_done_; }
+
+  // Starts TLS on the leg (after any plaintext phase, e.g. STARTTLS).
+  asio::awaitable<error_code> handshake_server(SSL_CTX* ctx);
+  asio::awaitable<error_code> handshake_client(SSL_CTX* ctx, const std::string& server_name);
+  // OpenSSL's reason for the last TLS failure on this stream (empty if none).
+  const std::string& tls_error() const { return tls_error_; }
+
+  // Suspends until read_some() can make progress (socket readable or TLS data already decrypted).
+  asio::awaitable<error_code> wait_readable();
+  // Non-blocking read: >0 bytes; or 0 with ec = would_block (wait again), eof, or an error.
+  std::size_t read_some(char* data, std::size_t size, error_code& ec);
+  // Writes all of `data`.
+  asio::awaitable<error_code> write_all(std::string_view data);
+  // Half-close: TLS close_notify (best effort) then TCP FIN. Reading stays possible.
+  asio::awaitable<void> shutdown_send();
+  void close();
+
+ private:
+  asio::awaitable<error_code> handshake(SSL_CTX* ctx, bool server, const std::string& sni);
+  error_code ssl_failure(int ssl_error, const char* what);
+
+  asio::ip::tcp::socket socket_;
+  SSL* ssl_ = nullptr;
+  bool handshake_done_ = false;
+  bool read_wants_write_ = false;  // SSL_read asked for writability (TLS 1.3 key update reply)
+  bool sent_shutdown_ = false;
+  std::string tls_error_;
+};
+
+}  // namespace tlsbridge::proxy
