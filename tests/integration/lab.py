@@ -871,6 +871,12 @@ class Tlsbridge:
                     raise LabError(f"tlsbridge not accepting on {port} after "
                                    f"{PROXY_READY_TIMEOUT}s\nstderr:\n{self.stderr()}")
                 time.sleep(0.05)
+        # A probe is a client that connects and leaves at once (as a load balancer's health
+        # check does); a proxy that dies of it should fail here, saying so.
+        time.sleep(0.2)
+        if self.proc.poll() is not None:
+            raise LabError(f"tlsbridge exited {self.proc.returncode} right after the readiness "
+                           f"probe (a TCP connect and close)\nstderr:\n{self.stderr()}")
 
     def _probe(self, port):
         try:
@@ -920,7 +926,9 @@ class Tlsbridge:
                 audit = f.read()[-6000:].decode("utf-8", "replace")
         except OSError:
             audit = "(no audit file)"
-        return (f"\n--- tlsbridge stderr ({self.stderr_path}) ---\n{self.stderr()[-6000:]}"
+        status = self.proc.poll() if self.proc else None
+        exited = "" if status is None else f"\n--- tlsbridge has EXITED with status {status} ---"
+        return (f"{exited}\n--- tlsbridge stderr ({self.stderr_path}) ---\n{self.stderr()[-6000:]}"
                 f"\n--- audit ({self.audit_path}) ---\n{audit}")
 
     def audit_records(self):
