@@ -191,6 +191,7 @@ policy::chain_evidence collect_chain(X509* leaf, STACK_OF(X509) * untrusted,
 
   if (!settings.server_name.empty()) {
     chain.name_checked = true;
+    chain.expected_name = settings.server_name;
     const std::string& name = settings.server_name;
     int r = X509_check_ip_asc(leaf, name.c_str(), 0);  // -2: not an IP literal
     if (r == -2) {

@@ -46,6 +46,7 @@ struct chain_evidence {
   int verify_error_depth = -1;
   bool name_checked = false;      // a server_name was configured
   bool name_matches = false;
+  std::string expected_name;      // the server_name checked, for the name_mismatch detail
 };
 
 enum class verdict { clean, logged, refused };

@@ -1,0 +1,64 @@
+// What a chain's findings mean for one leg (SPEC §3 [policy] / [[policy.rule]], §4 "Certificate
+// policy"): each finding kind gets an action — from the first [[policy.rule]] that matches the
+// peer, else from [policy] — and the actions give the chain's verdict (clean, logged, refused).
+// Pure: the session passes who the peer is (peer_context); nothing here touches a socket.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+#include "policy/chain_evidence.hpp"
+
+namespace tlsbridge::policy {
+
+// Who is on the other end, as far as [[policy.rule]] selectors care.
+struct peer_context {
+  std::string listener;                                   // listener name
+  std::optional<std::array<std::uint8_t, 16>> client_ip;  // v4-mapped v6 bytes; the client (after
+                                                          // PROXY), for front and back legs alike
+  std::string backend_host;  // back leg: configured host name or IP text; "" on a front leg
+};
+
+struct decision {
+  std::vector<finding> findings;  // all findings except those whose action is ignore
+  // actions[i] is what was done about findings[i]: the configured action, except that refuse
+  // becomes log on a leg trusted by configuration. For the "findings by kind and action" metric.
+  std::vector<config::policy_action> actions;
+  verdict result = verdict::clean;  // clean (no findings left), logged, refused
+  std::string reason;  // for refused: "weak_signature at depth 1: md5WithRSAEncryption (refuse)"
+};
+
+// The whole judgement of one chain. trusted_by_configuration: back legs with verify = "none" or
+// "pin" — their findings are recorded, never refused (verdict logged at most), SPEC §4.
+decision judge_chain(const chain_evidence& chain, const config::policy_config& policy,
+                     const peer_context& peer, bool trusted_by_configuration, std::int64_t now);
+
+// The effective action for a finding kind. The first rule that matches `peer` is the only rule
+// consulted: the actions it sets override [policy], the ones it leaves out come from [policy]
+// (a later matching rule does not fill them in — first match, as in a firewall). expired and
+// not_yet_valid share on_expired; untrusted and self_signed share on_untrusted. An unknown kind
+// is refused: a finding nobody configured must not pass silently.
+config::policy_action action_for(const std::string& kind, const config::policy_config& policy,
+                                 const peer_context& peer);
+
+// A rule matches when every selector it has matches; a rule without selectors matches everyone.
+// listener: equal to peer.listener. peer: if it parses as a CIDR (or bare address), it is matched
+// against peer.client_ip (no client_ip: no match); otherwise it is a host glob matched against
+// peer.backend_host (empty: no match).
+bool rule_matches(const config::policy_rule& rule, const peer_context& peer);
+
+// Host name glob, ASCII case-insensitive, one trailing dot on either side ignored. Without '*' it
+// is an exact comparison. A leading "*." label matches ONE OR MORE whole labels:
+// "*.partner.example" matches "mx1.partner.example" and "a.b.partner.example", not
+// "partner.example" nor "xpartner.example". "*" alone matches any non-empty host. A '*' anywhere
+// else is compared literally (host names have none, so such a glob never matches).
+bool host_glob_matches(std::string_view glob, std::string_view host);
+
+const char* to_string(config::policy_action action);
+
+}  // namespace tlsbridge::policy
