@@ -103,7 +103,9 @@ SSL_CTX* sni_store::select(std::string_view server_name) const {
   // "example.com" nor "a.b.example.com".
   const auto dot = name.find('.');
   if (dot != std::string::npos && dot > 0) {
-    const std::string wildcard = "*" + name.substr(dot);
+    // Built by append: GCC 12 warns falsely (-Wrestrict) on `"*" + std::string`.
+    std::string wildcard(1, '*');
+    wildcard.append(name, dot, std::string::npos);
     for (std::size_t i = 0; i < names_.size(); ++i) {
       if (std::find(names_[i].begin(), names_[i].end(), wildcard) != names_[i].end())
         return contexts_[i].get();

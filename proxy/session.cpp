@@ -2,6 +2,7 @@
 
 #include <array>
 #include <atomic>
+#include <ctime>
 #include <random>
 
 #include <boost/asio/as_tuple.hpp>
@@ -94,9 +95,9 @@ asio::awaitable<void> session::run() {
   client_addr_ = endpoint_text(remote);
 
   // `allow`: who may connect at all.
-  auto addr = mapped_bytes(remote.address());
+  client_ip_ = mapped_bytes(remote.address());
   bool allowed = false;
-  for (const auto& block : rt_->allow) allowed = allowed || block.contains(addr);
+  for (const auto& block : rt_->allow) allowed = allowed || block.contains(client_ip_);
   if (!allowed) {
     finish("denied", "client address not in allow");
     write_audit();
@@ -109,8 +110,11 @@ asio::awaitable<void> session::run() {
   }
   if (!co_await open_backend()) {
     if (!finished_) {
-      co_await refuse_client(machine_ ? machine_->service_unavailable() : std::string{});
-      finish("backend_unavailable", reason_);
+      // A named local, not a temporary: GCC 12 destroys temporaries of a conditional expression
+      // inside co_await twice.
+      std::string refusal = machine_ ? machine_->service_unavailable() : std::string{};
+      co_await refuse_client(refusal);
+      finish(refused_by_policy_ ? "refused_policy" : "backend_unavailable", reason_);
     }
     write_audit();
     co_return;
@@ -155,7 +159,7 @@ asio::awaitable<bool> session::open_backend() {
                      : backend_->tls_error().empty() ? ec->message() : backend_->tls_error());
       co_return false;
     }
-    collect_backend_chain();
+    if (!judge_backend_chain(backend_host_)) co_return false;
   }
   if (!co_await run_opener(*opener)) co_return false;
   machine_ = make_session_machine(*rt_->root, cfg_, *opener);
@@ -190,6 +194,7 @@ asio::awaitable<bool> session::connect_backend() {
       auto local = sock.local_endpoint(ec);
       if (!ec) backend_local_ = endpoint_text(local);
       backend_.emplace(std::move(sock));
+      backend_host_ = target.host;
       co_return true;
     }
   }
@@ -246,7 +251,7 @@ asio::awaitable<bool> session::run_opener(protocols::backend_opener& opener) {
                          : backend_->tls_error().empty() ? ec->message() : backend_->tls_error());
           co_return false;
         }
-        collect_backend_chain();
+        if (!judge_backend_chain(backend_host_)) co_return false;
         act = opener.on_handshake_done();
         break;
       }
@@ -254,11 +259,35 @@ asio::awaitable<bool> session::run_opener(protocols::backend_opener& opener) {
   }
 }
 
-void session::collect_backend_chain() {
+bool session::judge_backend_chain(const std::string& backend_host) {
+  const auto& b = cfg_.backend;
   certs::verify_settings vs;
   vs.store = rt_->trust_store.get();
-  vs.server_name = cfg_.backend.server_name;
+  vs.server_name = b.server_name;
   backend_chain_ = certs::collect_peer_chain(backend_->ssl(), vs);
+  // verify = "none"/"pin": the legacy host is trusted by configuration — its chain is inspected and
+  // its findings recorded, never refused for them (SPEC §4). "ca" judges the chain in full.
+  const bool trusted_by_configuration = b.verify != config::verify_mode::ca;
+  policy::peer_context peer{cfg_.name, client_ip_, backend_host};
+  backend_decision_ = policy::judge_chain(*backend_chain_, rt_->root->policy, peer,
+                                          trusted_by_configuration, std::time(nullptr));
+  if (b.verify == config::verify_mode::pin) {
+    const std::string leaf = backend_chain_->certs.empty() ? "" : backend_chain_->certs[0].sha256;
+    bool pinned = false;
+    for (const auto& pin : b.pin_sha256) pinned = pinned || pin == leaf;
+    if (!pinned) {
+      refused_by_policy_ = true;
+      backend_decision_->result = policy::verdict::refused;
+      reason_ = "backend certificate " + leaf + " matches no pin_sha256";
+      return false;
+    }
+  }
+  if (backend_decision_->result == policy::verdict::refused) {
+    refused_by_policy_ = true;
+    reason_ = "backend chain refused by policy: " + backend_decision_->reason;
+    return false;
+  }
+  return true;
 }
 
 asio::awaitable<void> session::refuse_client(const std::string& wire) {
@@ -506,8 +535,10 @@ void session::write_audit() {
     boost::json::object b = leg_json(*backend_, false);
     b["addr"] = backend_addr_;
     b["local"] = backend_local_;
-    b["chain"] = backend_chain_ ? policy::chain_to_json(*backend_chain_, {}, policy::verdict::clean)
-                                : boost::json::value(nullptr);
+    b["chain"] = backend_chain_ && backend_decision_
+                     ? policy::chain_to_json(*backend_chain_, backend_decision_->findings,
+                                             backend_decision_->result)
+                     : boost::json::value(nullptr);
     rec["backend"] = std::move(b);
   } else {
     rec["backend"] = nullptr;

@@ -11,6 +11,7 @@
 // is the relay's backpressure. A session lives on one io_context thread: no locks inside.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -23,6 +24,7 @@
 #include <boost/json/object.hpp>
 
 #include "policy/chain_evidence.hpp"
+#include "policy/policy_decision.hpp"
 #include "protocols/common/session_machine.hpp"
 #include "proxy/async_event.hpp"
 #include "proxy/listener.hpp"
@@ -62,7 +64,8 @@ class session : public std::enable_shared_from_this<session> {
   asio::awaitable<void> acquire(write_gate& gate);
   void release(write_gate& gate);
   asio::awaitable<void> refuse_client(const std::string& wire);
-  void collect_backend_chain();
+  // Inspects and judges the back leg's chain (SPEC §4 Certificate policy); false = refused.
+  bool judge_backend_chain(const std::string& backend_host);
   void touch() { last_activity_ = std::chrono::steady_clock::now(); }
   void finish(std::string outcome, std::string reason = {});
   void write_audit();
@@ -84,7 +87,11 @@ class session : public std::enable_shared_from_this<session> {
   std::string client_addr_;
   std::string backend_addr_;
   std::string backend_local_;
+  std::string backend_host_;  // the configured host that was reached (for policy rule globs)
   std::optional<policy::chain_evidence> backend_chain_;
+  std::optional<policy::decision> backend_decision_;
+  std::array<std::uint8_t, 16> client_ip_{};
+  bool refused_by_policy_ = false;
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;
   bool finished_ = false;
