@@ -26,6 +26,9 @@ class sni_store {
   SSL_CTX* default_context() const { return contexts_.front().get(); }
   SSL_CTX* select(std::string_view server_name) const;
   const std::vector<std::string>& names_of(std::size_t index) const { return names_[index]; }
+  // Every context, for settings that must hold whichever certificate SNI picks (client certs).
+  std::size_t size() const { return contexts_.size(); }
+  SSL_CTX* context(std::size_t index) const { return contexts_[index].get(); }
 
  private:
   std::vector<ssl_ctx_ptr> contexts_;

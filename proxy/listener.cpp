@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "certs/client_cert_check.hpp"
+
 namespace tlsbridge::proxy {
 
 std::shared_ptr<listener_runtime> make_listener_runtime(
@@ -19,6 +21,12 @@ std::shared_ptr<listener_runtime> make_listener_runtime(
     const auto* profile = root->find_profile(settings.tls_profile);
     if (!profile) throw std::runtime_error("listener " + settings.name + ": unknown tls_profile");
     rt->front_certs = certs::sni_store::build(*profile, root->certs);
+    if (settings.client_certs != config::client_cert_mode::none) {
+      for (std::size_t i = 0; i < rt->front_certs->size(); ++i)
+        certs::enable_client_certificates(rt->front_certs->context(i), settings.client_certs,
+                                          settings.client_ca);
+      rt->client_trust = certs::make_trust_store(settings.client_ca);
+    }
   }
   if (settings.backend.tls != config::back_tls::none) {
     const auto* profile = root->find_profile(settings.backend.tls_profile);

@@ -21,6 +21,7 @@ struct listener_runtime {
   std::shared_ptr<const certs::sni_store> front_certs;  // null when the front leg is plaintext
   certs::ssl_ctx_ptr back_ctx;                           // null when the back leg is plaintext
   certs::x509_store_ptr trust_store;                     // verify = "ca"
+  certs::x509_store_ptr client_trust;  // client_certs != none: client_ca, else the system store
   std::vector<config::cidr> allow;
   audit_log* audit = nullptr;
   std::atomic<std::size_t> active{0};

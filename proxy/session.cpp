@@ -80,6 +80,12 @@ session::session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socke
       front_tls_event_(client_.socket().get_executor()),
       idle_timer_(client_.socket().get_executor()) {
   client_gate_.idle.emplace(client_.socket().get_executor());
+  if (rt_->client_trust) {
+    client_check_.policy = &rt_->root->policy;
+    client_check_.peer.listener = cfg_.name;
+    client_check_.trust = rt_->client_trust.get();
+    client_.on_ssl_created([this](SSL* ssl) { certs::attach_client_check(ssl, &client_check_); });
+  }
   backend_gate_.idle.emplace(client_.socket().get_executor());
   started_ = last_activity_ = std::chrono::steady_clock::now();
   ++rt_->active;
@@ -96,6 +102,7 @@ asio::awaitable<void> session::run() {
 
   // `allow`: who may connect at all.
   client_ip_ = mapped_bytes(remote.address());
+  client_check_.peer.client_ip = client_ip_;
   bool allowed = false;
   for (const auto& block : rt_->allow) allowed = allowed || block.contains(client_ip_);
   if (!allowed) {
@@ -127,16 +134,24 @@ asio::awaitable<void> session::run() {
   write_audit();
 }
 
-asio::awaitable<bool> session::open_front_tls() {
+asio::awaitable<bool> session::open_front_tls() { co_return co_await front_handshake("front TLS"); }
+
+asio::awaitable<bool> session::front_handshake(const char* what) {
   auto ec = co_await with_timeout(client_.handshake_server(rt_->front_certs->default_context()),
                                   cfg_.timeouts.handshake);
   if (!ec) {
-    finish("timeout", "front TLS handshake timed out");
+    finish("timeout", std::string(what) + " handshake timed out");
     co_return false;
   }
   if (*ec) {
-    finish("tls_failed", "front TLS handshake: " +
-                             (client_.tls_error().empty() ? ec->message() : client_.tls_error()));
+    if (client_check_.decision && client_check_.decision->result == policy::verdict::refused) {
+      finish("refused_policy", "client certificate refused by policy: " +
+                                   client_check_.decision->reason);
+    } else {
+      finish("tls_failed",
+             std::string(what) + " handshake: " +
+                 (client_.tls_error().empty() ? ec->message() : client_.tls_error()));
+    }
     co_return false;
   }
   touch();
@@ -382,18 +397,9 @@ asio::awaitable<void> session::execute(protocols::step_list steps) {
         break;
       case kind::start_front_tls: {
         co_await acquire(client_gate_);
-        auto ec = co_await with_timeout(
-            client_.handshake_server(rt_->front_certs->default_context()),
-            cfg_.timeouts.handshake);
+        bool ok = co_await front_handshake("front STARTTLS");
         release(client_gate_);
-        if (!ec || *ec) {
-          finish(!ec ? "timeout" : "tls_failed",
-                 "front STARTTLS handshake: " +
-                     (!ec ? std::string("timed out")
-                          : client_.tls_error().empty() ? ec->message() : client_.tls_error()));
-          co_return;
-        }
-        touch();
+        if (!ok) co_return;
         protocols::step_list more;
         machine_->on_front_tls_established(more);
         front_tls_event_.notify();
@@ -509,7 +515,11 @@ boost::json::object session::leg_json(tls_stream& leg, bool front) const {
     o["alpn"] = alpn_len ? boost::json::value(std::string(reinterpret_cast<const char*>(alpn),
                                                           alpn_len))
                          : boost::json::value(nullptr);
-    o["chain"] = nullptr;  // client certificates: the certificate-policy work fills this in
+    o["chain"] = client_check_.evidence && client_check_.decision
+                     ? policy::chain_to_json(*client_check_.evidence,
+                                             client_check_.decision->findings,
+                                             client_check_.decision->result)
+                     : boost::json::value(nullptr);
   }
   return o;
 }

@@ -23,6 +23,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/object.hpp>
 
+#include "certs/client_cert_check.hpp"
 #include "policy/chain_evidence.hpp"
 #include "policy/policy_decision.hpp"
 #include "protocols/common/session_machine.hpp"
@@ -53,6 +54,9 @@ class session : public std::enable_shared_from_this<session> {
   };
 
   asio::awaitable<bool> open_front_tls();
+  // Front handshake (implicit or after STARTTLS) with client-certificate policy; sets the outcome
+  // on failure.
+  asio::awaitable<bool> front_handshake(const char* what);
   asio::awaitable<bool> open_backend();
   asio::awaitable<bool> connect_backend();
   asio::awaitable<bool> run_opener(protocols::backend_opener& opener);
@@ -92,6 +96,7 @@ class session : public std::enable_shared_from_this<session> {
   std::optional<policy::decision> backend_decision_;
   std::array<std::uint8_t, 16> client_ip_{};
   bool refused_by_policy_ = false;
+  certs::client_chain_check client_check_;  // front leg client chain, when client_certs is on
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;
   bool finished_ = false;

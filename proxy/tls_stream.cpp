@@ -64,6 +64,7 @@ asio::awaitable<error_code> tls_stream::handshake(SSL_CTX* ctx, bool server,
   // A peer that closes without close_notify is treated as EOF, not as an OpenSSL error.
   SSL_set_options(ssl_, SSL_OP_IGNORE_UNEXPECTED_EOF);
   SSL_set_fd(ssl_, static_cast<int>(socket_.native_handle()));
+  if (on_ssl_created_) on_ssl_created_(ssl_);
   if (server) {
     SSL_set_accept_state(ssl_);
   } else {

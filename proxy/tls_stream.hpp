@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -35,6 +36,9 @@ class tls_stream {
   SSL* ssl() const { return ssl_; }
   bool tls_active() const { return ssl_ != nullptr && handshake_done_; }
 
+  // Called with the SSL object right after it is made, before the handshake (per-connection
+  // ex_data such as the client-certificate policy check).
+  void on_ssl_created(std::function<void(SSL*)> hook) { on_ssl_created_ = std::move(hook); }
   // Starts TLS on the leg (after any plaintext phase, e.g. STARTTLS).
   asio::awaitable<error_code> handshake_server(SSL_CTX* ctx);
   asio::awaitable<error_code> handshake_client(SSL_CTX* ctx, const std::string& server_name);
@@ -61,6 +65,7 @@ class tls_stream {
   bool read_wants_write_ = false;  // SSL_read asked for writability (TLS 1.3 key update reply)
   bool sent_shutdown_ = false;
   std::string tls_error_;
+  std::function<void(SSL*)> on_ssl_created_;
 };
 
 }  // namespace tlsbridge::proxy

@@ -386,6 +386,9 @@ void smtp_session::reset_transaction() {
 
 void smtp_session::on_front_tls_established(step_list& out) {
   (void)out;
+  // The driver finishes a handshake it started even if a backend event closed the machine in the
+  // meantime (proxy/session.cpp runs both loops): a closed machine must stay closed.
+  if (mode_ == mode::closed) return;
   // RFC 3207 §4.2: the server discards any knowledge obtained from the client before TLS; the
   // client must send EHLO again.
   front_encrypted_ = true;

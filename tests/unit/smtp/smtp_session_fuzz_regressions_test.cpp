@@ -1,0 +1,48 @@
+// Inputs fuzz_smtp_session (tests/fuzz/) found, as scripted unit tests. Each names its corpus file
+// in tests/fuzz/corpus/smtp_session/, which ctest also replays through the fuzz target.
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "protocols/smtp/smtp_session.hpp"
+
+using namespace tlsbridge::protocols;
+using namespace tlsbridge::protocols::smtp;
+
+namespace {
+
+bool has(const step_list& out, step::kind k) {
+  for (const auto& s : out.steps())
+    if (s.what == k) return true;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("fuzz regression: a machine closed during the front handshake stays closed",
+          "[smtp][session][fuzz]") {
+  // corpus/smtp_session/seed-starttls-behind-noop-then-backend-closes: the STARTTLS reply waits
+  // behind NOOP's; the backend's 250 releases it (start_front_tls), then the backend's unsolicited
+  // 421 closes the machine while the driver is still in the handshake, which it then completes.
+  session_settings settings;  // STARTTLS front, require_tls
+  smtp_session m(settings, "220 backend ESMTP\r\n");
+  step_list out;
+  m.on_start(out);
+  out.clear();
+  m.on_client_data("NOOP\r\nSTARTTLS\r\n", out);
+  CHECK(m.client_input_paused());
+  out.clear();
+  m.on_backend_data("250 2.0.0 OK\r\n", out);
+  REQUIRE(has(out, step::kind::start_front_tls));
+  out.clear();
+  m.on_backend_data("421 4.3.2 Service not available\r\n", out);
+  REQUIRE(has(out, step::kind::close));
+
+  out.clear();
+  m.on_front_tls_established(out);
+  CHECK(out.empty());
+  // Nothing the client sends now may be acted on: no reply, nothing to the backend.
+  m.on_client_data("EHLO client.example\r\n", out);
+  m.on_backend_data("250 mx\r\n", out);
+  m.on_idle_timeout(out);
+  CHECK(out.empty());
+}
