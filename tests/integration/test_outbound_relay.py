@@ -150,5 +150,13 @@ class OutboundRelayTest(unittest.TestCase):
         self.assertFalse(self.delivered(self.tls10_hop, "outbound-tls10"))
 
 
+class SampleConfigTest(unittest.TestCase):
+    def test_conf_outbound_relay_is_valid(self):
+        binary = os.environ.get("TLSBRIDGE_BINARY") or lab.DEFAULT_BINARY
+        result = lab.run([binary, "check-config", "--config",
+                          os.path.join(lab.SOURCE_DIR, "conf", "outbound-relay.toml")])
+        self.assertEqual((result.returncode, result.stdout.strip()), (0, "ok"), result.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
