@@ -349,7 +349,10 @@ class loader {
     constexpr std::int64_t max_conn = 10'000'000;
     r.read_integer("max_connections", 1, max_conn, l.max_connections);
     r.read_integer("max_connections_per_ip", 1, max_conn, l.max_connections_per_ip);
-    // SPEC §3 gives one set of timeout defaults (idle 5m for smtp); every protocol starts from it.
+    // SPEC §3 gives one set of timeout defaults (idle 5m for smtp); every protocol starts from it,
+    // except IMAP: RFC 9051 §5.4 says an autologout timer must be at least 30 minutes, and IDLE
+    // clients re-issue IDLE only every ~29 minutes. An explicit timeouts.idle still wins.
+    if (l.protocol == protocol::imap) l.timeouts.idle = std::chrono::minutes(30);
     if (const auto* tt = r.read_table("timeouts"))
       read_timeouts(*tt, r.path_of("timeouts"), l.timeouts);
     if (const auto* bt = r.read_table("backend"))

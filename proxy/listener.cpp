@@ -14,9 +14,9 @@ std::shared_ptr<listener_runtime> make_listener_runtime(
   rt->settings = &settings;
   rt->audit = audit;
   // Refuse what the engine cannot run yet rather than relaying it as something it is not.
-  if (settings.protocol != config::protocol::smtp && settings.protocol != config::protocol::tls)
+  if (settings.protocol == config::protocol::https)
     throw std::runtime_error("protocol of listener " + settings.name +
-                             " is not supported by this build yet (smtp and tls are)");
+                             " is not supported by this build yet (smtp, imap, pop3 and tls are)");
   if (settings.tls != config::front_tls::none) {
     const auto* profile = root->find_profile(settings.tls_profile);
     if (!profile) throw std::runtime_error("listener " + settings.name + ": unknown tls_profile");

@@ -1,0 +1,122 @@
+// The IMAP proxy machine (SPEC §4 "IMAP and POP3"), sans I/O, run by the same driver as SMTP. The
+// back leg is open (imap_backend_opener); this machine frames both directions so that literal bytes
+// are never read as commands or responses, rewrites capability lists for the front leg's state,
+// answers STARTTLS itself, and refuses LOGIN/AUTHENTICATE before front TLS under require_tls.
+//
+// Client side, one mode at a time (a command is line fragments joined by literals):
+//   command ──fragment ends {n+}──> literal (n bytes) ──> fragment ──...──> command
+//      │    └─fragment ends {n}──> await_plus ──backend "+"──> literal
+//      │                               └──backend's tagged reply (literal refused)──> command
+//      ├──AUTHENTICATE / IDLE relayed──> exchange: one client line per backend "+"; held otherwise
+//      │                                   └──the command's tagged reply──> command
+//      ├──STARTTLS accepted──> awaiting_front_tls ──handshake──> command
+//      └──LOGOUT's tagged reply / error──> closed
+//
+// Backend side: response lines, each maybe followed by a literal (FETCH BODY[] {n}) whose bytes are
+// streamed to the client untouched; only the first fragment of a response is looked at.
+//
+// Tagged completions may come in any order (RFC 9051 §5.5), but the proxy's own replies keep the
+// client's order: every command leaves an entry in a queue, "relay" (the backend's tagged reply
+// answers it) or "local" (sent once every earlier relayed command has its reply), as in SMTP.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+
+#include "config/config.hpp"
+#include "protocols/common/line_framer.hpp"
+#include "protocols/common/session_machine.hpp"
+#include "protocols/imap/imap_syntax.hpp"
+
+namespace tlsbridge::protocols::imap {
+
+struct session_settings {
+  config::front_tls front = config::front_tls::starttls;
+  bool require_tls = true;
+  std::string hostname = "localhost";
+  bool audit_envelope = true;
+  std::size_t max_command_line = 64 * 1024;         // one client line fragment
+  std::uint64_t max_literal = 64ull * 1024 * 1024;  // one client literal (APPEND's message)
+  std::size_t max_response_line = 4 * 1024 * 1024;  // one backend line (a big SEARCH result)
+  std::size_t max_held_bytes = 256 * 1024;          // client bytes held while a "+" is awaited
+  std::size_t max_pending_commands = 1000;
+};
+
+class imap_session final : public session_machine {
+ public:
+  imap_session(session_settings settings, std::string backend_greeting_wire);
+
+  void on_start(step_list& out) override;
+  void on_client_data(std::string_view data, step_list& out) override;
+  void on_backend_data(std::string_view data, step_list& out) override;
+  void on_front_tls_established(step_list& out) override;
+  void on_client_eof(step_list& out) override;
+  void on_backend_eof(step_list& out) override;
+  void on_idle_timeout(step_list& out) override;
+  void on_shutdown(step_list& out) override;
+  bool client_input_paused() const override { return mode_ == mode::awaiting_front_tls; }
+  std::string service_unavailable() const override;
+
+ private:
+  enum class mode { command, fragment, literal, await_plus, exchange, awaiting_front_tls, closed };
+  enum class kind { other, login, authenticate, idle, logout };
+
+  struct pending {
+    std::string tag;
+    bool local = false;
+    std::string wire;       // local: the reply
+    bool starttls = false;  // local OK that starts the front handshake once sent
+    kind what = kind::other;
+    std::string user;  // login/authenticate: for the audit record
+  };
+
+  // The command being read from the client, across its fragments and literals.
+  struct current_command {
+    std::string tag;
+    bool relayed = false;  // else discarded and answered locally at its end
+    std::string refusal;   // local reply for a discarded command
+    kind what = kind::other;
+    bool user_from_literal = false;  // LOGIN {n}: the next literal is the user name
+    bool sasl_plain = false;         // AUTHENTICATE PLAIN without initial response
+  };
+
+  void process_client(step_list& out);
+  void handle_command_start(const std::string& line, step_list& out);
+  void handle_fragment_end(std::string_view line, step_list& out);
+  void end_command(step_list& out);
+  void handle_exchange_line(const std::string& line, step_list& out);
+  void answer_locally(std::string tag, std::string wire, step_list& out, bool starttls = false);
+  void flush_local_replies(step_list& out);
+  void process_backend(step_list& out);
+  void handle_response_line(const std::string& line, step_list& out);
+  void complete(const std::string& tag, const std::string& line, step_list& out);
+  void emit_login_event(const pending& p, std::string_view reply_after_tag);
+  void discard_injected(std::size_t bytes);
+  capability_view view() const;
+  bool before_tls() const;
+  void close_with(std::string wire, std::string outcome, std::string reason, step_list& out);
+  void maybe_finish_drain(step_list& out);
+
+  session_settings settings_;
+  std::string greeting_;
+  mode mode_ = mode::command;
+  bool front_encrypted_;
+  bool draining_ = false;
+  line_framer client_;
+  line_framer backend_;
+  std::deque<pending> pending_;
+  current_command cmd_;
+  std::uint64_t client_literal_ = 0;   // bytes left of the client literal being read
+  std::string literal_user_;           // LOGIN {n}: collected user name (bounded)
+  std::uint64_t backend_literal_ = 0;  // bytes left of the backend literal being relayed
+  bool backend_at_response_start_ = true;
+  std::string exchange_tag_;  // AUTHENTICATE / IDLE in progress
+  kind exchange_kind_ = kind::other;
+  unsigned continuations_owed_ = 0;  // backend "+" not yet answered by a client line
+  bool idling_ = false;              // IDLE accepted ("+ idling") and DONE not yet sent
+  bool bye_relayed_ = false;
+};
+
+}  // namespace tlsbridge::protocols::imap

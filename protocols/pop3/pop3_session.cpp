@@ -1,0 +1,391 @@
+#include "protocols/pop3/pop3_session.hpp"
+
+#include "protocols/common/sasl_plain.hpp"
+
+namespace tlsbridge::protocols::pop3 {
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+pop3_session::pop3_session(session_settings settings, std::string backend_greeting_wire)
+    : settings_(std::move(settings)),
+      greeting_(std::move(backend_greeting_wire)),
+      front_encrypted_(settings_.front == config::front_tls::implicit),
+      client_(settings_.max_command_line),
+      backend_(settings_.max_response_line) {}
+
+std::string pop3_session::service_unavailable() const {
+  return "-ERR " + settings_.hostname + " Service not available\r\n";
+}
+
+bool pop3_session::before_tls() const {
+  return settings_.front == config::front_tls::starttls && !front_encrypted_;
+}
+
+void pop3_session::on_start(step_list& out) {
+  if (!greeting_.empty()) out.send_client(greeting_);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client side
+
+void pop3_session::on_client_data(std::string_view data, step_list& out) {
+  if (mode_ == mode::closed) return;
+  if (mode_ == mode::awaiting_front_tls) {
+    // RFC 2595 §4 / CVE-2011-0411: nothing sent after STLS, before the handshake, counts.
+    discard_injected(data.size());
+    return;
+  }
+  client_.append(data);
+  process_client(out);
+}
+
+void pop3_session::process_client(step_list& out) {
+  std::string line;
+  for (;;) {
+    switch (mode_) {
+      case mode::closed:
+        return;
+      case mode::awaiting_front_tls:
+        discard_injected(client_.buffered());
+        client_.clear();
+        return;
+      case mode::exchange:
+        if (continuations_owed_ == 0) {
+          if (client_.buffered() > settings_.max_held_bytes)
+            close_with("-ERR " + settings_.hostname + " too much data before continuation\r\n",
+                       "limit", "client sent data before the server's continuation", out);
+          return;
+        }
+        [[fallthrough]];
+      case mode::command:
+        switch (client_.next_line(line)) {
+          case line_framer::status::need_more:
+            maybe_finish_drain(out);
+            return;
+          case line_framer::status::too_long:
+            // POP3 has no literals: the framer finds the next line, the session goes on.
+            if (mode_ == mode::exchange) {
+              close_with("-ERR " + settings_.hostname + " line too long\r\n", "limit",
+                         "client line over limit during AUTH", out);
+              return;
+            }
+            answer_locally("-ERR Line too long\r\n", out);
+            break;
+          case line_framer::status::line:
+            if (mode_ == mode::exchange)
+              handle_exchange_line(line, out);
+            else
+              handle_command(line, out);
+            break;
+        }
+        break;
+    }
+  }
+}
+
+void pop3_session::handle_command(const std::string& line, step_list& out) {
+  if (pending_.size() >= settings_.max_pending_commands) {
+    close_with("-ERR " + settings_.hostname + " too many pipelined commands\r\n", "limit",
+               "pipelining limit", out);
+    return;
+  }
+  std::string_view text(line);
+  auto sp = text.find(' ');
+  const std::string verb = upper(text.substr(0, sp));
+  const std::string_view argument =
+      sp == std::string_view::npos ? std::string_view{} : trim(text.substr(sp + 1));
+
+  if (verb == "STLS") {
+    if (before_tls() && !authenticated_) {
+      // RFC 2595 §4 and CVE-2011-0411: pipelined plaintext after STLS is discarded, never relayed.
+      discard_injected(client_.buffered());
+      client_.clear();
+      mode_ = mode::awaiting_front_tls;
+      answer_locally("+OK Begin TLS negotiation\r\n", out, /*starttls=*/true);
+      return;
+    }
+    answer_locally(
+        front_encrypted_ ? "-ERR TLS is already active\r\n" : "-ERR STLS is not available\r\n",
+        out);
+    return;
+  }
+  if ((verb == "USER" || verb == "PASS" || verb == "APOP" || verb == "AUTH") &&
+      settings_.require_tls && before_tls()) {
+    // SPEC §4: no credentials in the clear (RFC 2595 §4 leaves this to server policy).
+    answer_locally("-ERR Plaintext authentication is not allowed: use STLS first\r\n", out);
+    return;
+  }
+
+  pending p;
+  p.multiline = has_multiline_reply(verb, argument);
+  if (verb == "USER") {
+    p.what = kind::user;
+    user_ = std::string(argument);
+  } else if (verb == "PASS") {
+    p.what = kind::pass;
+    p.user = user_;
+  } else if (verb == "APOP") {
+    p.what = kind::apop;
+    p.user = std::string(argument.substr(0, argument.find(' ')));
+  } else if (verb == "AUTH" && !argument.empty()) {
+    p.what = kind::auth;
+    auto msp = argument.find(' ');
+    if (upper(argument.substr(0, msp)) == "PLAIN") {
+      if (msp == std::string_view::npos)
+        sasl_plain_ = true;
+      else
+        p.user = sasl_plain_user(trim(argument.substr(msp + 1))).value_or("");
+    }
+    // RFC 5034: client lines are now SASL responses to the server's "+ " requests.
+    mode_ = mode::exchange;
+    continuations_owed_ = 0;
+  } else if (verb == "QUIT") {
+    p.what = kind::quit;
+  } else if (verb == "CAPA") {
+    p.what = kind::capa;
+  }
+  pending_.push_back(std::move(p));
+  out.send_backend(line + "\r\n");
+}
+
+void pop3_session::handle_exchange_line(const std::string& line, step_list& out) {
+  --continuations_owed_;
+  out.send_backend(line + "\r\n");
+  if (sasl_plain_) {
+    sasl_plain_ = false;
+    for (auto& p : pending_)
+      if (p.what == kind::auth) p.user = sasl_plain_user(line).value_or("");
+  }
+}
+
+void pop3_session::answer_locally(std::string wire, step_list& out, bool starttls) {
+  pending p;
+  p.local = true;
+  p.wire = std::move(wire);
+  p.starttls = starttls;
+  pending_.push_back(std::move(p));
+  flush_local_replies(out);
+}
+
+void pop3_session::flush_local_replies(step_list& out) {
+  while (!pending_.empty() && pending_.front().local && mode_ != mode::closed) {
+    pending p = std::move(pending_.front());
+    pending_.pop_front();
+    out.send_client(std::move(p.wire));
+    if (p.starttls) {
+      out.start_front_tls();
+      return;
+    }
+  }
+}
+
+void pop3_session::discard_injected(std::size_t bytes) {
+  if (bytes == 0) return;
+  facts_.starttls_injection = true;
+  facts_.injected_bytes += bytes;
+}
+
+void pop3_session::on_front_tls_established(step_list& out) {
+  (void)out;
+  front_encrypted_ = true;
+  client_.clear();
+  mode_ = mode::command;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backend side
+
+void pop3_session::on_backend_data(std::string_view data, step_list& out) {
+  if (mode_ == mode::closed) return;
+  backend_.append(data);
+  process_backend(out);
+}
+
+void pop3_session::process_backend(step_list& out) {
+  std::string line;
+  while (mode_ != mode::closed) {
+    if (backend_state_ == backend_state::body) {
+      // A message or listing: streamed as it comes, only its end is looked for.
+      std::string_view in = backend_.peek();
+      if (in.empty()) return;
+      auto r = scanner_.scan(in);
+      out.send_client(std::string(in.substr(0, r.consumed)));
+      backend_.consume(r.consumed);
+      if (r.done) {
+        backend_state_ = backend_state::status;
+        complete({}, out);
+      }
+      continue;
+    }
+    switch (backend_.next_line(line)) {
+      case line_framer::status::need_more:
+        maybe_finish_drain(out);
+        return;
+      case line_framer::status::too_long:
+        close_with(
+            "-ERR " + settings_.hostname + " backend protocol error\r\n", "backend_unavailable",
+            "backend line over " + std::to_string(settings_.max_response_line) + " bytes", out);
+        return;
+      case line_framer::status::line:
+        break;
+    }
+    if (backend_state_ == backend_state::capa_body) {
+      if (line != ".") {
+        capa_bytes_ += line.size() + 2;
+        if (capa_bytes_ > settings_.max_capa_bytes) {
+          close_with("-ERR " + settings_.hostname + " backend protocol error\r\n",
+                     "backend_unavailable", "backend CAPA reply over limit", out);
+          return;
+        }
+        capa_lines_.push_back(line);
+        continue;
+      }
+      std::string wire = capa_status_ + "\r\n";
+      for (const auto& l :
+           rewrite_capa(capa_lines_, capa_view{.offer_stls = before_tls(),
+                                     .hide_sasl = before_tls(),
+                                     .hide_user = before_tls() && settings_.require_tls}))
+        wire += l + "\r\n";
+      wire += ".\r\n";
+      out.send_client(std::move(wire));
+      capa_lines_.clear();
+      capa_bytes_ = 0;
+      backend_state_ = backend_state::status;
+      complete(capa_status_, out);
+      continue;
+    }
+    handle_status_line(line, out);
+  }
+}
+
+bool pop3_session::handle_status_line(const std::string& line, step_list& out) {
+  if (mode_ == mode::exchange && (line == "+" || line.starts_with("+ "))) {
+    // A SASL challenge (RFC 5034): the client may send one line.
+    out.send_client(line + "\r\n");
+    ++continuations_owed_;
+    process_client(out);
+    return true;
+  }
+  if (pending_.empty() || pending_.front().local) {
+    // Unasked (a server's "-ERR ... inactivity" before it closes): passed on as it is.
+    out.send_client(line + "\r\n");
+    return true;
+  }
+  pending& p = pending_.front();
+  const bool ok = line.starts_with("+OK");
+  if (ok && p.multiline) {
+    if (p.what == kind::capa) {
+      capa_status_ = line;
+      backend_state_ = backend_state::capa_body;
+      return true;
+    }
+    out.send_client(line + "\r\n");
+    scanner_.reset();
+    backend_state_ = backend_state::body;
+    return true;
+  }
+  out.send_client(line + "\r\n");
+  complete(line, out);
+  return true;
+}
+
+// The front relayed command has its full reply; `status_line` is its first line ("" after a body).
+void pop3_session::complete(const std::string& status_line, step_list& out) {
+  if (pending_.empty()) return;
+  pending p = std::move(pending_.front());
+  pending_.pop_front();
+  if (p.what == kind::pass || p.what == kind::apop || p.what == kind::auth) {
+    if (status_line.starts_with("+OK")) authenticated_ = true;
+    boost::json::object e;
+    e["event"] = "pop3.login";
+    if (settings_.audit_envelope) e["user"] = p.user;
+    e["result"] = status_line;
+    events_.push_back(std::move(e));
+  }
+  if (p.what == kind::auth && mode_ == mode::exchange) {
+    mode_ = mode::command;
+    continuations_owed_ = 0;
+    sasl_plain_ = false;
+  }
+  if (p.what == kind::quit) {
+    facts_.outcome = "ok";
+    mode_ = mode::closed;
+    out.close();
+    return;
+  }
+  flush_local_replies(out);
+  process_client(out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endings. Without QUIT a POP3 server never enters the UPDATE state (RFC 1939 §6), so messages
+// marked for deletion stay: the proxy never sends QUIT on the client's behalf.
+
+void pop3_session::on_client_eof(step_list& out) {
+  if (mode_ == mode::closed) return;
+  mode_ = mode::closed;
+  facts_.outcome = "client_closed";
+  out.close();
+}
+
+void pop3_session::on_backend_eof(step_list& out) {
+  if (mode_ == mode::closed) return;
+  if (backend_state_ != backend_state::status || pending_.empty()) {
+    mode_ = mode::closed;
+    facts_.outcome = "backend_unavailable";
+    facts_.reason = "backend closed the connection";
+    out.close();
+    return;
+  }
+  close_with("-ERR " + settings_.hostname + " connection to backend lost\r\n",
+             "backend_unavailable", "backend closed the connection", out);
+}
+
+void pop3_session::on_idle_timeout(step_list& out) {
+  if (mode_ == mode::closed) return;
+  if (backend_state_ != backend_state::status) {
+    mode_ = mode::closed;
+    facts_.outcome = "timeout";
+    facts_.reason = "idle timeout";
+    out.close();
+    return;
+  }
+  close_with("-ERR " + settings_.hostname + " autologout; idle timeout\r\n", "timeout",
+             "idle timeout", out);
+}
+
+void pop3_session::on_shutdown(step_list& out) {
+  draining_ = true;
+  maybe_finish_drain(out);
+}
+
+bool pop3_session::at_boundary() const {
+  return mode_ == mode::command && pending_.empty() && client_.buffered() == 0 &&
+         backend_state_ == backend_state::status;
+}
+
+void pop3_session::maybe_finish_drain(step_list& out) {
+  if (!draining_ || mode_ == mode::closed || !at_boundary()) return;
+  close_with("-ERR " + settings_.hostname + " shutting down\r\n", "shutdown", "proxy shutting down",
+             out);
+}
+
+void pop3_session::close_with(std::string wire, std::string outcome, std::string reason,
+                              step_list& out) {
+  if (mode_ == mode::closed) return;
+  out.send_client(std::move(wire));
+  mode_ = mode::closed;
+  if (!outcome.empty()) facts_.outcome = std::move(outcome);
+  if (!reason.empty()) facts_.reason = std::move(reason);
+  out.close();
+}
+
+}  // namespace tlsbridge::protocols::pop3

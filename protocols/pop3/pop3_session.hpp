@@ -1,0 +1,102 @@
+// The POP3 proxy machine (SPEC §4 "IMAP and POP3"), sans I/O. The back leg is open
+// (pop3_backend_opener); this machine relays commands and replies in order (RFC 2449 PIPELINING),
+// frames multi-line replies by their terminating "." line without buffering them (dot-stuffed
+// lines are data), rewrites CAPA for the front leg's state, answers STLS itself and refuses
+// USER/PASS/APOP/AUTH before front TLS under require_tls.
+//
+// Client side:
+//   command ──AUTH mech relayed──> exchange: one client line per backend "+ "; held otherwise
+//      │                              └──the AUTH's +OK/-ERR──> command
+//      ├──STLS accepted──> awaiting_front_tls ──handshake──> command
+//      └──QUIT's reply / error──> closed
+// Backend side:
+//   status ──+OK to RETR/TOP/LIST/UIDL/CAPA/AUTH──> body (streamed to the final ".") ──> status
+//          └─ CAPA: collected (bounded), rewritten, sent whole
+#pragma once
+
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "protocols/common/line_framer.hpp"
+#include "protocols/common/session_machine.hpp"
+#include "protocols/pop3/pop3_syntax.hpp"
+
+namespace tlsbridge::protocols::pop3 {
+
+struct session_settings {
+  config::front_tls front = config::front_tls::starttls;
+  bool require_tls = true;
+  std::string hostname = "localhost";
+  bool audit_envelope = true;
+  std::size_t max_command_line = 64 * 1024;   // RFC 2449 says 255; SASL responses run longer
+  std::size_t max_response_line = 64 * 1024;  // a status line or a CAPA line
+  std::size_t max_capa_bytes = 64 * 1024;     // a CAPA reply is held whole to be rewritten
+  std::size_t max_held_bytes = 256 * 1024;    // client bytes held while AUTH awaits a "+"
+  std::size_t max_pending_commands = 1000;
+};
+
+class pop3_session final : public session_machine {
+ public:
+  pop3_session(session_settings settings, std::string backend_greeting_wire);
+
+  void on_start(step_list& out) override;
+  void on_client_data(std::string_view data, step_list& out) override;
+  void on_backend_data(std::string_view data, step_list& out) override;
+  void on_front_tls_established(step_list& out) override;
+  void on_client_eof(step_list& out) override;
+  void on_backend_eof(step_list& out) override;
+  void on_idle_timeout(step_list& out) override;
+  void on_shutdown(step_list& out) override;
+  bool client_input_paused() const override { return mode_ == mode::awaiting_front_tls; }
+  std::string service_unavailable() const override;
+
+ private:
+  enum class mode { command, exchange, awaiting_front_tls, closed };
+  enum class backend_state { status, body, capa_body };
+  enum class kind { other, user, pass, apop, auth, quit, capa };
+
+  struct pending {
+    bool local = false;
+    std::string wire;       // local: the reply
+    bool starttls = false;  // local +OK that starts the front handshake once sent
+    kind what = kind::other;
+    bool multiline = false;  // a +OK reply carries a body
+    std::string user;
+  };
+
+  void process_client(step_list& out);
+  void handle_command(const std::string& line, step_list& out);
+  void handle_exchange_line(const std::string& line, step_list& out);
+  void answer_locally(std::string wire, step_list& out, bool starttls = false);
+  void flush_local_replies(step_list& out);
+  void process_backend(step_list& out);
+  bool handle_status_line(const std::string& line, step_list& out);
+  void complete(const std::string& status_line, step_list& out);
+  void discard_injected(std::size_t bytes);
+  bool before_tls() const;
+  bool at_boundary() const;
+  void close_with(std::string wire, std::string outcome, std::string reason, step_list& out);
+  void maybe_finish_drain(step_list& out);
+
+  session_settings settings_;
+  std::string greeting_;
+  mode mode_ = mode::command;
+  backend_state backend_state_ = backend_state::status;
+  bool front_encrypted_;
+  bool authenticated_ = false;
+  bool draining_ = false;
+  line_framer client_;
+  line_framer backend_;
+  multiline_scanner scanner_;
+  std::deque<pending> pending_;
+  std::string user_;                 // the last USER argument
+  unsigned continuations_owed_ = 0;  // backend "+ " not yet answered by a client line
+  bool sasl_plain_ = false;          // AUTH PLAIN without initial response: next line holds it
+  std::string capa_status_;
+  std::vector<std::string> capa_lines_;
+  std::size_t capa_bytes_ = 0;
+};
+
+}  // namespace tlsbridge::protocols::pop3

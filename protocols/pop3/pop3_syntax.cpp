@@ -1,0 +1,71 @@
+#include "protocols/pop3/pop3_syntax.hpp"
+
+#include <cctype>
+#include <cstring>
+
+namespace tlsbridge::protocols::pop3 {
+
+std::string upper(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) out.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  return out;
+}
+
+multiline_scanner::result multiline_scanner::scan(std::string_view in) {
+  std::size_t i = 0;
+  while (i < in.size()) {
+    switch (state_) {
+      case state::mid_line: {
+        const void* lf = std::memchr(in.data() + i, '\n', in.size() - i);
+        if (!lf) return {in.size(), false};
+        i = static_cast<std::size_t>(static_cast<const char*>(lf) - in.data()) + 1;
+        state_ = state::line_start;
+        break;
+      }
+      case state::line_start:
+        state_ = in[i] == '.' ? state::dot : in[i] == '\n' ? state::line_start : state::mid_line;
+        ++i;
+        break;
+      case state::dot:
+        if (in[i] == '\n') {
+          state_ = state::line_start;
+          return {i + 1, true};
+        }
+        state_ = in[i] == '\r' ? state::dot_cr : state::mid_line;
+        ++i;
+        break;
+      case state::dot_cr:
+        if (in[i] == '\n') {
+          state_ = state::line_start;
+          return {i + 1, true};
+        }
+        state_ = state::mid_line;
+        break;  // re-examine this byte as line data
+    }
+  }
+  return {in.size(), false};
+}
+
+bool has_multiline_reply(std::string_view verb, std::string_view argument) {
+  const std::string v = upper(verb);
+  if (v == "RETR" || v == "TOP" || v == "CAPA") return true;
+  if (v == "LIST" || v == "UIDL" || v == "AUTH") return argument.empty();
+  return false;
+}
+
+std::vector<std::string> rewrite_capa(const std::vector<std::string>& lines,
+                                      const capa_view& view) {
+  std::vector<std::string> out;
+  for (const auto& line : lines) {
+    const std::string keyword = upper(std::string_view(line).substr(0, line.find(' ')));
+    if (keyword == "STLS") continue;
+    if (view.hide_sasl && keyword == "SASL") continue;
+    if (view.hide_user && keyword == "USER") continue;
+    out.push_back(line);
+  }
+  if (view.offer_stls) out.push_back("STLS");
+  return out;
+}
+
+}  // namespace tlsbridge::protocols::pop3
