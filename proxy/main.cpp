@@ -1,17 +1,20 @@
-// tlsbridge's command line (SPEC §2): run, check-config, --version, --help. Start-up is the one
+// tlsbridge's command line (SPEC §2): run, check-config, probe, inspect-cert, --version, --help.
+// probe and inspect-cert have their own options and live in cli_tools.cpp. Start-up is the one
 // place exceptions are used: every problem is printed as one line and the exit status is non-zero;
 // nothing starts half-configured.
-#include <iostream>
-#include <string>
-#include <vector>
-
-#include <boost/program_options.hpp>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/program_options.hpp>
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
 #include "certs/own_cert_check.hpp"
 #include "config/config_loader.hpp"
+#include "proxy/cli_tools.hpp"
 #include "proxy/listener.hpp"
 #include "proxy/server.hpp"
 
@@ -24,6 +27,13 @@ constexpr const char* usage =
     "usage:\n"
     "  tlsbridge [run] --config FILE          run the proxy (foreground)\n"
     "  tlsbridge check-config --config FILE   validate; print \"ok\" or every error\n"
+    "  tlsbridge probe [--starttls smtp|imap|pop3] [--servername NAME] [--config FILE]\n"
+    "                  [--ca FILE] [--json] HOST:PORT\n"
+    "                                         try TLS 1.0..1.3, judge the server's chain\n"
+    "  tlsbridge inspect-cert [--config FILE] [--ca FILE] [--json] FILE...\n"
+    "                                         judge a PEM chain (leaf first)\n"
+    "  probe/inspect-cert exit 0 (clean or logged), 2 (policy would refuse), 1 (no connection,\n"
+    "  no TLS, unreadable file); [policy] comes from --config, else the defaults\n"
     "  tlsbridge --version | --help\n";
 
 // Loads and validates everything a start needs. Prints every problem; nullptr if any.
@@ -67,6 +77,12 @@ void setup_logging(const config::config& cfg) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The diagnostic subcommands parse their own options (argv[1] is the subcommand).
+  if (argc > 1 && std::string_view(argv[1]) == "probe")
+    return proxy::probe_command(argc - 1, argv + 1, std::cout, std::cerr);
+  if (argc > 1 && std::string_view(argv[1]) == "inspect-cert")
+    return proxy::inspect_cert_command(argc - 1, argv + 1, std::cout, std::cerr);
+
   po::options_description opts("options");
   opts.add_options()("config,c", po::value<std::string>(), "configuration file (TOML)")(
       "version", "print the version")("help,h", "print this help")(
