@@ -78,6 +78,7 @@ session::session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socke
       id_(std::move(id)),
       client_(std::move(socket)),
       front_tls_event_(client_.socket().get_executor()),
+      backend_ready_event_(client_.socket().get_executor()),
       idle_timer_(client_.socket().get_executor()) {
   client_gate_.idle.emplace(client_.socket().get_executor());
   if (rt_->client_trust) {
@@ -115,16 +116,32 @@ asio::awaitable<void> session::run() {
     write_audit();
     co_return;
   }
-  if (!co_await open_backend()) {
-    if (!finished_) {
-      // A named local, not a temporary: GCC 12 destroys temporaries of a conditional expression
-      // inside co_await twice.
-      std::string refusal = machine_ ? machine_->service_unavailable() : std::string{};
-      co_await refuse_client(refusal);
-      finish(refused_by_policy_ ? "refused_policy" : "backend_unavailable", reason_);
+  auto opener = make_backend_opener(*rt_->root, cfg_);
+  machine_ = make_session_machine(*rt_->root, cfg_, *opener);
+  protocols::connection_info info;
+  info.client = client_addr_;
+  info.client_ip = remote.address().is_v6() && remote.address().to_v6().is_v4_mapped()
+                       ? asio::ip::make_address_v4(asio::ip::v4_mapped, remote.address().to_v6())
+                             .to_string()
+                       : remote.address().to_string();
+  info.front_tls = cfg_.tls != config::front_tls::none;
+  machine_->set_connection(info);
+
+  if (machine_->backend_first()) {
+    if (!co_await open_backend(*opener)) {
+      if (!finished_) {
+        // A named local, not a temporary: GCC 12 destroys temporaries of a conditional
+        // expression inside co_await twice.
+        std::string refusal = machine_->service_unavailable();
+        co_await refuse_client(refusal);
+        finish(refused_by_policy_ ? "refused_policy" : "backend_unavailable", reason_);
+      }
+      write_audit();
+      co_return;
     }
-    write_audit();
-    co_return;
+    // Mail machines are made with the backend's greeting, which the opener has now read.
+    machine_ = make_session_machine(*rt_->root, cfg_, *opener);
+    machine_->set_connection(info);
   }
 
   protocols::step_list steps;
@@ -158,11 +175,7 @@ asio::awaitable<bool> session::front_handshake(const char* what) {
   co_return true;
 }
 
-asio::awaitable<bool> session::open_backend() {
-  auto opener = make_backend_opener(*rt_->root, cfg_);
-  // The machine is made early only to know its "service unavailable" reply; it is made again
-  // below with the backend's greeting.
-  machine_ = make_session_machine(*rt_->root, cfg_, *opener);
+asio::awaitable<bool> session::open_backend(protocols::backend_opener& opener) {
   if (!co_await connect_backend()) co_return false;
   if (cfg_.backend.tls == config::back_tls::implicit) {
     auto ec = co_await with_timeout(
@@ -176,8 +189,7 @@ asio::awaitable<bool> session::open_backend() {
     }
     if (!judge_backend_chain(backend_host_)) co_return false;
   }
-  if (!co_await run_opener(*opener)) co_return false;
-  machine_ = make_session_machine(*rt_->root, cfg_, *opener);
+  if (!co_await run_opener(opener)) co_return false;
   touch();
   co_return true;
 }
@@ -345,19 +357,30 @@ asio::awaitable<void> session::client_loop() {
 }
 
 asio::awaitable<void> session::backend_loop() {
+  // Machines that open the back leg on demand may also open it again after the backend closed
+  // (HTTP keep-alive ends): wait for a live leg, run it to EOF, repeat.
+  while (!finished_) {
+    while (!finished_ && (!backend_ || backend_eof_ || backend_aborted_))
+      co_await backend_ready_event_.wait();
+    if (finished_) break;
+    co_await read_backend_until_eof();
+    if (machine_->backend_first()) break;
+  }
+}
+
+asio::awaitable<void> session::read_backend_until_eof() {
   while (!finished_ && !backend_aborted_) {
     auto ec = co_await backend_->wait_readable();
     if (finished_ || backend_aborted_) break;
     protocols::step_list steps;
-    if (ec) {
-      machine_->on_backend_eof(steps);
-      co_await execute(std::move(steps));
-      break;
+    std::size_t n = 0;
+    error_code rec = ec;
+    if (!ec) {
+      n = backend_->read_some(scratch.data(), scratch.size(), rec);
+      if (rec == asio::error::would_block) continue;
     }
-    error_code rec;
-    std::size_t n = backend_->read_some(scratch.data(), scratch.size(), rec);
-    if (rec == asio::error::would_block) continue;
     if (rec) {
+      backend_eof_ = true;
       machine_->on_backend_eof(steps);
       co_await execute(std::move(steps));
       break;
@@ -370,10 +393,12 @@ asio::awaitable<void> session::backend_loop() {
 
 asio::awaitable<void> session::watchdog() {
   while (!finished_) {
-    idle_timer_.expires_at(last_activity_ + cfg_.timeouts.idle);
+    auto limit = machine_->idle_limit().value_or(cfg_.timeouts.idle);
+    idle_timer_.expires_at(last_activity_ + limit);
     co_await idle_timer_.async_wait(use_nothrow);
     if (finished_) break;
-    if (std::chrono::steady_clock::now() < last_activity_ + cfg_.timeouts.idle) continue;
+    limit = machine_->idle_limit().value_or(cfg_.timeouts.idle);
+    if (std::chrono::steady_clock::now() < last_activity_ + limit) continue;
     protocols::step_list steps;
     machine_->on_idle_timeout(steps);
     // A write that has not moved for the whole idle time will not move for a goodbye either.
@@ -385,6 +410,8 @@ asio::awaitable<void> session::watchdog() {
 
 asio::awaitable<void> session::execute(protocols::step_list steps) {
   using kind = protocols::step::kind;
+  // Records are written as they happen: a long HTTPS or SMTP connection must not hold them.
+  write_machine_events();
   for (const auto& s : steps.steps()) {
     if (finished_) co_return;
     switch (s.what) {
@@ -392,7 +419,7 @@ asio::awaitable<void> session::execute(protocols::step_list steps) {
         if (!co_await send(side::client, s.data)) co_return;
         break;
       case kind::send_backend:
-        if (backend_aborted_) break;
+        if (backend_aborted_ || !backend_) break;
         if (!co_await send(side::backend, s.data)) co_return;
         break;
       case kind::start_front_tls: {
@@ -412,14 +439,37 @@ asio::awaitable<void> session::execute(protocols::step_list steps) {
         release(client_gate_);
         break;
       case kind::shutdown_backend_send:
+        if (!backend_) break;
         co_await acquire(backend_gate_);
         co_await backend_->shutdown_send();
         release(backend_gate_);
         break;
       case kind::abort_backend:
         backend_aborted_ = true;
-        backend_->close();
+        if (backend_) backend_->close();
         break;
+      case kind::connect_backend: {
+        bool ok = true;
+        if (!backend_ || backend_eof_ || backend_aborted_) {
+          if (backend_) backend_->close();
+          backend_.reset();
+          backend_chain_.reset();
+          backend_decision_.reset();
+          backend_eof_ = backend_aborted_ = false;
+          auto opener = make_backend_opener(*rt_->root, cfg_);
+          ok = co_await open_backend(*opener);
+          if (!ok && backend_) {
+            backend_->close();
+            backend_aborted_ = true;
+          }
+        }
+        if (finished_) co_return;
+        protocols::step_list more;
+        machine_->on_backend_connected(ok, more);
+        backend_ready_event_.notify();
+        co_await execute(std::move(more));
+        break;
+      }
       case kind::close:
         co_await acquire(client_gate_);
         co_await client_.shutdown_send();
@@ -494,6 +544,7 @@ void session::finish(std::string outcome, std::string reason) {
   front_tls_event_.notify();
   client_gate_.idle->notify();
   backend_gate_.idle->notify();
+  backend_ready_event_.notify();
 }
 
 boost::json::object session::leg_json(tls_stream& leg, bool front) const {
@@ -524,9 +575,9 @@ boost::json::object session::leg_json(tls_stream& leg, bool front) const {
   return o;
 }
 
-void session::write_audit() {
-  if (!rt_->audit) return;
-  for (auto& e : machine_ ? machine_->take_audit_events() : std::vector<boost::json::object>{}) {
+void session::write_machine_events() {
+  if (!rt_->audit || !machine_) return;
+  for (auto& e : machine_->take_audit_events()) {
     boost::json::object rec;
     rec["event"] = e["event"];
     rec["conn"] = id_;
@@ -535,6 +586,11 @@ void session::write_audit() {
       if (kv.key() != "event") rec[kv.key()] = kv.value();
     rt_->audit->write(std::move(rec));
   }
+}
+
+void session::write_audit() {
+  if (!rt_->audit) return;
+  write_machine_events();
   boost::json::object rec;
   rec["event"] = "conn";
   rec["conn"] = id_;

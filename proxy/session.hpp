@@ -57,11 +57,12 @@ class session : public std::enable_shared_from_this<session> {
   // Front handshake (implicit or after STARTTLS) with client-certificate policy; sets the outcome
   // on failure.
   asio::awaitable<bool> front_handshake(const char* what);
-  asio::awaitable<bool> open_backend();
+  asio::awaitable<bool> open_backend(protocols::backend_opener& opener);
   asio::awaitable<bool> connect_backend();
   asio::awaitable<bool> run_opener(protocols::backend_opener& opener);
   asio::awaitable<void> client_loop();
   asio::awaitable<void> backend_loop();
+  asio::awaitable<void> read_backend_until_eof();
   asio::awaitable<void> watchdog();
   asio::awaitable<void> execute(protocols::step_list steps);
   asio::awaitable<bool> send(side to, const std::string& data);
@@ -73,6 +74,7 @@ class session : public std::enable_shared_from_this<session> {
   void touch() { last_activity_ = std::chrono::steady_clock::now(); }
   void finish(std::string outcome, std::string reason = {});
   void write_audit();
+  void write_machine_events();
   boost::json::object leg_json(tls_stream& leg, bool front) const;
 
   std::shared_ptr<listener_runtime> rt_;
@@ -84,6 +86,7 @@ class session : public std::enable_shared_from_this<session> {
   write_gate client_gate_;
   write_gate backend_gate_;
   async_event front_tls_event_;
+  async_event backend_ready_event_;  // a back leg opened on demand is ready
   asio::steady_timer idle_timer_;
 
   std::chrono::steady_clock::time_point started_;
@@ -101,6 +104,7 @@ class session : public std::enable_shared_from_this<session> {
   std::uint64_t bytes_out_ = 0;
   bool finished_ = false;
   bool backend_aborted_ = false;
+  bool backend_eof_ = false;
   bool shutdown_requested_ = false;
   std::string outcome_;
   std::string reason_;

@@ -12,7 +12,9 @@
 // from the same side. Steps for one side are written in the order given, across events.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +31,8 @@ struct step {
     shutdown_client_send, // half-close towards the client (TLS close_notify + FIN)
     shutdown_backend_send,// half-close towards the backend
     abort_backend,        // drop the back leg at once, sending nothing more (e.g. no final dot)
+    connect_backend,      // open the back leg now (machines with backend_first() == false);
+                          // the answer comes as on_backend_connected
     close,                // flush client writes, then end the session
   };
   kind what;
@@ -43,6 +47,7 @@ class step_list {
   void shutdown_client_send() { add(step::kind::shutdown_client_send); }
   void shutdown_backend_send() { add(step::kind::shutdown_backend_send); }
   void abort_backend() { add(step::kind::abort_backend); }
+  void connect_backend() { add(step::kind::connect_backend); }
   void close() { add(step::kind::close); }
 
   const std::vector<step>& steps() const { return steps_; }
@@ -70,9 +75,32 @@ struct session_facts {
   std::string reason;   // free text for the audit record
 };
 
+// What the driver knows about the connection that a machine may need (X-Forwarded-For, the
+// audit's client address).
+struct connection_info {
+  std::string client;       // "ip:port" (after PROXY protocol)
+  std::string client_ip;    // "ip"
+  bool front_tls = false;   // the front leg is (or will be, for implicit) encrypted
+};
+
 class session_machine {
  public:
   virtual ~session_machine() = default;
+
+  void set_connection(connection_info info) { connection_ = std::move(info); }
+
+  // True (the default): the driver opens the back leg before on_start (mail protocols relay the
+  // backend's greeting). False: the machine asks with a connect_backend step when it needs one
+  // (HTTPS opens its pinned backend connection on the first allowed request).
+  virtual bool backend_first() const { return true; }
+  // Answer to connect_backend: ok, or not (facts().reason says why; send the protocol's error).
+  virtual void on_backend_connected(bool ok, step_list& out) {
+    (void)ok;
+    (void)out;
+  }
+  // The idle limit the driver applies right now; nullopt = the listener's `timeouts.idle`.
+  // (HTTPS: a request in flight may be held for `request_timeout`, e.g. ActiveSync Ping.)
+  virtual std::optional<std::chrono::milliseconds> idle_limit() const { return std::nullopt; }
 
   // The back leg is ready (connected, opened, TLS as configured): begin (e.g. relay the greeting).
   virtual void on_start(step_list& out) = 0;
@@ -99,6 +127,7 @@ class session_machine {
  protected:
   session_facts facts_;
   std::vector<boost::json::object> events_;
+  connection_info connection_;
 };
 
 // Opens the back leg after TCP (and implicit TLS) is up: reads the greeting, and for STARTTLS
