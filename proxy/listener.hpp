@@ -12,6 +12,7 @@
 #include "config/config.hpp"
 #include "config/value_parsers.hpp"
 #include "proxy/audit_log.hpp"
+#include "proxy/metrics.hpp"
 
 namespace tlsbridge::proxy {
 
@@ -24,6 +25,7 @@ struct listener_runtime {
   certs::x509_store_ptr client_trust;  // client_certs != none: client_ca, else the system store
   std::vector<config::cidr> allow;
   audit_log* audit = nullptr;
+  proxy::metrics* metrics = nullptr;  // null in check-config
   std::atomic<std::size_t> active{0};
 
   bool front_tls_possible() const { return settings->tls != config::front_tls::none; }

@@ -17,9 +17,14 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <openssl/pem.h>
 #include <spdlog/spdlog.h>
 
+#include "certs/chain_collector.hpp"
+#include "config/value_parsers.hpp"
+#include "proxy/admin_server.hpp"
 #include "proxy/listener.hpp"
+#include "proxy/metrics.hpp"
 #include "proxy/session.hpp"
 
 namespace tlsbridge::proxy {
@@ -68,12 +73,33 @@ asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acceptor,
   }
 }
 
+// Own certificates' notAfter as gauges, so an expiry is seen coming (SPEC §4, §5).
+void record_certificate_expiry(const config::config& cfg, proxy::metrics& m) {
+  for (const auto& entry : cfg.certs) {
+    std::FILE* f = std::fopen(entry.cert.c_str(), "r");
+    if (!f) continue;
+    X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
+    std::fclose(f);
+    if (!cert) continue;
+    auto evidence = certs::describe_certificate(cert, 0);
+    X509_free(cert);
+    m.set("tlsbridge_certificate_expiry_seconds",
+          {{"file", entry.cert.string()}, {"subject", evidence.subject}},
+          static_cast<double>(evidence.not_after));
+  }
+}
+
 }  // namespace
 
 int run_server(std::shared_ptr<const config::config> cfg) {
   audit_log audit(cfg->audit.path);
+  proxy::metrics metrics;
   std::vector<std::shared_ptr<listener_runtime>> runtimes;
-  for (const auto& l : cfg->listeners) runtimes.push_back(make_listener_runtime(cfg, l, &audit));
+  for (const auto& l : cfg->listeners) {
+    runtimes.push_back(make_listener_runtime(cfg, l, &audit));
+    runtimes.back()->metrics = &metrics;
+  }
+  record_certificate_expiry(*cfg, metrics);
 
   unsigned threads = cfg->server.threads ? cfg->server.threads
                                          : std::max(1u, std::thread::hardware_concurrency());
@@ -116,8 +142,22 @@ int run_server(std::shared_ptr<const config::config> cfg) {
     w->thread = std::thread([&io = w->io] { io.run(); });
   }
 
-  // Main thread: signals and the shutdown sequence (SPEC §5).
+  // Main thread: signals, the admin endpoint and the shutdown sequence (SPEC §5).
   asio::io_context main_io;
+  bool draining = false;
+  admin_server admin(
+      main_io, metrics, [&] { return !draining; },
+      [&] {
+        for (const auto& rt : runtimes)
+          metrics.set("tlsbridge_active_connections", {{"listener", rt->settings->name}},
+                      static_cast<double>(rt->active.load()));
+      });
+  if (!cfg->admin.listen.empty()) {
+    auto ep = config::parse_endpoint(cfg->admin.listen);
+    if (!ep) throw std::runtime_error("[admin] listen: bad endpoint " + cfg->admin.listen);
+    admin.start(*ep);
+    spdlog::info("admin endpoint on {}", cfg->admin.listen);
+  }
   asio::signal_set signals(main_io, SIGTERM, SIGINT);
   asio::steady_timer grace(main_io);
   auto active = [&] {
@@ -129,6 +169,7 @@ int run_server(std::shared_ptr<const config::config> cfg) {
   std::function<void()> check;  // the drain poll, re-armed every 50 ms
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
+    draining = true;
     spdlog::info("signal {}: stop accepting, draining {} session(s) for up to {} ms", sig, active(),
                  cfg->server.shutdown_grace.count());
     for (auto& w : workers) {

@@ -208,6 +208,7 @@ asio::awaitable<bool> session::connect_backend() {
     }
     for (const auto& entry : results) {
       asio::ip::tcp::socket sock(ex);
+      const auto connect_started = std::chrono::steady_clock::now();
       auto connected = co_await with_timeout(
           sock.async_connect(entry.endpoint(), use_nothrow), cfg_.timeouts.connect);
       error_code cec = connected ? std::get<0>(*connected) : asio::error::timed_out;
@@ -216,6 +217,11 @@ asio::awaitable<bool> session::connect_backend() {
                     cec.message();
         continue;
       }
+      if (rt_->metrics)
+        rt_->metrics->observe("tlsbridge_backend_connect_seconds", {{"listener", cfg_.name}},
+                              std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                            connect_started)
+                                  .count());
       error_code ec;
       backend_addr_ = endpoint_text(entry.endpoint());
       auto local = sock.local_endpoint(ec);
@@ -588,7 +594,46 @@ void session::write_machine_events() {
   }
 }
 
+void session::record_metrics() {
+  auto* m = rt_->metrics;
+  if (!m) return;
+  const std::string& l = cfg_.name;
+  const std::string outcome = outcome_.empty() ? "ok" : outcome_;
+  m->add("tlsbridge_connections_total", {{"listener", l}, {"outcome", outcome}});
+  m->add("tlsbridge_bytes_total", {{"listener", l}, {"direction", "in"}},
+         static_cast<double>(bytes_in_));
+  m->add("tlsbridge_bytes_total", {{"listener", l}, {"direction", "out"}},
+         static_cast<double>(bytes_out_));
+  if (client_.tls_active())
+    m->add("tlsbridge_tls_versions_total",
+           {{"listener", l}, {"side", "front"}, {"version", SSL_get_version(client_.ssl())}});
+  if (backend_ && backend_->tls_active())
+    m->add("tlsbridge_tls_versions_total",
+           {{"listener", l}, {"side", "back"}, {"version", SSL_get_version(backend_->ssl())}});
+  if (outcome == "tls_failed" || (!client_.tls_error().empty() && !client_.tls_active()))
+    m->add("tlsbridge_handshake_failures_total",
+           {{"listener", l}, {"side", "front"},
+            {"reason", client_.tls_error().empty() ? "timeout or closed" : client_.tls_error()}});
+  if (backend_ && !backend_->tls_error().empty() && !backend_->tls_active())
+    m->add("tlsbridge_handshake_failures_total",
+           {{"listener", l}, {"side", "back"}, {"reason", backend_->tls_error()}});
+  auto findings = [&](const std::optional<policy::decision>& d, const char* side) {
+    if (!d) return;
+    for (std::size_t i = 0; i < d->findings.size(); ++i)
+      m->add("tlsbridge_policy_findings_total",
+             {{"listener", l},
+              {"side", side},
+              {"kind", d->findings[i].kind},
+              {"action", i < d->actions.size() ? policy::to_string(d->actions[i]) : "log"}});
+  };
+  findings(client_check_.decision, "front");
+  findings(backend_decision_, "back");
+  if (machine_ && machine_->facts().starttls_injection)
+    m->add("tlsbridge_starttls_injections_total", {{"listener", l}});
+}
+
 void session::write_audit() {
+  record_metrics();
   if (!rt_->audit) return;
   write_machine_events();
   boost::json::object rec;

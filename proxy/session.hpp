@@ -75,6 +75,7 @@ class session : public std::enable_shared_from_this<session> {
   void finish(std::string outcome, std::string reason = {});
   void write_audit();
   void write_machine_events();
+  void record_metrics();
   boost::json::object leg_json(tls_stream& leg, bool front) const;
 
   std::shared_ptr<listener_runtime> rt_;

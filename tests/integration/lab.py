@@ -807,7 +807,7 @@ class Tlsbridge:
     """
 
     def __init__(self, listeners, certs, hostname="proxy.test", shutdown_grace="2s",
-                 extra_toml="", directory=None, binary=None):
+                 extra_toml="", directory=None, binary=None, admin=""):
         self.binary = binary or os.environ.get("TLSBRIDGE_BINARY") or DEFAULT_BINARY
         self.dir = directory or make_lab_dir("tlsbridge-proxy.")
         self.config_path = os.path.join(self.dir, "tlsbridge.toml")
@@ -818,6 +818,7 @@ class Tlsbridge:
         self.hostname = hostname
         self.shutdown_grace = shutdown_grace
         self.extra_toml = extra_toml
+        self.admin = admin  # [admin] listen ("" = off), e.g. f"127.0.0.1:{free_port()}"
         self.proc = None
         self.probe_clients = set()  # our own readiness probes, left out of conn_records()
 
@@ -826,7 +827,7 @@ class Tlsbridge:
                                        "shutdown_grace": self.shutdown_grace}),
                  toml_table("log", {"level": "debug"}),
                  toml_table("audit", {"path": self.audit_path}),
-                 toml_table("admin", {"listen": ""})]
+                 toml_table("admin", {"listen": self.admin})]
         for cert, key in self.certs:
             parts.append(toml_table("[certs]", {"cert": cert, "key": key}))
         for listener in self.listeners:

@@ -1,0 +1,34 @@
+// The admin endpoint (SPEC §3 [admin], §5): GET /metrics (Prometheus text), /healthz (the process
+// answers), /readyz (every listener is bound and the proxy is not draining). Plain HTTP/1.1 with
+// Beast, on the main thread's io_context, one request per connection; loopback by default.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "config/config.hpp"
+#include "proxy/metrics.hpp"
+
+namespace tlsbridge::proxy {
+
+class admin_server {
+ public:
+  // refresh: called before /metrics renders (gauges that are read, not counted).
+  admin_server(boost::asio::io_context& io, proxy::metrics& m, std::function<bool()> ready,
+               std::function<void()> refresh);
+  // Binds (throws std::runtime_error with the reason) and starts accepting.
+  void start(const config::endpoint& listen);
+  void stop();
+
+ private:
+  boost::asio::io_context& io_;
+  proxy::metrics& metrics_;
+  std::function<bool()> ready_;
+  std::function<void()> refresh_;
+  std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
+};
+
+}  // namespace tlsbridge::proxy
