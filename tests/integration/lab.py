@@ -1,7 +1,8 @@
 """Real-peer test lab for tlsbridge's integration tests (Python stdlib only).
 
 Fixtures: free ports, the shared test PKI (tests/certs/make_test_certs.sh), a private Postfix
-instance as the legacy backend (TLS 1.0 only with a SHA-1 certificate, or plaintext), the one
+instance as the legacy backend (TLS 1.0 only with a SHA-1 certificate, or plaintext), a private
+Dovecot (IMAP and POP3, STARTTLS capped at TLS 1.0, SHA-1 certificate), the one
 allowed fake (an SMTP backend that dies in the middle of DATA, which no real server does on
 demand), a raw line-level SMTP client, and a runner for the tlsbridge binary itself.
 
@@ -741,6 +742,208 @@ class DyingSmtpBackend:
                 return
             session["data_bytes"] += len(chunk)
         session["died_in_data"] = True
+
+
+# ---------------------------------------------------------------------------------------------
+# Dovecot: the legacy IMAP/POP3 backend
+
+DOVECOT_CONF = """\
+# Private Dovecot instance for tlsbridge's lab (tests/integration/lab.py): IMAP and POP3 on
+# 127.0.0.1, STARTTLS/STLS capped at TLS 1.0 (OPENSSL_CONF's MaxProtocol; Dovecot 2.3 has no
+# ssl_max_protocol) with a SHA-1-signed certificate, one passwd-file user, a maildir.
+instance_name = {instance}
+base_dir = {run}
+state_dir = {dir}/state
+log_path = {dir}/dovecot.log
+info_log_path = {dir}/dovecot.log
+debug_log_path = {dir}/dovecot.log
+protocols = imap pop3
+listen = 127.0.0.1
+import_environment = TZ OPENSSL_CONF={dir}/openssl.cnf
+default_login_user = dovenull
+default_internal_user = dovecot
+first_valid_uid = 1
+ssl = yes
+ssl_cert = <{dir}/certs/sha1.chain.pem
+ssl_key = <{dir}/certs/sha1.key
+ssl_min_protocol = TLSv1
+ssl_cipher_list = DEFAULT:@SECLEVEL=0
+disable_plaintext_auth = yes
+auth_mechanisms = plain login
+auth_failure_delay = 0
+# Every authentication request is logged with its user name, so a test can prove that a LOGIN the
+# proxy refused (or an injected one) never reached Dovecot.
+auth_verbose = yes
+auth_debug = yes
+auth_verbose_passwords = no
+login_log_format_elements = user=<%u> method=%m rip=%r rport=%b lip=%l lport=%a mpid=%e %c
+mail_location = maildir:{dir}/mail/%u/Maildir
+mailbox_idle_check_interval = 1 secs
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {dir}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=65534 gid=65534 home={dir}/mail/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {pop3_port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+protocol imap {{
+  mail_max_userip_connections = 100
+}}
+protocol pop3 {{
+  mail_max_userip_connections = 100
+  pop3_uidl_format = %08Xu%08Xv
+}}
+"""
+
+DOVECOT_OPENSSL_CNF = """\
+openssl_conf = default_conf
+[default_conf]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+MaxProtocol = TLSv1
+CipherString = DEFAULT:@SECLEVEL=0
+"""
+
+DOVECOT_START_TIMEOUT = 20.0
+DOVECOT_STOP_TIMEOUT = 15.0
+
+
+class DovecotBackend:
+    """A private Dovecot instance (IMAP and POP3) on free 127.0.0.1 ports under /tmp.
+
+    STARTTLS/STLS only, TLS 1.0 at most, SHA-1 certificate (sha1.chain.pem): the legacy mailbox
+    host tlsbridge fronts. One user (user/password) in a passwd-file with a PLAIN password; its
+    maildir is DIR/mail/USER/Maildir. Every auth request is logged to DIR/dovecot.log.
+    """
+
+    def __init__(self, certs_dir, user="alice", password="wonderland", directory=None):
+        self.certs_dir = certs_dir
+        self.user = user
+        self.password = password
+        self.imap_port = free_port()
+        self.pop3_port = free_port()
+        while self.pop3_port == self.imap_port:
+            self.pop3_port = free_port()
+        self.dir = directory or make_lab_dir("tlsbridge-dovecot.")
+        # Socket paths must stay under 108 bytes: a short base_dir of its own.
+        self.run_dir = make_lab_dir("tbdv.")
+        self.config_path = os.path.join(self.dir, "dovecot.conf")
+        self.log_path = os.path.join(self.dir, "dovecot.log")
+        self.pid = None
+
+    def configure(self):
+        for sub in ("certs", "state", "mail"):
+            os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
+            os.chmod(os.path.join(self.dir, sub), 0o755)
+        os.chown(os.path.join(self.dir, "mail"), 65534, 65534)
+        for name in ("sha1.key", "sha1.chain.pem"):
+            shutil.copy(os.path.join(self.certs_dir, name), os.path.join(self.dir, "certs"))
+            os.chmod(os.path.join(self.dir, "certs", name), 0o644)
+        with open(os.path.join(self.dir, "openssl.cnf"), "w") as f:
+            f.write(DOVECOT_OPENSSL_CNF)
+        with open(os.path.join(self.dir, "passwd"), "w") as f:
+            f.write(f"{self.user}:{{PLAIN}}{self.password}\n")
+        os.chmod(os.path.join(self.dir, "passwd"), 0o644)
+        with open(self.config_path, "w") as f:
+            f.write(DOVECOT_CONF.format(dir=self.dir, run=self.run_dir,
+                                        instance=os.path.basename(self.run_dir),
+                                        imap_port=self.imap_port, pop3_port=self.pop3_port))
+        open(self.log_path, "a").close()
+
+    def start(self):
+        """Configures and starts the instance; returns when both ports accept connections."""
+        self.configure()
+        env = dict(os.environ, OPENSSL_CONF=os.path.join(self.dir, "openssl.cnf"))
+        # The daemon inherits stdout/stderr: a file, not a pipe nobody would ever close.
+        start_log = os.path.join(self.dir, "start.log")
+        with open(start_log, "wb") as out:
+            proc = subprocess.run(["dovecot", "-c", self.config_path], env=env, stdout=out,
+                                  stderr=out, stdin=subprocess.DEVNULL,
+                                  timeout=DOVECOT_START_TIMEOUT)
+        if proc.returncode != 0:
+            with open(start_log, "rb") as f:
+                said = f.read().decode("utf-8", "replace")
+            raise LabError(f"dovecot -c {self.config_path} exited {proc.returncode}:\n"
+                           f"{said}\nlog:\n{self.log()}")
+        self.pid = wait_until(self._read_pid, DOVECOT_START_TIMEOUT)
+        ready = wait_until(lambda: port_accepts(self.imap_port) and port_accepts(self.pop3_port),
+                           DOVECOT_START_TIMEOUT)
+        if not self.pid or not ready:
+            self.stop()
+            raise LabError(f"Dovecot in {self.dir} not accepting on {self.imap_port}/"
+                           f"{self.pop3_port} after {DOVECOT_START_TIMEOUT}s\nlog:\n{self.log()}")
+        return self
+
+    def _read_pid(self):
+        try:
+            with open(os.path.join(self.run_dir, "master.pid")) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _pid_alive(pid) else None
+
+    def stop(self):
+        """SIGTERM to the master by the PID in its pid file, SIGKILL if it lingers."""
+        pid = self.pid or self._read_pid()
+        if pid and _pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            if not wait_until(lambda: not _pid_alive(pid), DOVECOT_STOP_TIMEOUT):
+                os.kill(pid, signal.SIGKILL)
+                wait_until(lambda: not _pid_alive(pid), 5)
+        self.pid = None
+
+    def cleanup(self, remove=True):
+        self.stop()
+        if remove and not keep_lab():
+            for path in (self.dir, self.run_dir):
+                if path.startswith("/tmp/"):
+                    shutil.rmtree(path, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def maildir_messages(self):
+        """Every message file in the user's INBOX maildir as bytes, oldest first."""
+        base = os.path.join(self.dir, "mail", self.user, "Maildir")
+        paths = []
+        for sub in ("new", "cur"):
+            paths += glob.glob(os.path.join(base, sub, "*"))
+        result = []
+        for path in sorted(paths, key=lambda p: (os.stat(p).st_mtime_ns, p)):
+            with open(path, "rb") as f:
+                result.append(f.read())
+        return result
 
 
 # ---------------------------------------------------------------------------------------------
