@@ -19,7 +19,10 @@ line_framer::status line_framer::next_line(std::string& out) {
       continue;
     }
     if (lf == std::string_view::npos) {
-      if (pending.size() > max_line_) {
+      // A line of exactly max_line_ whose CR has arrived without its LF is not too long yet:
+      // byte-at-a-time input must frame like whole-buffer input.
+      const bool cr_of_full_line = pending.size() == max_line_ + 1 && pending.back() == '\r';
+      if (pending.size() > max_line_ && !cr_of_full_line) {
         discarding_ = true;
         buffer_.clear();
         offset_ = 0;

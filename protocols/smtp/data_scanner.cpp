@@ -124,7 +124,7 @@ data_scanner::result data_scanner::scan(std::string_view in, std::string& out) {
           return r;
         }
         out += (mode_ == mode::normalize) ? ".." : ".";
-        message_bytes_ += 1;
+        message_bytes_ += 2;  // the dot and the bare CR
         if (!bare_break(false, out)) return r;
         break;
     }

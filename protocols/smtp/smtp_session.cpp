@@ -87,7 +87,8 @@ void smtp_session::process_client(step_list& out) {
           return;
         }
         if (!r.end_of_data) return;
-        message_size_ = scanner_->message_bytes();
+        pending end = expect(verb::data, {}, true);
+        end.size = scanner_->message_bytes();
         if (scanner_->bare_lf_count() + scanner_->bare_cr_count() > 0)
           facts_.reason = "bare CR/LF in message data (" +
                           std::string(settings_.bare_lf == config::bare_lf_mode::normalize
@@ -96,7 +97,7 @@ void smtp_session::process_client(step_list& out) {
                           ")";
         scanner_.reset();
         mode_ = mode::command;
-        pending_.push_back(expect(verb::data, {}, true));
+        pending_.push_back(std::move(end));
         break;
       }
       case mode::bdat: {
@@ -104,11 +105,13 @@ void smtp_session::process_client(step_list& out) {
         if (in.empty()) return;
         std::size_t n = static_cast<std::size_t>(
             std::min<std::uint64_t>(bdat_remaining_, in.size()));
-        out.send_backend(std::string(in.substr(0, n)));
+        if (!bdat_discard_) out.send_backend(std::string(in.substr(0, n)));
         client_.consume(n);
         bdat_remaining_ -= n;
-        message_size_ += n;
-        if (bdat_remaining_ == 0) mode_ = mode::command;
+        if (bdat_remaining_ == 0) {
+          mode_ = mode::command;
+          bdat_discard_ = false;
+        }
         break;
       }
       case mode::awaiting_data_reply:
@@ -157,6 +160,7 @@ void smtp_session::handle_command(std::string line, step_list& out) {
   if (!front_encrypted_ && offers_starttls && settings_.require_tls &&
       !allowed_before_tls(cmd.what)) {
     answer_locally("530 5.7.0 Must issue a STARTTLS command first\r\n", out);
+    skip_refused_chunk(cmd);
     return;
   }
   if (exchange_internal(cmd.what)) {
@@ -184,10 +188,9 @@ void smtp_session::handle_command(std::string line, step_list& out) {
     }
     case verb::ehlo:
     case verb::helo:
-      helo_ = cmd.argument;
       need_ehlo_ = false;
-      reset_transaction();
-      relay(line, expect(cmd.what), out);
+      bdat_total_ = 0;
+      relay(line, expect(cmd.what, cmd.argument), out);
       return;
     case verb::mail:
     case verb::rcpt:
@@ -195,8 +198,18 @@ void smtp_session::handle_command(std::string line, step_list& out) {
     case verb::bdat:
       if (need_ehlo_) {
         answer_locally("503 5.5.1 Send EHLO first after STARTTLS\r\n", out);
+        skip_refused_chunk(cmd);
         return;
       }
+      break;
+    default:
+      break;
+  }
+
+  switch (cmd.what) {
+    case verb::mail:
+    case verb::rset:
+      bdat_total_ = 0;
       break;
     default:
       break;
@@ -222,7 +235,15 @@ void smtp_session::handle_command(std::string line, step_list& out) {
                    "", "malformed BDAT", out);
         return;
       }
-      relay(line, expect(verb::bdat, {}, header->last), out);
+      pending entry = expect(verb::bdat, {}, header->last);
+      // The size of a BDAT message is the sum of its declared chunk sizes (RFC 3030 §2), known
+      // here; the backend's replies, and so the audit event, may come much later.
+      bdat_total_ += header->size;
+      if (header->last) {
+        entry.size = bdat_total_;
+        bdat_total_ = 0;
+      }
+      relay(line, std::move(entry), out);
       bdat_remaining_ = header->size;
       if (bdat_remaining_ > 0) mode_ = mode::bdat;
       return;
@@ -231,6 +252,17 @@ void smtp_session::handle_command(std::string line, step_list& out) {
       relay(line, expect(cmd.what), out);
       return;
   }
+}
+
+void smtp_session::skip_refused_chunk(const command& cmd) {
+  // RFC 3030 §2 (and Postfix smtpd's skip_bdat): a refused BDAT still frames its chunk. The chunk
+  // is read and dropped; it must never be taken for commands.
+  if (cmd.what != verb::bdat) return;
+  auto header = parse_bdat(cmd.argument);
+  if (!header || header->size == 0) return;
+  bdat_remaining_ = header->size;
+  bdat_discard_ = true;
+  mode_ = mode::bdat;
 }
 
 void smtp_session::relay(std::string_view line, pending entry, step_list& out) {
@@ -298,7 +330,18 @@ void smtp_session::handle_reply(const reply& r, step_list& out) {
   pending_.pop_front();
 
   switch (p.cmd) {
+    case verb::helo:
+      if (r.positive_completion()) {
+        helo_ = std::move(p.text);
+        reset_transaction();
+      }
+      out.send_client(r.wire());
+      break;
     case verb::ehlo:
+      if (r.positive_completion()) {
+        helo_ = std::move(p.text);
+        reset_transaction();
+      }
       out.send_client(rewrite_ehlo_reply(
                           r, ehlo_view{.offer_starttls = settings_.front == config::front_tls::starttls &&
                                                          !front_encrypted_,
@@ -309,7 +352,6 @@ void smtp_session::handle_reply(const reply& r, step_list& out) {
       if (r.positive_completion()) {
         mail_from_ = std::move(p.text);
         rcpt_.clear();
-        message_size_ = 0;
       }
       out.send_client(r.wire());
       break;
@@ -322,7 +364,6 @@ void smtp_session::handle_reply(const reply& r, step_list& out) {
         if (r.code == 354) {
           mode_ = mode::data;
           scanner_.emplace(settings_.bare_lf);
-          message_size_ = 0;
         } else if (mode_ == mode::awaiting_data_reply) {
           mode_ = mode::command;
         }
@@ -336,7 +377,7 @@ void smtp_session::handle_reply(const reply& r, step_list& out) {
     case verb::bdat:
       out.send_client(r.wire());
       if (p.message_end) {
-        emit_message_event(r);
+        emit_message_event(r, p.size);
         reset_transaction();
       }
       break;
@@ -363,7 +404,7 @@ void smtp_session::discard_injected(std::size_t bytes) {
   facts_.injected_bytes += bytes;
 }
 
-void smtp_session::emit_message_event(const reply& final_reply) {
+void smtp_session::emit_message_event(const reply& final_reply, std::uint64_t size) {
   boost::json::object e;
   e["event"] = "smtp.message";
   if (settings_.audit_envelope) {
@@ -373,7 +414,7 @@ void smtp_session::emit_message_event(const reply& final_reply) {
     for (const auto& a : rcpt_) rcpt.emplace_back(a);
     e["rcpt"] = std::move(rcpt);
   }
-  e["size"] = message_size_;
+  e["size"] = size;
   e["reply"] = final_reply.text();
   events_.push_back(std::move(e));
 }
@@ -381,7 +422,6 @@ void smtp_session::emit_message_event(const reply& final_reply) {
 void smtp_session::reset_transaction() {
   mail_from_.clear();
   rcpt_.clear();
-  message_size_ = 0;
 }
 
 void smtp_session::on_front_tls_established(step_list& out) {
@@ -395,6 +435,7 @@ void smtp_session::on_front_tls_established(step_list& out) {
   need_ehlo_ = true;
   helo_.clear();
   reset_transaction();
+  bdat_total_ = 0;
   client_.clear();
   mode_ = mode::command;
 }

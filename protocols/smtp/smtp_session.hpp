@@ -67,17 +67,19 @@ class smtp_session final : public session_machine {
     std::string text;       // local: the reply's wire form; mail/rcpt: the address
     bool starttls = false;  // local 220 that starts the front handshake once sent
     bool message_end = false;  // the reply to <CRLF>.<CRLF> or BDAT LAST
+    std::uint64_t size = 0;    // message_end: the message's size, known on the client side
   };
 
   static pending expect(verb cmd, std::string text = {}, bool message_end = false);
   void process_client(step_list& out);
   void handle_command(std::string line, step_list& out);
+  void skip_refused_chunk(const command& cmd);
   void relay(std::string_view line, pending entry, step_list& out);
   void answer_locally(std::string wire, step_list& out, bool starttls = false);
   void handle_reply(const reply& r, step_list& out);
   void flush_local_replies(step_list& out);
   void discard_injected(std::size_t bytes);
-  void emit_message_event(const reply& final_reply);
+  void emit_message_event(const reply& final_reply, std::uint64_t size);
   void reset_transaction();
   void close_with(std::string wire, std::string outcome, std::string reason, step_list& out);
   void maybe_finish_drain(step_list& out);
@@ -94,13 +96,14 @@ class smtp_session final : public session_machine {
   std::deque<pending> pending_;
   std::optional<data_scanner> scanner_;
   std::uint64_t bdat_remaining_ = 0;
-  bool bdat_last_ = false;
+  bool bdat_discard_ = false;     // the chunk of a BDAT the proxy refused: read, never relayed
+  std::uint64_t bdat_total_ = 0;  // client side: chunk sizes of the current BDAT message so far
 
-  // Envelope observer state.
+  // Envelope observer state, updated as the backend's replies arrive (the client may have
+  // pipelined the next transaction's commands already).
   std::string helo_;
   std::string mail_from_;
   std::vector<std::string> rcpt_;
-  std::uint64_t message_size_ = 0;
 };
 
 }  // namespace tlsbridge::protocols::smtp
