@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Writes the hand-made seed inputs of tests/fuzz/corpus/<target>/seed-*: real SMTP dialogues
 (an Exchange EHLO reply, STARTTLS with pipelined plaintext, DATA with bare LF, BDAT), configs
-(conf/tlsbridge.toml and broken ones) and DER certificates of the test PKI (public certificates
-only, never keys). Inputs the fuzzer found (crash-*, regression-*) live next to them and are not
-touched. Usage: tests/fuzz/make_seed_corpus.py [PKI_DIR]  (PKI_DIR from
+(conf/tlsbridge.toml and broken ones), PROXY protocol headers and DER certificates of the test
+PKI (public certificates only, never keys). Inputs the fuzzer found (crash-*, regression-*) live
+next to them and are not touched. Usage: tests/fuzz/make_seed_corpus.py [PKI_DIR]  (PKI_DIR from
 tests/certs/make_test_certs.sh; without it the cert_evidence seeds are left as they are)."""
 import os
 import subprocess
@@ -143,6 +143,33 @@ script("unsolicited-421", 2, [("b", "421"), ("c", "ehlo")])
 script("small-limits", 1,
        [("craw", "EHLO " + "x" * 80 + "\r\n"), ("c", "pipelined"), ("c", "pipelined"),
         ("c", "pipelined")], limits=(0, 0, 2))
+
+# --- proxy_header: the first bytes of a connection (PROXY v1 line or v2 binary header) -------
+V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def v2(ver_cmd, fam, body, length=None):
+    n = len(body) if length is None else length
+    return V2_SIG + bytes([ver_cmd, fam]) + n.to_bytes(2, "big") + body
+
+
+V2_TCP4 = (bytes([192, 0, 2, 1, 198, 51, 100, 7]) + (56324).to_bytes(2, "big") +
+           (25).to_bytes(2, "big"))
+V2_TCP6 = (bytes([0x20, 0x01, 0x0d, 0xb8]) + bytes(11) + b"\x01" + bytes(15) + b"\x01" +
+           (1111).to_bytes(2, "big") + (2222).to_bytes(2, "big"))
+write("proxy_header", "v1-tcp4", "PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\nEHLO x\r\n")
+write("proxy_header", "v1-tcp6", "PROXY TCP6 2001:db8::1 ::ffff:1.2.3.4 1111 65535\r\n")
+write("proxy_header", "v1-unknown", "PROXY UNKNOWN\r\n")
+write("proxy_header", "v1-unknown-worst-case",
+      "PROXY UNKNOWN " + " ".join(["ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"] * 2) +
+      " 65535 65535\r\n")
+write("proxy_header", "v1-bad-port", "PROXY TCP4 1.2.3.4 5.6.7.8 65536 025\r\n")
+write("proxy_header", "v2-tcp4-then-payload", v2(0x21, 0x11, V2_TCP4) + b"EHLO x\r\n")
+write("proxy_header", "v2-tcp6-tlvs", v2(0x21, 0x21, V2_TCP6 + b"\x04\x00\x02ab\x02\x00\x01x"))
+write("proxy_header", "v2-local", v2(0x20, 0x00, b""))
+write("proxy_header", "v2-unix", v2(0x21, 0x31, bytes(216)))
+write("proxy_header", "v2-length-40000", v2(0x21, 0x11, V2_TCP4, 40000))
+write("proxy_header", "v2-short-block", v2(0x21, 0x21, V2_TCP4))
 
 # --- config: TOML text ------------------------------------------------------------------------
 with open(os.path.join(ROOT, "conf", "tlsbridge.toml"), encoding="utf-8") as f:
