@@ -212,14 +212,18 @@ class ImapPop3Test(unittest.TestCase):
         self.assertEqual([(r["user"], r["result"][:3]) for r in logins], [(USER, "+OK")])
 
     def test_curl_imap_and_pop3_with_ssl_reqd(self):
-        out = lab.run(["curl", "-sS", "--ssl-reqd", "-k", "--max-time", "20", "-u",
-                       f"{USER}:{PASSWORD}", f"imap://127.0.0.1:{ports['imap']}/"])
-        self.assertEqual(out.returncode, 0, out.stderr + proxy.describe())
-        self.assertIn("INBOX", out.stdout)
-        out = lab.run(["curl", "-sS", "--ssl-reqd", "-k", "--max-time", "20", "-u",
-                       f"{USER}:{PASSWORD}", f"pop3://127.0.0.1:{ports['pop3']}/"])
-        self.assertEqual(out.returncode, 0, out.stderr + proxy.describe())
-        self.assertRegex(out.stdout, r"^\d+ \d+", out.stdout)
+        for name, url in (("imap", f"imap://127.0.0.1:{ports['imap']}/"),
+                          ("pop3", f"pop3://127.0.0.1:{ports['pop3']}/")):
+            local_port = lab.free_port()  # so that the conn record can be found
+            out = lab.run(["curl", "-sS", "--ssl-reqd", "-k", "--tlsv1.2", "--max-time", "20",
+                           "--local-port", str(local_port), "-u", f"{USER}:{PASSWORD}", url])
+            self.assertEqual(out.returncode, 0, out.stderr + proxy.describe())
+            if name == "imap":
+                self.assertIn("INBOX", out.stdout)
+            record = self.conn_record(f"127.0.0.1:{local_port}", name + "-in")
+            self.assert_legs(record)
+            logins = proxy.records(name + ".login", conn=record["conn"])
+            self.assertEqual([r["user"] for r in logins], [USER], proxy.describe())
 
     def test_openssl_s_client_starttls_imap_and_pop3(self):
         out = lab.s_client(ports["imap"], "-starttls", "imap", "-tls1_2", "-ign_eof",
