@@ -128,6 +128,7 @@ struct server_config {
   unsigned threads = 0;  // 0 = one per core
   std::string user;
   duration shutdown_grace = 30s;
+  std::size_t max_connections = 100000;  // all listeners together (each also has its own cap)
   std::string hostname = "localhost";
 };
 

@@ -164,6 +164,8 @@ class loader {
     r.read_integer("threads", 0, 1024, cfg_.server.threads);
     r.read("user", cfg_.server.user);
     r.read_duration("shutdown_grace", cfg_.server.shutdown_grace);
+    r.read_integer("max_connections", 1, 10'000'000,
+                   cfg_.server.max_connections);
     // The default stays "localhost" rather than gethostname(): the same file loads the same way on
     // every machine, and an operator who cares about the EHLO name sets it.
     if (r.read("hostname", cfg_.server.hostname) && cfg_.server.hostname.empty())

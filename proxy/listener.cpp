@@ -36,12 +36,29 @@ std::shared_ptr<listener_runtime> make_listener_runtime(
     if (settings.backend.verify == config::verify_mode::ca)
       rt->trust_store = certs::make_trust_store(settings.backend.ca_file);
   }
+  for (const auto& text : settings.trusted_proxies) {
+    auto block = config::parse_cidr(text);
+    if (!block)
+      throw std::runtime_error("listener " + settings.name + ": bad trusted_proxies entry " + text);
+    rt->trusted_proxies.push_back(*block);
+  }
   for (const auto& text : settings.allow) {
     auto block = config::parse_cidr(text);
     if (!block) throw std::runtime_error("listener " + settings.name + ": bad allow entry " + text);
     rt->allow.push_back(*block);
   }
   return rt;
+}
+
+std::size_t listener_runtime::acquire_ip(const std::array<std::uint8_t, 16>& ip) {
+  std::lock_guard lock(per_ip_mutex_);
+  return ++per_ip_[ip];
+}
+
+void listener_runtime::release_ip(const std::array<std::uint8_t, 16>& ip) {
+  std::lock_guard lock(per_ip_mutex_);
+  auto it = per_ip_.find(ip);
+  if (it != per_ip_.end() && --it->second == 0) per_ip_.erase(it);
 }
 
 }  // namespace tlsbridge::proxy

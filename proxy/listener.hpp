@@ -3,8 +3,11 @@
 // context and trust store, the audit sink, and its live-connection counter.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "certs/sni_store.hpp"
@@ -24,11 +27,22 @@ struct listener_runtime {
   certs::x509_store_ptr trust_store;                     // verify = "ca"
   certs::x509_store_ptr client_trust;  // client_certs != none: client_ca, else the system store
   std::vector<config::cidr> allow;
+  std::vector<config::cidr> trusted_proxies;
   audit_log* audit = nullptr;
   proxy::metrics* metrics = nullptr;  // null in check-config
   std::atomic<std::size_t> active{0};
+  std::atomic<std::size_t>* process_active = nullptr;  // all listeners (null in check-config)
+
+  // Connections per client address (after PROXY), shared by the worker threads.
+  // Returns the count including this one; release() undoes it.
+  std::size_t acquire_ip(const std::array<std::uint8_t, 16>& ip);
+  void release_ip(const std::array<std::uint8_t, 16>& ip);
 
   bool front_tls_possible() const { return settings->tls != config::front_tls::none; }
+
+ private:
+  std::mutex per_ip_mutex_;
+  std::map<std::array<std::uint8_t, 16>, std::size_t> per_ip_;
 };
 
 // Builds the runtime for one listener; throws std::runtime_error with a precise message.

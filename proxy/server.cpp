@@ -1,6 +1,7 @@
 #include "proxy/server.hpp"
 
 #include <csignal>
+#include <atomic>
 #include <functional>
 #include <list>
 #include <thread>
@@ -94,10 +95,12 @@ void record_certificate_expiry(const config::config& cfg, proxy::metrics& m) {
 int run_server(std::shared_ptr<const config::config> cfg) {
   audit_log audit(cfg->audit.path);
   proxy::metrics metrics;
+  std::atomic<std::size_t> process_active{0};
   std::vector<std::shared_ptr<listener_runtime>> runtimes;
   for (const auto& l : cfg->listeners) {
     runtimes.push_back(make_listener_runtime(cfg, l, &audit));
     runtimes.back()->metrics = &metrics;
+    runtimes.back()->process_active = &process_active;
   }
   record_certificate_expiry(*cfg, metrics);
 

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "certs/chain_collector.hpp"
+#include "protocols/proxy_header/proxy_header.hpp"
 #include "proxy/protocol_factory.hpp"
 
 namespace tlsbridge::proxy {
@@ -90,9 +91,71 @@ session::session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socke
   backend_gate_.idle.emplace(client_.socket().get_executor());
   started_ = last_activity_ = std::chrono::steady_clock::now();
   ++rt_->active;
+  if (rt_->process_active) ++*rt_->process_active;
 }
 
-session::~session() { --rt_->active; }
+session::~session() {
+  --rt_->active;
+  if (rt_->process_active) --*rt_->process_active;
+  if (ip_counted_) rt_->release_ip(client_ip_);
+}
+
+asio::awaitable<bool> session::read_proxy_header() {
+  // PROXY v1/v2 (SPEC §5). The header is peeked, parsed, and only then exactly its bytes are
+  // consumed: whatever follows (a TLS ClientHello, an SMTP command) stays in the socket for the
+  // protocol.
+  namespace pp = protocols::proxy_header;
+  const auto deadline = std::chrono::steady_clock::now() + cfg_.timeouts.handshake;
+  std::array<char, pp::v2_max_header> peek{};
+  asio::steady_timer pause(co_await asio::this_coro::executor);
+  for (;;) {
+    auto ready = co_await with_timeout(client_.wait_readable(), cfg_.timeouts.handshake);
+    if (!ready || *ready) {
+      finish(!ready ? "timeout" : "client_closed", "no PROXY protocol header");
+      co_return false;
+    }
+    error_code ec;
+    std::size_t n = client_.socket().receive(asio::buffer(peek), asio::socket_base::message_peek,
+                                             ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
+    if (ec || n == 0) {
+      finish("client_closed", "connection closed before the PROXY protocol header");
+      co_return false;
+    }
+    auto r = pp::parse(std::string_view(peek.data(), n));
+    if (r.what == pp::result::status::error || (r.what == pp::result::status::need_more &&
+                                                n == peek.size())) {
+      finish("denied", "bad PROXY protocol header: " + (r.error.empty() ? "too long" : r.error));
+      co_return false;
+    }
+    if (r.what == pp::result::status::need_more) {
+      // The rest of the header is still in flight; the socket stays readable (we only peeked),
+      // so wait a little instead of spinning.
+      if (std::chrono::steady_clock::now() >= deadline) {
+        finish("timeout", "incomplete PROXY protocol header");
+        co_return false;
+      }
+      pause.expires_after(std::chrono::milliseconds(5));
+      co_await pause.async_wait(use_nothrow);
+      continue;
+    }
+    std::size_t left = r.consumed;
+    while (left > 0) {
+      std::size_t got = client_.socket().receive(asio::buffer(peek.data(), left), 0, ec);
+      if (ec) {
+        finish("client_closed", "connection lost inside the PROXY protocol header");
+        co_return false;
+      }
+      left -= got;
+    }
+    proxy_addr_ = client_addr_;
+    if (r.source) {  // LOCAL / UNKNOWN: the proxy's own health check, keep the real endpoints
+      client_addr_ = r.source->to_string();
+      client_ip_ = r.source->ip;
+    }
+    co_return true;
+  }
+}
 
 asio::awaitable<void> session::run() {
   auto self = shared_from_this();
@@ -101,9 +164,23 @@ asio::awaitable<void> session::run() {
   if (ec) co_return;  // the client is already gone; nothing to audit
   client_addr_ = endpoint_text(remote);
 
-  // `allow`: who may connect at all.
   client_ip_ = mapped_bytes(remote.address());
+  if (cfg_.proxy_protocol) {
+    bool trusted = false;
+    for (const auto& block : rt_->trusted_proxies) trusted = trusted || block.contains(client_ip_);
+    if (!trusted) {
+      finish("denied", "PROXY protocol listener: " + client_addr_ + " is not a trusted proxy");
+      write_audit();
+      co_return;
+    }
+    if (!co_await read_proxy_header()) {
+      write_audit();
+      co_return;
+    }
+  }
   client_check_.peer.client_ip = client_ip_;
+
+  // `allow`: who may connect at all (the real client, after PROXY).
   bool allowed = false;
   for (const auto& block : rt_->allow) allowed = allowed || block.contains(client_ip_);
   if (!allowed) {
@@ -112,20 +189,42 @@ asio::awaitable<void> session::run() {
     co_return;
   }
 
-  if (cfg_.tls == config::front_tls::implicit && !co_await open_front_tls()) {
-    write_audit();
-    co_return;
-  }
   auto opener = make_backend_opener(*rt_->root, cfg_);
   machine_ = make_session_machine(*rt_->root, cfg_, *opener);
   protocols::connection_info info;
   info.client = client_addr_;
-  info.client_ip = remote.address().is_v6() && remote.address().to_v6().is_v4_mapped()
-                       ? asio::ip::make_address_v4(asio::ip::v4_mapped, remote.address().to_v6())
-                             .to_string()
-                       : remote.address().to_string();
+  info.client_ip = client_addr_.substr(0, client_addr_.rfind(':'));
+  if (info.client_ip.size() > 2 && info.client_ip.front() == '[')
+    info.client_ip = info.client_ip.substr(1, info.client_ip.size() - 2);
   info.front_tls = cfg_.tls != config::front_tls::none;
   machine_->set_connection(info);
+
+  // Limits (SPEC §3 max_connections, max_connections_per_ip; [server] max_connections): the
+  // client still gets its protocol's refusal, over TLS when the front is implicit.
+  ip_counted_ = true;
+  const std::size_t from_ip = rt_->acquire_ip(client_ip_);
+  std::string over;
+  if (rt_->active > cfg_.max_connections)
+    over = "listener max_connections (" + std::to_string(cfg_.max_connections) + ")";
+  else if (from_ip > cfg_.max_connections_per_ip)
+    over = "max_connections_per_ip (" + std::to_string(cfg_.max_connections_per_ip) + ")";
+  else if (rt_->process_active && *rt_->process_active > rt_->root->server.max_connections)
+    over = "[server] max_connections (" + std::to_string(rt_->root->server.max_connections) + ")";
+  if (!over.empty()) {
+    if (cfg_.tls == config::front_tls::implicit && !co_await open_front_tls()) {
+      write_audit();
+      co_return;
+    }
+    std::string refusal = machine_->over_limit();
+    co_await refuse_client(refusal);
+    finish("limit", "over " + over);
+    write_audit();
+    co_return;
+  }
+  if (cfg_.tls == config::front_tls::implicit && !co_await open_front_tls()) {
+    write_audit();
+    co_return;
+  }
 
   if (machine_->backend_first()) {
     if (!co_await open_backend(*opener)) {
@@ -641,6 +740,7 @@ void session::write_audit() {
   rec["conn"] = id_;
   rec["listener"] = cfg_.name;
   rec["client"] = client_addr_;
+  if (!proxy_addr_.empty()) rec["proxy"] = proxy_addr_;  // the load balancer that sent PROXY
   rec["front"] = leg_json(client_, true);
   if (backend_) {
     boost::json::object b = leg_json(*backend_, false);

@@ -53,6 +53,7 @@ class session : public std::enable_shared_from_this<session> {
     std::optional<async_event> idle;
   };
 
+  asio::awaitable<bool> read_proxy_header();
   asio::awaitable<bool> open_front_tls();
   // Front handshake (implicit or after STARTTLS) with client-certificate policy; sets the outcome
   // on failure.
@@ -93,6 +94,8 @@ class session : public std::enable_shared_from_this<session> {
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::time_point last_activity_;
   std::string client_addr_;
+  std::string proxy_addr_;  // with PROXY protocol: the proxy's own address
+  bool ip_counted_ = false;
   std::string backend_addr_;
   std::string backend_local_;
   std::string backend_host_;  // the configured host that was reached (for policy rule globs)

@@ -118,6 +118,9 @@ class session_machine {
   virtual bool client_input_paused() const = 0;
   // The reply the client gets when no backend is reachable or acceptable ("" = just close).
   virtual std::string service_unavailable() const = 0;
+  // The reply when the listener, the client's address or the process is over its connection
+  // limit (SPEC §4: SMTP 421 4.7.0; IMAP * BYE; POP3 -ERR; HTTPS 503).
+  virtual std::string over_limit() const { return service_unavailable(); }
 
   const session_facts& facts() const { return facts_; }
   // Audit records the machine produced since the last call (smtp.message, imap.login, ...);

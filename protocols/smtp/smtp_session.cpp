@@ -48,6 +48,10 @@ std::string smtp_session::service_unavailable() const {
   return "421 4.3.0 " + settings_.hostname + " Service not available\r\n";
 }
 
+std::string smtp_session::over_limit() const {
+  return "421 4.7.0 " + settings_.hostname + " too many connections\r\n";
+}
+
 void smtp_session::on_start(step_list& out) { out.send_client(greeting_); }
 
 void smtp_session::on_client_data(std::string_view data, step_list& out) {
