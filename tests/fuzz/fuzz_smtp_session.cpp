@@ -187,6 +187,9 @@ class harness {
         case step::kind::close:
           closed_ = true;
           break;
+        case step::kind::connect_backend:
+          FUZZ_CHECK(false);  // SMTP is backend_first(): its back leg is open before on_start
+          break;
         case step::kind::shutdown_client_send:
         case step::kind::shutdown_backend_send:
           break;
