@@ -13,14 +13,13 @@ std::shared_ptr<listener_runtime> make_listener_runtime(
   rt->root = root;
   rt->settings = &settings;
   rt->audit = audit;
-  // Refuse what the engine cannot run yet rather than relaying it as something it is not.
-  if (settings.protocol == config::protocol::https)
-    throw std::runtime_error("protocol of listener " + settings.name +
-                             " is not supported by this build yet (smtp, imap, pop3 and tls are)");
   if (settings.tls != config::front_tls::none) {
     const auto* profile = root->find_profile(settings.tls_profile);
     if (!profile) throw std::runtime_error("listener " + settings.name + ": unknown tls_profile");
-    rt->front_certs = certs::sni_store::build(*profile, root->certs);
+    // HTTPS offers ALPN http/1.1 (SPEC §4): the proxy speaks HTTP/1.1 only, never h2.
+    rt->front_certs = certs::sni_store::build(
+        *profile, root->certs,
+        settings.protocol == config::protocol::https ? std::string("\x08http/1.1") : std::string());
     if (settings.client_certs != config::client_cert_mode::none) {
       for (std::size_t i = 0; i < rt->front_certs->size(); ++i)
         certs::enable_client_certificates(rt->front_certs->context(i), settings.client_certs,

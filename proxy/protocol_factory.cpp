@@ -1,5 +1,6 @@
 #include "proxy/protocol_factory.hpp"
 
+#include "protocols/http/https_session.hpp"
 #include "protocols/imap/imap_backend_opener.hpp"
 #include "protocols/imap/imap_session.hpp"
 #include "protocols/pop3/pop3_backend_opener.hpp"
@@ -55,6 +56,14 @@ std::unique_ptr<protocols::session_machine> make_session_machine(
       s.hostname = root.server.hostname;
       s.audit_envelope = root.audit.envelope;
       return std::make_unique<protocols::pop3::pop3_session>(s, opener.greeting());
+    }
+    case config::protocol::https: {
+      protocols::http::session_settings s;
+      s.allow_paths = l.http.allow_paths;
+      s.request_timeout = l.http.request_timeout;
+      s.forwarded_headers = l.http.forwarded_headers;
+      s.audit_envelope = root.audit.envelope;
+      return std::make_unique<protocols::http::https_session>(std::move(s));
     }
     default:
       return std::make_unique<protocols::tls_relay_session>();
