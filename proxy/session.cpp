@@ -499,6 +499,7 @@ asio::awaitable<void> session::read_backend_until_eof() {
 asio::awaitable<void> session::watchdog() {
   while (!finished_) {
     auto limit = machine_->idle_limit().value_or(cfg_.timeouts.idle);
+    armed_idle_limit_ = limit;
     idle_timer_.expires_at(last_activity_ + limit);
     co_await idle_timer_.async_wait(use_nothrow);
     if (finished_) break;
@@ -517,6 +518,10 @@ asio::awaitable<void> session::execute(protocols::step_list steps) {
   using kind = protocols::step::kind;
   // Records are written as they happen: a long HTTPS or SMTP connection must not hold them.
   write_machine_events();
+  // The event just fed may have changed the machine's idle limit (HTTPS: a request began, with
+  // its request_timeout, or ended, back to the idle timeout): wake the watchdog to re-arm.
+  if (machine_ && machine_->idle_limit().value_or(cfg_.timeouts.idle) != armed_idle_limit_)
+    idle_timer_.cancel();
   for (const auto& s : steps.steps()) {
     if (finished_) co_return;
     switch (s.what) {

@@ -90,6 +90,7 @@ class session : public std::enable_shared_from_this<session> {
   async_event front_tls_event_;
   async_event backend_ready_event_;  // a back leg opened on demand is ready
   asio::steady_timer idle_timer_;
+  std::chrono::milliseconds armed_idle_limit_{0};  // the limit idle_timer_ was last set for
 
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::time_point last_activity_;
