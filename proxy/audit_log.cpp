@@ -11,7 +11,7 @@
 
 namespace tlsbridge::proxy {
 
-audit_log::audit_log(const std::string& path) {
+audit_log::audit_log(const std::string& path) : path_(path) {
   if (path == "-") {
     file_ = stdout;
   } else if (path == "syslog") {
@@ -44,9 +44,27 @@ void audit_log::write(boost::json::object record) {
     return;
   }
   text += '\n';
+  if (!file_) {
+    ++failures_;
+    return;
+  }
   // One fwrite per record and a flush: a reader (or a crash) never sees half a line of ours.
-  std::fwrite(text.data(), 1, text.size(), file_);
-  std::fflush(file_);
+  if (std::fwrite(text.data(), 1, text.size(), file_) != text.size() || std::fflush(file_) != 0) {
+    ++failures_;
+    std::clearerr(file_);
+  }
+}
+
+void audit_log::reopen() {
+  if (!owns_file_) return;
+  std::lock_guard lock(mutex_);
+  std::FILE* fresh = std::fopen(path_.c_str(), "a");
+  if (!fresh) {
+    ++failures_;
+    return;  // keep writing to the old file rather than to nothing
+  }
+  if (file_) std::fclose(file_);
+  file_ = fresh;
 }
 
 std::string rfc3339_ms(std::chrono::system_clock::time_point t) {

@@ -4,7 +4,9 @@
 // io_context threads share one sink: a line is formatted outside the lock and appended under it.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -22,11 +24,17 @@ class audit_log {
   audit_log(const audit_log&) = delete;
   audit_log& operator=(const audit_log&) = delete;
 
-  // Adds "ts" (RFC 3339 UTC, milliseconds) first, then writes the record as one line.
+  // Adds "ts" (RFC 3339 UTC, milliseconds) first, then writes the record as one line. A failed
+  // write (full disk) is counted, never thrown: the data path does not stop for the audit.
   void write(boost::json::object record);
+  // SIGUSR1 (logrotate's postrotate): reopen the file by its path. No-op for stdout/syslog.
+  void reopen();
+  std::uint64_t failures() const { return failures_.load(); }
 
  private:
   std::mutex mutex_;
+  std::string path_;
+  std::atomic<std::uint64_t> failures_{0};
   std::FILE* file_ = nullptr;
   bool owns_file_ = false;
   bool syslog_ = false;

@@ -49,13 +49,13 @@ std::shared_ptr<listener_runtime> make_listener_runtime(
   return rt;
 }
 
-std::size_t listener_runtime::acquire_ip(const std::array<std::uint8_t, 16>& ip) {
-  std::lock_guard lock(per_ip_mutex_);
+std::size_t listener_counters::acquire_ip(const std::array<std::uint8_t, 16>& ip) {
+  std::lock_guard lock(mutex_);
   return ++per_ip_[ip];
 }
 
-void listener_runtime::release_ip(const std::array<std::uint8_t, 16>& ip) {
-  std::lock_guard lock(per_ip_mutex_);
+void listener_counters::release_ip(const std::array<std::uint8_t, 16>& ip) {
+  std::lock_guard lock(mutex_);
   auto it = per_ip_.find(ip);
   if (it != per_ip_.end() && --it->second == 0) per_ip_.erase(it);
 }

@@ -19,6 +19,20 @@
 
 namespace tlsbridge::proxy {
 
+// Live counts of one listener, kept across reloads (a reloaded listener keeps counting the
+// connections its previous generation still carries). Shared by the worker threads.
+class listener_counters {
+ public:
+  std::atomic<std::size_t> active{0};
+  // Connections per client address (after PROXY). Returns the count including this one.
+  std::size_t acquire_ip(const std::array<std::uint8_t, 16>& ip);
+  void release_ip(const std::array<std::uint8_t, 16>& ip);
+
+ private:
+  std::mutex mutex_;
+  std::map<std::array<std::uint8_t, 16>, std::size_t> per_ip_;
+};
+
 struct listener_runtime {
   std::shared_ptr<const config::config> root;
   const config::listener_config* settings = nullptr;  // points into *root
@@ -30,19 +44,10 @@ struct listener_runtime {
   std::vector<config::cidr> trusted_proxies;
   audit_log* audit = nullptr;
   proxy::metrics* metrics = nullptr;  // null in check-config
-  std::atomic<std::size_t> active{0};
+  std::shared_ptr<listener_counters> counters = std::make_shared<listener_counters>();
   std::atomic<std::size_t>* process_active = nullptr;  // all listeners (null in check-config)
 
-  // Connections per client address (after PROXY), shared by the worker threads.
-  // Returns the count including this one; release() undoes it.
-  std::size_t acquire_ip(const std::array<std::uint8_t, 16>& ip);
-  void release_ip(const std::array<std::uint8_t, 16>& ip);
-
   bool front_tls_possible() const { return settings->tls != config::front_tls::none; }
-
- private:
-  std::mutex per_ip_mutex_;
-  std::map<std::array<std::uint8_t, 16>, std::size_t> per_ip_;
 };
 
 // Builds the runtime for one listener; throws std::runtime_error with a precise message.

@@ -15,6 +15,7 @@
 #include "certs/own_cert_check.hpp"
 #include "config/config_loader.hpp"
 #include "proxy/cli_tools.hpp"
+#include "proxy/config_validation.hpp"
 #include "proxy/listener.hpp"
 #include "proxy/server.hpp"
 
@@ -38,29 +39,10 @@ constexpr const char* usage =
 
 // Loads and validates everything a start needs. Prints every problem; nullptr if any.
 std::shared_ptr<const config::config> load_and_validate(const std::string& path) {
-  std::shared_ptr<const config::config> cfg;
-  try {
-    cfg = config::load_config(path);
-  } catch (const config::config_load_error& e) {
-    for (const auto& err : e.errors()) std::cerr << err.to_string() << "\n";
-    return nullptr;
-  }
-  auto report = certs::check_own_certificates(*cfg);
+  auto report = proxy::load_and_validate(path);
   for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
-  for (const auto& err : report.errors) std::cerr << err.to_string() << "\n";
-  if (!report.errors.empty()) return nullptr;
-  // Build every TLS context once: a bad cipher string or profile shows up here, not at the first
-  // connection.
-  bool ok = true;
-  for (const auto& l : cfg->listeners) {
-    try {
-      proxy::make_listener_runtime(cfg, l, nullptr);
-    } catch (const std::exception& e) {
-      std::cerr << cfg->source.string() << ": listener " << l.name << ": " << e.what() << "\n";
-      ok = false;
-    }
-  }
-  return ok ? cfg : nullptr;
+  for (const auto& e : report.errors) std::cerr << e << "\n";
+  return report.config;
 }
 
 void setup_logging(const config::config& cfg) {
@@ -122,7 +104,7 @@ int main(int argc, char** argv) {
   }
   try {
     setup_logging(*cfg);
-    return proxy::run_server(cfg);
+    return proxy::run_server(vm["config"].as<std::string>(), cfg);
   } catch (const std::exception& e) {
     std::cerr << "tlsbridge: " << e.what() << "\n";
     return 1;

@@ -1,9 +1,14 @@
 #include "proxy/server.hpp"
 
-#include <csignal>
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <csignal>
 #include <functional>
-#include <list>
+#include <map>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -24,6 +29,7 @@
 #include "certs/chain_collector.hpp"
 #include "config/value_parsers.hpp"
 #include "proxy/admin_server.hpp"
+#include "proxy/config_validation.hpp"
 #include "proxy/listener.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/session.hpp"
@@ -37,40 +43,74 @@ using tcp = asio::ip::tcp;
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
-// One worker thread: its io_context, its acceptors and the sessions it runs. Only its own thread
-// touches `sessions` and `acceptors`.
+// One listener on one worker. `rt` is swapped by reload (on the worker's thread); the accept loop
+// reads it at every accept, so new connections get the new generation.
+struct listener_slot {
+  explicit listener_slot(asio::io_context& io) : acceptor(io) {}
+  tcp::acceptor acceptor;
+  std::shared_ptr<listener_runtime> rt;
+};
+
+// One worker thread: its io_context, its listener slots and the sessions it runs. Only its own
+// thread touches `slots` and `sessions` once it runs.
 struct worker {
   asio::io_context io{1};
-  std::list<tcp::acceptor> acceptors;
+  std::map<std::string, std::shared_ptr<listener_slot>> slots;
   std::unordered_map<std::string, std::weak_ptr<session>> sessions;
   std::thread thread;
 };
 
-tcp::endpoint resolve_listen(asio::io_context& io, const config::endpoint& ep) {
-  tcp::resolver resolver(io);
-  auto results = resolver.resolve(ep.host, std::to_string(ep.port),
-                                  tcp::resolver::passive | tcp::resolver::numeric_service);
-  return results.begin()->endpoint();
+const char* protocol_name(config::protocol p) {
+  switch (p) {
+    case config::protocol::smtp: return "smtp";
+    case config::protocol::imap: return "imap";
+    case config::protocol::pop3: return "pop3";
+    case config::protocol::https: return "https";
+    case config::protocol::tls: return "tls";
+  }
+  return "?";
 }
 
-asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acceptor,
-                                  std::shared_ptr<listener_runtime> rt) {
+// Binds a listener's acceptor on a worker's io_context (callable from the main thread).
+std::shared_ptr<listener_slot> bind_slot(worker& w, const config::listener_config& l) {
+  auto slot = std::make_shared<listener_slot>(w.io);
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(l.listen.host, ec);
+  if (ec) throw std::runtime_error("listener " + l.name + ": bad listen address " + l.listen.host);
+  tcp::endpoint ep(address, l.listen.port);
+  auto& acc = slot->acceptor;
+  acc.open(ep.protocol(), ec);
+  if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acc.set_option(reuse_port(true), ec);
+  if (!ec && ep.address().is_v6()) acc.set_option(asio::ip::v6_only(true), ec);
+  if (!ec) acc.bind(ep, ec);
+  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    throw std::runtime_error("listener " + l.name + ": cannot listen on " + l.listen.to_string() +
+                             ": " + ec.message());
+  return slot;
+}
+
+asio::awaitable<void> accept_loop(worker& w, std::shared_ptr<listener_slot> slot) {
   for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
-    if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+    auto [ec, socket] = co_await slot->acceptor.async_accept(use_nothrow);
+    if (ec == asio::error::operation_aborted || !slot->acceptor.is_open()) co_return;
     if (ec) {
       // EMFILE/ENFILE and friends: do not spin; the next accept may succeed once fds free up.
-      spdlog::warn("listener {}: accept failed: {}", rt->settings->name, ec.message());
-      asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(100));
+      spdlog::warn("listener {}: accept failed: {}", slot->rt->settings->name, ec.message());
+      asio::steady_timer pause(slot->acceptor.get_executor(), std::chrono::milliseconds(100));
       co_await pause.async_wait(use_nothrow);
       continue;
     }
-    auto s = std::make_shared<session>(rt, std::move(socket), next_connection_id());
+    auto s = std::make_shared<session>(slot->rt, std::move(socket), next_connection_id());
     w.sessions.emplace(s->id(), s);
-    asio::co_spawn(w.io, [s, &w]() -> asio::awaitable<void> {
-      co_await s->run();
-      w.sessions.erase(s->id());
-    }, asio::detached);
+    asio::co_spawn(
+        w.io,
+        [s, &w]() -> asio::awaitable<void> {
+          co_await s->run();
+          w.sessions.erase(s->id());
+        },
+        asio::detached);
   }
 }
 
@@ -90,133 +130,246 @@ void record_certificate_expiry(const config::config& cfg, proxy::metrics& m) {
   }
 }
 
-}  // namespace
+// [server] user: after every port is bound, give up root for good.
+void drop_privileges(const std::string& user) {
+  if (user.empty()) return;
+  struct passwd* pw = ::getpwnam(user.c_str());
+  if (!pw) throw std::runtime_error("[server] user: no such user " + user);
+  if (::initgroups(pw->pw_name, pw->pw_gid) != 0 || ::setgid(pw->pw_gid) != 0 ||
+      ::setuid(pw->pw_uid) != 0)
+    throw std::runtime_error("[server] user: cannot switch to " + user + ": " +
+                             std::strerror(errno));
+  if (::setuid(0) == 0) throw std::runtime_error("[server] user: could regain root, refusing");
+  spdlog::info("running as {}", user);
+}
 
-int run_server(std::shared_ptr<const config::config> cfg) {
-  audit_log audit(cfg->audit.path);
-  proxy::metrics metrics;
-  std::atomic<std::size_t> process_active{0};
-  std::vector<std::shared_ptr<listener_runtime>> runtimes;
+class server {
+ public:
+  server(std::filesystem::path path, std::shared_ptr<const config::config> cfg)
+      : path_(std::move(path)), cfg_(std::move(cfg)), audit_(cfg_->audit.path) {}
+
+  int run();
+
+ private:
+  std::map<std::string, std::shared_ptr<listener_runtime>> build_runtimes(
+      const std::shared_ptr<const config::config>& cfg);
+  void reload();
+  void shutdown(int sig);
+  std::size_t active() const { return process_active_.load(); }
+
+  std::filesystem::path path_;
+  std::shared_ptr<const config::config> cfg_;
+  audit_log audit_;
+  proxy::metrics metrics_;
+  std::atomic<std::size_t> process_active_{0};
+  std::map<std::string, std::shared_ptr<listener_runtime>> runtimes_;  // current generation
+  std::vector<std::unique_ptr<worker>> workers_;
+  asio::io_context main_io_;
+  asio::steady_timer grace_{main_io_};
+  bool draining_ = false;
+  std::function<void()> drain_check_;
+};
+
+std::map<std::string, std::shared_ptr<listener_runtime>> server::build_runtimes(
+    const std::shared_ptr<const config::config>& cfg) {
+  std::map<std::string, std::shared_ptr<listener_runtime>> out;
   for (const auto& l : cfg->listeners) {
-    runtimes.push_back(make_listener_runtime(cfg, l, &audit));
-    runtimes.back()->metrics = &metrics;
-    runtimes.back()->process_active = &process_active;
+    auto rt = make_listener_runtime(cfg, l, &audit_);
+    rt->metrics = &metrics_;
+    rt->process_active = &process_active_;
+    // A listener that lives on keeps its counters: its old sessions still count against limits.
+    if (auto old = runtimes_.find(l.name); old != runtimes_.end())
+      rt->counters = old->second->counters;
+    out.emplace(l.name, std::move(rt));
   }
-  record_certificate_expiry(*cfg, metrics);
+  return out;
+}
 
-  unsigned threads = cfg->server.threads ? cfg->server.threads
-                                         : std::max(1u, std::thread::hardware_concurrency());
-  std::vector<std::unique_ptr<worker>> workers;
-  for (unsigned i = 0; i < threads; ++i) workers.push_back(std::make_unique<worker>());
+int server::run() {
+  runtimes_ = build_runtimes(cfg_);
+  record_certificate_expiry(*cfg_, metrics_);
+  unsigned threads = cfg_->server.threads ? cfg_->server.threads
+                                          : std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < threads; ++i) workers_.push_back(std::make_unique<worker>());
 
   // Bind everything before anything runs: a port in use stops the start with a clear reason.
-  for (auto& w : workers) {
-    for (const auto& rt : runtimes) {
-      const auto& l = *rt->settings;
-      tcp::endpoint ep = resolve_listen(w->io, l.listen);
-      auto& acc = w->acceptors.emplace_back(w->io);
-      boost::system::error_code ec;
-      acc.open(ep.protocol(), ec);
-      if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
-      if (!ec) acc.set_option(reuse_port(true), ec);
-      if (!ec && ep.address().is_v6()) acc.set_option(asio::ip::v6_only(true), ec);
-      if (!ec) acc.bind(ep, ec);
-      if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
-      if (ec)
-        throw std::runtime_error("listener " + l.name + ": cannot listen on " +
-                                 l.listen.to_string() + ": " + ec.message());
+  for (auto& w : workers_)
+    for (const auto& [name, rt] : runtimes_) {
+      auto slot = bind_slot(*w, *rt->settings);
+      slot->rt = rt;
+      w->slots.emplace(name, std::move(slot));
     }
+
+  admin_server admin(
+      main_io_, metrics_, [this] { return !draining_; },
+      [this] {
+        for (const auto& [name, rt] : runtimes_)
+          metrics_.set("tlsbridge_active_connections", {{"listener", name}},
+                       static_cast<double>(rt->counters->active.load()));
+        metrics_.set("tlsbridge_audit_write_failures_total", {},
+                     static_cast<double>(audit_.failures()));
+      });
+  if (!cfg_->admin.listen.empty()) {
+    auto ep = config::parse_endpoint(cfg_->admin.listen);
+    if (!ep) throw std::runtime_error("[admin] listen: bad endpoint " + cfg_->admin.listen);
+    admin.start(*ep);
+    spdlog::info("admin endpoint on {}", cfg_->admin.listen);
   }
-  for (auto& w : workers) {
-    auto acc = w->acceptors.begin();
-    for (const auto& rt : runtimes) {
-      asio::co_spawn(w->io, accept_loop(*w, *acc, rt), asio::detached);
-      ++acc;
-    }
-  }
-  for (const auto& rt : runtimes)
-    spdlog::info("listener {} ({}) on {}", rt->settings->name,
-                 rt->settings->protocol == config::protocol::smtp ? "smtp" : "tls",
+  drop_privileges(cfg_->server.user);
+
+  for (auto& w : workers_)
+    for (auto& [name, slot] : w->slots) asio::co_spawn(w->io, accept_loop(*w, slot), asio::detached);
+  for (const auto& [name, rt] : runtimes_)
+    spdlog::info("listener {} ({}) on {}", name, protocol_name(rt->settings->protocol),
                  rt->settings->listen.to_string());
 
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
-  for (auto& w : workers) {
+  for (auto& w : workers_) {
     guards.push_back(asio::make_work_guard(w->io));
     w->thread = std::thread([&io = w->io] { io.run(); });
   }
 
-  // Main thread: signals, the admin endpoint and the shutdown sequence (SPEC §5).
-  asio::io_context main_io;
-  bool draining = false;
-  admin_server admin(
-      main_io, metrics, [&] { return !draining; },
-      [&] {
-        for (const auto& rt : runtimes)
-          metrics.set("tlsbridge_active_connections", {{"listener", rt->settings->name}},
-                      static_cast<double>(rt->active.load()));
-      });
-  if (!cfg->admin.listen.empty()) {
-    auto ep = config::parse_endpoint(cfg->admin.listen);
-    if (!ep) throw std::runtime_error("[admin] listen: bad endpoint " + cfg->admin.listen);
-    admin.start(*ep);
-    spdlog::info("admin endpoint on {}", cfg->admin.listen);
-  }
-  asio::signal_set signals(main_io, SIGTERM, SIGINT);
-  asio::steady_timer grace(main_io);
-  auto active = [&] {
-    std::size_t n = 0;
-    for (const auto& rt : runtimes) n += rt->active.load();
-    return n;
-  };
   std::signal(SIGPIPE, SIG_IGN);
-  std::function<void()> check;  // the drain poll, re-armed every 50 ms
-  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    draining = true;
-    spdlog::info("signal {}: stop accepting, draining {} session(s) for up to {} ms", sig, active(),
-                 cfg->server.shutdown_grace.count());
-    for (auto& w : workers) {
-      asio::post(w->io, [&w = *w] {
-        for (auto& a : w.acceptors) {
-          boost::system::error_code ignored;
-          a.close(ignored);
-        }
-        for (auto& [id, weak] : w.sessions)
-          if (auto s = weak.lock()) s->request_shutdown();
-      });
-    }
-    auto deadline = std::chrono::steady_clock::now() + cfg->server.shutdown_grace;
-    // Poll for the drain to finish; at the deadline, force the rest closed.
-    check = [&, deadline] {
-      if (active() == 0) {
-        main_io.stop();
-        return;
-      }
-      if (std::chrono::steady_clock::now() >= deadline) {
-        for (auto& w : workers)
-          asio::post(w->io, [&w = *w] {
-            for (auto& [id, weak] : w.sessions)
-              if (auto s = weak.lock()) s->force_close();
-          });
-        grace.expires_after(std::chrono::milliseconds(2000));
-        grace.async_wait([&](const boost::system::error_code&) { main_io.stop(); });
-        return;
-      }
-      grace.expires_after(std::chrono::milliseconds(50));
-      grace.async_wait([&](const boost::system::error_code& e) {
-        if (!e) check();
-      });
-    };
-    check();
+  asio::signal_set stop_signals(main_io_, SIGTERM, SIGINT);
+  stop_signals.async_wait([this](const boost::system::error_code& ec, int sig) {
+    if (!ec) shutdown(sig);
   });
-  main_io.run();
+  asio::signal_set reload_signals(main_io_, SIGHUP, SIGUSR1);
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int sig) {
+        if (ec || draining_) return;
+        if (sig == SIGHUP) {
+          reload();
+        } else {
+          audit_.reopen();
+          spdlog::info("SIGUSR1: audit log reopened");
+        }
+        reload_signals.async_wait(on_signal);
+      };
+  reload_signals.async_wait(on_signal);
+  main_io_.run();
 
   guards.clear();
-  for (auto& w : workers) w->io.stop();
-  for (auto& w : workers)
+  for (auto& w : workers_) w->io.stop();
+  for (auto& w : workers_)
     if (w->thread.joinable()) w->thread.join();
   spdlog::info("stopped");
   return 0;
+}
+
+void server::reload() {
+  spdlog::info("SIGHUP: reloading {}", path_.string());
+  auto report = load_and_validate(path_);
+  for (const auto& w : report.warnings) spdlog::warn("reload: {}", w);
+  if (!report.config) {
+    for (const auto& e : report.errors) spdlog::error("reload rejected: {}", e);
+    metrics_.add("tlsbridge_config_reloads_total", {{"result", "failure"}});
+    return;
+  }
+  auto next = report.config;
+  std::map<std::string, std::shared_ptr<listener_runtime>> next_rts;
+  // Listeners whose address is new (added, or moved) need acceptors: bind them all first, so a
+  // port in use rejects the whole reload and nothing has changed.
+  std::vector<std::map<std::string, std::shared_ptr<listener_slot>>> fresh(workers_.size());
+  try {
+    next_rts = build_runtimes(next);
+    for (const auto& [name, rt] : next_rts) {
+      auto old = runtimes_.find(name);
+      bool same_address = old != runtimes_.end() &&
+                          old->second->settings->listen.to_string() ==
+                              rt->settings->listen.to_string();
+      if (same_address) continue;
+      for (std::size_t i = 0; i < workers_.size(); ++i) {
+        auto slot = bind_slot(*workers_[i], *rt->settings);
+        slot->rt = rt;
+        fresh[i].emplace(name, std::move(slot));
+      }
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("reload rejected: {}", e.what());
+    metrics_.add("tlsbridge_config_reloads_total", {{"result", "failure"}});
+    return;  // the fresh acceptors close as `fresh` goes
+  }
+  if (next->audit.path != cfg_->audit.path)
+    spdlog::warn("reload: [audit] path changed; it takes effect at the next restart");
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    asio::post(workers_[i]->io, [w = workers_[i].get(), rts = next_rts, add = std::move(fresh[i])] {
+      for (auto it = w->slots.begin(); it != w->slots.end();) {
+        auto next_rt = rts.find(it->first);
+        bool moved = add.count(it->first) > 0;
+        if (next_rt == rts.end() || moved) {  // removed or moved: stop accepting here
+          boost::system::error_code ignored;
+          it->second->acceptor.close(ignored);
+          it = w->slots.erase(it);
+        } else {
+          it->second->rt = next_rt->second;  // new connections get the new generation
+          ++it;
+        }
+      }
+      for (auto& [name, slot] : add) {
+        w->slots[name] = slot;
+        asio::co_spawn(w->io, accept_loop(*w, slot), asio::detached);
+      }
+    });
+  }
+  std::set<std::string> before, after;
+  for (const auto& [name, rt] : runtimes_) before.insert(name);
+  for (const auto& [name, rt] : next_rts) after.insert(name);
+  for (const auto& name : after)
+    if (!before.count(name)) spdlog::info("reload: listener {} added", name);
+  for (const auto& name : before)
+    if (!after.count(name)) spdlog::info("reload: listener {} removed", name);
+  cfg_ = next;
+  runtimes_ = std::move(next_rts);
+  record_certificate_expiry(*cfg_, metrics_);
+  metrics_.add("tlsbridge_config_reloads_total", {{"result", "success"}});
+  spdlog::info("reload done: {} listener(s)", runtimes_.size());
+}
+
+void server::shutdown(int sig) {
+  draining_ = true;
+  spdlog::info("signal {}: stop accepting, draining {} session(s) for up to {} ms", sig, active(),
+               cfg_->server.shutdown_grace.count());
+  for (auto& w : workers_) {
+    asio::post(w->io, [&w = *w] {
+      for (auto& [name, slot] : w.slots) {
+        boost::system::error_code ignored;
+        slot->acceptor.close(ignored);
+      }
+      for (auto& [id, weak] : w.sessions)
+        if (auto s = weak.lock()) s->request_shutdown();
+    });
+  }
+  auto deadline = std::chrono::steady_clock::now() + cfg_->server.shutdown_grace;
+  // Poll for the drain to finish; at the deadline, force the rest closed.
+  drain_check_ = [this, deadline] {
+    if (active() == 0) {
+      main_io_.stop();
+      return;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      for (auto& w : workers_)
+        asio::post(w->io, [&w = *w] {
+          for (auto& [id, weak] : w.sessions)
+            if (auto s = weak.lock()) s->force_close();
+        });
+      grace_.expires_after(std::chrono::milliseconds(2000));
+      grace_.async_wait([this](const boost::system::error_code&) { main_io_.stop(); });
+      return;
+    }
+    grace_.expires_after(std::chrono::milliseconds(50));
+    grace_.async_wait([this](const boost::system::error_code& e) {
+      if (!e) drain_check_();
+    });
+  };
+  drain_check_();
+}
+
+}  // namespace
+
+int run_server(const std::filesystem::path& path, std::shared_ptr<const config::config> cfg) {
+  server s(path, std::move(cfg));
+  return s.run();
 }
 
 }  // namespace tlsbridge::proxy

@@ -1,9 +1,15 @@
 // The running proxy: one io_context per worker thread, each with its own acceptor on every
 // listener (SO_REUSEPORT: the kernel spreads connections, no cross-thread hand-off), sessions
-// that stay on the thread that accepted them, and the signal handling of SPEC §5 on the main
-// thread: SIGTERM/SIGINT stop accepting, let sessions finish within shutdown_grace, then close.
+// that stay on the thread that accepted them, and the operations of SPEC §5 on the main thread:
+//  * SIGHUP reloads: the new config is validated in full first (a bad one is logged and changes
+//    nothing); then kept listeners switch to the new settings and certificates for new
+//    connections, added ones are bound and open, removed ones stop accepting. Existing sessions
+//    keep the generation they started with until they end.
+//  * SIGUSR1 reopens the audit file (logrotate's postrotate).
+//  * SIGTERM/SIGINT stop accepting, let sessions finish within shutdown_grace, then close.
 #pragma once
 
+#include <filesystem>
 #include <memory>
 
 #include "config/config.hpp"
@@ -11,7 +17,7 @@
 namespace tlsbridge::proxy {
 
 // Builds everything (throws std::runtime_error on a problem: nothing starts half-configured),
-// then runs until SIGTERM/SIGINT. Returns the process exit status.
-int run_server(std::shared_ptr<const config::config> cfg);
+// then runs until SIGTERM/SIGINT. `path` is re-read on SIGHUP. Returns the exit status.
+int run_server(const std::filesystem::path& path, std::shared_ptr<const config::config> cfg);
 
 }  // namespace tlsbridge::proxy

@@ -90,14 +90,14 @@ session::session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socke
   }
   backend_gate_.idle.emplace(client_.socket().get_executor());
   started_ = last_activity_ = std::chrono::steady_clock::now();
-  ++rt_->active;
+  ++rt_->counters->active;
   if (rt_->process_active) ++*rt_->process_active;
 }
 
 session::~session() {
-  --rt_->active;
+  --rt_->counters->active;
   if (rt_->process_active) --*rt_->process_active;
-  if (ip_counted_) rt_->release_ip(client_ip_);
+  if (ip_counted_) rt_->counters->release_ip(client_ip_);
 }
 
 asio::awaitable<bool> session::read_proxy_header() {
@@ -202,9 +202,9 @@ asio::awaitable<void> session::run() {
   // Limits (SPEC §3 max_connections, max_connections_per_ip; [server] max_connections): the
   // client still gets its protocol's refusal, over TLS when the front is implicit.
   ip_counted_ = true;
-  const std::size_t from_ip = rt_->acquire_ip(client_ip_);
+  const std::size_t from_ip = rt_->counters->acquire_ip(client_ip_);
   std::string over;
-  if (rt_->active > cfg_.max_connections)
+  if (rt_->counters->active > cfg_.max_connections)
     over = "listener max_connections (" + std::to_string(cfg_.max_connections) + ")";
   else if (from_ip > cfg_.max_connections_per_ip)
     over = "max_connections_per_ip (" + std::to_string(cfg_.max_connections_per_ip) + ")";

@@ -355,6 +355,7 @@ void smtp_session::handle_reply(const reply& r, step_list& out) {
     case verb::mail:
       if (r.positive_completion()) {
         mail_from_ = std::move(p.text);
+        in_transaction_ = true;
         rcpt_.clear();
       }
       out.send_client(r.wire());
@@ -425,6 +426,7 @@ void smtp_session::emit_message_event(const reply& final_reply, std::uint64_t si
 
 void smtp_session::reset_transaction() {
   mail_from_.clear();
+  in_transaction_ = false;
   rcpt_.clear();
 }
 
@@ -474,7 +476,10 @@ void smtp_session::on_shutdown(step_list& out) {
 }
 
 bool smtp_session::at_command_boundary() const {
-  return mode_ == mode::command && pending_.empty() && client_.buffered() == 0;
+  // A transaction the backend has accepted MAIL for is let finish (issue #7: never cut a sender
+  // off mid-transaction during a drain); the grace period bounds how long that may take.
+  return mode_ == mode::command && pending_.empty() && client_.buffered() == 0 &&
+         !in_transaction_;
 }
 
 void smtp_session::maybe_finish_drain(step_list& out) {

@@ -104,6 +104,7 @@ class smtp_session final : public session_machine {
   // pipelined the next transaction's commands already).
   std::string helo_;
   std::string mail_from_;
+  bool in_transaction_ = false;  // MAIL accepted, message not finished or reset
   std::vector<std::string> rcpt_;
 };
 
