@@ -40,7 +40,9 @@ cli_result inspect_cli(std::vector<std::string> args) {
   return {code, out.str(), err.str()};
 }
 
-std::string pki(const char* name) { return test::test_pki::get().file(name).string(); }
+std::string pki(const char* name) {
+  return test::test_pki::get().file(name).string();
+}
 
 }  // namespace
 

@@ -5,10 +5,9 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <openssl/ssl.h>
 
 #include <catch2/catch.hpp>
 #include <string>
@@ -34,7 +33,9 @@ int listen_loopback(std::uint16_t& port) {
   return fd;
 }
 
-void send_text(int fd, const std::string& s) { (void)!::send(fd, s.data(), s.size(), MSG_NOSIGNAL); }
+void send_text(int fd, const std::string& s) {
+  (void)!::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
+}
 
 // Reads one line (up to LF); false on EOF.
 bool read_line(int fd, std::string& line) {

@@ -17,7 +17,8 @@ struct run_result {
   starttls_step last;
 };
 
-run_result play(starttls_protocol p, const std::vector<std::string>& server, std::size_t chunk = 0) {
+run_result play(starttls_protocol p, const std::vector<std::string>& server,
+                std::size_t chunk = 0) {
   starttls_dialogue d(p);
   run_result r;
   starttls_step step = d.start();
