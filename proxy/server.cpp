@@ -33,6 +33,7 @@
 #include "proxy/listener.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/session.hpp"
+#include "proxy/systemd_notify.hpp"
 
 namespace tlsbridge::proxy {
 
@@ -230,6 +231,7 @@ int server::run() {
   }
 
   std::signal(SIGPIPE, SIG_IGN);
+  systemd_notify("READY=1");
   asio::signal_set stop_signals(main_io_, SIGTERM, SIGINT);
   stop_signals.async_wait([this](const boost::system::error_code& ec, int sig) {
     if (!ec) shutdown(sig);
@@ -259,6 +261,10 @@ int server::run() {
 
 void server::reload() {
   spdlog::info("SIGHUP: reloading {}", path_.string());
+  systemd_notify("RELOADING=1");
+  struct ready_again {
+    ~ready_again() { systemd_notify("READY=1"); }
+  } notify_when_done;
   auto report = load_and_validate(path_);
   for (const auto& w : report.warnings) spdlog::warn("reload: {}", w);
   if (!report.config) {
@@ -328,6 +334,7 @@ void server::reload() {
 
 void server::shutdown(int sig) {
   draining_ = true;
+  systemd_notify("STOPPING=1");
   spdlog::info("signal {}: stop accepting, draining {} session(s) for up to {} ms", sig, active(),
                cfg_->server.shutdown_grace.count());
   for (auto& w : workers_) {
