@@ -47,6 +47,10 @@ std::string https_session::service_unavailable() const {
   return proxy_response(502, true);
 }
 
+std::string https_session::over_limit() const {
+  return proxy_response(503, true);
+}
+
 https_session::exchange* https_session::response_front() {
   for (auto& ex : exchanges_)
     if (!ex.response_done) return &ex;
@@ -78,6 +82,8 @@ void https_session::on_client_data(std::string_view data, step_list& out) {
     case client_mode::body:
       client_pending_.append(data);
       process_client(out);
+      // An idle connection holds no read buffer (STYLE.md §8): what was parsed is released.
+      if (client_pending_.empty()) std::string().swap(client_pending_);
       return;
   }
 }
@@ -325,6 +331,7 @@ void https_session::on_backend_data(std::string_view data, step_list& out) {
   if (closed_) return;
   backend_pending_.append(data);
   process_backend(out);
+  if (backend_pending_.empty()) std::string().swap(backend_pending_);
 }
 
 void https_session::process_backend(step_list& out) {

@@ -24,7 +24,13 @@
 // authenticated connection silently replaced.
 //
 // Audit: one `http.request` per exchange when both its request and its response are done (a
-// tunnel's when its response head arrives, or when the connection ends), in order.
+// tunnel's when its response head arrives, or when the connection ends), in order: method, path
+// (as sent, without the query), status (the final one; 1xx are not counted), bytes_in/bytes_out
+// (the whole messages on the wire, heads included, as received from the client and as sent to
+// it — X-Forwarded-* not counted; interim responses included), duration_ms (first request byte to
+// the response's end), origin ("backend" or "proxy" for 404/400/431/502/504), auth {scheme, user,
+// domain, ntlm_message}, activesync {form, cmd, user, device_id, device_type, protocol_version},
+// and reason / tunnel / incomplete when they apply. User names only with [audit] envelope.
 #pragma once
 
 #include <boost/json/object.hpp>
@@ -78,6 +84,7 @@ class https_session final : public session_machine {
   void on_shutdown(step_list& out) override;
   bool client_input_paused() const override { return false; }
   std::string service_unavailable() const override;
+  std::string over_limit() const override;  // 503: the connection limits (SPEC §3)
 
  private:
   enum class client_mode { head, body, held, tunnel, ignore };

@@ -481,3 +481,65 @@ TEST_CASE("https: byte-at-a-time equals whole for a mixed script", "[http][sessi
   CHECK(whole.connects == 1);
   CHECK(bytes.connects == 1);
 }
+
+TEST_CASE("https: over the connection limits the client gets 503", "[http][session]") {
+  harness h(settings());
+  CHECK(h.machine.over_limit().rfind("HTTP/1.1 503 Service Unavailable\r\n", 0) == 0);
+  CHECK(h.machine.service_unavailable().rfind("HTTP/1.1 502 Bad Gateway\r\n", 0) == 0);
+}
+
+TEST_CASE("https: random and mutated input never breaks the machine", "[http][session][robust]") {
+  // Not a fuzzer (tests/fuzz holds those): a fixed-seed sweep that every event sequence ends in
+  // steps, never an exception, and that nothing reaches the backend without connect_backend.
+  std::uint32_t seed = 12345;
+  auto next = [&] {
+    seed = seed * 1103515245u + 12345u;
+    return (seed >> 16) & 0x7fff;
+  };
+  const std::string seeds[] = {
+      get("/EWS/a") +
+          "POST /EWS/b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+          "3\r\nabc\r\n0\r\n\r\n",
+      "RPC_OUT_DATA /rpc/rpcproxy.dll HTTP/1.1\r\nHost: a\r\nContent-Length: 76\r\n\r\n",
+      get("/mapi/x", "Upgrade: websocket\r\nConnection: Upgrade\r\n"),
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 Switching\r\n\r\n",
+  };
+  for (int round = 0; round < 400; ++round) {
+    harness h(settings());
+    for (int e = 0; e < 12 && h.t.closes == 0; ++e) {
+      std::string data = seeds[next() % 5];
+      for (int m = next() % 6; m > 0; --m) {
+        const std::size_t at = next() % (data.size() + 1);
+        switch (next() % 3) {
+          case 0:
+            data.insert(at, 1, static_cast<char>(next() & 0xff));
+            break;
+          case 1:
+            if (at < data.size()) data.erase(at, 1);
+            break;
+          default:
+            if (at < data.size()) data[at] = static_cast<char>(next() & 0xff);
+        }
+      }
+      switch (next() % 8) {
+        case 0:
+          h.backend(data);
+          break;
+        case 1:
+          h.connected(next() % 4 != 0);
+          break;
+        case 2:
+          if (next() % 4 == 0) h.idle_timeout();
+          break;
+        case 3:
+          if (next() % 6 == 0) h.backend_eof();
+          break;
+        default:
+          h.client(data);
+      }
+      if (!h.t.to_backend.empty()) CHECK(h.t.connects >= 1);
+      CHECK(h.t.closes <= 1);
+    }
+  }
+}
