@@ -7,6 +7,8 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/program_options.hpp>
+#include <sys/resource.h>
+
 #include <iostream>
 #include <string>
 #include <string_view>
@@ -101,6 +103,13 @@ int main(int argc, char** argv) {
   if (command == "check-config") {
     std::cout << "ok\n";
     return 0;
+  }
+  // Every connection is two descriptors: take the whole hard limit for file descriptors, not the
+  // 1024 a login shell's soft limit allows (systemd's LimitNOFILE sets the hard one).
+  struct rlimit files {};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
   }
   try {
     setup_logging(*cfg);

@@ -1,6 +1,7 @@
 #include "proxy/server.hpp"
 
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -249,6 +250,20 @@ int server::run() {
         reload_signals.async_wait(on_signal);
       };
   reload_signals.async_wait(on_signal);
+
+  // After a burst (a storm of half-open handshakes, a mass reconnect) glibc keeps the freed
+  // per-connection memory in its arenas; give it back to the system every few seconds, so the
+  // RSS a monitor sees follows the connections that are really open.
+  asio::steady_timer trim(main_io_);
+  std::function<void()> arm_trim = [&] {
+    trim.expires_after(std::chrono::seconds(5));
+    trim.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      ::malloc_trim(0);
+      arm_trim();
+    });
+  };
+  arm_trim();
   main_io_.run();
 
   guards.clear();
