@@ -1,5 +1,7 @@
 // The unit tests' certificates: tests/certs/make_test_certs.sh run once per test binary into a
-// temporary directory (removed at exit), plus small helpers shared by the certs tests.
+// temporary directory (removed at exit), plus small helpers shared by the certs tests. Under
+// ctest every test case is its own process, so ctest generates the PKI once (a fixture) and
+// passes its directory in TLSBRIDGE_TEST_PKI; that directory is used as is and left alone.
 #pragma once
 
 #include <openssl/pem.h>
@@ -28,6 +30,12 @@ class test_pki {
 
  private:
   test_pki() {
+    if (const char* shared = std::getenv("TLSBRIDGE_TEST_PKI");
+        shared && std::filesystem::exists(std::filesystem::path(shared) / "ca.crt")) {
+      dir_ = shared;
+      owned_ = false;
+      return;
+    }
     std::string pattern = (std::filesystem::temp_directory_path() / "tlsbridge-unit-certs.XXXXXX");
     if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
     dir_ = pattern;
@@ -36,10 +44,12 @@ class test_pki {
     if (std::system(cmd.c_str()) != 0) throw std::runtime_error("make_test_certs.sh failed");
   }
   ~test_pki() {
+    if (!owned_) return;
     std::error_code ignored;
     std::filesystem::remove_all(dir_, ignored);
   }
   std::filesystem::path dir_;
+  bool owned_ = true;
 };
 
 struct x509_deleter {
