@@ -99,6 +99,71 @@ class OperationsTest(unittest.TestCase):
             self.assertTrue(mode & stat.S_IXUSR)
 
 
+class PrivilegesAndDescriptorsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = lab.shared_certs()
+        cls.backend = lab.PostfixBackend(cls.certs, tls="none")
+        cls.addClassCleanup(cls.backend.cleanup)
+        cls.backend.start()
+
+    def start(self, extra_server=None, **listener_extra):
+        port = lab.free_port()
+        proxy = lab.Tlsbridge(
+            [lab.smtp_listener(port, self.backend.port, tls="none", backend_tls="none",
+                               require_tls=False, **listener_extra)],
+            [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")])
+        self.addCleanup(proxy.cleanup)
+        if extra_server:
+            original = proxy.config_text
+            proxy.config_text = lambda: original().replace(
+                "[server]\n", "[server]\n" + extra_server + "\n", 1)
+        return proxy, port
+
+    def test_drops_to_server_user_after_binding(self):
+        proxy, port = self.start('user = "nobody"')
+        os.chmod(proxy.dir, 0o755)  # the audit file is opened before the drop; stderr too
+        proxy.start()
+        with open(f"/proc/{proxy.proc.pid}/status") as f:
+            uids = [line.split()[1:] for line in f if line.startswith("Uid:")][0]
+        self.assertEqual(set(uids), {"65534"}, f"real/effective/saved/fs uid: {uids}")
+        self.assertEqual(lab.swaks(port, tls=False).returncode, 0, "still serves as nobody")
+
+    def test_descriptor_exhaustion_does_not_spin_or_crash(self):
+        proxy, port = self.start()
+        proxy.start()
+        pid = proxy.proc.pid
+        # Squeeze the running proxy to a few descriptors more than it has open now.
+        in_use = len(os.listdir(f"/proc/{pid}/fd"))
+        limit = in_use + 6
+        lab.run(["prlimit", f"--pid={pid}", f"--nofile={limit}:{limit}"])
+        flood = []
+        for _ in range(40):
+            s = socket.socket()
+            s.settimeout(5)
+            try:
+                s.connect(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
+            flood.append(s)
+        def cpu_ticks():
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])
+        before = cpu_ticks()
+        time.sleep(2)
+        used = cpu_ticks() - before  # clock ticks (1/100 s) in 2 s
+        self.assertLess(used, 60, f"acceptor must not spin on EMFILE: {used} ticks in 2 s")
+        self.assertIn("accept failed", proxy.stderr())
+        for s in flood:
+            s.close()
+        lab.run(["prlimit", f"--pid={pid}", "--nofile=4096:4096"])
+        ok = lab.wait_until(lambda: lab.swaks(port, tls=False).returncode == 0, 20, interval=0.5)
+        self.assertTrue(ok, "serves again once descriptors are free" + proxy.describe())
+        self.assertIsNone(proxy.proc.poll())
+
+
 def proxy_binary():
     return os.environ.get("TLSBRIDGE_BINARY") or lab.DEFAULT_BINARY
 

@@ -17,7 +17,10 @@ import threading
 import time
 import unittest
 
+import http.client
+
 import lab
+import legacy_iis
 
 
 def front_fingerprint(port, certs):
@@ -62,6 +65,34 @@ class LoadLoop(threading.Thread):
                 self.failures.append(repr(e))
 
 
+class HttpsLoop(threading.Thread):
+    """Keeps HTTPS requests going (a new TLS connection each time) until stopped."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.port = port
+        self.stopping = threading.Event()
+        self.sent, self.failures = 0, []
+
+    def run(self):
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        deadline = time.monotonic() + 120
+        while not self.stopping.is_set() and time.monotonic() < deadline:
+            try:
+                conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=15,
+                                                   context=context)
+                conn.request("GET", f"/EWS/reload-{self.sent}")
+                response = conn.getresponse()
+                body = response.read()
+                conn.close()
+                if response.status != 200 or b"backend saw" not in body:
+                    self.failures.append(f"{response.status} {body[:80]!r}")
+                self.sent += 1
+            except Exception as e:  # noqa: BLE001 — every failure is the finding
+                self.failures.append(repr(e))
+
+
 class ReloadTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -69,25 +100,34 @@ class ReloadTest(unittest.TestCase):
         cls.backend = lab.PostfixBackend(cls.certs, tls="tls1.0-starttls")
         cls.addClassCleanup(cls.backend.cleanup)
         cls.backend.start()
+        cls.iis = legacy_iis.LegacyIis(cls.certs).start()
+        cls.addClassCleanup(cls.iis.stop)
 
     def test_ten_reloads_under_load(self):
-        kept_port, extra_port = lab.free_port(), lab.free_port()
+        kept_port, extra_port, web_port = lab.free_port(), lab.free_port(), lab.free_port()
+        web = {"name": "web", "protocol": "https", "listen": f"127.0.0.1:{web_port}",
+               "tls": "implicit",
+               "backend": {"address": [f"127.0.0.1:{self.iis.port}"], "tls": "implicit",
+                           "tls_profile": "legacy", "verify": "none"}}
         kept = lab.smtp_listener(kept_port, self.backend.port, name="kept")
         extra = lab.smtp_listener(extra_port, self.backend.port, name="extra")
         server_pair = (f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")
         sni_pair = (f"{self.certs}/sni-a.chain.pem", f"{self.certs}/sni-a.key")
-        proxy = lab.Tlsbridge([kept, extra], [server_pair])
+        proxy = lab.Tlsbridge([kept, web, extra], [server_pair])
         self.addCleanup(proxy.cleanup)
         proxy.start()
 
         load = LoadLoop(kept_port, self.certs)
         load.start()
         self.addCleanup(load.stopping.set)
+        web_load = HttpsLoop(web_port)
+        web_load.start()
+        self.addCleanup(web_load.stopping.set)
         expected = {server_pair: pem_fingerprint(server_pair[0]),
                     sni_pair: pem_fingerprint(sni_pair[0])}
         for i in range(10):
             pair = sni_pair if i % 2 == 0 else server_pair
-            listeners = [kept] if i % 2 == 0 else [kept, extra]
+            listeners = [kept, web] if i % 2 == 0 else [kept, web, extra]
             proxy.listeners, proxy.certs = listeners, [pair]
             with open(proxy.config_path, "w") as f:
                 f.write(proxy.config_text())
@@ -96,7 +136,7 @@ class ReloadTest(unittest.TestCase):
                                 == expected[p], 10, interval=0.1)
             self.assertTrue(ok, f"reload {i}: new handshakes show the new certificate"
                             + proxy.describe())
-            if listeners == [kept]:
+            if extra not in listeners:
                 self.assertTrue(lab.wait_until(lambda: not lab.port_accepts(extra_port), 5),
                                 f"reload {i}: the removed listener stops accepting")
             else:
@@ -112,9 +152,13 @@ class ReloadTest(unittest.TestCase):
         self.assertTrue(lab.port_accepts(extra_port))
 
         load.stopping.set()
+        web_load.stopping.set()
         load.join(30)
-        self.assertEqual(load.failures, [], "no session on the kept listener may fail")
-        self.assertGreater(load.sent, 5, "the load loop really ran during the reloads")
+        web_load.join(30)
+        self.assertEqual(load.failures, [], "no SMTP session on the kept listener may fail")
+        self.assertGreater(load.sent, 5, "the SMTP load loop really ran during the reloads")
+        self.assertEqual(web_load.failures, [], "no HTTPS request may fail")
+        self.assertGreater(web_load.sent, 5, "the HTTPS load loop really ran during the reloads")
         self.assertIsNone(proxy.proc.poll(), "the proxy is still running")
 
 
