@@ -153,6 +153,14 @@ void smtp_session::handle_command(std::string line, step_list& out) {
                "pipelining limit", out);
     return;
   }
+  // A bare CR inside a command line (RFC 5321 §2.3.8: CR only as part of CRLF) is refused, never
+  // relayed: a backend that took it for a line end would run a second command the proxy never
+  // judged ("NOOP\rMAIL FROM:..." passing require_tls as a NOOP) — the smuggling class the data
+  // scanner stops inside DATA.
+  if (line.find('\r') != std::string::npos) {
+    answer_locally("500 5.5.2 Bare CR in command line refused\r\n", out);
+    return;
+  }
   command cmd = parse_command(line);
   const bool offers_starttls = settings_.front == config::front_tls::starttls;
 

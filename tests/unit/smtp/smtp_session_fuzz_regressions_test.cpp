@@ -46,3 +46,22 @@ TEST_CASE("fuzz regression: a machine closed during the front handshake stays cl
   m.on_idle_timeout(out);
   CHECK(out.empty());
 }
+
+TEST_CASE("fuzz finding: a bare CR inside a command line is refused, never relayed",
+          "[smtp][session][fuzz]") {
+  // "NOOP\rMAIL FROM:<x>" would pass require_tls as a NOOP, and a backend that reads a bare CR as
+  // a line end would then run MAIL before TLS.
+  session_settings settings;  // STARTTLS front, require_tls
+  smtp_session m(settings, "220 backend ESMTP\r\n");
+  step_list out;
+  m.on_start(out);
+  out.clear();
+  m.on_client_data("NOOP\rMAIL FROM:<x@example.test>\r\nNOOP\r\n", out);
+  std::string to_client, to_backend;
+  for (const auto& s : out.steps()) {
+    if (s.what == step::kind::send_client) to_client += s.data;
+    if (s.what == step::kind::send_backend) to_backend += s.data;
+  }
+  CHECK(to_client.rfind("500 5.5.2", 0) == 0);
+  CHECK(to_backend == "NOOP\r\n");  // only the clean command that followed
+}
