@@ -188,6 +188,11 @@ std::map<std::string, std::shared_ptr<listener_runtime>> server::build_runtimes(
 }
 
 int server::run() {
+  // Signal sets first: a SIGHUP or SIGTERM that arrives while we start must be queued for its
+  // handler, not take the default action (terminate) — systemd may reload right after READY=1.
+  std::signal(SIGPIPE, SIG_IGN);
+  asio::signal_set stop_signals(main_io_, SIGTERM, SIGINT);
+  asio::signal_set reload_signals(main_io_, SIGHUP, SIGUSR1);
   runtimes_ = build_runtimes(cfg_);
   record_certificate_expiry(*cfg_, metrics_);
   unsigned threads = cfg_->server.threads ? cfg_->server.threads
@@ -231,13 +236,9 @@ int server::run() {
     w->thread = std::thread([&io = w->io] { io.run(); });
   }
 
-  std::signal(SIGPIPE, SIG_IGN);
-  systemd_notify("READY=1");
-  asio::signal_set stop_signals(main_io_, SIGTERM, SIGINT);
   stop_signals.async_wait([this](const boost::system::error_code& ec, int sig) {
     if (!ec) shutdown(sig);
   });
-  asio::signal_set reload_signals(main_io_, SIGHUP, SIGUSR1);
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int sig) {
         if (ec || draining_) return;
@@ -250,6 +251,7 @@ int server::run() {
         reload_signals.async_wait(on_signal);
       };
   reload_signals.async_wait(on_signal);
+  systemd_notify("READY=1");
 
   // After a burst (a storm of half-open handshakes, a mass reconnect) glibc keeps the freed
   // per-connection memory in its arenas; give it back to the system every few seconds, so the
