@@ -39,6 +39,11 @@ imap_session::imap_session(session_settings settings, std::string backend_greeti
       client_(settings_.max_command_line),
       backend_(settings_.max_response_line) {}
 
+// Over a connection limit (SPEC §3); the response code says "try later" (RFC 5530 / RFC 3206).
+std::string imap_session::over_limit() const {
+  return "* BYE [UNAVAILABLE] " + settings_.hostname + " too many connections\r\n";
+}
+
 std::string imap_session::service_unavailable() const {
   return "* BYE " + settings_.hostname + " Service not available\r\n";
 }

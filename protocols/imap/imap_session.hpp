@@ -58,6 +58,7 @@ class imap_session final : public session_machine {
   void on_shutdown(step_list& out) override;
   bool client_input_paused() const override { return mode_ == mode::awaiting_front_tls; }
   std::string service_unavailable() const override;
+  std::string over_limit() const override;
 
  private:
   enum class mode { command, fragment, literal, await_plus, exchange, awaiting_front_tls, closed };

@@ -21,6 +21,11 @@ pop3_session::pop3_session(session_settings settings, std::string backend_greeti
       client_(settings_.max_command_line),
       backend_(settings_.max_response_line) {}
 
+// Over a connection limit (SPEC §3); the response code says "try later" (RFC 5530 / RFC 3206).
+std::string pop3_session::over_limit() const {
+  return "-ERR [SYS/TEMP] " + settings_.hostname + " too many connections\r\n";
+}
+
 std::string pop3_session::service_unavailable() const {
   return "-ERR " + settings_.hostname + " Service not available\r\n";
 }

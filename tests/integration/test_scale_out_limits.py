@@ -93,6 +93,39 @@ class LimitsTest(PlainBackendMixin, unittest.TestCase):
         self.assertTrue(read_reply(other).startswith("220"))
 
 
+class MailboxLimitsTest(unittest.TestCase):
+    """IMAP and POP3 answer the (N+1)th connection in their own words (SPEC §3 limits)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = lab.shared_certs()
+        cls.dovecot = lab.DovecotBackend(cls.certs)
+        cls.addClassCleanup(cls.dovecot.cleanup)
+        cls.dovecot.start()
+
+    def test_imap_bye_and_pop3_err_over_the_limit(self):
+        imap_port, pop3_port = lab.free_port(), lab.free_port()
+        listeners = []
+        for name, port, backend in (("imap", imap_port, self.dovecot.imap_port),
+                                    ("pop3", pop3_port, self.dovecot.pop3_port)):
+            listeners.append({"name": name, "protocol": name, "listen": f"127.0.0.1:{port}",
+                              "tls": "starttls", "max_connections": 1,
+                              "backend": {"address": [f"127.0.0.1:{backend}"], "tls": "starttls",
+                                          "tls_profile": "legacy", "verify": "none"}})
+        proxy = lab.Tlsbridge(listeners,
+                              [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")])
+        self.addCleanup(proxy.cleanup)
+        proxy.start()
+        for port, ok, refused in ((imap_port, "* OK", r"^\* BYE \[UNAVAILABLE\]"),
+                                  (pop3_port, "+OK", r"^-ERR \[SYS/TEMP\]")):
+            first = connect_from("127.0.0.1", port)
+            self.addCleanup(first.close)
+            self.assertTrue(read_reply(first).startswith(ok), "the first is served")
+            second = connect_from("127.0.0.1", port)
+            self.addCleanup(second.close)
+            self.assertRegex(read_reply(second), refused)
+
+
 class ProxyProtocolTest(PlainBackendMixin, unittest.TestCase):
     def start_pp_proxy(self):
         # A short handshake timeout bounds how long a truncated header can hold a connection.
