@@ -128,6 +128,14 @@ class session_machine {
   std::vector<boost::json::object> take_audit_events() { return std::move(events_); }
 
  protected:
+  // Plaintext that followed STARTTLS/STLS (RFC 3207 §4.2, CVE-2011-0411): dropped by the
+  // caller, recorded here for the audit record and the metric.
+  void discard_injected(std::size_t bytes) {
+    if (bytes == 0) return;
+    facts_.starttls_injection = true;
+    facts_.injected_bytes += bytes;
+  }
+
   session_facts facts_;
   std::vector<boost::json::object> events_;
   connection_info connection_;

@@ -319,12 +319,6 @@ void imap_session::flush_local_replies(step_list& out) {
   }
 }
 
-void imap_session::discard_injected(std::size_t bytes) {
-  if (bytes == 0) return;
-  facts_.starttls_injection = true;
-  facts_.injected_bytes += bytes;
-}
-
 void imap_session::on_front_tls_established(step_list& out) {
   (void)out;
   // RFC 9051 §6.2.1: the client must discard what it knew (capabilities); so does the proxy.

@@ -94,7 +94,6 @@ class imap_session final : public session_machine {
   void handle_response_line(const std::string& line, step_list& out);
   void complete(const std::string& tag, const std::string& line, step_list& out);
   void emit_login_event(const pending& p, std::string_view reply_after_tag);
-  void discard_injected(std::size_t bytes);
   capability_view view() const;
   bool before_tls() const;
   void close_with(std::string wire, std::string outcome, std::string reason, step_list& out);

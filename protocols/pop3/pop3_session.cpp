@@ -192,12 +192,6 @@ void pop3_session::flush_local_replies(step_list& out) {
   }
 }
 
-void pop3_session::discard_injected(std::size_t bytes) {
-  if (bytes == 0) return;
-  facts_.starttls_injection = true;
-  facts_.injected_bytes += bytes;
-}
-
 void pop3_session::on_front_tls_established(step_list& out) {
   (void)out;
   front_encrypted_ = true;

@@ -75,7 +75,6 @@ class pop3_session final : public session_machine {
   void process_backend(step_list& out);
   bool handle_status_line(const std::string& line, step_list& out);
   void complete(const std::string& status_line, step_list& out);
-  void discard_injected(std::size_t bytes);
   bool before_tls() const;
   bool at_boundary() const;
   void close_with(std::string wire, std::string outcome, std::string reason, step_list& out);

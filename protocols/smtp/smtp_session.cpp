@@ -411,12 +411,6 @@ void smtp_session::handle_reply(const reply& r, step_list& out) {
   flush_local_replies(out);
 }
 
-void smtp_session::discard_injected(std::size_t bytes) {
-  if (bytes == 0) return;
-  facts_.starttls_injection = true;
-  facts_.injected_bytes += bytes;
-}
-
 void smtp_session::emit_message_event(const reply& final_reply, std::uint64_t size) {
   boost::json::object e;
   e["event"] = "smtp.message";

@@ -79,7 +79,6 @@ class smtp_session final : public session_machine {
   void answer_locally(std::string wire, step_list& out, bool starttls = false);
   void handle_reply(const reply& r, step_list& out);
   void flush_local_replies(step_list& out);
-  void discard_injected(std::size_t bytes);
   void emit_message_event(const reply& final_reply, std::uint64_t size);
   void reset_transaction();
   void close_with(std::string wire, std::string outcome, std::string reason, step_list& out);
