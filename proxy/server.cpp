@@ -106,13 +106,10 @@ asio::awaitable<void> accept_loop(worker& w, std::shared_ptr<listener_slot> slot
     }
     auto s = std::make_shared<session>(slot->rt, std::move(socket), next_connection_id());
     w.sessions.emplace(s->id(), s);
-    asio::co_spawn(
-        w.io,
-        [s, &w]() -> asio::awaitable<void> {
-          co_await s->run();
-          w.sessions.erase(s->id());
-        },
-        asio::detached);
+    // A session outlives run(): its relay runs on callbacks. It is forgotten when destroyed;
+    // the erase is posted, as the destructor may run while the drain walks the map.
+    s->on_destroy([&w, id = s->id()] { asio::post(w.io, [&w, id] { w.sessions.erase(id); }); });
+    asio::co_spawn(w.io, [s] { return s->run(); }, asio::detached);
   }
 }
 

@@ -10,6 +10,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
@@ -95,6 +96,7 @@ session::session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socke
 }
 
 session::~session() {
+  if (on_destroy_) on_destroy_();
   --rt_->counters->active;
   if (rt_->process_active) --*rt_->process_active;
   if (ip_counted_) rt_->counters->release_ip(client_ip_);
@@ -246,8 +248,11 @@ asio::awaitable<void> session::run() {
   protocols::step_list steps;
   machine_->on_start(steps);
   co_await execute(std::move(steps));
-  if (!finished_) co_await (client_loop() && backend_loop() && watchdog());
-  write_audit();
+  if (finished_) {
+    write_audit();
+    co_return;
+  }
+  start_relay();  // the relay's last task writes the audit record
 }
 
 asio::awaitable<bool> session::open_front_tls() { co_return co_await front_handshake("front TLS"); }
@@ -440,24 +445,70 @@ asio::awaitable<void> session::refuse_client(const std::string& wire) {
   co_await client_.shutdown_send();
 }
 
-asio::awaitable<void> session::client_loop() {
-  while (!finished_) {
+void session::start_relay() {
+  relay_tasks_ = 3;
+  auto ex = client_.socket().get_executor();
+  auto self = shared_from_this();
+  asio::co_spawn(ex, [self] { return self->client_reader(std::nullopt); }, asio::detached);
+  asio::co_spawn(ex, [self] { return self->backend_reader(std::nullopt); }, asio::detached);
+  arm_watchdog();
+}
+
+void session::task_done() {
+  if (--relay_tasks_ == 0) write_audit();
+}
+
+void session::park(side from) {
+  tls_stream& leg = from == side::client ? client_ : *backend_;
+  leg.async_wait_readable([self = shared_from_this(), from](error_code ec) {
+    if (self->finished_) {
+      self->task_done();
+      return;
+    }
+    auto ex = self->client_.socket().get_executor();
+    if (from == side::client)
+      asio::co_spawn(ex, [self, ec] { return self->client_reader(ec); }, asio::detached);
+    else
+      asio::co_spawn(ex, [self, ec] { return self->backend_reader(ec); }, asio::detached);
+  });
+}
+
+// Reads are eager while data flows (each read is tried at once, so a busy leg needs no reactor
+// round trip) and park on the first would_block. Every few reads the activation yields, so one
+// busy connection cannot starve the others on its thread.
+constexpr int reads_before_yield = 16;
+
+asio::awaitable<void> session::client_reader(std::optional<error_code> woken) {
+  bool try_read = woken.has_value();
+  error_code wait_ec = woken.value_or(error_code{});
+  for (int reads = 0; !finished_;) {
     if (machine_->client_input_paused()) {
+      // STARTTLS accepted: the bytes now waiting are the client's TLS handshake, for the
+      // handshake code, not for us (RFC 3207 §4.2).
       co_await front_tls_event_.wait();
+      try_read = false;
+      wait_ec = {};
       continue;
     }
-    auto ec = co_await client_.wait_readable();
-    if (finished_) break;
-    if (ec) {
-      finish("client_closed", ec.message());
+    if (wait_ec) {
+      finish("client_closed", wait_ec.message());
       break;
     }
-    // A STARTTLS may have been accepted while we waited: the bytes now waiting are the client's
-    // TLS handshake, for the handshake code, not for us (RFC 3207 §4.2).
-    if (machine_->client_input_paused()) continue;
+    if (!try_read && !client_.has_buffered()) {
+      park(side::client);
+      co_return;
+    }
+    if (++reads > reads_before_yield) {
+      co_await asio::post(client_.socket().get_executor(), asio::use_awaitable);
+      reads = 0;
+      continue;  // the machine may have paused the client meanwhile
+    }
     error_code rec;
     std::size_t n = client_.read_some(scratch.data(), scratch.size(), rec);
-    if (rec == asio::error::would_block) continue;
+    if (rec == asio::error::would_block) {
+      park(side::client);
+      co_return;
+    }
     protocols::step_list steps;
     if (rec) {
       machine_->on_client_eof(steps);
@@ -468,60 +519,88 @@ asio::awaitable<void> session::client_loop() {
     touch();
     machine_->on_client_data(std::string_view(scratch.data(), n), steps);
     co_await execute(std::move(steps));
+    try_read = true;
   }
+  task_done();
 }
 
-asio::awaitable<void> session::backend_loop() {
-  // Machines that open the back leg on demand may also open it again after the backend closed
-  // (HTTP keep-alive ends): wait for a live leg, run it to EOF, repeat.
-  while (!finished_) {
-    while (!finished_ && (!backend_ || backend_eof_ || backend_aborted_))
+asio::awaitable<void> session::backend_reader(std::optional<error_code> woken) {
+  // Machines that open the back leg on demand (HTTPS) may also open it again after the backend
+  // closed (keep-alive ends): the task waits for a live leg, reads it to EOF, and repeats.
+  bool try_read = woken.has_value();
+  error_code wait_ec = woken.value_or(error_code{});
+  for (int reads = 0; !finished_;) {
+    if (!backend_ || backend_eof_ || backend_aborted_) {
+      if (machine_->backend_first()) break;
       co_await backend_ready_event_.wait();
-    if (finished_) break;
-    co_await read_backend_until_eof();
-    if (machine_->backend_first()) break;
-  }
-}
-
-asio::awaitable<void> session::read_backend_until_eof() {
-  while (!finished_ && !backend_aborted_) {
-    auto ec = co_await backend_->wait_readable();
-    if (finished_ || backend_aborted_) break;
-    protocols::step_list steps;
-    std::size_t n = 0;
-    error_code rec = ec;
-    if (!ec) {
-      n = backend_->read_some(scratch.data(), scratch.size(), rec);
-      if (rec == asio::error::would_block) continue;
+      try_read = false;
+      wait_ec = {};
+      continue;
     }
+    error_code rec = wait_ec;
+    wait_ec = {};
+    std::size_t n = 0;
+    if (!rec) {
+      if (!try_read && !backend_->has_buffered()) {
+        park(side::backend);
+        co_return;
+      }
+      if (++reads > reads_before_yield) {
+        co_await asio::post(client_.socket().get_executor(), asio::use_awaitable);
+        reads = 0;
+        continue;  // the leg may have changed meanwhile
+      }
+      n = backend_->read_some(scratch.data(), scratch.size(), rec);
+      if (rec == asio::error::would_block) {
+        park(side::backend);
+        co_return;
+      }
+    }
+    protocols::step_list steps;
     if (rec) {
       backend_eof_ = true;
       machine_->on_backend_eof(steps);
       co_await execute(std::move(steps));
-      break;
+      try_read = false;
+      continue;
     }
     touch();
     machine_->on_backend_data(std::string_view(scratch.data(), n), steps);
     co_await execute(std::move(steps));
+    try_read = true;
   }
+  task_done();
 }
 
-asio::awaitable<void> session::watchdog() {
-  while (!finished_) {
-    auto limit = machine_->idle_limit().value_or(cfg_.timeouts.idle);
-    armed_idle_limit_ = limit;
-    idle_timer_.expires_at(last_activity_ + limit);
-    co_await idle_timer_.async_wait(use_nothrow);
-    if (finished_) break;
-    limit = machine_->idle_limit().value_or(cfg_.timeouts.idle);
-    if (std::chrono::steady_clock::now() < last_activity_ + limit) continue;
-    protocols::step_list steps;
-    machine_->on_idle_timeout(steps);
-    // A write that has not moved for the whole idle time will not move for a goodbye either.
-    if (client_gate_.busy) finish("timeout", "idle timeout (peer not reading)");
-    else co_await with_timeout(execute(std::move(steps)), std::chrono::milliseconds(5000));
-    finish("timeout", "idle timeout");
+void session::arm_watchdog() {
+  armed_idle_limit_ = machine_->idle_limit().value_or(cfg_.timeouts.idle);
+  idle_timer_.expires_at(last_activity_ + armed_idle_limit_);
+  idle_timer_.async_wait([self = shared_from_this()](error_code) { self->on_watchdog(); });
+}
+
+void session::on_watchdog() {
+  if (finished_) {
+    task_done();
+    return;
   }
+  // Woken early (activity moved the deadline, or the machine's limit changed): re-arm.
+  auto limit = machine_->idle_limit().value_or(cfg_.timeouts.idle);
+  if (std::chrono::steady_clock::now() < last_activity_ + limit) {
+    arm_watchdog();
+    return;
+  }
+  asio::co_spawn(client_.socket().get_executor(),
+                 [self = shared_from_this()] { return self->idle_goodbye(); }, asio::detached);
+}
+
+asio::awaitable<void> session::idle_goodbye() {
+  protocols::step_list steps;
+  machine_->on_idle_timeout(steps);
+  // A write that has not moved for the whole idle time will not move for a goodbye either.
+  if (client_gate_.busy) finish("timeout", "idle timeout (peer not reading)");
+  else co_await with_timeout(execute(std::move(steps)), std::chrono::milliseconds(5000));
+  finish("timeout", "idle timeout");
+  task_done();
 }
 
 asio::awaitable<void> session::execute(protocols::step_list steps) {

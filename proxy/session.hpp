@@ -5,14 +5,19 @@
 //          ─> backend_opener (greeting, back STARTTLS) ─> machine.on_start
 //          ─> client loop ║ backend loop ║ idle watchdog ─> one `conn` audit record
 //
-// Each loop waits for readability with no buffer held, reads into a per-thread scratch buffer,
-// feeds the machine and performs the steps it answers. Writes to one side are serialised by a
-// gate, so replies keep the machine's order; a loop awaits its writes before reading again, which
-// is the relay's backpressure. A session lives on one io_context thread: no locks inside.
+// Each side has one reader task: it reads into a per-thread scratch buffer, feeds the machine and
+// performs the steps it answers, and when the side has nothing more to read it *parks* — a
+// readiness callback is armed and the coroutine ends — so an idle connection holds no buffer and
+// no coroutine frame, only OpenSSL's state and two reactor waits (issue 8: idle memory). The idle
+// watchdog is a timer callback too. Writes to one side are serialised by a gate, so replies keep
+// the machine's order; a reader awaits its writes before reading again, which is the relay's
+// backpressure. When both readers and the watchdog have ended, the `conn` record is written. A
+// session lives on one io_context thread: no locks inside.
 #pragma once
 
 #include <array>
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -45,6 +50,8 @@ class session : public std::enable_shared_from_this<session> {
   // Grace over: end now.
   void force_close();
   const std::string& id() const { return id_; }
+  // Runs when the session is destroyed (the server forgets it).
+  void on_destroy(std::function<void()> hook) { on_destroy_ = std::move(hook); }
 
  private:
   enum class side { client, backend };
@@ -61,10 +68,18 @@ class session : public std::enable_shared_from_this<session> {
   asio::awaitable<bool> open_backend(protocols::backend_opener& opener);
   asio::awaitable<bool> connect_backend();
   asio::awaitable<bool> run_opener(protocols::backend_opener& opener);
-  asio::awaitable<void> client_loop();
-  asio::awaitable<void> backend_loop();
-  asio::awaitable<void> read_backend_until_eof();
-  asio::awaitable<void> watchdog();
+  // The relay: two reader tasks and the idle watchdog; the last to end writes the audit record.
+  void start_relay();
+  void task_done();
+  // Arms a readiness callback for `from` that starts the next reader activation.
+  void park(side from);
+  // One reader activation: from a wake-up until the side has nothing more to read (it parks
+  // again) or is over (task_done). `woken` carries the wait's result, nullopt at the start.
+  asio::awaitable<void> client_reader(std::optional<error_code> woken);
+  asio::awaitable<void> backend_reader(std::optional<error_code> woken);
+  void arm_watchdog();
+  void on_watchdog();
+  asio::awaitable<void> idle_goodbye();
   asio::awaitable<void> execute(protocols::step_list steps);
   asio::awaitable<bool> send(side to, const std::string& data);
   asio::awaitable<void> acquire(write_gate& gate);
@@ -111,6 +126,8 @@ class session : public std::enable_shared_from_this<session> {
   bool backend_aborted_ = false;
   bool backend_eof_ = false;
   bool shutdown_requested_ = false;
+  int relay_tasks_ = 0;  // reader tasks and watchdog still running
+  std::function<void()> on_destroy_;
   std::string outcome_;
   std::string reason_;
 };

@@ -91,12 +91,16 @@ asio::awaitable<error_code> tls_stream::handshake(SSL_CTX* ctx, bool server,
   }
 }
 
-asio::awaitable<error_code> tls_stream::wait_readable() {
-  if (ssl_ && SSL_has_pending(ssl_)) co_return error_code{};
+void tls_stream::release_idle_buffers() {
   // About to wait with nothing buffered: hand OpenSSL's record buffers back (SSL_MODE_RELEASE_
   // BUFFERS alone keeps the read buffer its last SSL_read allocated), so an idle leg holds only
   // OpenSSL's state. Fails harmlessly when a partial record is still buffered.
   if (ssl_ && handshake_done_) SSL_free_buffers(ssl_);
+}
+
+asio::awaitable<error_code> tls_stream::wait_readable() {
+  if (ssl_ && SSL_has_pending(ssl_)) co_return error_code{};
+  release_idle_buffers();
   auto wait = read_wants_write_ ? asio::socket_base::wait_write : asio::socket_base::wait_read;
   auto [ec] = co_await socket_.async_wait(wait, use_nothrow);
   co_return ec;

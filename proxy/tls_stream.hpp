@@ -14,6 +14,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -47,6 +48,19 @@ class tls_stream {
 
   // Suspends until read_some() can make progress (socket readable or TLS data already decrypted).
   asio::awaitable<error_code> wait_readable();
+  // True when OpenSSL already holds received bytes: read_some() may make progress without a wait.
+  bool has_buffered() const { return ssl_ != nullptr && SSL_has_pending(ssl_) == 1; }
+  // The callback form of wait_readable() for a leg that may now stay idle for long: OpenSSL's
+  // record buffers are handed back and only the reactor's small wait operation remains, with no
+  // coroutine frame. `handler(error_code)` runs on the stream's executor. Callers check
+  // has_buffered() first.
+  template <typename Handler>
+  void async_wait_readable(Handler&& handler) {
+    release_idle_buffers();
+    socket_.async_wait(read_wants_write_ ? asio::socket_base::wait_write
+                                         : asio::socket_base::wait_read,
+                       std::forward<Handler>(handler));
+  }
   // Non-blocking read: >0 bytes; or 0 with ec = would_block (wait again), eof, or an error.
   std::size_t read_some(char* data, std::size_t size, error_code& ec);
   // Writes all of `data`.
@@ -58,6 +72,7 @@ class tls_stream {
  private:
   asio::awaitable<error_code> handshake(SSL_CTX* ctx, bool server, const std::string& sni);
   error_code ssl_failure(int ssl_error, const char* what);
+  void release_idle_buffers();
 
   asio::ip::tcp::socket socket_;
   SSL* ssl_ = nullptr;
