@@ -108,7 +108,9 @@ asio::awaitable<void> accept_loop(worker& w, std::shared_ptr<listener_slot> slot
     w.sessions.emplace(s->id(), s);
     // A session outlives run(): its relay runs on callbacks. It is forgotten when destroyed;
     // the erase is posted, as the destructor may run while the drain walks the map.
-    s->on_destroy([&w, id = s->id()] { asio::post(w.io, [&w, id] { w.sessions.erase(id); }); });
+    s->on_destroy([&w](const std::string& id) {
+      asio::post(w.io, [&w, id] { w.sessions.erase(id); });
+    });
     asio::co_spawn(w.io, [s] { return s->run(); }, asio::detached);
   }
 }

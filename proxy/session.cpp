@@ -79,24 +79,23 @@ session::session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socke
       cfg_(*rt_->settings),
       id_(std::move(id)),
       client_(std::move(socket)),
-      front_tls_event_(client_.socket().get_executor()),
-      backend_ready_event_(client_.socket().get_executor()),
+      state_changed_(client_.socket().get_executor()),
       idle_timer_(client_.socket().get_executor()) {
-  client_gate_.idle.emplace(client_.socket().get_executor());
   if (rt_->client_trust) {
-    client_check_.policy = &rt_->root->policy;
-    client_check_.peer.listener = cfg_.name;
-    client_check_.trust = rt_->client_trust.get();
-    client_.on_ssl_created([this](SSL* ssl) { certs::attach_client_check(ssl, &client_check_); });
+    client_check_ = std::make_unique<certs::client_chain_check>();
+    client_check_->policy = &rt_->root->policy;
+    client_check_->peer.listener = cfg_.name;
+    client_check_->trust = rt_->client_trust.get();
+    client_.on_ssl_created(
+        [this](SSL* ssl) { certs::attach_client_check(ssl, client_check_.get()); });
   }
-  backend_gate_.idle.emplace(client_.socket().get_executor());
   started_ = last_activity_ = std::chrono::steady_clock::now();
   ++rt_->counters->active;
   if (rt_->process_active) ++*rt_->process_active;
 }
 
 session::~session() {
-  if (on_destroy_) on_destroy_();
+  if (on_destroy_) on_destroy_(id_);
   --rt_->counters->active;
   if (rt_->process_active) --*rt_->process_active;
   if (ip_counted_) rt_->counters->release_ip(client_ip_);
@@ -180,7 +179,7 @@ asio::awaitable<void> session::run() {
       co_return;
     }
   }
-  client_check_.peer.client_ip = client_ip_;
+  if (client_check_) client_check_->peer.client_ip = client_ip_;
 
   // `allow`: who may connect at all (the real client, after PROXY).
   bool allowed = false;
@@ -265,9 +264,10 @@ asio::awaitable<bool> session::front_handshake(const char* what) {
     co_return false;
   }
   if (*ec) {
-    if (client_check_.decision && client_check_.decision->result == policy::verdict::refused) {
+    if (client_check_ && client_check_->decision &&
+        client_check_->decision->result == policy::verdict::refused) {
       finish("refused_policy", "client certificate refused by policy: " +
-                                   client_check_.decision->reason);
+                                   client_check_->decision->reason);
     } else {
       finish("tls_failed",
              std::string(what) + " handshake: " +
@@ -485,7 +485,7 @@ asio::awaitable<void> session::client_reader(std::optional<error_code> woken) {
     if (machine_->client_input_paused()) {
       // STARTTLS accepted: the bytes now waiting are the client's TLS handshake, for the
       // handshake code, not for us (RFC 3207 §4.2).
-      co_await front_tls_event_.wait();
+      co_await state_changed_.wait();
       try_read = false;
       wait_ec = {};
       continue;
@@ -532,7 +532,7 @@ asio::awaitable<void> session::backend_reader(std::optional<error_code> woken) {
   for (int reads = 0; !finished_;) {
     if (!backend_ || backend_eof_ || backend_aborted_) {
       if (machine_->backend_first()) break;
-      co_await backend_ready_event_.wait();
+      co_await state_changed_.wait();
       try_read = false;
       wait_ec = {};
       continue;
@@ -628,7 +628,7 @@ asio::awaitable<void> session::execute(protocols::step_list steps) {
         if (!ok) co_return;
         protocols::step_list more;
         machine_->on_front_tls_established(more);
-        front_tls_event_.notify();
+        state_changed_.notify();
         co_await execute(std::move(more));
         break;
       }
@@ -665,7 +665,7 @@ asio::awaitable<void> session::execute(protocols::step_list steps) {
         if (finished_) co_return;
         protocols::step_list more;
         machine_->on_backend_connected(ok, more);
-        backend_ready_event_.notify();
+        state_changed_.notify();
         co_await execute(std::move(more));
         break;
       }
@@ -707,13 +707,13 @@ asio::awaitable<bool> session::send(side to, const std::string& data) {
 }
 
 asio::awaitable<void> session::acquire(write_gate& gate) {
-  while (gate.busy && !finished_) co_await gate.idle->wait();
+  while (gate.busy && !finished_) co_await state_changed_.wait();
   gate.busy = true;
 }
 
 void session::release(write_gate& gate) {
   gate.busy = false;
-  gate.idle->notify();
+  state_changed_.notify();
 }
 
 void session::request_shutdown() {
@@ -740,10 +740,7 @@ void session::finish(std::string outcome, std::string reason) {
   client_.close();
   if (backend_) backend_->close();
   idle_timer_.cancel();
-  front_tls_event_.notify();
-  client_gate_.idle->notify();
-  backend_gate_.idle->notify();
-  backend_ready_event_.notify();
+  state_changed_.notify();
 }
 
 boost::json::object session::leg_json(tls_stream& leg, bool front) const {
@@ -765,10 +762,10 @@ boost::json::object session::leg_json(tls_stream& leg, bool front) const {
     o["alpn"] = alpn_len ? boost::json::value(std::string(reinterpret_cast<const char*>(alpn),
                                                           alpn_len))
                          : boost::json::value(nullptr);
-    o["chain"] = client_check_.evidence && client_check_.decision
-                     ? policy::chain_to_json(*client_check_.evidence,
-                                             client_check_.decision->findings,
-                                             client_check_.decision->result)
+    o["chain"] = client_check_ && client_check_->evidence && client_check_->decision
+                     ? policy::chain_to_json(*client_check_->evidence,
+                                             client_check_->decision->findings,
+                                             client_check_->decision->result)
                      : boost::json::value(nullptr);
   }
   return o;
@@ -819,7 +816,7 @@ void session::record_metrics() {
               {"kind", d->findings[i].kind},
               {"action", i < d->actions.size() ? policy::to_string(d->actions[i]) : "log"}});
   };
-  findings(client_check_.decision, "front");
+  if (client_check_) findings(client_check_->decision, "front");
   findings(backend_decision_, "back");
   if (machine_ && machine_->facts().starttls_injection)
     m->add("tlsbridge_starttls_injections_total", {{"listener", l}});

@@ -50,14 +50,15 @@ class session : public std::enable_shared_from_this<session> {
   // Grace over: end now.
   void force_close();
   const std::string& id() const { return id_; }
-  // Runs when the session is destroyed (the server forgets it).
-  void on_destroy(std::function<void()> hook) { on_destroy_ = std::move(hook); }
+  // Runs with the session's id when it is destroyed (the server forgets it).
+  void on_destroy(std::function<void(const std::string& id)> hook) {
+    on_destroy_ = std::move(hook);
+  }
 
  private:
   enum class side { client, backend };
   struct write_gate {
     bool busy = false;
-    std::optional<async_event> idle;
   };
 
   asio::awaitable<bool> read_proxy_header();
@@ -102,8 +103,11 @@ class session : public std::enable_shared_from_this<session> {
   std::unique_ptr<protocols::session_machine> machine_;
   write_gate client_gate_;
   write_gate backend_gate_;
-  async_event front_tls_event_;
-  async_event backend_ready_event_;  // a back leg opened on demand is ready
+  // One event for every state a coroutine may wait for — a write gate freed, the front TLS up
+  // after STARTTLS, a back leg opened on demand, the session finished. Waiters re-check their own
+  // condition, so sharing it costs a spurious wake-up now and then and saves a timer per
+  // condition in every connection.
+  async_event state_changed_;
   asio::steady_timer idle_timer_;
   std::chrono::milliseconds armed_idle_limit_{0};  // the limit idle_timer_ was last set for
 
@@ -119,7 +123,8 @@ class session : public std::enable_shared_from_this<session> {
   std::optional<policy::decision> backend_decision_;
   std::array<std::uint8_t, 16> client_ip_{};
   bool refused_by_policy_ = false;
-  certs::client_chain_check client_check_;  // front leg client chain, when client_certs is on
+  // The front leg's client chain check, only on listeners with client_certs.
+  std::unique_ptr<certs::client_chain_check> client_check_;
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;
   bool finished_ = false;
@@ -127,7 +132,7 @@ class session : public std::enable_shared_from_this<session> {
   bool backend_eof_ = false;
   bool shutdown_requested_ = false;
   int relay_tasks_ = 0;  // reader tasks and watchdog still running
-  std::function<void()> on_destroy_;
+  std::function<void(const std::string&)> on_destroy_;
   std::string outcome_;
   std::string reason_;
 };
