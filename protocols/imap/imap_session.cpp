@@ -321,6 +321,9 @@ void imap_session::flush_local_replies(step_list& out) {
 
 void imap_session::on_front_tls_established(step_list& out) {
   (void)out;
+  // The driver finishes a handshake it started even if a backend event closed the machine in the
+  // meantime (proxy/session.cpp runs both loops): a closed machine must stay closed.
+  if (mode_ == mode::closed) return;
   // RFC 9051 §6.2.1: the client must discard what it knew (capabilities); so does the proxy.
   front_encrypted_ = true;
   client_.clear();

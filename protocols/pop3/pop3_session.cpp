@@ -194,6 +194,9 @@ void pop3_session::flush_local_replies(step_list& out) {
 
 void pop3_session::on_front_tls_established(step_list& out) {
   (void)out;
+  // The driver finishes a handshake it started even if a backend event closed the machine in the
+  // meantime (proxy/session.cpp runs both loops): a closed machine must stay closed.
+  if (mode_ == mode::closed) return;
   front_encrypted_ = true;
   client_.clear();
   mode_ = mode::command;

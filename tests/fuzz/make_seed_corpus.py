@@ -144,6 +144,249 @@ script("small-limits", 1,
        [("craw", "EHLO " + "x" * 80 + "\r\n"), ("c", "pipelined"), ("c", "pipelined"),
         ("c", "pipelined")], limits=(0, 0, 2))
 
+# --- imap_session: [mode][line limits][literal limit][held|pending] then events -------------
+# mode: front % 3 (0 starttls, 1 implicit, 2 none) | 0x04 require_tls off | 0x08 no audit envelope
+# events: 0 client raw, 1 backend raw (length byte + bytes), 2 client piece (index; | 0x80 appends
+# the injection marker after a STARTTLS line), 3 backend piece, 4 tagged reply (tag + 19 * status),
+# 5 front TLS established, 6 client EOF, 7 backend EOF, 8 idle, 9 shutdown, 10 APPEND with a
+# literal (how: 1 = synchronizing; length byte + bytes), 11 literal probe (how: 1 = synchronizing,
+# how >> 5 split bytes; length byte + bytes). Indexes follow tests/fuzz/fuzz_imap_session.cpp.
+IC = {"capability": 0, "starttls": 1, "login": 2, "login{5}": 3, "login{5+}": 4, "auth-plain": 5,
+      "sasl-plain": 6, "auth-plain-ir": 7, "idle": 8, "done": 9, "select": 10, "fetch": 11,
+      "append{5}": 12, "hello": 13, "append-login-literal": 14, "noop+starttls": 15,
+      "compress": 16, "logout": 17, "append-huge": 18, "append-huge+": 19, "empty": 20,
+      "noop+starttls+login": 21, "literal8": 22, "login-quoted": 23, "starttls-d3": 24,
+      "bare-literal": 25}
+IB = {"capability": 0, "+go": 1, "+idling": 2, "+": 3, "bye": 4, "ok-capability": 5, "exists": 6,
+      "fetch-literal": 7, "fetch-open": 8, "fetch-rest": 9, "garbage": 10, "search": 11, "star": 12}
+ITAGS = ["a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "b1", "b2", "c1", "c4", "c5", "c7",
+         "d1", "d2", "z1", "*"]
+ISTATUS = {"ok": 0, "no": 1, "bad": 2, "ok-capability": 3, "logout": 4}
+
+
+def imap(name, mode, events, limits=(255, 255, 0xff)):
+    out = bytearray([mode, *limits])
+    for e in events:
+        kind = e[0]
+        if kind == "c":
+            out += bytes([2, IC[e[1]] | (0x80 if len(e) > 2 and e[2] else 0)])
+        elif kind == "b":
+            out += bytes([3, IB[e[1]]])
+        elif kind == "t":
+            out += bytes([4, ITAGS.index(e[1]) + len(ITAGS) * ISTATUS[e[2]]])
+        elif kind in ("craw", "braw"):
+            data = e[1].encode("latin-1")
+            assert len(data) < 256
+            out += bytes([0 if kind == "craw" else 1, len(data)]) + data
+        elif kind in ("append", "probe"):
+            data = e[2].encode("latin-1")
+            assert len(data) < 256
+            out += bytes([10 if kind == "append" else 11, e[1]]) + bytes(e[3] if len(e) > 3 else [])
+            out += bytes([len(data)]) + data
+        else:
+            out += bytes([{"tls": 5, "ceof": 6, "beof": 7, "idle": 8, "shutdown": 9}[kind]])
+    write("imap_session", name, bytes(out))
+
+
+MESSAGE = "Subject: x\r\n\r\nb STARTTLS\r\nc LOGIN a b\r\n* CAPABILITY\r\n"
+imap("starttls-dialogue", 0,
+     [("c", "capability"), ("b", "capability"), ("t", "a1", "ok"), ("c", "starttls", True),
+      ("tls",), ("c", "capability"), ("b", "capability"), ("t", "a1", "ok"), ("c", "login"),
+      ("t", "a3", "ok-capability"), ("c", "select"), ("t", "a8", "ok"), ("c", "logout"),
+      ("b", "bye"), ("t", "c4", "logout")])
+imap("starttls-pipelined-plaintext", 0,
+     [("craw", "a2 STARTTLS\r\na3 LOGIN evil secret\r\n"), ("craw", "more while paused\r\n"),
+      ("tls",), ("c", "login"), ("t", "a3", "ok")])
+imap("starttls-behind-noop", 0,
+     [("c", "noop+starttls", True), ("t", "c1", "ok"), ("tls",), ("c", "capability")])
+imap("require-tls-refusals", 0,
+     [("c", "login"), ("c", "auth-plain-ir"), ("c", "login{5}"), ("c", "login{5+}"),
+      ("c", "compress"), ("c", "capability"), ("b", "capability"), ("t", "a1", "ok")])
+imap("append-literal-before-tls", 0,
+     [("append", 0, MESSAGE), ("t", "*", "ok"), ("append", 1, MESSAGE), ("b", "+go"),
+      ("c", "login"), ("c", "append-login-literal")])
+imap("literal-probes", 0,
+     [("probe", 0, MESSAGE), ("probe", 1, "a LOGIN x y\r\n"), ("probe", 0x61, "{5}\r\nhello", [1, 2, 3]),
+      ("probe", 0xe0, "", [0, 0, 0, 0, 0, 0, 0])])
+imap("implicit-append-sync", 1,
+     [("c", "append{5}"), ("c", "select"), ("b", "+go"), ("c", "hello"), ("t", "b1", "ok"),
+      ("t", "a8", "ok"), ("c", "append{5}"), ("t", "b1", "no"), ("c", "literal8")])
+imap("implicit-fetch-literal", 1,
+     [("c", "fetch"), ("b", "fetch-literal"), ("t", "a9", "ok"), ("c", "fetch"),
+      ("b", "fetch-open"), ("b", "fetch-rest"), ("t", "a9", "ok"), ("c", "compress")])
+imap("implicit-authenticate-idle", 1,
+     [("c", "auth-plain"), ("b", "+"), ("c", "sasl-plain"), ("t", "a5", "ok"), ("c", "idle"),
+      ("c", "done"), ("b", "+idling"), ("b", "exists"), ("t", "a7", "ok"), ("c", "idle"),
+      ("b", "+idling"), ("shutdown",)])
+imap("implicit-limits", 1,
+     [("c", "append-huge"), ("c", "capability"), ("c", "append-huge+")], limits=(0, 0, 0))
+imap("login-literal-user", 2,
+     [("c", "login{5+}"), ("t", "a4", "ok"), ("c", "login-quoted"), ("t", "d2", "no"),
+      ("c", "login{5}"), ("b", "+go"), ("craw", "alice {6}\r\n"), ("b", "+go"),
+      ("craw", "secret\r\n"), ("t", "a4", "ok")])
+imap("eofs-and-timeouts", 1,
+     [("c", "fetch"), ("b", "fetch-open"), ("idle",), ("ceof",), ("beof",)])
+imap("backend-eof-after-bye", 1, [("b", "bye"), ("beof",)])
+imap("tls-after-close", 0,
+     [("c", "starttls", True), ("beof",), ("tls",), ("c", "capability")])
+
+# --- pop3_session: [mode][line limits][capa limit][held|pending] then events ----------------
+# mode as for imap_session. events: 0 client raw, 1 backend raw, 2 client piece (| 0x80 marker
+# after STLS), 3 backend piece, 4 front TLS established, 5 client EOF, 6 backend EOF, 7 idle,
+# 8 shutdown, 9 RETR probe (split count byte, split bytes, length byte + body lines).
+PC = {"capa": 0, "stls": 1, "user": 2, "pass": 3, "user+pass": 4, "apop": 5, "auth-plain": 6,
+      "sasl-plain": 7, "auth-plain-ir": 8, "auth": 9, "stat": 10, "list": 11, "list1": 12,
+      "uidl": 13, "retr": 14, "top": 15, "dele": 16, "noop": 17, "quit": 18, "noop+stls": 19,
+      "capa+stls": 20, "star": 21, "bare-lf": 22, "empty": 23}
+PB = {"+ok": 0, "+ok-done": 1, "-err": 2, "-err-auth": 3, "capa": 4, "message": 5, "listing": 6,
+      "sasl-list": 7, "+ ": 8, "+": 9, "dot": 10, "dotdot": 11, "body-line": 12, "logged-in": 13,
+      "-err-inactive": 14, "bye": 15}
+
+
+def pop3(name, mode, events, limits=(255, 255, 0xff)):
+    out = bytearray([mode, *limits])
+    for e in events:
+        kind = e[0]
+        if kind == "c":
+            out += bytes([2, PC[e[1]] | (0x80 if len(e) > 2 and e[2] else 0)])
+        elif kind == "b":
+            out += bytes([3, PB[e[1]]])
+        elif kind in ("craw", "braw"):
+            data = e[1].encode("latin-1")
+            assert len(data) < 256
+            out += bytes([0 if kind == "craw" else 1, len(data)]) + data
+        elif kind == "probe":
+            data = e[1].encode("latin-1")
+            split = bytes(e[2] if len(e) > 2 else [])
+            out += bytes([9, len(split)]) + split + bytes([len(data)]) + data
+        else:
+            out += bytes([{"tls": 4, "ceof": 5, "beof": 6, "idle": 7, "shutdown": 8}[kind]])
+    write("pop3_session", name, bytes(out))
+
+
+pop3("stls-dialogue", 0,
+     [("c", "capa"), ("b", "capa"), ("c", "stls", True), ("tls",), ("c", "capa"), ("b", "capa"),
+      ("c", "user"), ("b", "+ok"), ("c", "pass"), ("b", "logged-in"), ("c", "stat"),
+      ("b", "+ok-done"), ("c", "retr"), ("b", "message"), ("c", "quit"), ("b", "bye")])
+pop3("stls-pipelined-plaintext", 0,
+     [("craw", "STLS\r\nUSER evil\r\nPASS x\r\n"), ("craw", "more while paused\r\n"), ("tls",),
+      ("c", "user+pass"), ("b", "+ok"), ("b", "logged-in")])
+pop3("stls-behind-noop", 0, [("c", "noop+stls", True), ("b", "+ok"), ("tls",), ("c", "noop")])
+pop3("require-tls-refusals", 0,
+     [("c", "user"), ("c", "pass"), ("c", "apop"), ("c", "auth-plain-ir"), ("c", "auth"),
+      ("c", "bare-lf"), ("c", "noop"), ("b", "+ok")])
+pop3("implicit-auth-plain", 1,
+     [("c", "auth-plain"), ("b", "+ "), ("c", "sasl-plain"), ("b", "logged-in"), ("c", "auth"),
+      ("b", "sasl-list"), ("c", "list"), ("b", "listing"), ("c", "uidl"), ("b", "+ok"),
+      ("b", "dotdot"), ("b", "body-line"), ("b", "dot")])
+pop3("implicit-pipelined", 1,
+     [("craw", "STAT\r\nLIST 1\r\nTOP 1 10\r\nDELE 1\r\nQUIT\r\n"),
+      ("braw", "+OK 1 120\r\n+OK 1 120\r\n+OK\r\nSubject: x\r\n\r\n.\r\n+OK deleted\r\n"),
+      ("b", "bye")])
+pop3("retr-probes", 2,
+     [("probe", "Subject: x\n\n.\n..\n+OK fake\n.hidden\nlast"), ("probe", ".", [1, 1, 1]),
+      ("probe", "", [0, 3])])
+pop3("limits", 1,
+     [("craw", "NOOP " + "x" * 100 + "\r\nNOOP\r\n"), ("b", "+ok"), ("c", "capa"), ("b", "capa")],
+     limits=(0, 0, 0))
+pop3("eofs-and-timeouts", 1,
+     [("c", "retr"), ("b", "+ok"), ("b", "body-line"), ("idle",), ("ceof",), ("beof",),
+      ("shutdown",)])
+pop3("unsolicited-err", 1, [("b", "-err-inactive"), ("beof",)])
+pop3("shutdown-drain", 1, [("c", "noop"), ("shutdown",), ("b", "+ok")])
+pop3("tls-after-close", 0, [("c", "stls", True), ("idle",), ("tls",), ("c", "noop")])
+
+# --- http_request: [mode][header limit][pending|held] then events ------------------------------
+# mode: 0x01 X-Forwarded-* off | 0x02 short allow_paths | 0x04 allow "/" | 0x08 no audit
+# envelope | 0x10 backend connect fails. events: 0 client raw, 1 client piece, 2 backend raw,
+# 3 backend piece, 4 client EOF, 5 backend EOF, 6 idle, 7 shutdown, 8 pure-function check (which
+# byte; length byte + bytes), 9 NTLM request (how; blob), 10 ActiveSync base64 request (blob),
+# 11 idle_limit(). Indexes follow tests/fuzz/fuzz_http_request.cpp.
+HC = {"get": 0, "post-cl": 1, "post-chunked": 2, "cl+te": 3, "te+cl": 4, "dup-cl": 5,
+      "cl-list": 6, "te-twice": 7, "te-xchunked": 8, "te-http10": 9, "dotdot": 10,
+      "dotdot-2f": 11, "dotdot-2e": 12, "backslash": 13, "dot-space": 14, "slashes": 15,
+      "ewsadmin": 16, "absolute": 17, "asterisk": 18, "xff-spoof": 19, "obs-fold": 20,
+      "no-host": 21, "two-hosts": 22, "bare-lf": 23, "rpc-in": 24, "upgrade": 25, "head": 26,
+      "close": 27, "http10": 28, "expect": 29, "abc": 30, "crlf": 31, "bad-chunk": 32,
+      "activesync": 33, "basic": 34, "not-allowed": 35}
+HB = {"200": 0, "200-chunked": 1, "100": 2, "101": 3, "401-ntlm": 4, "204": 5, "304": 6,
+      "http10-eof": 7, "200-close": 8, "dup-cl": 9, "garbage": 10, "rpc-200": 11, "200-empty": 12,
+      "200-partial": 13}
+
+
+def http(name, mode, events, limits=(255, 0xff)):
+    out = bytearray([mode, *limits])
+    for e in events:
+        kind = e[0]
+        if kind == "c":
+            out += bytes([1, HC[e[1]]])
+        elif kind == "b":
+            out += bytes([3, HB[e[1]]])
+        elif kind in ("craw", "braw"):
+            data = e[1].encode("latin-1") if isinstance(e[1], str) else e[1]
+            assert len(data) < 256
+            out += bytes([0 if kind == "craw" else 2, len(data)]) + data
+        elif kind in ("pure", "ntlm"):
+            data = e[2].encode("latin-1") if isinstance(e[2], str) else e[2]
+            out += bytes([8 if kind == "pure" else 9, e[1], len(data)]) + data
+        elif kind == "activesync":
+            data = e[1]
+            out += bytes([10, len(data)]) + data
+        else:
+            out += bytes([{"ceof": 4, "beof": 5, "idle": 6, "shutdown": 7, "limit": 11}[kind]])
+    write("http_request", name, bytes(out))
+
+
+http("ews-keepalive", 0,
+     [("c", "get"), ("b", "200"), ("c", "post-cl"), ("b", "200-chunked"), ("c", "post-chunked"),
+      ("limit",), ("b", "200"), ("c", "head"), ("b", "200"), ("ceof",)])
+http("smuggling-refused", 0,
+     [("c", "get"), ("c", "cl+te"), ("b", "200"), ("c", "get")])
+http("smuggling-variants", 0,
+     [("c", "te+cl"), ("c", "dup-cl"), ("c", "cl-list"), ("c", "te-twice"), ("c", "te-xchunked"),
+      ("c", "te-http10"), ("c", "obs-fold"), ("c", "no-host"), ("c", "two-hosts"),
+      ("c", "bare-lf")])
+for i, piece in enumerate(["dup-cl", "te-twice", "obs-fold", "bare-lf", "two-hosts"]):
+    http("refused-%d-%s" % (i, piece), 0, [("c", "get"), ("b", "200"), ("c", piece), ("b", "200")])
+http("traversal", 0,
+     [("c", "dotdot"), ("c", "dotdot-2f"), ("c", "dotdot-2e"), ("c", "backslash"),
+      ("c", "dot-space"), ("c", "slashes"), ("c", "ewsadmin"), ("c", "absolute"),
+      ("c", "asterisk"), ("b", "200"), ("b", "200")], limits=(255, 0x07))
+http("traversal-short-allow", 2,
+     [("c", "slashes"), ("b", "200"), ("c", "dotdot"), ("c", "not-allowed")])
+http("xff-spoof", 0, [("c", "xff-spoof"), ("b", "200")])
+http("xff-off", 1, [("c", "xff-spoof"), ("b", "200"), ("c", "post-chunked"), ("b", "200")])
+http("rpc-tunnel", 0,
+     [("c", "rpc-in"), ("b", "rpc-200"), ("craw", "more rpc bytes"), ("braw", "server bytes"),
+      ("ceof",), ("beof",)])
+http("upgrade-declined-then-accepted", 0,
+     [("c", "upgrade"), ("c", "get"), ("b", "200"), ("b", "200"), ("c", "upgrade"), ("b", "101"),
+      ("craw", "frame"), ("braw", "frame")])
+http("expect-continue", 0, [("c", "expect"), ("b", "100"), ("c", "abc"), ("b", "200")])
+http("backend-failures", 0,
+     [("c", "get"), ("b", "garbage"), ("c", "get")])
+http("backend-eof-delimited", 0, [("c", "http10"), ("b", "http10-eof"), ("beof",)])
+http("connect-fails", 0x10, [("c", "get"), ("c", "get")])
+http("bad-chunk-aborts", 0, [("c", "bad-chunk"), ("b", "200")])
+http("pipelined-limit", 0,
+     [("craw", "\r\n" + "GET /EWS/a HTTP/1.1\r\nHost: a\r\n\r\n" * 3), ("b", "200"),
+      ("b", "204"), ("b", "304"), ("shutdown",), ("b", "200")], limits=(255, 0x01))
+http("timeouts", 0, [("c", "post-cl"), ("idle",)])
+http("activesync-and-auth", 0,
+     [("c", "activesync"), ("b", "200"), ("c", "basic"), ("b", "401-ntlm"),
+      ("ntlm", 0, "alice" + "workstation"), ("b", "200"), ("ntlm", 3, "NTLMSSP\0\x03\0\0\0"),
+      ("b", "200"), ("activesync", bytes([141, 0, 0, 0, 4]) + b"abcd\x00\x06iPhone\x08\x05alice"),
+      ("b", "200")])
+http("no-envelope", 0x08, [("c", "basic"), ("b", "200"), ("ntlm", 0, "bob-ws")])
+http("pure-functions", 0,
+     [("pure", 0, "/EWS/%2e%2e/..%5c/x/. ./..../y?Cmd=Sync&User=a"),
+      ("pure", 1, bytes(range(40))),
+      ("pure", 2, "NTLM TlRMTVNTUAADAAAA"),
+      ("pure", 3, "\x05DOMAINuserws"),
+      ("pure", 4, bytes([141, 18, 9, 4, 2]) + b"id\x00\x03Dev\x08\x03bob"),
+      ("pure", 5, "GET /EWS HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"),
+      ("pure", 0x85, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")])
+
 # --- proxy_header: the first bytes of a connection (PROXY v1 line or v2 binary header) -------
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
