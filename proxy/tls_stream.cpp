@@ -63,6 +63,11 @@ asio::awaitable<error_code> tls_stream::handshake(SSL_CTX* ctx, bool server,
   }
   // A peer that closes without close_notify is treated as EOF, not as an OpenSSL error.
   SSL_set_options(ssl_, SSL_OP_IGNORE_UNEXPECTED_EOF);
+  // Read-ahead into a buffer of several records: one recv() fetches what has arrived instead of
+  // two per record (header, then body), and read_some() hands the relay up to 64 KiB at once.
+  // The buffer exists only while data flows (release_idle_buffers).
+  SSL_set_read_ahead(ssl_, 1);
+  SSL_set_default_read_buffer_len(ssl_, read_buffer_len);
   SSL_set_fd(ssl_, static_cast<int>(socket_.native_handle()));
   if (on_ssl_created_) on_ssl_created_(ssl_);
   if (server) {
@@ -96,10 +101,11 @@ void tls_stream::release_idle_buffers() {
   // BUFFERS alone keeps the read buffer its last SSL_read allocated), so an idle leg holds only
   // OpenSSL's state. Fails harmlessly when a partial record is still buffered.
   if (ssl_ && handshake_done_) SSL_free_buffers(ssl_);
+  read_blocked_ = false;
 }
 
 asio::awaitable<error_code> tls_stream::wait_readable() {
-  if (ssl_ && SSL_has_pending(ssl_)) co_return error_code{};
+  if (has_buffered()) co_return error_code{};
   release_idle_buffers();
   auto wait = read_wants_write_ ? asio::socket_base::wait_write : asio::socket_base::wait_read;
   auto [ec] = co_await socket_.async_wait(wait, use_nothrow);
@@ -114,26 +120,40 @@ std::size_t tls_stream::read_some(char* data, std::size_t size, error_code& ec) 
     return n;
   }
   read_wants_write_ = false;
-  ERR_clear_error();
-  std::size_t n = 0;
-  if (SSL_read_ex(ssl_, data, size, &n) == 1) return n;
-  int err = SSL_get_error(ssl_, 0);
-  switch (err) {
-    case SSL_ERROR_WANT_READ:
+  // SSL_read_ex returns at most one record: take every record OpenSSL already holds, so the relay
+  // forwards them in one write.
+  std::size_t total = 0;
+  for (;;) {
+    ERR_clear_error();
+    std::size_t n = 0;
+    if (SSL_read_ex(ssl_, data + total, size - total, &n) == 1) {
+      read_blocked_ = false;
+      total += n;
+      if (total == size || (SSL_pending(ssl_) == 0 && SSL_has_pending(ssl_) == 0)) return total;
+      continue;
+    }
+    int err = SSL_get_error(ssl_, 0);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      // Whatever OpenSSL still holds is an incomplete record: only the socket can help now, so
+      // has_buffered() must not send the caller straight back here (a busy loop on a client that
+      // stops mid-record).
+      read_blocked_ = true;
+      read_wants_write_ = err == SSL_ERROR_WANT_WRITE;
+      if (total > 0) return total;
       ec = asio::error::would_block;
       return 0;
-    case SSL_ERROR_WANT_WRITE:
-      read_wants_write_ = true;
-      ec = asio::error::would_block;
-      return 0;
-    case SSL_ERROR_ZERO_RETURN:
+    }
+    // EOF or a TLS error after some data: deliver the data now; the condition stays and is
+    // reported by the next call.
+    if (total > 0) return total;
+    if (err == SSL_ERROR_ZERO_RETURN) {
       ec = asio::error::eof;
       return 0;
-    default:
-      ec = ssl_failure(err, "read failed");
-      // With SSL_OP_IGNORE_UNEXPECTED_EOF a bare FIN reads as SSL_ERROR_ZERO_RETURN; anything
-      // else is a real TLS error.
-      return 0;
+    }
+    // With SSL_OP_IGNORE_UNEXPECTED_EOF a bare FIN reads as SSL_ERROR_ZERO_RETURN; anything else
+    // is a real TLS error.
+    ec = ssl_failure(err, "read failed");
+    return 0;
   }
 }
 

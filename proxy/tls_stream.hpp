@@ -48,8 +48,11 @@ class tls_stream {
 
   // Suspends until read_some() can make progress (socket readable or TLS data already decrypted).
   asio::awaitable<error_code> wait_readable();
-  // True when OpenSSL already holds received bytes: read_some() may make progress without a wait.
-  bool has_buffered() const { return ssl_ != nullptr && SSL_has_pending(ssl_) == 1; }
+  // True when OpenSSL already holds received bytes that read_some() can use without a wait (not
+  // when what it holds is an incomplete record the last read_some() could not finish).
+  bool has_buffered() const {
+    return ssl_ != nullptr && !read_blocked_ && SSL_has_pending(ssl_) == 1;
+  }
   // The callback form of wait_readable() for a leg that may now stay idle for long: OpenSSL's
   // record buffers are handed back and only the reactor's small wait operation remains, with no
   // coroutine frame. `handler(error_code)` runs on the stream's executor. Callers check
@@ -72,12 +75,16 @@ class tls_stream {
  private:
   asio::awaitable<error_code> handshake(SSL_CTX* ctx, bool server, const std::string& sni);
   error_code ssl_failure(int ssl_error, const char* what);
+  // Before a wait for the socket: hand OpenSSL's record buffers back, and forget read_blocked_
+  // (the wait itself is for new bytes).
   void release_idle_buffers();
+  static constexpr std::size_t read_buffer_len = 4 * (16 * 1024 + 256 + 5);
 
   asio::ip::tcp::socket socket_;
   SSL* ssl_ = nullptr;
   bool handshake_done_ = false;
   bool read_wants_write_ = false;  // SSL_read asked for writability (TLS 1.3 key update reply)
+  bool read_blocked_ = false;      // the last read needs more bytes from the socket
   bool sent_shutdown_ = false;
   std::string tls_error_;
   std::function<void(SSL*)> on_ssl_created_;

@@ -62,6 +62,81 @@ class FakeBackend:
             c.close()
 
 
+class HalfRecordTlsBackend:
+    """An implicit-TLS SMTP backend that completes the handshake, sends the first 9 bytes of its
+    greeting's TLS record, pauses `pause` seconds, then the rest, and answers EHLO. No real server
+    stops inside a record on demand."""
+
+    def __init__(self, certs, pause):
+        self.pause = pause
+        self.port = lab.free_port()
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(f"{certs}/server.chain.pem", f"{certs}/server.key")
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        self.listener.settimeout(0.2)
+        self.stopping = threading.Event()
+        self.half_sent = threading.Event()
+        self.conns = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.conns.append(conn)
+            try:
+                self._session(conn)
+            except (OSError, ssl.SSLError):
+                pass
+
+    def _session(self, conn):
+        conn.settimeout(10)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = self.context.wrap_bio(incoming, outgoing, server_side=True)
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                conn.sendall(outgoing.read())
+                data = conn.recv(65536)
+                if not data:
+                    return
+                incoming.write(data)
+        conn.sendall(outgoing.read())
+        tls.write(b"220 half.record.test ESMTP\r\n")
+        record = outgoing.read()
+        conn.sendall(record[:9])
+        self.half_sent.set()
+        time.sleep(self.pause)
+        conn.sendall(record[9:])
+        text = b""
+        while b"\r\n" not in text:
+            data = conn.recv(65536)
+            if not data:
+                return
+            incoming.write(data)
+            try:
+                text += tls.read(65536)
+            except ssl.SSLWantReadError:
+                pass
+        tls.write(b"250-half.record.test\r\n250 PIPELINING\r\n")
+        conn.sendall(outgoing.read())
+        time.sleep(2)
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(15)
+        self.listener.close()
+        for c in self.conns:
+            c.close()
+
+
 def proc_fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -72,6 +147,13 @@ def proc_rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def proc_cpu_seconds(pid):
+    """utime + stime of pid, seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def read_all(sock, timeout=10):
@@ -231,6 +313,87 @@ class FaultTest(unittest.TestCase):
         records = proxy.audit_records()  # every line parses as JSON
         self.assertTrue(any("evil" in str(r.get("helo", "")) for r in records) or records)
         self.assertTrue(self.postfix.wait_for_message_containing(b"Subject: storm"))
+
+    def test_client_stopping_mid_record_costs_no_cpu(self):
+        """A client that sends half a TLS record and pauses: OpenSSL holds an incomplete record,
+        and the proxy must wait for the socket, not spin on "data pending" (a one-connection CPU
+        denial of service). The rest of the record then goes through as usual."""
+        port = lab.free_port()
+        proxy = self.start_proxy([
+            {"name": "raw", "protocol": "tls", "listen": f"127.0.0.1:{port}", "tls": "implicit",
+             "timeouts": {"handshake": "5s", "idle": "30s", "connect": "5s"},
+             "backend": {"address": [f"127.0.0.1:{self.postfix.port}"], "tls": "none"}}])
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = context.wrap_bio(incoming, outgoing)
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.addCleanup(s.close)
+
+        def pump_until(predicate, deadline):
+            text = b""
+            while time.monotonic() < deadline:
+                try:
+                    text += tls.read(65536)
+                except ssl.SSLWantReadError:
+                    pass
+                if predicate(text):
+                    return text
+                data = s.recv(65536)
+                if not data:
+                    break
+                incoming.write(data)
+            return text
+
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                s.sendall(outgoing.read())
+                incoming.write(s.recv(65536))
+        s.sendall(outgoing.read())
+        greeting = pump_until(lambda t: b"\r\n" in t, deadline)
+        self.assertTrue(greeting.startswith(b"220"), greeting)
+
+        tls.write(b"EHLO midrecord.test\r\n")
+        record = outgoing.read()
+        s.sendall(record[:9])  # the 5-byte header and 4 bytes of the body
+        pid = proxy.proc.pid
+        cpu_before = proc_cpu_seconds(pid)
+        time.sleep(1.5)
+        spent = proc_cpu_seconds(pid) - cpu_before
+        self.assertLess(spent, 0.5, f"the proxy burnt {spent:.2f} s of CPU waiting for a record")
+
+        s.sendall(record[9:])
+        reply = pump_until(lambda t: b"250 " in t, time.monotonic() + 10)
+        self.assertIn(b"250 ", reply, "the completed record reached Postfix and was answered")
+        self.assertIsNone(proxy.proc.poll(), "no crash")
+
+    def test_backend_stopping_mid_record_costs_no_cpu(self):
+        """A TLS backend that pauses inside its greeting's record: the back-leg opener must wait
+        for the socket while OpenSSL holds the incomplete record, not spin on "data pending"."""
+        backend = HalfRecordTlsBackend(self.certs, pause=1.5)
+        self.addCleanup(backend.stop)
+        port = lab.free_port()
+        proxy = self.start_proxy([lab.smtp_listener(
+            port, backend.port, name="half", tls="none", backend_tls="implicit",
+            require_tls=False, timeouts={"handshake": "10s", "idle": "30s", "connect": "5s"})])
+        s = socket.create_connection(("127.0.0.1", port), timeout=15)
+        self.addCleanup(s.close)
+        self.assertTrue(backend.half_sent.wait(10), "the back leg's handshake completed")
+        pid = proxy.proc.pid
+        cpu_before = proc_cpu_seconds(pid)
+        time.sleep(1.2)
+        spent = proc_cpu_seconds(pid) - cpu_before
+        self.assertLess(spent, 0.4, f"the proxy burnt {spent:.2f} s of CPU waiting for a record")
+        s.settimeout(15)
+        greeting = s.recv(4096)
+        self.assertTrue(greeting.startswith(b"220 "), f"the client is greeted once the record "
+                                                       f"completes: {greeting!r}")
+        self.assertIsNone(proxy.proc.poll(), "no crash")
 
 
 if __name__ == "__main__":
