@@ -95,6 +95,7 @@ struct backend_config {
   std::vector<std::string> pin_sha256;    // lower-case hex, 64 chars each
   std::string server_name;
   bool require_tls = true;
+  bool resume_sessions = true;  // offer the last TLS session to the backend (tlsbridge addition)
 };
 
 struct http_config {

@@ -416,6 +416,7 @@ class loader {
     }
     r.read("server_name", b.server_name);
     r.read("require_tls", b.require_tls);
+    r.read("resume_sessions", b.resume_sessions);
     if (b.verify == verify_mode::pin && b.pin_sha256.empty())
       sink_.add_at_key(r.path_of("verify"), "verify = \"pin\" needs at least one pin_sha256 entry");
     if (b.verify != verify_mode::none && b.tls == back_tls::none)

@@ -32,6 +32,8 @@ std::shared_ptr<listener_runtime> make_listener_runtime(
     if (!profile)
       throw std::runtime_error("listener " + settings.name + ": unknown backend tls_profile");
     rt->back_ctx = certs::make_client_context(*profile);
+    if (settings.backend.resume_sessions)
+      rt->back_sessions = std::make_unique<backend_session_cache>();
     if (settings.backend.verify == config::verify_mode::ca)
       rt->trust_store = certs::make_trust_store(settings.backend.ca_file);
   }

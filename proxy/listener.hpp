@@ -15,6 +15,7 @@
 #include "config/config.hpp"
 #include "config/value_parsers.hpp"
 #include "proxy/audit_log.hpp"
+#include "proxy/backend_session_cache.hpp"
 #include "proxy/metrics.hpp"
 
 namespace tlsbridge::proxy {
@@ -38,6 +39,8 @@ struct listener_runtime {
   const config::listener_config* settings = nullptr;  // points into *root
   std::shared_ptr<const certs::sni_store> front_certs;  // null when the front leg is plaintext
   certs::ssl_ctx_ptr back_ctx;                           // null when the back leg is plaintext
+  // Back-leg TLS sessions for resumption; null without a TLS back leg or with resume_sessions off.
+  std::unique_ptr<backend_session_cache> back_sessions;
   certs::x509_store_ptr trust_store;                     // verify = "ca"
   certs::x509_store_ptr client_trust;  // client_certs != none: client_ca, else the system store
   std::vector<config::cidr> allow;

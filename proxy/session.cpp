@@ -212,9 +212,12 @@ asio::awaitable<void> session::run() {
   else if (rt_->process_active && *rt_->process_active > rt_->root->server.max_connections)
     over = "[server] max_connections (" + std::to_string(rt_->root->server.max_connections) + ")";
   if (!over.empty()) {
-    if (cfg_.tls == config::front_tls::implicit && !co_await open_front_tls()) {
-      write_audit();
-      co_return;
+    if (cfg_.tls == config::front_tls::implicit) {
+      const bool opened = co_await open_front_tls();
+      if (!opened) {
+        write_audit();
+        co_return;
+      }
     }
     std::string refusal = machine_->over_limit();
     co_await refuse_client(refusal);
@@ -222,9 +225,12 @@ asio::awaitable<void> session::run() {
     write_audit();
     co_return;
   }
-  if (cfg_.tls == config::front_tls::implicit && !co_await open_front_tls()) {
-    write_audit();
-    co_return;
+  if (cfg_.tls == config::front_tls::implicit) {  // a named result: see open_backend
+    const bool opened = co_await open_front_tls();
+    if (!opened) {
+      write_audit();
+      co_return;
+    }
   }
 
   if (machine_->backend_first()) {
@@ -281,17 +287,12 @@ asio::awaitable<bool> session::front_handshake(const char* what) {
 
 asio::awaitable<bool> session::open_backend(protocols::backend_opener& opener) {
   if (!co_await connect_backend()) co_return false;
+  // The result in a named local: GCC 12 miscompiled both `implicit && !co_await f()` and
+  // `if (implicit) { if (!co_await f()) ... }` here (the frame was resumed after it had finished:
+  // SIGILL at -O0, a wild `this` at -O2).
   if (cfg_.backend.tls == config::back_tls::implicit) {
-    auto ec = co_await with_timeout(
-        backend_->handshake_client(rt_->back_ctx.get(), cfg_.backend.server_name),
-        cfg_.timeouts.handshake);
-    if (!ec || *ec) {
-      reason_ = "backend TLS handshake: " +
-                (!ec ? std::string("timed out")
-                     : backend_->tls_error().empty() ? ec->message() : backend_->tls_error());
-      co_return false;
-    }
-    if (!judge_backend_chain(backend_host_)) co_return false;
+    const bool ok = co_await back_handshake();
+    if (!ok) co_return false;
   }
   if (!co_await run_opener(opener)) co_return false;
   touch();
@@ -389,16 +390,8 @@ asio::awaitable<bool> session::run_opener(protocols::backend_opener& opener) {
         break;
       }
       case kind::handshake: {
-        auto ec = co_await with_timeout(
-            backend_->handshake_client(rt_->back_ctx.get(), cfg_.backend.server_name),
-            cfg_.timeouts.handshake);
-        if (!ec || *ec) {
-          reason_ = "backend TLS handshake: " +
-                    (!ec ? std::string("timed out")
-                         : backend_->tls_error().empty() ? ec->message() : backend_->tls_error());
-          co_return false;
-        }
-        if (!judge_backend_chain(backend_host_)) co_return false;
+        const bool ok = co_await back_handshake();
+        if (!ok) co_return false;
         act = opener.on_handshake_done();
         break;
       }
@@ -406,12 +399,55 @@ asio::awaitable<bool> session::run_opener(protocols::backend_opener& opener) {
   }
 }
 
-bool session::judge_backend_chain(const std::string& backend_host) {
+asio::awaitable<bool> session::back_handshake() {
+  backend_session_cache* cache = rt_->back_sessions.get();
+  std::optional<backend_session_cache::hit> cached;
+  if (cache) cached = cache->find(backend_addr_);
+  SSL_SESSION* offer = cached ? cached->session : nullptr;
+  auto ec = co_await with_timeout(
+      backend_->handshake_client(rt_->back_ctx.get(), cfg_.backend.server_name, offer),
+      cfg_.timeouts.handshake);
+  if (!ec || *ec) {
+    if (cache) cache->forget(backend_addr_);  // perhaps our offer upset it: start afresh
+    reason_ = "backend TLS handshake: " +
+              (!ec ? std::string("timed out")
+                   : backend_->tls_error().empty() ? ec->message() : backend_->tls_error());
+    co_return false;
+  }
+  if (offer) SSL_SESSION_free(offer);
+  std::optional<policy::chain_evidence> evidence;
+  if (cached && backend_->resumed()) {
+    backend_resumed_ = true;
+    evidence = std::move(cached->chain);
+  }
+  if (!judge_backend_chain(backend_host_, std::move(evidence))) {
+    if (cache) cache->forget(backend_addr_);
+    co_return false;
+  }
+  remember_back_session();
+  co_return true;
+}
+
+void session::remember_back_session() {
+  // A resumed leg stores too: the backend may have issued a fresh ticket.
+  if (!rt_->back_sessions || back_session_stored_ || !backend_ ||
+      !backend_->tls_active() || !backend_chain_ || !backend_decision_ ||
+      backend_decision_->result == policy::verdict::refused)
+    return;
+  back_session_stored_ = rt_->back_sessions->store(backend_addr_, backend_->ssl(), *backend_chain_);
+}
+
+bool session::judge_backend_chain(const std::string& backend_host,
+                                  std::optional<policy::chain_evidence> cached) {
   const auto& b = cfg_.backend;
-  certs::verify_settings vs;
-  vs.store = rt_->trust_store.get();
-  vs.server_name = b.server_name;
-  backend_chain_ = certs::collect_peer_chain(backend_->ssl(), vs);
+  if (cached) {
+    backend_chain_ = std::move(cached);
+  } else {
+    certs::verify_settings vs;
+    vs.store = rt_->trust_store.get();
+    vs.server_name = b.server_name;
+    backend_chain_ = certs::collect_peer_chain(backend_->ssl(), vs);
+  }
   // verify = "none"/"pin": the legacy host is trusted by configuration — its chain is inspected and
   // its findings recorded, never refused for them (SPEC §4). "ca" judges the chain in full.
   const bool trusted_by_configuration = b.verify != config::verify_mode::ca;
@@ -650,10 +686,12 @@ asio::awaitable<void> session::execute(protocols::step_list steps) {
       case kind::connect_backend: {
         bool ok = true;
         if (!backend_ || backend_eof_ || backend_aborted_) {
+          remember_back_session();  // the old leg's TLS 1.3 ticket, if it came
           if (backend_) backend_->close();
           backend_.reset();
           backend_chain_.reset();
           backend_decision_.reset();
+          backend_resumed_ = back_session_stored_ = false;
           backend_eof_ = backend_aborted_ = false;
           auto opener = make_backend_opener(*rt_->root, cfg_);
           ok = co_await open_backend(*opener);
@@ -823,6 +861,7 @@ void session::record_metrics() {
 }
 
 void session::write_audit() {
+  remember_back_session();  // a TLS 1.3 backend's ticket arrives after the handshake
   record_metrics();
   if (!rt_->audit) return;
   write_machine_events();
@@ -837,6 +876,8 @@ void session::write_audit() {
     boost::json::object b = leg_json(*backend_, false);
     b["addr"] = backend_addr_;
     b["local"] = backend_local_;
+    b["resumed"] = backend_->tls_active() ? boost::json::value(backend_resumed_)
+                                          : boost::json::value(nullptr);
     b["chain"] = backend_chain_ && backend_decision_
                      ? policy::chain_to_json(*backend_chain_, backend_decision_->findings,
                                              backend_decision_->result)

@@ -69,6 +69,11 @@ class session : public std::enable_shared_from_this<session> {
   asio::awaitable<bool> open_backend(protocols::backend_opener& opener);
   asio::awaitable<bool> connect_backend();
   asio::awaitable<bool> run_opener(protocols::backend_opener& opener);
+  // The back leg's TLS handshake (implicit or after STARTTLS), resuming the listener's cached
+  // session for this backend when it has one, then the chain judgement.
+  asio::awaitable<bool> back_handshake();
+  // Caches the back leg's session once it is resumable (TLS 1.3: after its ticket arrived).
+  void remember_back_session();
   // The relay: two reader tasks and the idle watchdog; the last to end writes the audit record.
   void start_relay();
   void task_done();
@@ -87,7 +92,9 @@ class session : public std::enable_shared_from_this<session> {
   void release(write_gate& gate);
   asio::awaitable<void> refuse_client(const std::string& wire);
   // Inspects and judges the back leg's chain (SPEC §4 Certificate policy); false = refused.
-  bool judge_backend_chain(const std::string& backend_host);
+  // `cached`: the evidence of the full handshake a resumed session came from.
+  bool judge_backend_chain(const std::string& backend_host,
+                           std::optional<policy::chain_evidence> cached = std::nullopt);
   void touch() { last_activity_ = std::chrono::steady_clock::now(); }
   void finish(std::string outcome, std::string reason = {});
   void write_audit();
@@ -123,6 +130,8 @@ class session : public std::enable_shared_from_this<session> {
   std::optional<policy::decision> backend_decision_;
   std::array<std::uint8_t, 16> client_ip_{};
   bool refused_by_policy_ = false;
+  bool backend_resumed_ = false;       // the back leg resumed a cached TLS session
+  bool back_session_stored_ = false;   // this back leg's session is in the cache
   // The front leg's client chain check, only on listeners with client_certs.
   std::unique_ptr<certs::client_chain_check> client_check_;
   std::uint64_t bytes_in_ = 0;

@@ -45,16 +45,17 @@ error_code tls_stream::ssl_failure(int ssl_error, const char* what) {
 }
 
 asio::awaitable<error_code> tls_stream::handshake_server(SSL_CTX* ctx) {
-  return handshake(ctx, true, {});
+  return handshake(ctx, true, {}, nullptr);
 }
 
 asio::awaitable<error_code> tls_stream::handshake_client(SSL_CTX* ctx,
-                                                         const std::string& server_name) {
-  return handshake(ctx, false, server_name);
+                                                         const std::string& server_name,
+                                                         SSL_SESSION* resume) {
+  return handshake(ctx, false, server_name, resume);
 }
 
 asio::awaitable<error_code> tls_stream::handshake(SSL_CTX* ctx, bool server,
-                                                  const std::string& sni) {
+                                                  const std::string& sni, SSL_SESSION* resume) {
   ERR_clear_error();
   ssl_ = SSL_new(ctx);
   if (!ssl_) {
@@ -75,6 +76,7 @@ asio::awaitable<error_code> tls_stream::handshake(SSL_CTX* ctx, bool server,
   } else {
     SSL_set_connect_state(ssl_);
     if (!sni.empty()) SSL_set_tlsext_host_name(ssl_, sni.c_str());
+    if (resume) SSL_set_session(ssl_, resume);  // takes its own reference
   }
   for (;;) {
     ERR_clear_error();

@@ -42,7 +42,11 @@ class tls_stream {
   void on_ssl_created(std::function<void(SSL*)> hook) { on_ssl_created_ = std::move(hook); }
   // Starts TLS on the leg (after any plaintext phase, e.g. STARTTLS).
   asio::awaitable<error_code> handshake_server(SSL_CTX* ctx);
-  asio::awaitable<error_code> handshake_client(SSL_CTX* ctx, const std::string& server_name);
+  // `resume`: a session from an earlier connection to offer (the stream takes its own reference).
+  asio::awaitable<error_code> handshake_client(SSL_CTX* ctx, const std::string& server_name,
+                                               SSL_SESSION* resume = nullptr);
+  // The handshake resumed an earlier session (no certificate was exchanged).
+  bool resumed() const { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
   // OpenSSL's reason for the last TLS failure on this stream (empty if none).
   const std::string& tls_error() const { return tls_error_; }
 
@@ -73,7 +77,8 @@ class tls_stream {
   void close();
 
  private:
-  asio::awaitable<error_code> handshake(SSL_CTX* ctx, bool server, const std::string& sni);
+  asio::awaitable<error_code> handshake(SSL_CTX* ctx, bool server, const std::string& sni,
+                                        SSL_SESSION* resume);
   error_code ssl_failure(int ssl_error, const char* what);
   // Before a wait for the socket: hand OpenSSL's record buffers back, and forget read_blocked_
   // (the wait itself is for new bytes).

@@ -234,11 +234,14 @@ class HaproxyScaleOutTest(PlainBackendMixin, unittest.TestCase):
             s.recv(4096)
             clients.append("%s:%d" % s.getsockname())
             s.close()
-        per_instance = []
-        for proxy, _ in instances:
-            got = proxy.wait_for_conn_records(
-                1, where=lambda r: r.get("client", "").startswith("127.0.0.3:"))
-            per_instance.append({r["client"] for r in got})
+        # A conn record is written when its session has wound down, a moment after the client
+        # saw the close: wait until all six are in (or the deadline), then compare.
+        def per_instance_clients():
+            return [{r["client"] for r in proxy.conn_records()
+                     if r.get("client", "").startswith("127.0.0.3:")} for proxy, _ in instances]
+        lab.wait_until(lambda: len(set().union(*per_instance_clients())) >= len(clients), 10,
+                       interval=0.1)
+        per_instance = per_instance_clients()
         self.assertTrue(all(per_instance), f"both instances got traffic: {per_instance}")
         self.assertEqual(per_instance[0] | per_instance[1], set(clients),
                          "every client appears with its own address, on exactly one instance")

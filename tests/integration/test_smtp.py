@@ -246,6 +246,40 @@ class StartTlsToLegacyBackendTest(ProxyTestCase):
                 self.assertEqual(client.command("QUIT")[0], "221")
                 proxy.cleanup()
 
+    def send_two_and_read_back_legs(self, proxy, port):
+        """Two swaks transactions one after the other; returns the back-leg objects of their conn
+        records (those that carried a message), after checking both were delivered."""
+        markers = [uuid.uuid4().hex for _ in range(2)]
+        for marker in markers:
+            result = lab.swaks(port, "--h-X-Lab-Marker", marker)
+            self.assertEqual(result.returncode, 0, result.stdout + proxy.describe())
+            self.assert_delivered(marker, proxy)
+        records = proxy.wait_for_conn_records(
+            2, listener="smtp-in", where=lambda r: r.get("bytes_in", 0) > 200)
+        self.assertEqual(len(records), 2, proxy.describe())
+        return [r["backend"] for r in records]
+
+    def test_m_back_leg_resumes_its_tls_session_and_still_records_the_chain(self):
+        # The legacy host's full TLS 1.0 handshake (certificate parsing, key exchange) is most of
+        # a transaction's cost; the back leg offers the session of its last connection.
+        proxy, port = self.start_smtp_proxy()
+        backs = self.send_two_and_read_back_legs(proxy, port)
+        for back in backs:
+            self.assertEqual(back["tls"], "TLSv1", back)
+            self.assertIsNotNone(back["chain"], f"a resumed leg still shows the chain: {back}")
+        self.assertTrue(backs[-1]["resumed"], f"the second connection resumed: {backs}")
+        self.assertEqual(backs[0]["chain"], backs[-1]["chain"],
+                         "the resumed leg records the chain of the handshake it resumed")
+
+    def test_n_resume_sessions_off_makes_every_back_handshake_full(self):
+        port = lab.free_port()
+        listener = lab.smtp_listener(port, self.backend.port)
+        listener["backend"]["resume_sessions"] = False
+        proxy = self.start_proxy(listener)
+        backs = self.send_two_and_read_back_legs(proxy, port)
+        self.assertEqual([b["resumed"] for b in backs], [False, False], backs)
+        self.assertTrue(all(b["chain"] for b in backs), backs)
+
     def test_l_every_audit_line_is_json(self):
         proxy, port = self.start_smtp_proxy()
         result = lab.swaks(port, "--h-X-Lab-Marker", uuid.uuid4().hex)

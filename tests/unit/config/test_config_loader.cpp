@@ -138,6 +138,7 @@ TEST_CASE("a minimal config gets the documented defaults", "[config][loader]") {
   CHECK(ls.backend.tls_profile == "legacy");
   CHECK(ls.backend.verify == verify_mode::none);
   CHECK(ls.backend.require_tls);
+  CHECK(ls.backend.resume_sessions);
   CHECK(ls.http.request_timeout == std::chrono::minutes(65));
   CHECK(ls.http.allow_paths.size() == 8);
   CHECK(ls.http.forwarded_headers);
@@ -224,6 +225,7 @@ verify = "pin"
 pin_sha256 = ["AB0123456789abcdef0123456789abcdef0123456789abcdef0123456789ABCD"]
 server_name = "mx.contoso.com"
 require_tls = false
+resume_sessions = false
 
 [[listener]]
 name = "owa"
@@ -301,6 +303,7 @@ forwarded_headers = false
         "ab0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd");
   CHECK(smtp.backend.server_name == "mx.contoso.com");
   CHECK_FALSE(smtp.backend.require_tls);
+  CHECK_FALSE(smtp.backend.resume_sessions);
 
   const listener_config& owa = cfg->listeners[1];
   CHECK(owa.protocol == protocol::https);
