@@ -161,4 +161,10 @@ x509_store_ptr make_trust_store(const std::filesystem::path& ca_file) {
   return store;
 }
 
+void set_session_tickets(SSL_CTX* ctx, unsigned tickets) {
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_num_tickets(ctx, tickets);
+  if (tickets == 0) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+}
+
 }  // namespace tlsbridge::certs

@@ -45,4 +45,9 @@ x509_store_ptr make_trust_store(const std::filesystem::path& ca_file);
 // "OpenSSL: <reason>" from the thread's error queue (cleared), or `fallback` when empty.
 std::string last_openssl_error(const std::string& fallback = "unknown error");
 
+// Front-leg resumption: `tickets` stateless session tickets per full handshake (TLS 1.2 and 1.3),
+// 0 = none and no resumption at all. The server-side session cache stays off either way: tickets
+// need no shared, locked, growing table across the worker threads.
+void set_session_tickets(SSL_CTX* ctx, unsigned tickets);
+
 }  // namespace tlsbridge::certs

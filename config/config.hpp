@@ -120,6 +120,9 @@ struct listener_config {
   std::vector<std::string> trusted_proxies;
   std::size_t max_connections = 10000;
   std::size_t max_connections_per_ip = 100;
+  // TLS session tickets sent per full front handshake (tlsbridge addition); 0 = no resumption.
+  // Listeners with client_certs send none (a resumed session would skip the client-chain policy).
+  unsigned session_tickets = 1;
   timeouts_config timeouts;
   backend_config backend;
   http_config http;

@@ -351,6 +351,7 @@ class loader {
     constexpr std::int64_t max_conn = 10'000'000;
     r.read_integer("max_connections", 1, max_conn, l.max_connections);
     r.read_integer("max_connections_per_ip", 1, max_conn, l.max_connections_per_ip);
+    r.read_integer("session_tickets", 0u, 8u, l.session_tickets);
     // SPEC §3 gives one set of timeout defaults (idle 5m for smtp); every protocol starts from it,
     // except IMAP: RFC 9051 §5.4 says an autologout timer must be at least 30 minutes, and IDLE
     // clients re-issue IDLE only every ~29 minutes. An explicit timeouts.idle still wins.

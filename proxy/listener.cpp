@@ -20,6 +20,12 @@ std::shared_ptr<listener_runtime> make_listener_runtime(
     rt->front_certs = certs::sni_store::build(
         *profile, root->certs,
         settings.protocol == config::protocol::https ? std::string("\x08http/1.1") : std::string());
+    // A resumed session would skip the client-chain policy (and OpenSSL refuses to resume one
+    // on a verify-peer context without a session id context): no tickets with client_certs.
+    const unsigned tickets =
+        settings.client_certs == config::client_cert_mode::none ? settings.session_tickets : 0;
+    for (std::size_t i = 0; i < rt->front_certs->size(); ++i)
+      certs::set_session_tickets(rt->front_certs->context(i), tickets);
     if (settings.client_certs != config::client_cert_mode::none) {
       for (std::size_t i = 0; i < rt->front_certs->size(); ++i)
         certs::enable_client_certificates(rt->front_certs->context(i), settings.client_certs,

@@ -33,21 +33,25 @@ class RawTlsTest(unittest.TestCase):
         cls.addClassCleanup(cls.implicit.cleanup)
         cls.implicit.start()
 
-    def start_proxy(self, backend, backend_tls):
+    def start_proxy(self, backend, backend_tls, **listener_keys):
         port = lab.free_port()
-        proxy = lab.Tlsbridge([tls_listener(port, backend.port, backend_tls)],
+        listener = tls_listener(port, backend.port, backend_tls)
+        listener.update(listener_keys)
+        proxy = lab.Tlsbridge([listener],
                               [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")])
         self.addCleanup(proxy.cleanup)
         proxy.start()
         return proxy, port
 
-    def converse(self, proxy, port):
+    def converse(self, proxy, port, context=None, session=None, keep=None):
         """Over TLS to the proxy: read the backend's greeting, EHLO, QUIT. Returns the client's
-        local address and the negotiated front version."""
-        context = lab.client_context(f"{self.certs}/ca.crt")
+        local address and the negotiated front version. session: a TLS session to offer; keep: a
+        list that gets the socket's (session, session_reused) after the dialogue."""
+        context = context or lab.client_context(f"{self.certs}/ca.crt")
         client = lab.SmtpClient(port)
         self.addCleanup(client.close)
-        client.sock = context.wrap_socket(client.sock, server_hostname="localhost")
+        client.sock = context.wrap_socket(client.sock, server_hostname="localhost",
+                                          session=session)
         version = client.sock.version()
         code, greeting = client.read_reply()
         self.assertEqual(code, "220", f"greeting: {greeting}" + proxy.describe())
@@ -56,6 +60,8 @@ class RawTlsTest(unittest.TestCase):
         self.assertEqual(code, "250", ehlo)
         self.assertEqual(client.command("QUIT")[0], "221")
         address = client.local_address()
+        if keep is not None:
+            keep.append((client.sock.session, client.sock.session_reused))
         client.close()
         return address, version
 
@@ -84,6 +90,33 @@ class RawTlsTest(unittest.TestCase):
                          "sha1WithRSAEncryption", conn)
         self.assertIsNotNone(self.implicit.wait_for_log(r"< [^:]+: EHLO raw\.test"),
                              "the EHLO never reached the backend")
+
+    def resumed_twice(self, proxy, port):
+        """Two connections, the second offering the first one's TLS session (a TLS 1.3 ticket
+        arrives with the first data, so the session is taken after the dialogue). Returns whether
+        the second was resumed; both dialogues must have worked."""
+        context = lab.client_context(f"{self.certs}/ca.crt")
+        first, second = [], []
+        self.converse(proxy, port, context=context, keep=first)
+        self.converse(proxy, port, context=context, session=first[0][0], keep=second)
+        self.assertFalse(first[0][1])
+        return second[0][1]
+
+    def test_front_resumes_a_session_ticket_by_default(self):
+        proxy, port = self.start_proxy(self.plain, "none")
+        self.assertTrue(self.resumed_twice(proxy, port),
+                        "a client offering its ticket skips the full handshake" + proxy.describe())
+
+    def test_session_tickets_zero_means_every_front_handshake_is_full(self):
+        proxy, port = self.start_proxy(self.plain, "none", session_tickets=0)
+        self.assertFalse(self.resumed_twice(proxy, port))
+
+    def test_client_cert_listener_sends_no_ticket_and_still_serves_a_returning_client(self):
+        # A resumed session would skip the client-chain policy; OpenSSL would also fail such a
+        # resumption outright ("session id context uninitialized").
+        proxy, port = self.start_proxy(self.plain, "none", client_certs="optional",
+                                       client_ca=f"{self.certs}/ca.crt")
+        self.assertFalse(self.resumed_twice(proxy, port))
 
     def test_openssl_s_client_reads_greeting(self):
         proxy, port = self.start_proxy(self.plain, "none")

@@ -129,6 +129,7 @@ TEST_CASE("a minimal config gets the documented defaults", "[config][loader]") {
   CHECK(ls.trusted_proxies.empty());
   CHECK(ls.max_connections == 10000);
   CHECK(ls.max_connections_per_ip == 100);
+  CHECK(ls.session_tickets == 1);
   CHECK(ls.timeouts.handshake == std::chrono::seconds(15));
   CHECK(ls.timeouts.idle == std::chrono::minutes(5));
   CHECK(ls.timeouts.connect == std::chrono::seconds(10));
@@ -215,6 +216,7 @@ proxy_protocol = true
 trusted_proxies = ["127.0.0.1"]
 max_connections = 50
 max_connections_per_ip = 5
+session_tickets = 0
 timeouts = { handshake = "5s", idle = "1h", connect = "2s" }
 
 [listener.backend]
@@ -290,6 +292,7 @@ forwarded_headers = false
   CHECK(smtp.allow.size() == 3);
   CHECK(smtp.proxy_protocol);
   CHECK(smtp.max_connections == 50);
+  CHECK(smtp.session_tickets == 0);
   CHECK(smtp.max_connections_per_ip == 5);
   CHECK(smtp.timeouts.handshake == std::chrono::seconds(5));
   CHECK(smtp.timeouts.idle == std::chrono::hours(1));
