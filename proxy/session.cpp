@@ -707,13 +707,18 @@ asio::awaitable<void> session::execute(protocols::step_list steps) {
         co_await execute(std::move(more));
         break;
       }
-      case kind::close:
+      case kind::close: {
         co_await acquire(client_gate_);
         co_await client_.shutdown_send();
         release(client_gate_);
-        finish(machine_->facts().outcome.empty() ? "ok" : machine_->facts().outcome,
-               machine_->facts().reason);
+        std::string outcome =
+            machine_->facts().outcome.empty() ? "ok" : machine_->facts().outcome;
+        // A machine that asked for its back leg knows only that it failed; the driver knows
+        // whether the policy refused it (as run() says for legs opened before the machine).
+        if (outcome == "backend_unavailable" && refused_by_policy_) outcome = "refused_policy";
+        finish(std::move(outcome), machine_->facts().reason);
         co_return;
+      }
     }
   }
 }

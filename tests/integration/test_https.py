@@ -58,11 +58,14 @@ class HttpsTest(unittest.TestCase):
         cls.iis = legacy_iis.LegacyIis(cls.certs).start()
         cls.addClassCleanup(cls.iis.stop)
         cls.port_a, cls.port_b, cls.port_down = lab.free_port(), lab.free_port(), lab.free_port()
+        cls.port_pinned = lab.free_port()
         nobody = lab.free_port()
+        pinned = https_listener("https-pinned", cls.port_pinned, cls.iis.port)
+        pinned["backend"].update({"verify": "pin", "pin_sha256": ["00" * 32]})
         cls.proxy = lab.Tlsbridge(
             [https_listener("https-a", cls.port_a, cls.iis.port),
              https_listener("https-b", cls.port_b, cls.iis.port, idle="30s", request_timeout="2s"),
-             https_listener("https-down", cls.port_down, nobody)],
+             https_listener("https-down", cls.port_down, nobody), pinned],
             [(f"{cls.certs}/server.chain.pem", f"{cls.certs}/server.key")])
         cls.addClassCleanup(cls.proxy.cleanup)
         cls.proxy.start()
@@ -311,6 +314,18 @@ class HttpsTest(unittest.TestCase):
         self.assertEqual(response.status, 502)
         conns = self.proxy.wait_for_conn_records(1, listener="https-down")
         self.assertEqual(conns[-1]["outcome"], "backend_unavailable", conns[-1])
+
+    def test_backend_refused_by_policy_gives_502_recorded_as_refused_policy(self):
+        # The IIS stand-in's certificate matches no pin: the on-demand back leg is refused by
+        # policy, which the conn record must say (not "backend_unavailable"). The same IIS
+        # answers through https-a: the refusal is the policy's, not a dead backend.
+        served, _ = self.request(self.connection(), "GET", "/owa/")
+        self.assertNotEqual(served.status, 502)
+        response, _ = self.request(self.connection(self.port_pinned), "GET", "/owa/")
+        self.assertEqual(response.status, 502)
+        conns = self.proxy.wait_for_conn_records(1, listener="https-pinned")
+        self.assertEqual(conns[-1]["outcome"], "refused_policy", conns[-1])
+        self.assertIn("pin_sha256", conns[-1]["reason"], conns[-1])
 
     # -- TLS -----------------------------------------------------------------------------------
 
