@@ -46,6 +46,8 @@ SUBPROCESS_TIMEOUT = 30.0
 # True when the proxy under test is an ASan/UBSan build (cmake --preset sanitize): ASan keeps freed
 # memory in quarantine, so bounds on the proxy's RSS say nothing there and are not checked.
 SANITIZED = os.environ.get("TLSBRIDGE_SANITIZED", "").upper() in ("1", "ON", "TRUE")
+SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: |"
+                              r"UndefinedBehaviorSanitizer")
 
 
 class LabError(Exception):
@@ -1112,8 +1114,15 @@ class Tlsbridge:
 
     def cleanup(self, remove=True):
         self.stop()
-        if remove and not keep_lab() and self.dir.startswith("/tmp/"):
+        # Under sanitizers a report in the proxy's stderr fails the test that ran it (ASan/UBSan
+        # may not kill the process, and LSan reports only at exit), with the lab kept.
+        report = SANITIZER_REPORT.search(self.stderr()) if SANITIZED else None
+        if remove and not report and not keep_lab() and self.dir.startswith("/tmp/"):
             shutil.rmtree(self.dir, ignore_errors=True)
+        if report:
+            text = self.stderr()
+            raise LabError(f"sanitizer report from tlsbridge (lab kept in {self.dir}):\n"
+                           + text[max(0, report.start() - 200):report.start() + 4000])
 
     def __enter__(self):
         return self.start()
@@ -1141,17 +1150,18 @@ class Tlsbridge:
                 f"\n--- audit ({self.audit_path}) ---\n{audit}")
 
     def audit_records(self):
-        """Every line of the audit file parsed as JSON (a line that does not parse raises
-        LabError naming it)."""
+        """Every complete line of the audit file parsed as JSON (a line that does not parse
+        raises LabError naming it)."""
         try:
             with open(self.audit_path, "rb") as f:
                 raw = f.read()
         except FileNotFoundError:
             return []
         records = []
+        # The last line without its newline is still being written (a reader may see a write
+        # half-copied): it is read the next time, whole.
         lines = raw.split(b"\n")
-        if lines and lines[-1] == b"":
-            lines.pop()
+        lines.pop()
         for number, line in enumerate(lines, 1):
             try:
                 record = json.loads(line.decode("utf-8"))
