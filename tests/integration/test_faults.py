@@ -15,18 +15,14 @@ import unittest
 import lab
 
 
-class FakeBackend:
-    """A TCP server on 127.0.0.1 that misbehaves in one chosen way per connection:
-    reset_after_greeting, stall (never greets), garbage (a non-SMTP greeting), tls_garbage
-    (accepts then sends random bytes)."""
+class LoopbackServer:
+    """A TCP server on 127.0.0.1:self.port whose thread hands every accepted connection to
+    handle(conn); the connections are kept (closed by stop) so a peer sees no close it was not
+    meant to see."""
 
-    def __init__(self, behaviour):
-        self.behaviour = behaviour
+    def __init__(self):
         self.port = lab.free_port()
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", self.port))
-        self.listener.listen(64)
+        self.listener = socket.create_server(("127.0.0.1", self.port), backlog=64)
         self.listener.settimeout(0.2)
         self.stopping = threading.Event()
         self.held = []
@@ -41,60 +37,56 @@ class FakeBackend:
                 continue
             except OSError:
                 return
-            if self.behaviour == "reset_after_greeting":
-                conn.sendall(b"220 fake ESMTP\r\n")
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                conn.close()
-            elif self.behaviour == "stall":
-                self.held.append(conn)
-            elif self.behaviour == "garbage":
-                conn.sendall(b"\x00\xffHELLO THERE, NOT SMTP\r\n\x16\x03\x01")
-                self.held.append(conn)
-            elif self.behaviour == "tls_garbage":
-                conn.sendall(os.urandom(512))
-                self.held.append(conn)
+            self.held.append(conn)
+            try:
+                self.handle(conn)
+            except (OSError, ssl.SSLError):
+                pass
+
+    def handle(self, conn):
+        raise NotImplementedError
 
     def stop(self):
         self.stopping.set()
-        self.thread.join(5)
+        self.thread.join(15)
         self.listener.close()
         for c in self.held:
             c.close()
 
 
-class HalfRecordTlsBackend:
+class FakeBackend(LoopbackServer):
+    """Misbehaves in one chosen way per connection: reset_after_greeting, stall (never greets),
+    garbage (a non-SMTP greeting), tls_garbage (accepts then sends random bytes)."""
+
+    def __init__(self, behaviour):
+        self.behaviour = behaviour
+        super().__init__()
+
+    def handle(self, conn):
+        if self.behaviour == "reset_after_greeting":
+            conn.sendall(b"220 fake ESMTP\r\n")
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            conn.close()
+        elif self.behaviour == "garbage":
+            conn.sendall(b"\x00\xffHELLO THERE, NOT SMTP\r\n\x16\x03\x01")
+        elif self.behaviour == "tls_garbage":
+            conn.sendall(os.urandom(512))
+        # "stall": held, never greeted
+
+
+class HalfRecordTlsBackend(LoopbackServer):
     """An implicit-TLS SMTP backend that completes the handshake, sends the first 9 bytes of its
     greeting's TLS record, pauses `pause` seconds, then the rest, and answers EHLO. No real server
     stops inside a record on demand."""
 
     def __init__(self, certs, pause):
         self.pause = pause
-        self.port = lab.free_port()
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(f"{certs}/server.chain.pem", f"{certs}/server.key")
-        self.listener = socket.create_server(("127.0.0.1", self.port))
-        self.listener.settimeout(0.2)
-        self.stopping = threading.Event()
         self.half_sent = threading.Event()
-        self.conns = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def _serve(self):
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.conns.append(conn)
-            try:
-                self._session(conn)
-            except (OSError, ssl.SSLError):
-                pass
-
-    def _session(self, conn):
+    def handle(self, conn):
         conn.settimeout(10)
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = self.context.wrap_bio(incoming, outgoing, server_side=True)
@@ -128,13 +120,6 @@ class HalfRecordTlsBackend:
         tls.write(b"250-half.record.test\r\n250 PIPELINING\r\n")
         conn.sendall(outgoing.read())
         time.sleep(2)
-
-    def stop(self):
-        self.stopping.set()
-        self.thread.join(15)
-        self.listener.close()
-        for c in self.conns:
-            c.close()
 
 
 def proc_fds(pid):
