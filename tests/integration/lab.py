@@ -7,7 +7,7 @@ allowed fake (an SMTP backend that dies in the middle of DATA, which no real ser
 demand), a raw line-level SMTP client, and a runner for the tlsbridge binary itself.
 
 Every wait is bounded and every process is stopped by the PID (or the Postfix instance) this
-module started. Facts behind the Postfix set-up are in /work/shared/PEERS.md and tests/lab/README.md.
+module started. Facts behind the Postfix set-up are in tests/lab/README.md.
 
 Also a small CLI for scripts/lab:
     python3 lab.py start-postfix --dir DIR --port PORT --certs CERTDIR [--tls tls1.0-starttls|none]
