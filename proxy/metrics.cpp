@@ -58,6 +58,8 @@ metrics::metrics() {
           "Time to establish the backend TCP connection, by listener.");
   declare("tlsbridge_starttls_injections_total", "counter",
           "Sessions whose client sent plaintext after STARTTLS (discarded), by listener.");
+  declare("tlsbridge_refusals_total", "counter",
+          "Requests the proxy refused itself without relaying them, by listener and rule.");
   declare("tlsbridge_certificate_expiry_seconds", "gauge",
           "Own front certificates: notAfter as a Unix timestamp, by file and subject.");
   declare("tlsbridge_config_reloads_total", "counter", "Configuration reloads by result.");

@@ -863,6 +863,10 @@ void session::record_metrics() {
   findings(backend_decision_, "back");
   if (machine_ && machine_->facts().starttls_injection)
     m->add("tlsbridge_starttls_injections_total", {{"listener", l}});
+  if (machine_)
+    for (const auto& [rule, n] : machine_->facts().refusals)
+      m->add("tlsbridge_refusals_total", {{"listener", l}, {"rule", rule}},
+             static_cast<double>(n));
 }
 
 void session::write_audit() {
@@ -901,6 +905,11 @@ void session::write_audit() {
   rec["starttls_injection"] = machine_ ? machine_->facts().starttls_injection : false;
   if (machine_ && machine_->facts().injected_bytes)
     rec["injected_bytes"] = machine_->facts().injected_bytes;
+  if (machine_ && !machine_->facts().refusals.empty()) {
+    boost::json::object refusals;
+    for (const auto& [rule, n] : machine_->facts().refusals) refusals[rule] = n;
+    rec["refusals"] = std::move(refusals);
+  }
   rt_->audit->write(std::move(rec));
   spdlog::debug("conn {} {} {} {}", id_, cfg_.name, outcome_, reason_);
 }

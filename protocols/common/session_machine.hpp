@@ -14,9 +14,11 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <boost/json/object.hpp>
@@ -73,6 +75,11 @@ struct session_facts {
   std::size_t injected_bytes = 0;
   std::string outcome;  // "" = let the driver decide; else one of SPEC §6's outcomes
   std::string reason;   // free text for the audit record
+  // Requests the proxy refused itself without ending the session (a malformed SMTP verb, an IMAP
+  // literal where the grammar has none, a lowercase HTTP method...), by the rule that refused
+  // them: the `conn` record's `refusals` and tlsbridge_refusals_total{rule}. Few distinct rules
+  // per session, so a small vector beats a map.
+  std::vector<std::pair<std::string, std::uint64_t>> refusals;
 };
 
 // What the driver knows about the connection that a machine may need (X-Forwarded-For, the
@@ -134,6 +141,17 @@ class session_machine {
     if (bytes == 0) return;
     facts_.starttls_injection = true;
     facts_.injected_bytes += bytes;
+  }
+  // The proxy answered a request itself because `rule` forbids it (never relayed). `rule` is a
+  // short stable name ("smtp.verb_syntax", "http.method_case") for metrics and the audit record;
+  // the session's `reason` names the last one when nothing else ended it.
+  void count_refusal(std::string_view rule) {
+    for (auto& [name, n] : facts_.refusals)
+      if (name == rule) {
+        ++n;
+        return;
+      }
+    facts_.refusals.emplace_back(std::string(rule), 1);
   }
 
   session_facts facts_;
