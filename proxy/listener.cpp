@@ -30,6 +30,10 @@ std::shared_ptr<listener_runtime> make_listener_runtime(
       for (std::size_t i = 0; i < rt->front_certs->size(); ++i)
         certs::enable_client_certificates(rt->front_certs->context(i), settings.client_certs,
                                           settings.client_ca);
+      // Only client_ca, never the system store (SPEC §7.1; the loader refuses an empty client_ca,
+      // and this keeps a config built in code from falling back to the system store).
+      if (settings.client_ca.empty())
+        throw std::runtime_error("client_certs needs client_ca (never the system store)");
       rt->client_trust = certs::make_trust_store(settings.client_ca);
     }
   }

@@ -42,7 +42,7 @@ struct listener_runtime {
   // Back-leg TLS sessions for resumption; null without a TLS back leg or with resume_sessions off.
   std::unique_ptr<backend_session_cache> back_sessions;
   certs::x509_store_ptr trust_store;                     // verify = "ca"
-  certs::x509_store_ptr client_trust;  // client_certs != none: client_ca, else the system store
+  certs::x509_store_ptr client_trust;  // client_certs != none: client_ca only
   std::vector<config::cidr> allow;
   std::vector<config::cidr> trusted_proxies;
   audit_log* audit = nullptr;
