@@ -5,6 +5,7 @@
 #include "certs/own_cert_check.hpp"
 #include "config/config_loader.hpp"
 #include "proxy/listener.hpp"
+#include "proxy/output_file.hpp"
 
 namespace tlsbridge::proxy {
 
@@ -16,6 +17,15 @@ void check_permissions(const config::config& cfg, validation_report& report) {
     report.errors.push_back(cfg.source.string() +
                             ": the configuration file is world-writable; refusing it "
                             "(chmod o-w)");
+  // Files the proxy writes (SPEC §7.1, §7.2): opened as root, so neither the file nor any
+  // directory above it may be something another user can aim elsewhere (proxy/output_file).
+  const auto owners = owners_for(cfg.server.user);
+  if (cfg.audit.path != "-" && cfg.audit.path != "syslog")
+    for (auto& problem : check_output_path(cfg.audit.path, owners))
+      report.errors.push_back("[audit] path: " + problem);
+  if (!cfg.log.file.empty())
+    for (auto& problem : check_output_path(cfg.log.file, owners))
+      report.errors.push_back("[log] file: " + problem);
   for (const auto& c : cfg.certs) {
     if (::stat(c.key.c_str(), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)) && st.st_uid == 0 &&
         (st.st_mode & S_IROTH))
