@@ -4,6 +4,7 @@
 
 #include "certs/own_cert_check.hpp"
 #include "config/config_loader.hpp"
+#include "config/value_parsers.hpp"
 #include "proxy/listener.hpp"
 #include "proxy/output_file.hpp"
 
@@ -34,6 +35,23 @@ void check_permissions(const config::config& cfg, validation_report& report) {
   }
 }
 
+// A trusted_proxies entry written in IPv6 that spans ::ffff:0:0/96 (e.g. "::/0", "::/64") also
+// trusts every IPv4 source, because IPv4 clients are stored as IPv4-mapped addresses (RFC 4291
+// §2.5.5.2) — so any IPv4 host could claim any client address in a PROXY header.
+void check_trusted_proxies(const config::config& cfg, validation_report& report) {
+  const auto v4_mapped_any = config::parse_ip("0.0.0.0");
+  for (const auto& l : cfg.listeners)
+    for (const auto& text : l.trusted_proxies) {
+      const auto block = config::parse_cidr(text);
+      if (!block || text.find(':') == std::string::npos || block->prefix_len > 96 ||
+          !v4_mapped_any || !block->contains(*v4_mapped_any))
+        continue;
+      report.warnings.push_back("listener " + l.name + ": trusted_proxies entry \"" + text +
+                                "\" also covers every IPv4 address (::ffff:0:0/96): any IPv4 "
+                                "host may send PROXY headers; list IPv4 proxies as IPv4 CIDRs");
+    }
+}
+
 }  // namespace
 
 validation_report load_and_validate(const std::filesystem::path& path) {
@@ -46,6 +64,7 @@ validation_report load_and_validate(const std::filesystem::path& path) {
     return report;
   }
   check_permissions(*cfg, report);
+  check_trusted_proxies(*cfg, report);
   auto own = certs::check_own_certificates(*cfg);
   report.warnings.insert(report.warnings.end(), own.warnings.begin(), own.warnings.end());
   for (const auto& err : own.errors) report.errors.push_back(err.to_string());

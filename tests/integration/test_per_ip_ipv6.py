@@ -7,6 +7,7 @@ the same client. Backend: the lab's real Postfix."""
 import ipaddress
 import socket
 import struct
+import subprocess
 import unittest
 
 import lab
@@ -119,6 +120,29 @@ class PerIpIpv6Test(unittest.TestCase):
         self.assert_served("::ffff:198.51.100.7")
         self.assert_limited("198.51.100.7")
         self.assert_served("198.51.100.8")  # the neighbouring IPv4 address is another client
+
+
+class TrustedProxiesIpv4MappedTest(unittest.TestCase):
+    def test_check_config_warns_when_an_ipv6_entry_trusts_all_of_ipv4(self):
+        """IPv4 clients are stored IPv4-mapped, so trusted_proxies = ["::/0"] (or "::/64", the
+        /64 of ::1) also trusts every IPv4 host to claim any client address."""
+        certs = lab.shared_certs()
+        for entries, warned in ((["::/0"], True), (["::/64"], True), (["::1/128"], False),
+                                (["2001:db8::/32", "10.0.0.0/8"], False)):
+            with self.subTest(trusted_proxies=entries):
+                listener = lab.smtp_listener(lab.free_port(), 2525, tls="none", backend_tls="none",
+                                             proxy_protocol=True, trusted_proxies=entries)
+                proxy = lab.Tlsbridge(
+                    [listener], [(f"{certs}/server.chain.pem", f"{certs}/server.key")])
+                self.addCleanup(proxy.cleanup)
+                with open(proxy.config_path, "w") as f:
+                    f.write(proxy.config_text())
+                result = subprocess.run(
+                    [proxy.binary, "check-config", "--config", proxy.config_path],
+                    capture_output=True, text=True, timeout=30)
+                self.assertEqual(result.returncode, 0, result.stderr)
+                self.assertEqual("covers every IPv4 address" in result.stderr, warned,
+                                 result.stderr)
 
 
 if __name__ == "__main__":
