@@ -52,6 +52,22 @@ void check_trusted_proxies(const config::config& cfg, validation_report& report)
     }
 }
 
+// The admin endpoint has no authentication and tells whoever asks which listeners, backends and
+// certificates there are: on anything but loopback that is a map of the legacy host for free.
+void check_admin_exposure(const config::config& cfg, validation_report& report) {
+  if (cfg.admin.listen.empty()) return;
+  const auto ep = config::parse_endpoint(cfg.admin.listen);
+  if (!ep) return;  // the loader already reported it
+  const auto ip = config::parse_ip(ep->host);
+  const auto loopback4 = config::parse_cidr("127.0.0.0/8");
+  const auto loopback6 = config::parse_cidr("::1/128");
+  if (ip && ((loopback4 && loopback4->contains(*ip)) || (loopback6 && loopback6->contains(*ip))))
+    return;
+  report.warnings.push_back("[admin] listen = \"" + cfg.admin.listen +
+                            "\" is not a loopback address: the admin endpoint has no "
+                            "authentication; keep it on 127.0.0.1 or firewall it");
+}
+
 }  // namespace
 
 validation_report load_and_validate(const std::filesystem::path& path) {
@@ -65,6 +81,7 @@ validation_report load_and_validate(const std::filesystem::path& path) {
   }
   check_permissions(*cfg, report);
   check_trusted_proxies(*cfg, report);
+  check_admin_exposure(*cfg, report);
   auto own = certs::check_own_certificates(*cfg);
   report.warnings.insert(report.warnings.end(), own.warnings.begin(), own.warnings.end());
   for (const auto& err : own.errors) report.errors.push_back(err.to_string());
