@@ -47,7 +47,7 @@ void attach_client_check(SSL* ssl, client_chain_check* check);
 
 // The audit reason's name for the trust rule, so a refusal names what it broke.
 inline constexpr const char* client_trust_rule =
-    "client_certs: the chain must end in client_ca (SPEC 7.1)";
+    "client_certs: the chain must end in client_ca";
 
 // Evidence and policy decision for one presented client chain, with the trust rule applied on
 // top of [policy]: an untrusted chain is refused whatever on_untrusted says, and its untrusted
