@@ -159,6 +159,29 @@ class OutputFileTest(unittest.TestCase):
         self.assertTrue(lab.wait_until(lambda: b"listener" in read_bytes(log_file), 10))
         self.assertEqual(stat.S_IMODE(os.lstat(log_file).st_mode), 0o640)
 
+    def test_sigusr1_reopens_the_log_file_with_the_same_checks(self):
+        """SPEC §7.2: [log] file is reopened on SIGUSR1 (logrotate), never through a symlink."""
+        log_dir = lab.make_lab_dir("tlsbridge-log.")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", log_dir], check=False))
+        log_file = os.path.join(log_dir, "tlsbridge.log")
+        proxy, port = self.make_proxy(log_file=log_file)
+        proxy.start()
+        os.rename(log_file, log_file + ".1")  # what logrotate does
+        proxy.proc.send_signal(signal.SIGUSR1)
+        self.assertTrue(lab.wait_until(lambda: os.path.exists(log_file) and
+                                       b"log file reopened" in read_bytes(log_file), 10),
+                        "the new log file gets the lines after SIGUSR1")
+        self.assertEqual(stat.S_IMODE(os.lstat(log_file).st_mode), 0o640)
+        # A symlink planted in its place is not followed; the current file stays in use.
+        target, content = self.victim()
+        os.rename(log_file, log_file + ".2")
+        os.symlink(target, log_file)
+        proxy.proc.send_signal(signal.SIGUSR1)
+        self.assertTrue(lab.wait_until(
+            lambda: b"log file not reopened" in read_bytes(log_file + ".2"), 10))
+        self.assert_serves(proxy, port)
+        self.assertEqual(read_bytes(target), content)
+
     def test_service_user_cannot_aim_root_at_a_file(self):
         """The attack in full: the directory belongs to the service user (as /var/log/tlsbridge
         does), the service user plants a symlink after the privilege drop; neither SIGHUP,
