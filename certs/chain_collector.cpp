@@ -173,7 +173,7 @@ policy::chain_evidence collect_chain(X509* leaf, STACK_OF(X509) * untrusted,
       // Validity dates are likewise judged from the evidence (expired / not_yet_valid), so that
       // an on_expired = "log" rule is not overridden by on_untrusted.
       X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_NO_CHECK_TIME);
-      X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_ANY);
+      X509_STORE_CTX_set_purpose(ctx.get(), settings.purpose);
       // The host name is deliberately not a verification parameter: a mismatch would stop the
       // verification before the signatures are checked and report a trusted chain as untrusted.
       // The name is checked on its own below.

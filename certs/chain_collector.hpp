@@ -10,6 +10,7 @@
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "policy/chain_evidence.hpp"
 
@@ -18,6 +19,9 @@ namespace tlsbridge::certs {
 struct verify_settings {
   X509_STORE* store = nullptr;  // nullptr = do not check trust
   std::string server_name;      // "" = do not check the name
+  // X509_PURPOSE_* the chain must serve: ANY for server chains (the legacy hosts' certificates
+  // often lack EKU), SSL_CLIENT for front-leg client chains.
+  int purpose = X509_PURPOSE_ANY;
 };
 
 // leaf may be nullptr (no certificate presented: empty evidence). untrusted may be nullptr.

@@ -1,9 +1,11 @@
 #include "certs/client_cert_check.hpp"
 
+#include <algorithm>
 #include <ctime>
 #include <stdexcept>
 
 #include "certs/chain_collector.hpp"
+#include "policy/chain_findings.hpp"
 
 namespace tlsbridge::certs {
 
@@ -26,12 +28,8 @@ int verify_with_policy(X509_STORE_CTX* store_ctx, void*) {
     X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_APPLICATION_VERIFICATION);
     return 0;
   }
-  verify_settings settings;
-  settings.store = check->trust;
-  check->evidence = collect_chain(X509_STORE_CTX_get0_cert(store_ctx),
-                                  X509_STORE_CTX_get0_untrusted(store_ctx), settings);
-  check->decision = policy::judge_chain(*check->evidence, *check->policy, check->peer,
-                                        /*trusted_by_configuration=*/false, std::time(nullptr));
+  judge_client_chain(*check, X509_STORE_CTX_get0_cert(store_ctx),
+                     X509_STORE_CTX_get0_untrusted(store_ctx), std::time(nullptr));
   if (check->decision->result == policy::verdict::refused) {
     X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_CERT_REJECTED);
     return 0;
@@ -40,6 +38,45 @@ int verify_with_policy(X509_STORE_CTX* store_ctx, void*) {
 }
 
 }  // namespace
+
+void judge_client_chain(client_chain_check& check, X509* leaf, STACK_OF(X509) * presented,
+                        std::int64_t now) {
+  verify_settings settings;
+  // Path building only from client_ca's store: OpenSSL never takes a presented certificate as an
+  // anchor (no X509_V_FLAG_PARTIAL_CHAIN, no self-signed leaf accepted: RFC 5280 §6.1 takes the
+  // trust anchor from the relying party, not from the peer). A missing store verifies against an
+  // empty one, so every chain is untrusted: fail closed.
+  static X509_STORE* const empty_store = X509_STORE_new();
+  settings.store = check.trust ? check.trust : empty_store;
+  // A client chain must be fit for client authentication (RFC 5280 §4.2.1.12: a leaf whose
+  // extendedKeyUsage lacks clientAuth is not for this purpose).
+  settings.purpose = X509_PURPOSE_SSL_CLIENT;
+  check.evidence = collect_chain(leaf, presented, settings);
+  check.decision = policy::judge_chain(*check.evidence, *check.policy, check.peer,
+                                       /*trusted_by_configuration=*/false, now);
+  if (leaf == nullptr || check.evidence->trusted) return;
+
+  // SPEC §7.1: the chain does not end in client_ca. Refused whatever on_untrusted (or a rule)
+  // says, and recorded as such: the untrusted finding carries the action refuse.
+  policy::decision& d = *check.decision;
+  const std::string detail = check.evidence->verify_error.empty() ? std::string("not verified")
+                                                                  : check.evidence->verify_error;
+  const int depth = std::max(check.evidence->verify_error_depth, 0);
+  bool recorded = false;
+  for (std::size_t i = 0; i < d.findings.size(); ++i) {
+    if (d.findings[i].kind != policy::kind_untrusted) continue;
+    d.actions[i] = config::policy_action::refuse;
+    recorded = true;
+  }
+  if (!recorded) {
+    d.findings.push_back({policy::kind_untrusted, depth, detail});
+    d.actions.push_back(config::policy_action::refuse);
+  }
+  // The trust rule is named first: it is why the handshake ended, whatever else was found.
+  d.reason = std::string(client_trust_rule) + ": untrusted at depth " + std::to_string(depth) +
+             ": " + detail + (d.result == policy::verdict::refused ? "; also " + d.reason : "");
+  d.result = policy::verdict::refused;
+}
 
 void enable_client_certificates(SSL_CTX* ctx, config::client_cert_mode mode,
                                 const std::filesystem::path& ca_names) {

@@ -5,10 +5,17 @@
 // as the SPEC asks, instead of a connection that is dropped after it was accepted. Client chains
 // establish an identity, so they are judged in full (never "trusted by configuration").
 //
+// Trust is not a policy choice here (SPEC §7.1): a presented chain must end in a certificate of
+// `client_ca` — never the system store, never a self-signed certificate the client brought along —
+// or the handshake is refused whatever `on_untrusted` says. That holds for `optional` too: a client
+// may send no certificate, but one it sends is an identity claim, and an unverifiable claim is
+// refused as nginx's and Apache's `optional` do (a client without one simply sends none).
+//
 // The session lends each handshake a `client_chain_check` (SSL ex_data) that carries the policy
 // context in and the evidence and decision out, for the `conn` record.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 
@@ -24,7 +31,7 @@ namespace tlsbridge::certs {
 struct client_chain_check {
   const config::policy_config* policy = nullptr;
   policy::peer_context peer;
-  X509_STORE* trust = nullptr;  // client_ca (or the system store)
+  X509_STORE* trust = nullptr;  // client_ca only; nullptr refuses every chain (fail closed)
   std::optional<policy::chain_evidence> evidence;
   std::optional<policy::decision> decision;
 };
@@ -37,5 +44,16 @@ void enable_client_certificates(SSL_CTX* ctx, config::client_cert_mode mode,
 
 // Attaches the per-handshake check to an SSL object before its handshake.
 void attach_client_check(SSL* ssl, client_chain_check* check);
+
+// The audit reason's name for the trust rule, so a refusal names what it broke.
+inline constexpr const char* client_trust_rule =
+    "client_certs: the chain must end in client_ca";
+
+// Evidence and policy decision for one presented client chain, with the trust rule applied on
+// top of [policy]: an untrusted chain is refused whatever on_untrusted says, and its untrusted
+// finding is recorded with the action refuse. Pure apart from OpenSSL's path building; the verify
+// callback and the unit tests share it.
+void judge_client_chain(client_chain_check& check, X509* leaf, STACK_OF(X509) * presented,
+                        std::int64_t now);
 
 }  // namespace tlsbridge::certs

@@ -340,6 +340,12 @@ class loader {
     r.read_enum("client_certs", client_cert_names, l.client_certs);
     if (r.read_path("client_ca", base_, l.client_ca) && !l.client_ca.empty())
       require_file(sink_, r.path_of("client_ca"), l.client_ca);
+    // SPEC §7.1: client chains are trusted only from client_ca. Without it the system store
+    // would make every publicly trusted certificate a valid client identity.
+    if (l.client_certs != client_cert_mode::none && l.client_ca.empty())
+      sink_.add_at_key(r.path_of("client_certs"),
+                       "client_certs = \"optional\" or \"required\" needs client_ca: client "
+                       "chains are trusted only from client_ca, never from the system store");
     if (r.read_strings("allow", l.allow)) check_cidrs(sink_, r.path_of("allow"), l.allow);
     r.read("proxy_protocol", l.proxy_protocol);
     if (r.read_strings("trusted_proxies", l.trusted_proxies))

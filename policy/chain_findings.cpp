@@ -41,8 +41,11 @@ std::vector<finding> chain_findings(const chain_evidence& chain,
     // because it is in a trust store, not because of its signature, which proves nothing an
     // attacker could not forge by signing a copy himself (RFC 5280 §6.1: the anchor's signature
     // is not part of path validation). So its hash is not judged unless check_anchor_signature.
-    // This includes a lone self-signed leaf; that one is reported as self_signed instead.
-    const bool is_anchor = i + 1 == chain.certs.size() && cert.self_signed;
+    // But a self-signed certificate is an anchor only when a trust store made it one: when the
+    // chain was checked against a store and did not verify, nothing anchors it, and its signature
+    // is judged like any other (a lone self-signed MD5 client certificate is weak_signature).
+    const bool is_anchor = i + 1 == chain.certs.size() && cert.self_signed &&
+                           (!chain.verify_attempted || chain.trusted);
     if ((!is_anchor || policy.check_anchor_signature) && is_weak_hash(cert.sig_hash, policy))
       out.push_back({kind_weak_signature, cert.depth, cert.sig_alg});
 

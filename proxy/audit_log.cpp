@@ -1,7 +1,9 @@
 #include "proxy/audit_log.hpp"
 
 #include <syslog.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
@@ -11,16 +13,33 @@
 
 namespace tlsbridge::proxy {
 
-audit_log::audit_log(const std::string& path) : path_(path) {
+namespace {
+
+// The checked descriptor as a stdio stream (one fwrite per record); "" or the reason.
+std::string open_checked(const std::string& path, const output_owners& owners, std::FILE*& out) {
+  auto opened = open_output_file(path, owners);
+  if (!opened) return opened.error;
+  out = ::fdopen(opened.fd, "a");
+  if (out == nullptr) {
+    const int err = errno;
+    ::close(opened.fd);
+    return path + ": " + std::strerror(err);
+  }
+  return {};
+}
+
+}  // namespace
+
+audit_log::audit_log(const std::string& path, const output_owners& owners)
+    : path_(path), owners_(owners) {
   if (path == "-") {
     file_ = stdout;
   } else if (path == "syslog") {
     syslog_ = true;
     openlog("tlsbridge", LOG_PID, LOG_MAIL);
   } else {
-    file_ = std::fopen(path.c_str(), "a");
-    if (!file_)
-      throw std::runtime_error("cannot open audit log " + path + ": " + std::strerror(errno));
+    if (auto error = open_checked(path, owners_, file_); !error.empty())
+      throw std::runtime_error("cannot open audit log: " + error);
     owns_file_ = true;
   }
 }
@@ -55,16 +74,17 @@ void audit_log::write(boost::json::object record) {
   }
 }
 
-void audit_log::reopen() {
-  if (!owns_file_) return;
-  std::lock_guard lock(mutex_);
-  std::FILE* fresh = std::fopen(path_.c_str(), "a");
-  if (!fresh) {
+std::string audit_log::reopen() {
+  if (!owns_file_) return {};
+  std::FILE* fresh = nullptr;
+  if (auto error = open_checked(path_, owners_, fresh); !error.empty()) {
     ++failures_;
-    return;  // keep writing to the old file rather than to nothing
+    return error;  // keep writing to the old file rather than to nothing (or through a symlink)
   }
+  std::lock_guard lock(mutex_);
   if (file_) std::fclose(file_);
   file_ = fresh;
+  return {};
 }
 
 std::string rfc3339_ms(std::chrono::system_clock::time_point t) {

@@ -14,12 +14,16 @@
 
 #include <boost/json/object.hpp>
 
+#include "proxy/output_file.hpp"
+
 namespace tlsbridge::proxy {
 
 class audit_log {
  public:
-  // "-" = stdout, "syslog" = syslog(3), else a file opened for append. Throws std::runtime_error.
-  explicit audit_log(const std::string& path);
+  // "-" = stdout, "syslog" = syslog(3), else a file opened for append by open_output_file
+  // (proxy/output_file: never through a symlink, its directories checked, mode 0640 when created).
+  // Throws std::runtime_error naming the path and the rule.
+  audit_log(const std::string& path, const output_owners& owners);
   ~audit_log();
   audit_log(const audit_log&) = delete;
   audit_log& operator=(const audit_log&) = delete;
@@ -27,13 +31,16 @@ class audit_log {
   // Adds "ts" (RFC 3339 UTC, milliseconds) first, then writes the record as one line. A failed
   // write (full disk) is counted, never thrown: the data path does not stop for the audit.
   void write(boost::json::object record);
-  // SIGUSR1 (logrotate's postrotate): reopen the file by its path. No-op for stdout/syslog.
-  void reopen();
+  // SIGUSR1 (logrotate's postrotate): reopen the file by its path, with the same checks as at
+  // start (after the privilege drop, as the service user). On failure the old file stays in use
+  // and the reason is returned; "" = reopened, or nothing to reopen (stdout/syslog).
+  std::string reopen();
   std::uint64_t failures() const { return failures_.load(); }
 
  private:
   std::mutex mutex_;
   std::string path_;
+  output_owners owners_;
   std::atomic<std::uint64_t> failures_{0};
   std::FILE* file_ = nullptr;
   bool owns_file_ = false;

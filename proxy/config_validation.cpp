@@ -4,7 +4,9 @@
 
 #include "certs/own_cert_check.hpp"
 #include "config/config_loader.hpp"
+#include "config/value_parsers.hpp"
 #include "proxy/listener.hpp"
+#include "proxy/output_file.hpp"
 
 namespace tlsbridge::proxy {
 
@@ -16,12 +18,54 @@ void check_permissions(const config::config& cfg, validation_report& report) {
     report.errors.push_back(cfg.source.string() +
                             ": the configuration file is world-writable; refusing it "
                             "(chmod o-w)");
+  // Files the proxy writes (SPEC §7.1, §7.2): opened as root, so neither the file nor any
+  // directory above it may be something another user can aim elsewhere (proxy/output_file).
+  const auto owners = owners_for(cfg.server.user);
+  if (cfg.audit.path != "-" && cfg.audit.path != "syslog")
+    for (auto& problem : check_output_path(cfg.audit.path, owners))
+      report.errors.push_back("[audit] path: " + problem);
+  if (!cfg.log.file.empty())
+    for (auto& problem : check_output_path(cfg.log.file, owners))
+      report.errors.push_back("[log] file: " + problem);
   for (const auto& c : cfg.certs) {
     if (::stat(c.key.c_str(), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)) && st.st_uid == 0 &&
         (st.st_mode & S_IROTH))
       report.warnings.push_back(c.key.string() +
                                 ": private key is readable by every user (chmod 600 or 640)");
   }
+}
+
+// A trusted_proxies entry written in IPv6 that spans ::ffff:0:0/96 (e.g. "::/0", "::/64") also
+// trusts every IPv4 source, because IPv4 clients are stored as IPv4-mapped addresses (RFC 4291
+// §2.5.5.2) — so any IPv4 host could claim any client address in a PROXY header.
+void check_trusted_proxies(const config::config& cfg, validation_report& report) {
+  const auto v4_mapped_any = config::parse_ip("0.0.0.0");
+  for (const auto& l : cfg.listeners)
+    for (const auto& text : l.trusted_proxies) {
+      const auto block = config::parse_cidr(text);
+      if (!block || text.find(':') == std::string::npos || block->prefix_len > 96 ||
+          !v4_mapped_any || !block->contains(*v4_mapped_any))
+        continue;
+      report.warnings.push_back("listener " + l.name + ": trusted_proxies entry \"" + text +
+                                "\" also covers every IPv4 address (::ffff:0:0/96): any IPv4 "
+                                "host may send PROXY headers; list IPv4 proxies as IPv4 CIDRs");
+    }
+}
+
+// The admin endpoint has no authentication and tells whoever asks which listeners, backends and
+// certificates there are: on anything but loopback that is a map of the legacy host for free.
+void check_admin_exposure(const config::config& cfg, validation_report& report) {
+  if (cfg.admin.listen.empty()) return;
+  const auto ep = config::parse_endpoint(cfg.admin.listen);
+  if (!ep) return;  // the loader already reported it
+  const auto ip = config::parse_ip(ep->host);
+  const auto loopback4 = config::parse_cidr("127.0.0.0/8");
+  const auto loopback6 = config::parse_cidr("::1/128");
+  if (ip && ((loopback4 && loopback4->contains(*ip)) || (loopback6 && loopback6->contains(*ip))))
+    return;
+  report.warnings.push_back("[admin] listen = \"" + cfg.admin.listen +
+                            "\" is not a loopback address: the admin endpoint has no "
+                            "authentication; keep it on 127.0.0.1 or firewall it");
 }
 
 }  // namespace
@@ -36,6 +80,8 @@ validation_report load_and_validate(const std::filesystem::path& path) {
     return report;
   }
   check_permissions(*cfg, report);
+  check_trusted_proxies(*cfg, report);
+  check_admin_exposure(*cfg, report);
   auto own = certs::check_own_certificates(*cfg);
   report.warnings.insert(report.warnings.end(), own.warnings.begin(), own.warnings.end());
   for (const auto& err : own.errors) report.errors.push_back(err.to_string());

@@ -1,5 +1,6 @@
 #include "proxy/listener.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "certs/client_cert_check.hpp"
@@ -30,6 +31,10 @@ std::shared_ptr<listener_runtime> make_listener_runtime(
       for (std::size_t i = 0; i < rt->front_certs->size(); ++i)
         certs::enable_client_certificates(rt->front_certs->context(i), settings.client_certs,
                                           settings.client_ca);
+      // Only client_ca, never the system store (SPEC §7.1; the loader refuses an empty client_ca,
+      // and this keeps a config built in code from falling back to the system store).
+      if (settings.client_ca.empty())
+        throw std::runtime_error("client_certs needs client_ca (never the system store)");
       rt->client_trust = certs::make_trust_store(settings.client_ca);
     }
   }
@@ -57,14 +62,23 @@ std::shared_ptr<listener_runtime> make_listener_runtime(
   return rt;
 }
 
+std::array<std::uint8_t, 16> per_ip_key(const std::array<std::uint8_t, 16>& ip) {
+  // ::ffff:0:0/96 (IPv4-mapped): the IPv4 address itself is the key.
+  static constexpr std::array<std::uint8_t, 12> v4_mapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::equal(v4_mapped.begin(), v4_mapped.end(), ip.begin())) return ip;
+  std::array<std::uint8_t, 16> key = ip;
+  std::fill(key.begin() + 8, key.end(), std::uint8_t{0});  // the /64 prefix
+  return key;
+}
+
 std::size_t listener_counters::acquire_ip(const std::array<std::uint8_t, 16>& ip) {
   std::lock_guard lock(mutex_);
-  return ++per_ip_[ip];
+  return ++per_ip_[per_ip_key(ip)];
 }
 
 void listener_counters::release_ip(const std::array<std::uint8_t, 16>& ip) {
   std::lock_guard lock(mutex_);
-  auto it = per_ip_.find(ip);
+  auto it = per_ip_.find(per_ip_key(ip));
   if (it != per_ip_.end() && --it->second == 0) per_ip_.erase(it);
 }
 

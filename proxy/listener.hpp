@@ -20,12 +20,20 @@
 
 namespace tlsbridge::proxy {
 
+// The key per-client limits count under (SPEC §7.3: "IPv6: per /64"). An IPv6 host is given a
+// whole /64 (RFC 4291 §2.5.1 interface identifiers; RFC 8981 temporary addresses rotate inside it),
+// so counting each /128 would let one host open max_connections_per_ip from every address it
+// owns. IPv4 — and IPv4-mapped IPv6, RFC 4291 §2.5.5.2, which is how an IPv4 client arrives on a
+// dual-stack socket and how every address is stored here — counts per address.
+std::array<std::uint8_t, 16> per_ip_key(const std::array<std::uint8_t, 16>& ip);
+
 // Live counts of one listener, kept across reloads (a reloaded listener keeps counting the
 // connections its previous generation still carries). Shared by the worker threads.
 class listener_counters {
  public:
   std::atomic<std::size_t> active{0};
-  // Connections per client address (after PROXY). Returns the count including this one.
+  // Connections per client (after PROXY), keyed by per_ip_key. Returns the count including this
+  // one.
   std::size_t acquire_ip(const std::array<std::uint8_t, 16>& ip);
   void release_ip(const std::array<std::uint8_t, 16>& ip);
 
@@ -42,7 +50,7 @@ struct listener_runtime {
   // Back-leg TLS sessions for resumption; null without a TLS back leg or with resume_sessions off.
   std::unique_ptr<backend_session_cache> back_sessions;
   certs::x509_store_ptr trust_store;                     // verify = "ca"
-  certs::x509_store_ptr client_trust;  // client_certs != none: client_ca, else the system store
+  certs::x509_store_ptr client_trust;  // client_certs != none: client_ca only
   std::vector<config::cidr> allow;
   std::vector<config::cidr> trusted_proxies;
   audit_log* audit = nullptr;

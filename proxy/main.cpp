@@ -2,7 +2,6 @@
 // probe and inspect-cert have their own options and live in cli_tools.cpp. Start-up is the one
 // place exceptions are used: every problem is printed as one line and the exit status is non-zero;
 // nothing starts half-configured.
-#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -19,6 +18,7 @@
 #include "proxy/cli_tools.hpp"
 #include "proxy/config_validation.hpp"
 #include "proxy/listener.hpp"
+#include "proxy/log_file_sink.hpp"
 #include "proxy/server.hpp"
 
 namespace po = boost::program_options;
@@ -52,7 +52,9 @@ void setup_logging(const config::config& cfg) {
   if (cfg.log.file.empty())
     logger = spdlog::stderr_color_mt("tlsbridge");
   else
-    logger = spdlog::basic_logger_mt("tlsbridge", cfg.log.file.string());
+    logger = std::make_shared<spdlog::logger>(
+        "tlsbridge", std::make_shared<proxy::log_file_sink>(cfg.log.file.string(),
+                                                            proxy::owners_for(cfg.server.user)));
   logger->set_level(spdlog::level::from_str(cfg.log.level));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);

@@ -32,6 +32,7 @@
 #include "proxy/admin_server.hpp"
 #include "proxy/config_validation.hpp"
 #include "proxy/listener.hpp"
+#include "proxy/log_file_sink.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/session.hpp"
 #include "proxy/systemd_notify.hpp"
@@ -147,7 +148,9 @@ void drop_privileges(const std::string& user) {
 class server {
  public:
   server(std::filesystem::path path, std::shared_ptr<const config::config> cfg)
-      : path_(std::move(path)), cfg_(std::move(cfg)), audit_(cfg_->audit.path) {}
+      : path_(std::move(path)),
+        cfg_(std::move(cfg)),
+        audit_(cfg_->audit.path, owners_for(cfg_->server.user)) {}
 
   int run();
 
@@ -244,8 +247,18 @@ int server::run() {
         if (sig == SIGHUP) {
           reload();
         } else {
-          audit_.reopen();
-          spdlog::info("SIGUSR1: audit log reopened");
+          if (auto error = audit_.reopen(); error.empty())
+            spdlog::info("SIGUSR1: audit log reopened");
+          else
+            spdlog::error("SIGUSR1: audit log not reopened, still writing the old file: {}", error);
+          // [log] file too (SPEC §7.2), with the same checks.
+          for (auto& sink : spdlog::default_logger()->sinks())
+            if (auto* file = dynamic_cast<log_file_sink*>(sink.get())) {
+              if (auto error = file->reopen(); error.empty())
+                spdlog::info("SIGUSR1: log file reopened");
+              else
+                spdlog::error("SIGUSR1: log file not reopened: {}", error);
+            }
         }
         reload_signals.async_wait(on_signal);
       };

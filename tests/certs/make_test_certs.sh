@@ -15,6 +15,14 @@
 #   selfsigned.crt/.key    self-signed leaf, SAN localhost
 #   client.*               client certificate (clientAuth) signed by inter
 #   client-sha1.*          client certificate signed by ca with SHA-1
+#   otherca.crt/.key       a second root CA, unrelated to ca (what a client_ca must not trust)
+#   impostorca.crt/.key    a root with ca's very subject name but its own key
+#   client-md5self.*       self-signed MD5 certificate as `openssl req -x509 -md5` makes it
+#   client-md5self-eku.*   the same with clientAuth EKU and CA:FALSE; neither in any trust store
+#   client-other.*         client certificate signed by otherca; chain = leaf + otherca
+#   client-impostor.*      client certificate signed by impostorca; chain = leaf + impostorca
+#   client-rooted-elsewhere.chain.pem  client-other + otherca + ca.crt: carries client_ca's own
+#                          certificate, yet its path ends in otherca (key: client-other.key)
 # Leaves come as NAME.crt, NAME.key and NAME.chain.pem (leaf + issuing intermediate, if any).
 # Keys are mode 0644 on purpose: daemons under test (postfix, dovecot) must read them.
 # Usage: make_test_certs.sh OUTDIR
@@ -162,5 +170,36 @@ key selfsigned 2048
 openssl req -x509 -new -key "$out/selfsigned.key" -subj "/O=tlsbridge test/CN=selfsigned.test" \
   -days "$days" -sha256 -addext "basicConstraints=critical,CA:FALSE" \
   -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -out "$out/selfsigned.crt"
+
+# Client chains that must not be trusted by a client_ca of ca.crt (issue 12 item 5).
+# root NAME CN : a self-signed root CA NAME.crt
+root() {
+  key "$1" 2048
+  openssl req -x509 -new -key "$out/$1.key" -subj "/O=tlsbridge test/CN=$2" \
+    -days "$days" -sha256 -set_serial "0x$(openssl rand -hex 8)" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -addext "subjectKeyIdentifier=hash" -out "$out/$1.crt"
+}
+root otherca "tlsbridge test other root CA"
+root impostorca "tlsbridge test root CA"
+# As an attacker makes it: `openssl req -x509 -md5`, OpenSSL's default extensions (CA:TRUE).
+key client-md5self 2048
+openssl req -x509 -new -key "$out/client-md5self.key" -md5 -days "$days" \
+  -subj "/O=tlsbridge test/CN=client-md5self.test" -out "$out/client-md5self.crt" 2>/dev/null
+chain client-md5self
+# The same with a client leaf's extensions (CA:FALSE, digitalSignature, clientAuth).
+key client-md5self-eku 2048
+openssl req -x509 -new -key "$out/client-md5self-eku.key" -md5 -days "$days" \
+  -subj "/O=tlsbridge test/CN=client-md5self-eku.test" \
+  -addext "basicConstraints=critical,CA:FALSE" -addext "keyUsage=critical,digitalSignature" \
+  -addext "extendedKeyUsage=clientAuth" -out "$out/client-md5self-eku.crt" 2>/dev/null
+chain client-md5self-eku
+key client-other 2048
+sign client-other client-other.test otherca sha256 client
+chain client-other otherca
+key client-impostor 2048
+sign client-impostor client-impostor.test impostorca sha256 client
+chain client-impostor impostorca
+cat "$out/client-other.crt" "$out/otherca.crt" "$out/ca.crt" >"$out/client-rooted-elsewhere.chain.pem"
 
 chmod 644 "$out"/*.crt "$out"/*.pem "$out"/*.key

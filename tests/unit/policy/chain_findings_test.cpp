@@ -236,14 +236,17 @@ TEST_CASE("self_signed leaf", "[policy][findings]") {
     REQUIRE(f.size() == 1);
     CHECK(same(f[0], "self_signed", 0, "CN=legacy.local"));
   }
-  SECTION("not verified: both self_signed and untrusted") {
+  SECTION("not verified: self_signed, untrusted, and no anchor exemption for its signature") {
+    // Nothing anchors a chain that did not verify, so the self-signature is judged (issue 12:
+    // a self-signed MD5 client certificate was accepted without a weak_signature finding).
     chain.verify_attempted = true;
     chain.verify_error = "self-signed certificate";
     chain.verify_error_depth = 0;
     const auto f = findings_of(chain);
-    REQUIRE(f.size() == 2);
+    REQUIRE(f.size() == 3);
     CHECK(same(f[0], "self_signed", 0, "CN=legacy.local"));
-    CHECK(same(f[1], "untrusted", 0, "self-signed certificate"));
+    CHECK(same(f[1], "weak_signature", 0, "sha1WithRSAEncryption"));
+    CHECK(same(f[2], "untrusted", 0, "self-signed certificate"));
   }
   SECTION("in the trust store (verified): explicitly trusted, no self_signed") {
     chain.verify_attempted = true;
