@@ -617,8 +617,10 @@ void smtp_session::on_client_eof(step_list& out) {
   if (mode_ == mode::closed) return;
   if (mode_ == mode::data || mode_ == mode::bdat) {
     out.abort_backend();  // never let a half message reach a final dot
-  } else if (mode_ == mode::sasl_response || mode_ == mode::awaiting_auth_reply) {
-    // The backend reads the next line as a SASL response, not as QUIT: just drop the leg.
+  } else if (mode_ == mode::awaiting_data_reply || mode_ == mode::sasl_response ||
+             mode_ == mode::awaiting_auth_reply) {
+    // The backend may already read message data (its 354 is on the way) or a SASL response: a
+    // QUIT would not be read as QUIT there. Just drop the leg.
     out.abort_backend();
   } else if (mode_ != mode::quit_sent) {
     send_quit(out);

@@ -356,3 +356,20 @@ TEST_CASE("shield: the relay observer sees exactly what was relayed, in order",
                       "C EHLO|EHLO c", "C AUTH|AUTH PLAIN", "S AGEAYg==", "C MAIL|MAIL FROM:<a@b>",
                       "C RCPT|RCPT TO:<c@d>", "C DATA|DATA", "E", "C QUIT|QUIT"});
 }
+
+TEST_CASE("shield: client EOF while the backend may read data or a SASL response drops the leg",
+          "[smtp][session][shield]") {
+  // A QUIT there would be message data (the 354 is on its way) or a SASL response, not a QUIT.
+  run_all_feeds(settings(), [&](session_script& s, smtp_session& m) {
+    open_tls_session(s, m, ehlo_chunking);
+    s.client("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n",
+             {expect_backend("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n")});
+    s.client_eof({expect_abort_backend(), expect_close()});
+  });
+  run_all_feeds(settings(), [&](session_script& s, smtp_session& m) {
+    open_tls_session(s, m, ehlo_chunking);
+    s.client("AUTH LOGIN\r\n", {expect_backend("AUTH LOGIN\r\n")});
+    s.backend("334 VXNlcm5hbWU6\r\n", {expect_client("334 VXNlcm5hbWU6\r\n")});
+    s.client_eof({expect_abort_backend(), expect_close()});
+  });
+}
