@@ -277,6 +277,8 @@ void smtp_session::handle_command(std::string line, bool bare_lf, step_list& out
     case verb::rcpt:
     case verb::data:
     case verb::bdat:
+    case verb::auth:    // the backend still has the EHLO from before the front TLS: without this
+    case verb::x_exps:  // it would take AUTH the client may not send yet (RFC 3207 §4.2)
       if (need_ehlo_) {
         refuse("503 5.5.1 Send EHLO first after STARTTLS\r\n",
                "no EHLO after STARTTLS (RFC 3207 §4.2)", cmd.name, out);

@@ -373,3 +373,21 @@ TEST_CASE("shield: client EOF while the backend may read data or a SASL response
     s.client_eof({expect_abort_backend(), expect_close()});
   });
 }
+
+TEST_CASE("shield: AUTH after STARTTLS waits for the new EHLO (RFC 3207 §4.2)",
+          "[smtp][session][shield]") {
+  run_all_feeds(settings(), [&](session_script& s, smtp_session& m) {
+    s.start({expect_client(greeting)});
+    s.client("EHLO c\r\n", {expect_backend("EHLO c\r\n")});
+    s.backend(ehlo_plain, {expect_client("250-backend.example\r\n250-PIPELINING\r\n"
+                                         "250 STARTTLS\r\n")});
+    s.client("STARTTLS\r\n",
+             {expect_client("220 2.0.0 Ready to start TLS\r\n"), expect_start_front_tls()});
+    s.front_tls_established({});
+    s.client("AUTH PLAIN AGEAYg==\r\nX-EXPS GSSAPI\r\n",
+             {expect_client("503 5.5.1 Send EHLO first after STARTTLS\r\n"
+                            "503 5.5.1 Send EHLO first after STARTTLS\r\n")});
+    CHECK(s.backend_bytes() == "EHLO c\r\n");
+    (void)m;
+  });
+}
