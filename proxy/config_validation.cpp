@@ -68,6 +68,20 @@ void check_admin_exposure(const config::config& cfg, validation_report& report) 
                             "authentication; keep it on 127.0.0.1 or firewall it");
 }
 
+// SPEC §7.1: smtp_bare_lf = "pass" relays a bare LF in message data as it came; a backend that
+// ends lines at a bare LF then sees "<LF>.<LF>" as the end of data and the rest as new commands
+// the proxy never judged (SMTP smuggling, CVE-2023-51764).
+void check_smtp_bare_lf(const config::config& cfg, validation_report& report) {
+  for (const auto& l : cfg.listeners)
+    if (l.protocol == config::protocol::smtp && l.smtp_bare_lf == config::bare_lf_mode::pass)
+      report.warnings.push_back(
+          cfg.source.string() + ": listener " + l.name +
+          ": smtp_bare_lf = \"pass\" relays bare LF/CR in message data unchanged; a backend that "
+          "ends lines at a bare LF then takes <LF>.<LF> for the end of data and runs what follows "
+          "as commands the proxy never checked (SMTP smuggling, CVE-2023-51764). Use \"reject\" "
+          "or \"normalize\"");
+}
+
 }  // namespace
 
 validation_report load_and_validate(const std::filesystem::path& path) {
@@ -82,6 +96,7 @@ validation_report load_and_validate(const std::filesystem::path& path) {
   check_permissions(*cfg, report);
   check_trusted_proxies(*cfg, report);
   check_admin_exposure(*cfg, report);
+  check_smtp_bare_lf(*cfg, report);
   auto own = certs::check_own_certificates(*cfg);
   report.warnings.insert(report.warnings.end(), own.warnings.begin(), own.warnings.end());
   for (const auto& err : own.errors) report.errors.push_back(err.to_string());

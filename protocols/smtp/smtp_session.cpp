@@ -1,6 +1,8 @@
 #include "protocols/smtp/smtp_session.hpp"
 
+#include <algorithm>
 #include <boost/json/array.hpp>
+#include <optional>
 
 #include "protocols/smtp/ehlo_rewriter.hpp"
 
@@ -52,7 +54,9 @@ std::string smtp_session::over_limit() const {
   return "421 4.7.0 " + settings_.hostname + " too many connections\r\n";
 }
 
-void smtp_session::on_start(step_list& out) { out.send_client(greeting_); }
+void smtp_session::on_start(step_list& out) {
+  out.send_client(greeting_);
+}
 
 void smtp_session::on_client_data(std::string_view data, step_list& out) {
   switch (mode_) {
@@ -85,20 +89,23 @@ void smtp_session::process_client(step_list& out) {
           // SPEC §4 smuggling, reject: drop the back leg before any final dot, so the backend
           // never commits the message, and tell the client why.
           out.abort_backend();
-          close_with("554 5.6.0 Message contains a bare CR or LF, refused (SMTP smuggling)\r\n"
-                     "421 4.4.2 " + settings_.hostname + " closing connection\r\n",
-                     "refused_policy", "bare CR/LF in message data (smtp_bare_lf = reject)", out);
+          close_with(
+              "554 5.6.0 Message contains a bare CR or LF, refused (SMTP smuggling)\r\n"
+              "421 4.4.2 " +
+                  settings_.hostname + " closing connection\r\n",
+              "refused_policy", "bare CR/LF in message data (smtp_bare_lf = reject)", out);
           return;
         }
         if (!r.end_of_data) return;
+        if (observer_) observer_->message_end();
         pending end = expect(verb::data, {}, true);
         end.size = scanner_->message_bytes();
         if (scanner_->bare_lf_count() + scanner_->bare_cr_count() > 0)
-          facts_.reason = "bare CR/LF in message data (" +
-                          std::string(settings_.bare_lf == config::bare_lf_mode::normalize
-                                          ? "normalized"
-                                          : "passed") +
-                          ")";
+          facts_.reason =
+              "bare CR/LF in message data (" +
+              std::string(settings_.bare_lf == config::bare_lf_mode::normalize ? "normalized"
+                                                                               : "passed") +
+              ")";
         scanner_.reset();
         mode_ = mode::command;
         pending_.push_back(std::move(end));
@@ -107,8 +114,8 @@ void smtp_session::process_client(step_list& out) {
       case mode::bdat: {
         std::string_view in = client_.peek();
         if (in.empty()) return;
-        std::size_t n = static_cast<std::size_t>(
-            std::min<std::uint64_t>(bdat_remaining_, in.size()));
+        std::size_t n =
+            static_cast<std::size_t>(std::min<std::uint64_t>(bdat_remaining_, in.size()));
         if (!bdat_discard_) out.send_backend(std::string(in.substr(0, n)));
         client_.consume(n);
         bdat_remaining_ -= n;
@@ -119,75 +126,136 @@ void smtp_session::process_client(step_list& out) {
         break;
       }
       case mode::awaiting_data_reply:
-        // The client should wait for 354 (RFC 2920 §3.1); hold what it sent early, bounded.
+      case mode::awaiting_auth_reply:
+        // The client should wait for 354 (RFC 2920 §3.1) or for the 334 challenge (RFC 4954 §4);
+        // hold what it sent early, bounded, until the reply says what those bytes are.
         if (client_.buffered() > settings_.max_held_bytes)
-          close_with("421 4.7.0 " + settings_.hostname + " too much data before the DATA reply\r\n",
-                     "", "client sent data before the DATA reply", out);
+          close_with("421 4.7.0 " + settings_.hostname + " too much data before the " +
+                         (mode_ == mode::awaiting_data_reply ? "DATA" : "AUTH") + " reply\r\n",
+                     "", "client sent data before the DATA or AUTH reply", out);
         return;
       case mode::awaiting_front_tls:
         discard_injected(client_.buffered());
         client_.clear();
         return;
+      case mode::quit_sent:
+        // RFC 5321 §4.1.1.10: QUIT ends the session; the backend reads nothing after it, so
+        // neither does the proxy (nothing after QUIT may be relayed or answered).
+        client_.clear();
+        return;
       case mode::closed:
         return;
       case mode::command:
+      case mode::sasl_response: {
+        const bool bare_lf = next_line_ends_in_bare_lf();
         switch (client_.next_line(line)) {
           case line_framer::status::need_more:
             maybe_finish_drain(out);
             return;
           case line_framer::status::too_long:
-            answer_locally("500 5.5.2 Line too long\r\n", out);
+            if (mode_ == mode::sasl_response) {
+              handle_sasl_response({}, /*bare_lf=*/true, out);
+              break;
+            }
+            refuse("500 5.5.2 Line too long\r\n", "line too long (SPEC §4: command lines <= 4 KiB)",
+                   {}, out);
             break;
           case line_framer::status::line:
-            handle_command(std::move(line), out);
+            if (mode_ == mode::sasl_response)
+              handle_sasl_response(line, bare_lf, out);
+            else
+              handle_command(std::move(line), bare_lf, out);
             break;
         }
         break;
+      }
     }
   }
 }
 
-void smtp_session::handle_command(std::string line, step_list& out) {
+bool smtp_session::next_line_ends_in_bare_lf() const {
+  // RFC 5321 §2.3.8: a line ends with CRLF. The framer also ends one at a bare LF; whether this
+  // one did decides whether it is refused. Skip what the framer is still discarding (the rest of
+  // an over-long line) to look at the line it will return.
+  std::string_view in = client_.peek();
+  std::size_t from = 0;
+  if (client_.discarding()) {
+    const auto lf = in.find('\n');
+    if (lf == std::string_view::npos) return false;
+    from = lf + 1;
+  }
+  const auto lf = in.find('\n', from);
+  return lf != std::string_view::npos && (lf == from || in[lf - 1] != '\r');
+}
+
+void smtp_session::handle_command(std::string line, bool bare_lf, step_list& out) {
   if (pending_.size() >= settings_.max_pending_commands) {
     close_with("421 4.7.0 " + settings_.hostname + " too many pipelined commands\r\n", "",
                "pipelining limit", out);
     return;
   }
-  // A bare CR inside a command line (RFC 5321 §2.3.8: CR only as part of CRLF) is refused, never
-  // relayed: a backend that took it for a line end would run a second command the proxy never
-  // judged ("NOOP\rMAIL FROM:..." passing require_tls as a NOOP) — the smuggling class the data
+  // A bare CR inside a command line or a bare LF ending it (RFC 5321 §2.3.8: CR and LF only as
+  // CRLF) is refused, never relayed: a backend that took a bare CR for a line end would run a
+  // second command the proxy never judged ("NOOP\rMAIL FROM:..." passing require_tls as a NOOP),
+  // one that does not end lines at a bare LF would join two — the smuggling class the data
   // scanner stops inside DATA.
-  if (line.find('\r') != std::string::npos) {
-    answer_locally("500 5.5.2 Bare CR in command line refused\r\n", out);
+  if (line.find('\r') != std::string::npos || bare_lf) {
+    refuse("500 5.5.2 Bare CR or LF in command line refused\r\n",
+           "bare CR or LF in command line (RFC 5321 §2.3.8)", verb_prefix(line), out);
     return;
   }
   command cmd = parse_command(line);
   const bool offers_starttls = settings_.front == config::front_tls::starttls;
 
+  if (cmd.what == verb::malformed) {
+    // SPEC §7.1: "XEXCH50<TAB>", "<SP>DATA", "AUTH<TAB>PLAIN": what the grammar does not read as
+    // one command is the proxy's 500, whatever the backend would have made of it.
+    refuse("500 5.5.2 Syntax error, command unrecognized\r\n",
+           std::string("RFC 5321 command syntax: ") + std::string(cmd.problem), verb_prefix(line),
+           out);
+    return;
+  }
+  std::optional<bdat_header> bdat;
+  if (cmd.what == verb::bdat) {
+    bdat = parse_bdat(cmd.argument);
+    if (!bdat) {
+      // Without a size every backend reads the same way the chunk cannot be framed: what follows
+      // might be read as commands on one side and as data on the other. Refused or not, end here.
+      audit_refusal("malformed BDAT (RFC 3030 §2)", cmd.name, "501 5.5.4");
+      close_with("501 5.5.4 Malformed BDAT command\r\n421 4.7.0 " + settings_.hostname +
+                     " closing connection\r\n",
+                 "", "malformed BDAT", out);
+      return;
+    }
+  }
   if (!front_encrypted_ && (cmd.what == verb::auth || cmd.what == verb::x_exps)) {
-    answer_locally("538 5.7.11 Encryption required for requested authentication mechanism\r\n",
-                   out);
+    refuse("538 5.7.11 Encryption required for requested authentication mechanism\r\n",
+           "AUTH before front TLS (SPEC §4)", cmd.name, out);
     return;
   }
   if (!front_encrypted_ && offers_starttls && settings_.require_tls &&
       !allowed_before_tls(cmd.what)) {
-    answer_locally("530 5.7.0 Must issue a STARTTLS command first\r\n", out);
+    refuse("530 5.7.0 Must issue a STARTTLS command first\r\n",
+           "require_tls: command before STARTTLS (SPEC §4)", cmd.name, out);
     skip_refused_chunk(cmd);
     return;
   }
   if (exchange_internal(cmd.what)) {
-    answer_locally("502 5.5.1 " + cmd.name + " is not available through this proxy\r\n", out);
+    refuse("502 5.5.1 " + cmd.name + " is not available through this proxy\r\n",
+           "Exchange-internal verb (SPEC §4)", cmd.name, out);
     return;
   }
 
   switch (cmd.what) {
     case verb::starttls: {
       if (!offers_starttls) {
-        answer_locally("502 5.5.1 STARTTLS not available\r\n", out);
+        refuse("502 5.5.1 STARTTLS not available\r\n", "STARTTLS not offered on this listener",
+               cmd.name, out);
         return;
       }
       if (front_encrypted_) {
-        answer_locally("503 5.5.1 TLS already active\r\n", out);
+        refuse("503 5.5.1 TLS already active\r\n", "STARTTLS after TLS (RFC 3207 §4.2)", cmd.name,
+               out);
         return;
       }
       // RFC 3207 §4.2 (CVE-2011-0411): "there must not be any pending plaintext" — whatever the
@@ -203,13 +271,17 @@ void smtp_session::handle_command(std::string line, step_list& out) {
       need_ehlo_ = false;
       bdat_total_ = 0;
       relay(line, expect(cmd.what, cmd.argument), out);
+      if (observer_) observer_->command(cmd, line);
       return;
     case verb::mail:
     case verb::rcpt:
     case verb::data:
     case verb::bdat:
+    case verb::auth:    // the backend still has the EHLO from before the front TLS: without this
+    case verb::x_exps:  // it would take AUTH the client may not send yet (RFC 3207 §4.2)
       if (need_ehlo_) {
-        answer_locally("503 5.5.1 Send EHLO first after STARTTLS\r\n", out);
+        refuse("503 5.5.1 Send EHLO first after STARTTLS\r\n",
+               "no EHLO after STARTTLS (RFC 3207 §4.2)", cmd.name, out);
         skip_refused_chunk(cmd);
         return;
       }
@@ -230,45 +302,105 @@ void smtp_session::handle_command(std::string line, step_list& out) {
   switch (cmd.what) {
     case verb::mail:
       relay(line, expect(verb::mail, envelope_address(cmd.argument, "FROM:").value_or("")), out);
-      return;
+      break;
     case verb::rcpt:
       relay(line, expect(verb::rcpt, envelope_address(cmd.argument, "TO:").value_or("")), out);
-      return;
+      break;
     case verb::data:
       relay(line, expect(verb::data), out);
       mode_ = mode::awaiting_data_reply;
-      return;
+      break;
+    case verb::auth:
+    case verb::x_exps:
+      // RFC 4954 §4: until the backend's final reply, the client's lines answer its 334
+      // challenges; they are read as SASL responses, never as commands.
+      relay(line, expect(cmd.what), out);
+      mode_ = mode::awaiting_auth_reply;
+      break;
+    case verb::quit:
+      relay(line, expect(verb::quit), out);
+      mode_ = mode::quit_sent;
+      break;
     case verb::bdat: {
-      auto header = parse_bdat(cmd.argument);
-      if (!header) {
-        // Without a size the chunk cannot be framed: what follows might be read as commands.
-        close_with("501 5.5.4 Malformed BDAT command\r\n421 4.7.0 " + settings_.hostname +
-                       " closing connection\r\n",
-                   "", "malformed BDAT", out);
+      if (!chunking_offered()) {
+        // RFC 3030 §2: BDAT exists only where CHUNKING was offered. A backend without it (Exchange
+        // can switch it off) would read the chunk as commands.
+        refuse("502 5.5.1 BDAT not available: the server did not offer CHUNKING\r\n",
+               "BDAT without CHUNKING (RFC 3030 §2)", cmd.name, out);
+        skip_refused_chunk(cmd);
         return;
       }
-      pending entry = expect(verb::bdat, {}, header->last);
+      pending entry = expect(verb::bdat, {}, bdat->last);
       // The size of a BDAT message is the sum of its declared chunk sizes (RFC 3030 §2), known
       // here; the backend's replies, and so the audit event, may come much later.
-      bdat_total_ += header->size;
-      if (header->last) {
+      bdat_total_ += bdat->size;
+      if (bdat->last) {
         entry.size = bdat_total_;
         bdat_total_ = 0;
       }
       relay(line, std::move(entry), out);
-      bdat_remaining_ = header->size;
+      bdat_remaining_ = bdat->size;
       if (bdat_remaining_ > 0) mode_ = mode::bdat;
-      return;
+      break;
     }
     default:
       relay(line, expect(cmd.what), out);
-      return;
+      break;
   }
+  if (observer_) observer_->command(cmd, line);
+}
+
+void smtp_session::handle_sasl_response(const std::string& line, bool bare_lf, step_list& out) {
+  mode_ = mode::awaiting_auth_reply;
+  if (bare_lf || !is_sasl_response(line)) {
+    // The backend is waiting for exactly one response line; what is not one (a command, a
+    // control character, an over-long line) would be read by a tolerant backend some other
+    // way. Cancel the exchange instead (RFC 4954 §4: "*"): the backend's final reply answers
+    // the client's line, and both sides are back in command mode.
+    audit_refusal("SASL response not base64 (RFC 4954 §4): cancelled", {}, "*");
+    out.send_backend("*\r\n");
+    if (observer_) observer_->sasl_response("*");
+    return;
+  }
+  out.send_backend(line + "\r\n");
+  if (observer_) observer_->sasl_response(line);
+}
+
+bool smtp_session::chunking_offered() const {
+  // The decision uses only what the backend has said: while an EHLO/HELO is still unanswered the
+  // offer is unknown, and unknown is no.
+  if (!backend_chunking_) return false;
+  for (const auto& p : pending_)
+    if (!p.local && (p.cmd == verb::ehlo || p.cmd == verb::helo)) return false;
+  return true;
+}
+
+void smtp_session::refuse(std::string wire, std::string_view rule, std::string_view name,
+                          step_list& out) {
+  audit_refusal(rule, name,
+                std::string_view(wire).substr(0, std::min<std::size_t>(9, wire.size())));
+  answer_locally(std::move(wire), out);
+}
+
+void smtp_session::audit_refusal(std::string_view rule, std::string_view name,
+                                 std::string_view reply) {
+  // Every refusal is counted in the conn record's reason; the first max_refusal_events also get
+  // their own audit event, so a client cannot flood the audit log with refused lines.
+  ++refusals_;
+  facts_.reason = std::to_string(refusals_) + " command(s) refused, last: " + std::string(rule);
+  if (refusals_ > max_refusal_events) return;
+  boost::json::object e;
+  e["event"] = "smtp.refused";
+  e["verb"] = std::string(name);
+  e["reply"] = std::string(reply);
+  e["reason"] = std::string(rule);
+  events_.push_back(std::move(e));
 }
 
 void smtp_session::skip_refused_chunk(const command& cmd) {
   // RFC 3030 §2 (and Postfix smtpd's skip_bdat): a refused BDAT still frames its chunk. The chunk
-  // is read and dropped; it must never be taken for commands.
+  // is read and dropped; it must never be taken for commands. handle_command has closed the
+  // session already when the size did not parse.
   if (cmd.what != verb::bdat) return;
   auto header = parse_bdat(cmd.argument);
   if (!header || header->size == 0) return;
@@ -338,6 +470,29 @@ void smtp_session::handle_reply(const reply& r, step_list& out) {
     }
     return;
   }
+  if (r.intermediate()) {
+    // A 3xx puts the backend in a mode where it reads the next client bytes as something other
+    // than commands. Only two are known: 354 to DATA (message data) and 334 to AUTH/X-EXPS (a
+    // SASL response, RFC 4954 §4). Any other would leave the backend in a state the proxy does
+    // not know, so the session ends instead.
+    const pending& front = pending_.front();
+    if (front.cmd == verb::data && !front.message_end && r.code == 354 &&
+        mode_ == mode::awaiting_data_reply) {
+      // handled below, with the entry popped
+    } else if ((front.cmd == verb::auth || front.cmd == verb::x_exps) && r.code == 334 &&
+               mode_ == mode::awaiting_auth_reply) {
+      // The entry stays: the backend's final reply to the exchange answers it.
+      mode_ = mode::sasl_response;
+      out.send_client(r.wire());
+      process_client(out);
+      return;
+    } else {
+      if (mode_ == mode::data || mode_ == mode::bdat) out.abort_backend();
+      close_with("421 4.4.2 " + settings_.hostname + " backend protocol error\r\n",
+                 "backend_unavailable", "unexpected intermediate backend reply: " + r.text(), out);
+      return;
+    }
+  }
   pending p = std::move(pending_.front());
   pending_.pop_front();
 
@@ -347,6 +502,7 @@ void smtp_session::handle_reply(const reply& r, step_list& out) {
         helo_ = std::move(p.text);
         reset_transaction();
       }
+      backend_chunking_ = false;  // HELO offers no extensions (RFC 5321 §4.1.1.1)
       out.send_client(r.wire());
       break;
     case verb::ehlo:
@@ -354,11 +510,13 @@ void smtp_session::handle_reply(const reply& r, step_list& out) {
         helo_ = std::move(p.text);
         reset_transaction();
       }
-      out.send_client(rewrite_ehlo_reply(
-                          r, ehlo_view{.offer_starttls = settings_.front == config::front_tls::starttls &&
-                                                         !front_encrypted_,
-                                       .front_encrypted = front_encrypted_})
-                          .wire());
+      backend_chunking_ = r.positive_completion() && ehlo_has_extension(r, "CHUNKING");
+      out.send_client(
+          rewrite_ehlo_reply(
+              r, ehlo_view{.offer_starttls =
+                               settings_.front == config::front_tls::starttls && !front_encrypted_,
+                           .front_encrypted = front_encrypted_})
+              .wire());
       break;
     case verb::mail:
       if (r.positive_completion()) {
@@ -395,9 +553,18 @@ void smtp_session::handle_reply(const reply& r, step_list& out) {
       }
       break;
     case verb::rset:
-      reset_transaction();
+      // A refused RSET ("RSET x": 501) leaves the backend's transaction as it was.
+      if (r.positive_completion()) reset_transaction();
       out.send_client(r.wire());
       break;
+    case verb::auth:
+    case verb::x_exps:
+      // The exchange is over (RFC 4954 §4 final reply): held bytes are commands again.
+      if (mode_ == mode::awaiting_auth_reply || mode_ == mode::sasl_response) mode_ = mode::command;
+      out.send_client(r.wire());
+      flush_local_replies(out);
+      process_client(out);
+      return;
     case verb::quit:
       out.send_client(r.wire());
       facts_.outcome = "ok";
@@ -452,8 +619,13 @@ void smtp_session::on_client_eof(step_list& out) {
   if (mode_ == mode::closed) return;
   if (mode_ == mode::data || mode_ == mode::bdat) {
     out.abort_backend();  // never let a half message reach a final dot
-  } else {
-    out.send_backend("QUIT\r\n");
+  } else if (mode_ == mode::awaiting_data_reply || mode_ == mode::sasl_response ||
+             mode_ == mode::awaiting_auth_reply) {
+    // The backend may already read message data (its 354 is on the way) or a SASL response: a
+    // QUIT would not be read as QUIT there. Just drop the leg.
+    out.abort_backend();
+  } else if (mode_ != mode::quit_sent) {
+    send_quit(out);
   }
   mode_ = mode::closed;
   facts_.outcome = "client_closed";
@@ -480,15 +652,19 @@ void smtp_session::on_shutdown(step_list& out) {
 bool smtp_session::at_command_boundary() const {
   // A transaction the backend has accepted MAIL for is let finish (issue #7: never cut a sender
   // off mid-transaction during a drain); the grace period bounds how long that may take.
-  return mode_ == mode::command && pending_.empty() && client_.buffered() == 0 &&
-         !in_transaction_;
+  return mode_ == mode::command && pending_.empty() && client_.buffered() == 0 && !in_transaction_;
 }
 
 void smtp_session::maybe_finish_drain(step_list& out) {
   if (!draining_ || mode_ == mode::closed || !at_command_boundary()) return;
-  out.send_backend("QUIT\r\n");
+  send_quit(out);
   close_with("421 4.3.2 " + settings_.hostname + " shutting down\r\n", "shutdown",
              "proxy shutting down", out);
+}
+
+void smtp_session::send_quit(step_list& out) {
+  out.send_backend("QUIT\r\n");
+  if (observer_) observer_->command(parse_command("QUIT"), "QUIT");
 }
 
 void smtp_session::close_with(std::string wire, std::string outcome, std::string reason,

@@ -1,12 +1,23 @@
 // The SMTP proxy machine (SPEC §4 SMTP), sans I/O. It sits between a client and a backend whose
-// back leg is already open (protocols/smtp/backend_opener), and decides, per event, what goes where.
+// back leg is already open (protocols/smtp/backend_opener), and decides, per event, what goes
+// where.
 //
 // Client side, one mode at a time:
 //   command ──DATA relayed──> awaiting_data_reply ──354──> data ──<CRLF>.<CRLF>──> command
 //      │   └─non-354 reply──> command
-//      ├──BDAT n relayed──> bdat (n raw bytes) ──> command
+//      ├──AUTH/X-EXPS relayed──> awaiting_auth_reply ──334──> sasl_response ──one line──┐
+//      │   │                          ^────────────────────────────────────────────────┘
+//      │   └─final reply (2xx/4xx/5xx)──> command
+//      ├──BDAT n relayed, or refused (chunk framed, dropped)──> bdat (n bytes) ──> command
 //      ├──STARTTLS accepted──> awaiting_front_tls ──handshake──> command (state reset)
-//      └──QUIT reply / error──> closed
+//      ├──QUIT relayed──> quit_sent (client bytes dropped) ──reply──> closed
+//      └──error──> closed
+// In awaiting_data_reply and awaiting_auth_reply the client's bytes are held (bounded) until the
+// backend's reply says what they are: message data, a SASL response, or commands again. Every
+// command line is tokenised by the RFC 5321 grammar first (smtp_command.hpp); a line it does not
+// read as exactly one command is refused, never relayed (SPEC §7.1). BDAT passes only while the
+// backend's latest EHLO reply offered CHUNKING (RFC 3030). Each refusal is audited as an
+// `smtp.refused` event naming the rule.
 //
 // Replies go back in command order (RFC 2920 pipelining): every command leaves an entry in a
 // queue, either "relay" (the backend's reply will answer it) or "local" (the proxy's own reply,
@@ -38,14 +49,30 @@ struct session_settings {
   config::bare_lf_mode bare_lf = config::bare_lf_mode::reject;
   std::string hostname = "localhost";
   bool audit_envelope = true;
-  std::size_t max_command_line = 4096;            // SPEC §4: longer lines get 500 5.5.2
-  std::size_t max_held_bytes = 1024 * 1024;       // client bytes held while DATA awaits its reply
-  std::size_t max_pending_commands = 1000;        // pipelined commands awaiting replies
+  std::size_t max_command_line = 4096;       // SPEC §4: longer lines get 500 5.5.2
+  std::size_t max_held_bytes = 1024 * 1024;  // client bytes held while DATA awaits its reply
+  std::size_t max_pending_commands = 1000;   // pipelined commands awaiting replies
+};
+
+// What the machine decided to put on the back leg, in order: for unit tests and the differential
+// fuzz target (tests/fuzz/fuzz_smtp_differential.cpp), which hold it against an independent reader
+// of the backend's side. Production sessions have none.
+class relay_observer {
+ public:
+  virtual ~relay_observer() = default;
+  // A command line relayed (or sent by the proxy itself: QUIT at client EOF or drain).
+  virtual void command(const command& cmd, std::string_view line) = 0;
+  // A line relayed as the answer to a 334 challenge (RFC 4954 §4), "*" when the proxy cancelled.
+  virtual void sasl_response(std::string_view line) = 0;
+  // The end-of-data dot of a DATA message was relayed.
+  virtual void message_end() = 0;
 };
 
 class smtp_session final : public session_machine {
  public:
   smtp_session(session_settings settings, std::string backend_greeting_wire);
+
+  void set_observer(relay_observer* observer) { observer_ = observer; }
 
   void on_start(step_list& out) override;
   void on_client_data(std::string_view data, step_list& out) override;
@@ -60,20 +87,35 @@ class smtp_session final : public session_machine {
   std::string over_limit() const override;
 
  private:
-  enum class mode { command, awaiting_data_reply, data, bdat, awaiting_front_tls, closed };
+  enum class mode {
+    command,
+    awaiting_data_reply,
+    data,
+    bdat,
+    awaiting_auth_reply,
+    sasl_response,
+    awaiting_front_tls,
+    quit_sent,
+    closed
+  };
 
   struct pending {
     bool local = false;
     verb cmd = verb::other;
-    std::string text;       // local: the reply's wire form; mail/rcpt: the address
-    bool starttls = false;  // local 220 that starts the front handshake once sent
+    std::string text;          // local: the reply's wire form; mail/rcpt: the address
+    bool starttls = false;     // local 220 that starts the front handshake once sent
     bool message_end = false;  // the reply to <CRLF>.<CRLF> or BDAT LAST
     std::uint64_t size = 0;    // message_end: the message's size, known on the client side
   };
 
   static pending expect(verb cmd, std::string text = {}, bool message_end = false);
   void process_client(step_list& out);
-  void handle_command(std::string line, step_list& out);
+  void handle_command(std::string line, bool bare_lf, step_list& out);
+  void handle_sasl_response(const std::string& line, bool bare_lf, step_list& out);
+  bool next_line_ends_in_bare_lf() const;
+  bool chunking_offered() const;
+  void refuse(std::string wire, std::string_view rule, std::string_view name, step_list& out);
+  void audit_refusal(std::string_view rule, std::string_view name, std::string_view reply);
   void skip_refused_chunk(const command& cmd);
   void relay(std::string_view line, pending entry, step_list& out);
   void answer_locally(std::string wire, step_list& out, bool starttls = false);
@@ -83,6 +125,7 @@ class smtp_session final : public session_machine {
   void reset_transaction();
   void close_with(std::string wire, std::string outcome, std::string reason, step_list& out);
   void maybe_finish_drain(step_list& out);
+  void send_quit(step_list& out);
   bool at_command_boundary() const;
 
   session_settings settings_;
@@ -98,6 +141,11 @@ class smtp_session final : public session_machine {
   std::uint64_t bdat_remaining_ = 0;
   bool bdat_discard_ = false;     // the chunk of a BDAT the proxy refused: read, never relayed
   std::uint64_t bdat_total_ = 0;  // client side: chunk sizes of the current BDAT message so far
+  // RFC 3030 §2: BDAT only when the backend's most recent EHLO reply listed CHUNKING.
+  bool backend_chunking_ = false;
+  std::size_t refusals_ = 0;  // audited one by one up to max_refusal_events, then only counted
+  static constexpr std::size_t max_refusal_events = 32;
+  relay_observer* observer_ = nullptr;
 
   // Envelope observer state, updated as the backend's replies arrive (the client may have
   // pipelined the next transaction's commands already).

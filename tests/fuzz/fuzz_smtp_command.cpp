@@ -1,5 +1,6 @@
 // Fuzz target for protocols/smtp/smtp_command: parse_command, envelope_address and parse_bdat over
-// one client command line. No crash, and every piece handed out lies within the line.
+// one client command line. No crash, and every piece handed out lies within the line; a line the
+// grammar accepts has no control character and exactly one SP after its verb (SPEC §7.1).
 #include <cstdint>
 #include <string>
 
@@ -14,7 +15,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(c.name.size() + c.argument.size() <= line.size());
   FUZZ_CHECK(c.name.find(' ') == std::string::npos);
   for (char ch : c.name) FUZZ_CHECK(!(ch >= 'a' && ch <= 'z'));
-  if (c.what != verb::other) FUZZ_CHECK(!c.name.empty());
+  if (c.what == verb::malformed) {
+    FUZZ_CHECK(c.name.empty() && c.argument.empty() && !c.problem.empty());
+    return 0;
+  }
+  FUZZ_CHECK(!c.name.empty());
+  for (char ch : line) FUZZ_CHECK(static_cast<unsigned char>(ch) >= 0x20 && ch != 0x7f);
+  FUZZ_CHECK(line.substr(0, c.name.size()).size() == c.name.size());
+  FUZZ_CHECK(line.size() == c.name.size() ||
+             (line[c.name.size()] == ' ' &&
+              (line.size() == c.name.size() + 1 || line[c.name.size() + 1] != ' ')));
   // The verb is recognised however it is cased.
   std::string lowered = c.name;
   for (char& ch : lowered)

@@ -448,3 +448,100 @@ if len(sys.argv) > 1:
         write("cert_evidence", name + ".der", der(name))
     write("cert_evidence", "server-chain.der", der("server") + der("inter") + der("ca"))
     write("cert_evidence", "md5-chain.der", der("md5leaf") + der("md5inter") + der("ca"))
+
+# --- smtp_differential: [mode][line limit][seed x4] then events ---------------------------------
+# mode: front % 3 (0 starttls, 1 implicit, 2 none) | 0x04 require_tls off | bare-LF mode << 3 |
+# CHUNKING << 6 (0 per EHLO, 1 never, 2 always). events: 0 client raw (length byte + bytes),
+# 1 client piece (index), 2 one backend reply, 3 all backend replies, 4 front TLS established,
+# 5 piece split (index, cut), 6 client EOF, 7 idle, 8 shutdown. Piece names follow the order of
+# client_pieces in tests/fuzz/fuzz_smtp_differential.cpp. Every attack of issue 12 item 4 is here.
+DP = ["ehlo", "starttls", "mail", "rcpt", "data", "body", "smuggled-lf", "smuggled-cr",
+      "stuffed", "bdat6", "bdat5last-quit", "bdat0last", "rset", "noop", "quit", "quit-then-more",
+      "auth-login", "auth-plain-ir", "x-exps", "sasl-user", "sasl-cancel", "sasl-mail",
+      "xexch50-tab", "sp-xexch50", "x-anonymoustls-tab", "xshadow-tab", "xrdst-tab",
+      "auth-tab-plain", "data-tab", "mail-tab", "rcpt-sp-sp", "sp-data", "da-nul-ta", "nul-data",
+      "data-vt", "data-ff", "noop-cr-data", "noop-lf-data", "empty", "bdat-tab", "bdat-010",
+      "bdat-plus", "bdat-huge", "bdat-2^32+5", "bdat-sp-sp-last", "bdat3-rset-bdat0",
+      "mail-nul-rcpt", "pipelined"]
+
+
+def differential(name, mode, events, seed=b"\x12\x34\x56\x78", limit=255):
+    out = bytearray([mode, limit]) + seed
+    for e in events:
+        if isinstance(e, str) and e in DP:
+            out += bytes([1, DP.index(e)])
+        elif e == "reply":
+            out += bytes([2])
+        elif e == "replies":
+            out += bytes([3])
+        elif e == "tls":
+            out += bytes([4])
+        elif isinstance(e, tuple) and e[0] == "split":
+            out += bytes([5, DP.index(e[1]), e[2]])
+        elif isinstance(e, tuple) and e[0] == "raw":
+            data = e[1].encode("latin-1")
+            assert len(data) < 256
+            out += bytes([0, len(data)]) + data
+        else:
+            out += bytes([{"ceof": 6, "idle": 7, "shutdown": 8}[e]])
+    write("smtp_differential", name, bytes(out))
+
+
+IMPLICIT, STARTTLS, PLAIN, OPEN = 1, 0, 2, 0x04
+NO_CHUNKING, CHUNKING = 0x40, 0x80
+tls_open = ["ehlo", "replies", "starttls", "tls", "ehlo", "replies"]
+envelope = ["mail", "rcpt", "replies"]
+for attack in ["xexch50-tab", "sp-xexch50", "x-anonymoustls-tab", "xshadow-tab", "xrdst-tab",
+               "auth-tab-plain", "data-tab", "mail-tab", "rcpt-sp-sp", "sp-data", "da-nul-ta",
+               "nul-data", "data-vt", "data-ff", "noop-cr-data", "noop-lf-data", "empty",
+               "bdat-tab", "mail-nul-rcpt"]:
+    differential("attack-" + attack, STARTTLS,
+                 tls_open + envelope + [attack, "replies", "body", "replies", "data", "replies",
+                                        "body", "replies", "quit", "replies"])
+    differential("attack-" + attack + "-before-tls-open", STARTTLS | OPEN,
+                 ["ehlo", "replies", attack, "replies", "body", "replies", "quit", "replies"])
+# BDAT without CHUNKING: the chunk must not run as commands (issue 12 item 4).
+differential("bdat-without-chunking", IMPLICIT | NO_CHUNKING,
+             ["ehlo", "replies"] + envelope + ["bdat5last-quit", "replies", "bdat6", "replies",
+                                                "rset", "replies", "quit", "replies"])
+differential("bdat-with-chunking", IMPLICIT | CHUNKING,
+             ["ehlo", "replies"] + envelope + ["bdat6", "replies", "bdat3-rset-bdat0", "replies",
+                                                "bdat5last-quit", "replies"])
+for size in ["bdat-010", "bdat-plus", "bdat-huge", "bdat-2^32+5", "bdat-sp-sp-last"]:
+    differential("bdat-size-" + size, IMPLICIT | CHUNKING,
+                 ["ehlo", "replies"] + envelope + [size, "replies", "noop", "replies", "noop",
+                                                    "rset", "replies"])
+differential("bdat-pipelined-behind-ehlo", IMPLICIT | CHUNKING,
+             ["ehlo", "replies", "ehlo", "bdat6", "replies", "noop", "replies"])
+# SASL: responses, cancel, a command where a response belongs, pipelined before the 334.
+differential("sasl-login", IMPLICIT,
+             ["ehlo", "replies", "auth-login", "reply", "sasl-user", "reply", "sasl-user",
+              "reply", "sasl-user", "reply", "mail", "replies"])
+differential("sasl-pipelined", IMPLICIT,
+             ["ehlo", "replies", "auth-login", "sasl-user", "sasl-mail", "sasl-cancel", "replies",
+              "noop", "replies"], seed=b"\x01\x02\x03\x04")
+differential("sasl-x-exps-then-eof", STARTTLS,
+             tls_open + ["x-exps", "reply", "ceof"])
+differential("sasl-auth-before-tls", STARTTLS | OPEN,
+             ["ehlo", "replies", "auth-plain-ir", "auth-login", "sasl-user", "replies"])
+# Smuggling in message data, each bare-LF mode.
+for lf_mode, lf_name in enumerate(["reject", "normalize", "pass"]):
+    differential("smuggling-" + lf_name, IMPLICIT | (lf_mode << 3),
+                 ["ehlo", "replies"] + envelope + ["data", "replies", "smuggled-lf",
+                                                    "smuggled-cr", "stuffed", "replies", "quit",
+                                                    "replies"])
+# QUIT then more; pipelined commands after DATA before 354; EOF while DATA awaits its reply.
+differential("quit-then-more", IMPLICIT, ["ehlo", "replies", "quit-then-more", "replies"])
+differential("pipelined-after-data", IMPLICIT,
+             ["pipelined", "body", "mail", "reply", "reply", "reply", "reply", "replies",
+              "replies"])
+for n, seed in enumerate([b"\x00\x00\x00\x02", b"\x00\x00\x00\x03", b"\x00\x00\x00\x01"]):
+    differential("eof-awaiting-354-%d" % n, IMPLICIT,
+                 ["ehlo", "replies"] + envelope + ["data", "ceof", "replies"], seed=seed)
+differential("split-pieces", IMPLICIT,
+             ["ehlo", "replies", ("split", "mail", 5), ("split", "data-tab", 4), "replies",
+              ("split", "rcpt", 3), ("raw", "RCPT TO:<x@y>\r\nDATA\r\n"), "replies",
+              ("split", "body", 7), "replies", "shutdown", "replies"])
+differential("long-line", IMPLICIT,
+             ["ehlo", "replies", ("raw", "NOOP " + "x" * 200 + "\r\nNOOP\r\n"), "replies"],
+             limit=0)
