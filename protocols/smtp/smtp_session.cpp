@@ -157,7 +157,7 @@ void smtp_session::process_client(step_list& out) {
               handle_sasl_response({}, /*bare_lf=*/true, out);
               break;
             }
-            refuse("500 5.5.2 Line too long\r\n", "line too long (SPEC §4: command lines <= 4 KiB)",
+            refuse("500 5.5.2 Line too long\r\n", "smtp.line_too_long: command lines are at most 4 KiB",
                    {}, out);
             break;
           case line_framer::status::line:
@@ -201,7 +201,7 @@ void smtp_session::handle_command(std::string line, bool bare_lf, step_list& out
   // scanner stops inside DATA.
   if (line.find('\r') != std::string::npos || bare_lf) {
     refuse("500 5.5.2 Bare CR or LF in command line refused\r\n",
-           "bare CR or LF in command line (RFC 5321 §2.3.8)", verb_prefix(line), out);
+           "smtp.bare_cr_lf: bare CR or LF in a command line (RFC 5321 §2.3.8)", verb_prefix(line), out);
     return;
   }
   command cmd = parse_command(line);
@@ -211,7 +211,7 @@ void smtp_session::handle_command(std::string line, bool bare_lf, step_list& out
     // SPEC §7.1: "XEXCH50<TAB>", "<SP>DATA", "AUTH<TAB>PLAIN": what the grammar does not read as
     // one command is the proxy's 500, whatever the backend would have made of it.
     refuse("500 5.5.2 Syntax error, command unrecognized\r\n",
-           std::string("RFC 5321 command syntax: ") + std::string(cmd.problem), verb_prefix(line),
+           std::string("smtp.verb_syntax: RFC 5321 command syntax: ") + std::string(cmd.problem), verb_prefix(line),
            out);
     return;
   }
@@ -221,7 +221,7 @@ void smtp_session::handle_command(std::string line, bool bare_lf, step_list& out
     if (!bdat) {
       // Without a size every backend reads the same way the chunk cannot be framed: what follows
       // might be read as commands on one side and as data on the other. Refused or not, end here.
-      audit_refusal("malformed BDAT (RFC 3030 §2)", cmd.name, "501 5.5.4");
+      audit_refusal("smtp.bdat_syntax: malformed BDAT (RFC 3030 §2)", cmd.name, "501 5.5.4");
       close_with("501 5.5.4 Malformed BDAT command\r\n421 4.7.0 " + settings_.hostname +
                      " closing connection\r\n",
                  "", "malformed BDAT", out);
@@ -230,31 +230,31 @@ void smtp_session::handle_command(std::string line, bool bare_lf, step_list& out
   }
   if (!front_encrypted_ && (cmd.what == verb::auth || cmd.what == verb::x_exps)) {
     refuse("538 5.7.11 Encryption required for requested authentication mechanism\r\n",
-           "AUTH before front TLS (SPEC §4)", cmd.name, out);
+           "smtp.auth_before_tls: AUTH before front TLS", cmd.name, out);
     return;
   }
   if (!front_encrypted_ && offers_starttls && settings_.require_tls &&
       !allowed_before_tls(cmd.what)) {
     refuse("530 5.7.0 Must issue a STARTTLS command first\r\n",
-           "require_tls: command before STARTTLS (SPEC §4)", cmd.name, out);
+           "smtp.require_tls: command before STARTTLS", cmd.name, out);
     skip_refused_chunk(cmd);
     return;
   }
   if (exchange_internal(cmd.what)) {
     refuse("502 5.5.1 " + cmd.name + " is not available through this proxy\r\n",
-           "Exchange-internal verb (SPEC §4)", cmd.name, out);
+           "smtp.exchange_internal: Exchange-internal verb", cmd.name, out);
     return;
   }
 
   switch (cmd.what) {
     case verb::starttls: {
       if (!offers_starttls) {
-        refuse("502 5.5.1 STARTTLS not available\r\n", "STARTTLS not offered on this listener",
+        refuse("502 5.5.1 STARTTLS not available\r\n", "smtp.starttls_not_offered: STARTTLS not offered on this listener",
                cmd.name, out);
         return;
       }
       if (front_encrypted_) {
-        refuse("503 5.5.1 TLS already active\r\n", "STARTTLS after TLS (RFC 3207 §4.2)", cmd.name,
+        refuse("503 5.5.1 TLS already active\r\n", "smtp.starttls_again: STARTTLS after TLS (RFC 3207 §4.2)", cmd.name,
                out);
         return;
       }
@@ -281,7 +281,7 @@ void smtp_session::handle_command(std::string line, bool bare_lf, step_list& out
     case verb::x_exps:  // it would take AUTH the client may not send yet (RFC 3207 §4.2)
       if (need_ehlo_) {
         refuse("503 5.5.1 Send EHLO first after STARTTLS\r\n",
-               "no EHLO after STARTTLS (RFC 3207 §4.2)", cmd.name, out);
+               "smtp.ehlo_after_starttls: no EHLO after STARTTLS (RFC 3207 §4.2)", cmd.name, out);
         skip_refused_chunk(cmd);
         return;
       }
@@ -326,7 +326,7 @@ void smtp_session::handle_command(std::string line, bool bare_lf, step_list& out
         // RFC 3030 §2: BDAT exists only where CHUNKING was offered. A backend without it (Exchange
         // can switch it off) would read the chunk as commands.
         refuse("502 5.5.1 BDAT not available: the server did not offer CHUNKING\r\n",
-               "BDAT without CHUNKING (RFC 3030 §2)", cmd.name, out);
+               "smtp.bdat_without_chunking: BDAT without CHUNKING (RFC 3030 §2)", cmd.name, out);
         skip_refused_chunk(cmd);
         return;
       }
@@ -357,7 +357,7 @@ void smtp_session::handle_sasl_response(const std::string& line, bool bare_lf, s
     // control character, an over-long line) would be read by a tolerant backend some other
     // way. Cancel the exchange instead (RFC 4954 §4: "*"): the backend's final reply answers
     // the client's line, and both sides are back in command mode.
-    audit_refusal("SASL response not base64 (RFC 4954 §4): cancelled", {}, "*");
+    audit_refusal("smtp.sasl_response_syntax: SASL response not base64 (RFC 4954 §4): cancelled", {}, "*");
     out.send_backend("*\r\n");
     if (observer_) observer_->sasl_response("*");
     return;
@@ -387,6 +387,7 @@ void smtp_session::audit_refusal(std::string_view rule, std::string_view name,
   // Every refusal is counted in the conn record's reason; the first max_refusal_events also get
   // their own audit event, so a client cannot flood the audit log with refused lines.
   ++refusals_;
+  count_refusal(rule.substr(0, rule.find(':')));  // "smtp.verb_syntax: ..." -> its id
   facts_.reason = std::to_string(refusals_) + " command(s) refused, last: " + std::string(rule);
   if (refusals_ > max_refusal_events) return;
   boost::json::object e;

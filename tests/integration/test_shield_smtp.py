@@ -158,7 +158,15 @@ class ShieldAgainstPostfixTest(unittest.TestCase):
                          "Postfix received a line the proxy refused" + self.proxy.describe())
         s.client.command("QUIT")
         reasons = {r["reason"] for r in self.refusals("smtp-in")}
-        self.assertTrue(any(r.startswith("RFC 5321 command syntax") for r in reasons), reasons)
+        self.assertTrue(any(r.startswith("smtp.verb_syntax: RFC 5321 command syntax")
+                            for r in reasons), reasons)
+        # The conn record counts the refusals by rule (and so does tlsbridge_refusals_total).
+        local = s.client.local_address()
+        conn = self.proxy.wait_for_conn_records(1, listener="smtp-in",
+                                                where=lambda r: r["client"] == local)
+        self.assertTrue(conn, self.proxy.describe())
+        self.assertGreaterEqual(conn[-1].get("refusals", {}).get("smtp.verb_syntax", 0),
+                                len(ISSUE_VECTORS) - 2, conn[-1])
 
     def test_auth_tab_plain_before_tls_without_require_tls_is_refused(self):
         s = Session(self, self.open_port, tls=False)
@@ -198,7 +206,7 @@ class ShieldAgainstPostfixTest(unittest.TestCase):
         self.assertEqual(commands, [f"NOOP {marker}-begin", "MAIL FROM:<sender@example.org>",
                                     "RCPT TO:<rcpt@example.org>", f"NOOP {marker}-end"])
         s.client.command("QUIT")
-        self.assertIn("BDAT without CHUNKING (RFC 3030 §2)",
+        self.assertIn("smtp.bdat_without_chunking: BDAT without CHUNKING (RFC 3030 §2)",
                       [r["reason"] for r in self.refusals("smtp-chunkless")])
 
     def test_bdat_passes_when_the_backend_offers_chunking(self):

@@ -107,7 +107,7 @@ TEST_CASE("shield: malformed command lines get 500 5.5.2 and never reach the bac
       CHECK(s.backend_bytes() == "EHLO c\r\nMAIL FROM:<a@b>\r\n");
       const auto reasons = refusal_reasons(m);
       REQUIRE(reasons.size() == 1);
-      CHECK(reasons[0].rfind("RFC 5321 command syntax: ", 0) == 0);
+      CHECK(reasons[0].rfind("smtp.verb_syntax: RFC 5321 command syntax: ", 0) == 0);
     });
   }
 }
@@ -142,7 +142,7 @@ TEST_CASE("shield: AUTH<TAB>PLAIN on a require_tls = false listener is refused, 
     CHECK(s.backend_bytes() == "EHLO c\r\nXFOO bar\r\n");
     const auto reasons = refusal_reasons(m);
     REQUIRE(reasons.size() == 2);
-    CHECK(reasons[1] == "AUTH before front TLS (SPEC §4)");
+    CHECK(reasons[1] == "smtp.auth_before_tls: AUTH before front TLS");
   });
 }
 
@@ -211,7 +211,8 @@ TEST_CASE("shield: SASL responses follow the backend's 334, never tokenised as c
         s.client("NOOP\r\n", {expect_backend("NOOP\r\n")});
         CHECK_FALSE(contains(s.backend_bytes(), bad));
         CHECK(refusal_reasons(m) ==
-              std::vector<std::string>{"SASL response not base64 (RFC 4954 §4): cancelled"});
+              std::vector<std::string>{
+                  "smtp.sasl_response_syntax: SASL response not base64 (RFC 4954 §4): cancelled"});
       });
     }
   }
@@ -257,7 +258,8 @@ TEST_CASE("shield: BDAT only while the backend offers CHUNKING (RFC 3030)",
       s.client("BDAT 24 LAST\r\nRCPT TO:<evil@x>\r\nQUIT\r\nNOOP\r\n",
                {expect_client(no_chunking), expect_backend("NOOP\r\n")});
       CHECK(s.backend_bytes() == "EHLO c\r\nMAIL FROM:<a@b>\r\nNOOP\r\n");
-      CHECK(refusal_reasons(m) == std::vector<std::string>{"BDAT without CHUNKING (RFC 3030 §2)"});
+      CHECK(refusal_reasons(m) == std::vector<std::string>{
+                                       "smtp.bdat_without_chunking: BDAT without CHUNKING (RFC 3030 §2)"});
     });
   }
   SECTION("BDAT 0 LAST without CHUNKING: 502, nothing to drop") {
