@@ -107,14 +107,6 @@ void https_session::process_client(step_list& out) {
   while (!closed_ && !client_pending_.empty()) {
     if (client_mode_ == client_mode::head) {
       if (!head_started_) {
-        // RFC 9112 §2.2: empty lines (CRLF) before a request line are ignored and not passed on;
-        // a bare CR or LF there is refused like one inside the head.
-        std::size_t skip = 0;
-        while (skip + 1 < client_pending_.size() && client_pending_[skip] == '\r' &&
-               client_pending_[skip + 1] == '\n')
-          skip += 2;
-        client_pending_.erase(0, skip);
-        if (client_pending_.empty() || client_pending_ == "\r") return;  // need more
         if (exchanges_.size() >= settings_.max_pending_exchanges) {
           finish("limit",
                  "more than " + std::to_string(settings_.max_pending_exchanges) +
@@ -122,13 +114,35 @@ void https_session::process_client(step_list& out) {
                  out);
           return;
         }
+        // The head's clock and its byte count start at its first byte, empty lines included:
+        // neither a trickle of CRLFs nor a run of them gets around request_head or the limit.
         head_started_ = true;
+        head_prefix_ = 0;
         head_scanned_ = 0;
         request_started_ = now();
       }
+      if (head_scanned_ == 0) {
+        // RFC 9112 §2.2: empty lines (CRLF) before a request line are ignored and not passed on;
+        // a bare CR or LF there is refused like one inside the head.
+        std::size_t skip = 0;
+        while (skip + 1 < client_pending_.size() && client_pending_[skip] == '\r' &&
+               client_pending_[skip + 1] == '\n')
+          skip += 2;
+        client_pending_.erase(0, skip);
+        head_prefix_ += skip;
+        if (head_prefix_ >= settings_.max_header_bytes) {
+          refuse_head(431,
+                      "request head over " + std::to_string(settings_.max_header_bytes) +
+                          " bytes (RFC 6585 §5), empty lines before it included",
+                      out);
+          return;
+        }
+        if (client_pending_.empty() || client_pending_ == "\r") return;  // need more
+      }
       // The head is framed here, not by Beast: CRLF only, and its size counted exactly over
       // everything received since its first byte, however the client split it.
-      const head_scan scan = scan_head(client_pending_, head_scanned_, settings_.max_header_bytes);
+      const head_scan scan =
+          scan_head(client_pending_, head_scanned_, settings_.max_header_bytes - head_prefix_);
       switch (scan.what) {
         case head_scan::result::need_more:
           head_scanned_ = scan.scanned;

@@ -157,6 +157,7 @@ class https_session final : public session_machine {
   std::string held_;              // client bytes after an Upgrade request, until its answer
   bool head_started_ = false;     // a request head is being received (request_started_ is set)
   std::size_t head_scanned_ = 0;  // how far scan_head has looked into client_pending_
+  std::size_t head_prefix_ = 0;   // empty lines skipped before the head (counted in its limit)
   std::chrono::steady_clock::time_point request_started_;  // first byte of the current request
   std::chrono::steady_clock::time_point last_event_;       // last bytes from either side
   std::string refusal_reason_;  // why a refused request closes the connection

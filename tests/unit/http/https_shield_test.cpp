@@ -294,6 +294,37 @@ TEST_CASE("https: the head limit is exact however the head is split", "[http][se
   }
 }
 
+TEST_CASE("https: empty lines before a head count toward its limit and its clock",
+          "[http][session][shield]") {
+  const std::string head = "GET /owa/ HTTP/1.1\r\nHost: a\r\n\r\n";
+  SECTION("a run of CRLFs is part of the head's 64 KiB") {
+    std::string prefix;
+    for (int i = 0; i < 20000; ++i) prefix += "\r\n";
+    harness h(settings());
+    h.client(prefix + prefix + head);
+    CHECK(h.t.to_backend.empty());
+    CHECK(status_line(h.t.to_client) == "HTTP/1.1 431 Request Header Fields Too Large");
+    harness ok(settings());
+    ok.client(prefix + head);  // 40,000 + the head: within the limit, the CRLFs not passed on
+    CHECK(ok.t.take_backend() == "GET /owa/ HTTP/1.1\r\nHost: a\r\n" + xff);
+  }
+  SECTION("a trickle of CRLFs runs the request_head clock") {
+    auto clock = std::make_shared<std::chrono::steady_clock::time_point>();
+    auto s = settings();
+    s.request_head_timeout = std::chrono::seconds(10);
+    s.clock = [clock] { return *clock; };
+    harness h(s);
+    h.client("\r\n");
+    CHECK(h.machine.idle_limit() == std::chrono::milliseconds(10000));
+    *clock += std::chrono::seconds(5);
+    h.client("\r\n");
+    CHECK(h.machine.idle_limit() == std::chrono::milliseconds(5000));
+    *clock += std::chrono::seconds(5);
+    h.idle_timeout();
+    CHECK(status_line(h.t.to_client) == "HTTP/1.1 408 Request Timeout");
+  }
+}
+
 TEST_CASE("https: unknown and lowercase methods get 501 from the proxy",
           "[http][session][shield]") {
   for (const char* method : {"get", "Get", "post", "TRACE", "CONNECT", "FOO", "BPROPFIND"}) {
