@@ -694,7 +694,8 @@ void https_session::emit_record(exchange& ex) {
   e["bytes_out"] = ex.bytes_out;
   e["duration_ms"] =
       std::chrono::duration_cast<std::chrono::milliseconds>(now() - ex.started).count();
-  if (!ex.details.contains("origin")) e["origin"] = "backend";
+  // A refusal still waiting for its turn when the session ended was never relayed either.
+  if (!ex.details.contains("origin")) e["origin"] = ex.local ? "proxy" : "backend";
   for (auto& kv : ex.details) e[kv.key()] = kv.value();
   if (!ex.response_done && !ex.tunnel) e["incomplete"] = true;
   events_.push_back(std::move(e));

@@ -418,3 +418,17 @@ TEST_CASE("https: timeouts.request_head bounds a trickling head", "[http][sessio
     CHECK(h.machine.facts().reason.find("timeouts.request_head") != std::string::npos);
   }
 }
+
+TEST_CASE("https: a refusal still queued when the session ends is recorded as the proxy's",
+          "[http][session][shield]") {
+  // Found by fuzz_http_differential (corpus regression-refusal-behind-pending-response): the
+  // 400 waited behind a request the backend never answered; the session ended on the 504, and
+  // the record of the refused request said origin "backend" though nothing of it was relayed.
+  harness h(settings());
+  h.client("POST /EWS/a HTTP/1.1\r\nHost: a\r\n\r\nabcPOST /EWS/b HTTP/1.1\r\nHost: a\rX\r\n\r\n");
+  h.idle_timeout();
+  REQUIRE(h.t.records.size() == 2);
+  CHECK(h.t.records[0].at("status") == 504);
+  CHECK(h.t.records[1].at("origin") == "proxy");
+  CHECK(h.t.take_backend().find("/EWS/b") == std::string::npos);
+}
