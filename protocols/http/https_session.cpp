@@ -594,7 +594,7 @@ void https_session::on_client_eof(step_list& out) {
     return;
   }
   const bool inside_request =
-      head_started_ || !client_pending_.empty() || client_mode_ == client_mode::body;
+      !client_pending_.empty() || client_mode_ == client_mode::body;  // empty lines are not
   if (inside_request) {
     finish("client_closed", "the client closed the connection inside a request", out);
     return;
@@ -669,7 +669,7 @@ void https_session::maybe_close(step_list& out) {
   if (closed_ || !exchanges_.empty() || client_mode_ != client_mode::head) return;
   if (draining_) {
     finish("shutdown", "shutting down", out);
-  } else if (client_done_ && !head_started_ && client_pending_.empty()) {
+  } else if (client_done_ && client_pending_.empty()) {
     finish("", "", out);
   }
 }

@@ -432,3 +432,14 @@ TEST_CASE("https: a refusal still queued when the session ends is recorded as th
   CHECK(h.t.records[1].at("origin") == "proxy");
   CHECK(h.t.take_backend().find("/EWS/b") == std::string::npos);
 }
+
+TEST_CASE("https: an empty line after a request, then EOF, ends the session normally",
+          "[http][session][shield]") {
+  harness h(settings());
+  h.client("POST /owa/ HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx\r\n");
+  h.client_eof();
+  CHECK(h.t.closes == 0);  // the response is still owed
+  h.backend("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  CHECK(h.t.closes == 1);
+  CHECK(h.machine.facts().outcome.empty());
+}
