@@ -18,9 +18,10 @@
 //     │         └──Upgrade request ends──> held ──101──> tunnel (raw both ways)
 //     │                                        └──other status──> head (held bytes parsed)
 //     ├──path not allowed──> 404 (kept alive if the request had no body, else closed)
-//     ├──grammar (bare CR/LF, CTL, field name, version), smuggling, RPC method outside /rpc/,
-//     │  bad chunk framing──> 400; unknown or lowercase method──> 501; head > limit──> 431;
-//     │  head not complete within request_head_timeout──> 408: input ignored, closed
+//     ├──grammar (bare CR/LF, CTL, field name, version), smuggling, RPC method outside /rpc/
+//     │  ──> 400; unknown or lowercase method──> 501; head (empty lines before it included)
+//     │  > max_header_bytes──> 431; not complete within request_head_timeout of its first byte
+//     │  ──> 408 (or, behind a response still owed, a close): input ignored, closed
 //     └──(body) bad chunk framing──> back leg aborted, 400 if no response began, closed
 // Backend side: message (a parser per response; 1xx pass through; HEAD, 204, 304 have no body)
 //   ──101 to an Upgrade──> tunnel. RPC_OUT_DATA's long response is an ordinary message.
@@ -29,8 +30,8 @@
 // backend closing the pinned connection closes the client's, so a client never finds its
 // authenticated connection silently replaced.
 //
-// Audit: one `http.request` per exchange when both its request and its response are done (a
-// tunnel's when its response head arrives, or when the connection ends), in order: method, path
+// Audit: one `http.request` per exchange when both its request and its response are done (an
+// Upgrade's at its 101, or when the connection ends), in order: method, path
 // (as sent, without the query), status (the final one; 1xx are not counted), bytes_in/bytes_out
 // (the whole messages on the wire, heads included, as received from the client and as sent to
 // it — X-Forwarded-* not counted; interim responses included), duration_ms (first request byte to
