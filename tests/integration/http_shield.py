@@ -7,7 +7,7 @@ readers of what a backend receives.
   names are folded as IIS folds them ('_' read as '-'), chunk sizes are read up to ';' or
   whitespace, extensions ignored. That is the backend the issue's smuggling vectors were shown
   against: whatever it takes as a request boundary, it answers. No real server does all of this on
-  demand, hence a small fake (allowed for exactly this, SPEC/PEERS: a byte-logging backend).
+  demand, hence a small fake that records exactly which bytes arrived.
 * tolerant_requests(data) — that reader, as a pure function.
 * strict_requests(data) — h11 (Debian's python3-h11, 0.14), the strict reader of the backend's
   side: the requests an RFC 9112 parser finds in the same bytes, or the error it stops at.
