@@ -84,6 +84,9 @@ struct timeouts_config {
   duration handshake = 15s;
   duration idle = 5min;
   duration connect = 10s;
+  // HTTPS: a request head must be complete this long after its first byte, however it trickles
+  // (SPEC §7.1; 408 beyond). Other protocols ignore it.
+  duration request_head = 30s;
 };
 
 struct backend_config {

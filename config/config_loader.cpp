@@ -380,7 +380,8 @@ class loader {
   void read_timeouts(const toml::table& t, const std::string& path, timeouts_config& out) {
     table_reader r(t, path, sink_);
     for (auto [key, field] : {std::pair{"handshake", &out.handshake}, std::pair{"idle", &out.idle},
-                              std::pair{"connect", &out.connect}}) {
+                              std::pair{"connect", &out.connect},
+                              std::pair{"request_head", &out.request_head}}) {
       if (r.read_duration(key, *field) && field->count() == 0)
         sink_.add_at_key(r.path_of(key), "must be greater than 0");
     }

@@ -61,6 +61,7 @@ std::unique_ptr<protocols::session_machine> make_session_machine(
       protocols::http::session_settings s;
       s.allow_paths = l.http.allow_paths;
       s.request_timeout = l.http.request_timeout;
+      s.request_head_timeout = l.timeouts.request_head;
       s.forwarded_headers = l.http.forwarded_headers;
       s.audit_envelope = root.audit.envelope;
       return std::make_unique<protocols::http::https_session>(std::move(s));

@@ -8,6 +8,8 @@
 #include <boost/url/url_view.hpp>
 #include <cctype>
 
+#include "protocols/http/http_grammar.hpp"
+
 namespace tlsbridge::protocols::http {
 
 namespace {
@@ -116,8 +118,12 @@ const char* reason_phrase(unsigned status) {
       return "Bad Request";
     case 404:
       return "Not Found";
+    case 408:
+      return "Request Timeout";
     case 431:
       return "Request Header Fields Too Large";
+    case 501:
+      return "Not Implemented";
     case 502:
       return "Bad Gateway";
     case 503:
@@ -216,8 +222,11 @@ std::string raw_path(std::string_view target) {
   return std::string(target.substr(0, target.find('?')));
 }
 
-std::string forwarded_head(std::string_view raw_head, std::string_view client_ip,
-                           std::string_view proto) {
+namespace {
+
+// The head's lines without the blank line, less fields IIS would fold onto others and, when
+// `drop_forwarded`, the client's X-Forwarded-For/-Proto.
+std::string relayed_lines(std::string_view raw_head, bool drop_forwarded) {
   std::string out;
   out.reserve(raw_head.size() + 64);
   std::size_t pos = 0;
@@ -230,12 +239,27 @@ std::string forwarded_head(std::string_view raw_head, std::string_view client_ip
     if (line.empty()) break;  // the blank line ending the head
     if (!first) {
       std::string_view name = trim(line.substr(0, line.find(':')));
-      if (iequals(name, "X-Forwarded-For") || iequals(name, "X-Forwarded-Proto")) continue;
+      if (drop_forwarded &&
+          (iequals(name, "X-Forwarded-For") || iequals(name, "X-Forwarded-Proto")))
+        continue;
+      if (folded_field_name(name)) continue;
     }
     first = false;
     out.append(line);
     out += "\r\n";
   }
+  return out;
+}
+
+}  // namespace
+
+std::string strip_folded_fields(std::string_view raw_head) {
+  return relayed_lines(raw_head, false) + "\r\n";
+}
+
+std::string forwarded_head(std::string_view raw_head, std::string_view client_ip,
+                           std::string_view proto) {
+  std::string out = relayed_lines(raw_head, true);
   out += "X-Forwarded-For: ";
   out += client_ip;
   out += "\r\nX-Forwarded-Proto: ";

@@ -40,10 +40,14 @@ std::string raw_path(std::string_view target);
 
 // The head to send to the backend: the client's own bytes with any X-Forwarded-For and
 // X-Forwarded-Proto it sent removed (they cannot be spoofed) and ours added before the blank line.
+// Fields whose names IIS folds onto others (`_`, see folded_field_name) are removed too, so no
+// X_Forwarded_For can shadow ours.
 std::string forwarded_head(std::string_view raw_head, std::string_view client_ip,
                            std::string_view proto);
+// The head as received less the fields IIS folds onto others (forwarded_headers = false).
+std::string strip_folded_fields(std::string_view raw_head);
 
-// A small response from the proxy itself (404, 400, 431, 502, 504), text/plain.
+// A small response from the proxy itself (400, 404, 408, 431, 501, 502, 504), text/plain.
 std::string proxy_response(unsigned status, bool close);
 
 // RFC 4648 base64, standard or URL-safe alphabet, padding optional; nullopt on any other byte.

@@ -1,8 +1,10 @@
 #include "protocols/http/https_session.hpp"
 
 #include <algorithm>
+#include <boost/json/array.hpp>
 #include <cctype>
 
+#include "protocols/http/http_grammar.hpp"
 #include "protocols/http/http_request_info.hpp"
 
 namespace tlsbridge::protocols::http {
@@ -37,10 +39,22 @@ std::chrono::steady_clock::time_point https_session::now() const {
 std::optional<std::chrono::milliseconds> https_session::idle_limit() const {
   // A request in flight may be held by the backend (ActiveSync Ping up to its heartbeat, RPC
   // channels half-duplex for long): request_timeout. Between requests: the listener's idle.
+  std::optional<std::chrono::milliseconds> limit;
   if (client_mode_ == client_mode::tunnel || backend_mode_ == backend_mode::tunnel ||
       !exchanges_.empty())
-    return settings_.request_timeout;
-  return std::nullopt;
+    limit = settings_.request_timeout;
+  // A request head must complete within request_head from its first byte, however it trickles
+  // (SPEC §7.1). The driver measures from the last activity, which is when this machine last
+  // heard from either side: the limit it is given shrinks by what has passed since.
+  if (const auto left = head_time_left(); left && (!limit || *left <= *limit)) limit = left;
+  return limit;
+}
+
+std::optional<std::chrono::milliseconds> https_session::head_time_left() const {
+  if (client_mode_ != client_mode::head || !head_started_) return std::nullopt;
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      request_started_ + settings_.request_head_timeout - last_event_);
+  return std::max(left, std::chrono::milliseconds(1));
 }
 
 std::string https_session::service_unavailable() const {
@@ -62,6 +76,7 @@ https_session::exchange* https_session::response_front() {
 
 void https_session::on_client_data(std::string_view data, step_list& out) {
   if (closed_) return;
+  last_event_ = now();
   switch (client_mode_) {
     case client_mode::tunnel:
       if (!exchanges_.empty() && !exchanges_.back().recorded)
@@ -91,13 +106,7 @@ void https_session::on_client_data(std::string_view data, step_list& out) {
 void https_session::process_client(step_list& out) {
   while (!closed_ && !client_pending_.empty()) {
     if (client_mode_ == client_mode::head) {
-      if (!request_) {
-        // RFC 9112 §2.2: empty lines before a request line are ignored.
-        if (client_pending_.front() == '\r' || client_pending_.front() == '\n') {
-          const auto skip = client_pending_.find_first_not_of("\r\n");
-          client_pending_.erase(0, skip);
-          continue;
-        }
+      if (!head_started_) {
         if (exchanges_.size() >= settings_.max_pending_exchanges) {
           finish("limit",
                  "more than " + std::to_string(settings_.max_pending_exchanges) +
@@ -105,56 +114,82 @@ void https_session::process_client(step_list& out) {
                  out);
           return;
         }
-        request_.emplace(message_parser::kind::request, settings_.max_header_bytes);
+        // The head's clock and its byte count start at its first byte, empty lines included:
+        // neither a trickle of CRLFs nor a run of them gets around request_head or the limit.
+        head_started_ = true;
+        head_prefix_ = 0;
+        head_scanned_ = 0;
         request_started_ = now();
       }
-      std::error_code ec;
-      std::size_t n = 0;
-      if (bare_line_ending()) {
-        ec = parse_errc::malformed;  // Beast would wait for a CRLF CRLF that never comes
-      } else {
-        n = request_->put(client_pending_, ec);
-        request_head_.append(client_pending_, 0, n);
-        client_pending_.erase(0, n);
+      if (head_scanned_ == 0) {
+        // RFC 9112 §2.2: empty lines (CRLF) before a request line are ignored and not passed on;
+        // a bare CR or LF there is refused like one inside the head.
+        std::size_t skip = 0;
+        while (skip + 1 < client_pending_.size() && client_pending_[skip] == '\r' &&
+               client_pending_[skip + 1] == '\n')
+          skip += 2;
+        client_pending_.erase(0, skip);
+        head_prefix_ += skip;
+        if (head_prefix_ >= settings_.max_header_bytes) {
+          refuse_head(431,
+                      "request head over " + std::to_string(settings_.max_header_bytes) +
+                          " bytes (RFC 6585 §5), empty lines before it included",
+                      out);
+          return;
+        }
+        if (client_pending_.empty() || client_pending_ == "\r") return;  // need more
       }
-      if (ec) {
-        exchanges_.emplace_back();
-        exchange& ex = exchanges_.back();
-        ex.method = request_->head().method;
-        ex.path = raw_path(request_->head().target);
-        ex.started = request_started_;
-        ex.bytes_in = request_head_.size() + client_pending_.size();
-        const bool too_large = ec == parse_errc::header_too_large;
-        refuse_request(
-            ex, too_large ? 431 : 400,
-            too_large ? "request head over " + std::to_string(settings_.max_header_bytes) + " bytes"
-                      : "bad request: " + ec.message(),
-            out);
-        return;
+      // The head is framed here, not by Beast: CRLF only, and its size counted exactly over
+      // everything received since its first byte, however the client split it.
+      const head_scan scan =
+          scan_head(client_pending_, head_scanned_, settings_.max_header_bytes - head_prefix_);
+      switch (scan.what) {
+        case head_scan::result::need_more:
+          head_scanned_ = scan.scanned;
+          return;
+        case head_scan::result::bare_line_ending:
+          refuse_head(400, "a bare CR or LF in the request head (RFC 9112 §2.2)", out);
+          return;
+        case head_scan::result::too_large:
+          refuse_head(431,
+                      "request head over " + std::to_string(settings_.max_header_bytes) +
+                          " bytes (RFC 6585 §5)",
+                      out);
+          return;
+        case head_scan::result::complete:
+          break;
       }
-      if (!request_->header_done()) return;  // need more
-      std::string raw = std::move(request_head_);
-      request_head_.clear();
+      std::string raw = client_pending_.substr(0, scan.length);
+      client_pending_.erase(0, scan.length);
+      head_started_ = false;
       on_request_head(raw, out);
-      if (!closed_ && request_ && request_->done()) request_complete(out);
       continue;
     }
     if (client_mode_ == client_mode::body) {
       exchange& ex = exchanges_.back();
-      std::error_code ec;
-      const std::size_t n = request_->put(client_pending_, ec);
-      if (n) {
-        ex.bytes_in += n;
-        out.send_backend(client_pending_.substr(0, n));
-        client_pending_.erase(0, n);
+      std::string forward;
+      std::size_t n = 0;
+      bool done = false;
+      std::string error;
+      if (chunked_) {
+        // Re-serialised: only framing the decoder validated reaches the backend.
+        n = chunked_->put(client_pending_, forward);
+        done = chunked_->done();
+        error = chunked_->error();
+      } else {
+        n = static_cast<std::size_t>(std::min<std::uint64_t>(body_left_, client_pending_.size()));
+        forward.assign(client_pending_, 0, n);
+        body_left_ -= n;
+        done = body_left_ == 0;
       }
-      if (!ec && n == 0 && !request_->done() && client_pending_.size() > settings_.max_header_bytes)
-        ec = parse_errc::bad_chunk;  // a chunk-size line that never ends
-      if (ec) {
+      ex.bytes_in += n;
+      client_pending_.erase(0, n);
+      if (!forward.empty()) out.send_backend(std::move(forward));
+      if (!error.empty()) {
         // Part of this request is at the backend already: drop the back leg (it must not take
         // the rest as a new request), answer 400 if no response has begun, and close.
         ex.request_done = true;
-        ex.details["reason"] = "bad request body: " + ec.message();
+        ex.details["reason"] = "bad request body: " + error;
         out.abort_backend();
         if (response_front() == &ex && !ex.response_started) {
           std::string wire = proxy_response(400, true);
@@ -164,15 +199,15 @@ void https_session::process_client(step_list& out) {
           ex.response_started = ex.response_done = true;
           ex.details["origin"] = "proxy";
         }
-        finish("", "bad request body: " + ec.message(), out);
+        finish("", "bad request body: " + error, out);
         return;
       }
-      if (request_->done()) {
+      if (done) {
+        chunked_.reset();
         request_complete(out);
         continue;
       }
-      if (n == 0) return;  // need more
-      continue;
+      return;  // need more
     }
     if (client_mode_ == client_mode::held) {
       held_ += client_pending_;
@@ -195,28 +230,56 @@ void https_session::process_client(step_list& out) {
   }
 }
 
-bool https_session::bare_line_ending() const {
-  // Only the head is looked at: a body may hold any bytes.
-  const std::size_t end = std::min(client_pending_.find("\r\n\r\n"), client_pending_.size());
-  for (std::size_t i = 0; i < end; ++i) {
-    const char c = client_pending_[i];
-    const char before =
-        i ? client_pending_[i - 1] : (request_head_.empty() ? '\0' : request_head_.back());
-    if (c == '\n' && before != '\r') return true;
-    if (c == '\r' && i + 1 < client_pending_.size() && client_pending_[i + 1] != '\n') return true;
+void https_session::refuse_head(unsigned status, std::string reason, step_list& out) {
+  // The head never became a request: the record names what its first line says, bounded.
+  exchanges_.emplace_back();
+  exchange& ex = exchanges_.back();
+  const std::string_view pending(client_pending_);
+  const std::string_view line =
+      pending.substr(0, std::min<std::size_t>(pending.find_first_of("\r\n"), 512));
+  const auto sp = line.find(' ');
+  ex.method = std::string(line.substr(0, std::min<std::size_t>(sp, 64)));
+  if (sp != std::string_view::npos) {
+    const std::string_view rest = line.substr(sp + 1);
+    ex.path = raw_path(rest.substr(0, rest.find(' ')));
   }
-  return false;
+  ex.started = request_started_;
+  ex.bytes_in = client_pending_.size();
+  head_started_ = false;
+  refuse_request(ex, status, std::move(reason), out);
 }
 
 void https_session::on_request_head(std::string_view raw_head, step_list& out) {
-  const message_head& h = request_->head();
   exchanges_.emplace_back();
   exchange& ex = exchanges_.back();
-  ex.method = h.method;
-  ex.path = raw_path(h.target);
+  {
+    const std::string_view line = raw_head.substr(0, raw_head.find("\r\n"));
+    const auto sp = line.find(' ');
+    ex.method = std::string(line.substr(0, std::min<std::size_t>(sp, 64)));
+    if (sp != std::string_view::npos) {
+      const std::string_view rest = line.substr(sp + 1);
+      ex.path = raw_path(rest.substr(0, rest.find(' ')));
+    }
+  }
   ex.started = request_started_;
   ex.bytes_in = raw_head.size();
-  ex.head_request = iequals(h.method, "HEAD");
+
+  // Tokenised by the RFC grammar first (SPEC §7.1); Beast then reads the fields of a head that
+  // is known to be well-formed, and the smuggling checks judge its framing.
+  if (auto bad = check_head_grammar(raw_head)) {
+    refuse_request(ex, bad->status, bad->reason, out);
+    return;
+  }
+  message_parser parser(message_parser::kind::request, raw_head.size() + 1);
+  std::error_code ec;
+  const std::size_t used = parser.put(raw_head, ec);
+  if (ec || used != raw_head.size() || !parser.header_done()) {
+    refuse_request(ex, ec == parse_errc::header_too_large ? 431 : 400,
+                   "bad request: " + (ec ? ec.message() : std::string("head not understood")), out);
+    return;
+  }
+  const message_head& h = parser.head();
+  ex.head_request = h.method == "HEAD";
 
   if (const std::string* authorization = h.find("Authorization")) {
     auth_info auth = parse_authorization(*authorization);
@@ -247,28 +310,42 @@ void https_session::on_request_head(std::string_view raw_head, step_list& out) {
     }
   }
 
+  const bool has_body = h.chunked || h.content_length.value_or(0) > 0;
+  if (normalized && path_allowed(*normalized, settings_.allow_paths) && rpc_method(h.method) &&
+      !path_allowed(*normalized, {"/rpc"})) {
+    // Outlook Anywhere's channels live under /rpc/ (MS-RPCH §2.1.2.1); elsewhere the method
+    // means nothing to Exchange but could still reach IIS modules on an allowed path.
+    refuse_request(ex, 400, "RPC_IN_DATA/RPC_OUT_DATA outside /rpc/ (MS-RPCH §2.1.2.1)", out);
+    return;
+  }
   if (!normalized || !path_allowed(*normalized, settings_.allow_paths)) {
     // Never reaches the backend, and no backend connection is opened for it. A body that
     // follows is not read through: the 404 closes the connection instead.
-    const bool has_body = !request_->done();
     ex.local = true;
     ex.status = 404;
     ex.close_after = has_body || !h.keep_alive;
     ex.local_wire = proxy_response(404, ex.close_after);
     ex.details["reason"] = "path not in allow_paths";
-    if (has_body) {
-      ex.request_done = true;
-      request_.reset();
-      client_mode_ = client_mode::ignore;
-      client_pending_.clear();
+    if (!has_body) {
+      request_complete(out);
+      return;
     }
+    ex.request_done = true;
+    client_mode_ = client_mode::ignore;
+    client_pending_.clear();
     flush_local(out);
     return;
   }
 
-  // Outlook Anywhere's channels are long-lived byte streams after their head (MS-RPCH §2.1.2.1).
-  ex.tunnel = iequals(h.method, "RPC_IN_DATA") || iequals(h.method, "RPC_OUT_DATA");
-  ex.upgrade = !ex.tunnel && h.find("Upgrade") != nullptr;
+  // Fields whose names IIS folds onto others (X_Forwarded_For → X-Forwarded-For) are dropped,
+  // as nginx does with underscores_in_headers off: stripping cannot widen what reaches the
+  // backend, and clients that send them (older device firmware) keep working.
+  boost::json::array stripped;
+  for (const auto& f : h.fields)
+    if (folded_field_name(f.name) && stripped.size() < 16) stripped.emplace_back(f.name);
+  if (!stripped.empty()) ex.details["stripped_fields"] = std::move(stripped);
+
+  ex.upgrade = h.find("Upgrade") != nullptr;
   if (!backend_open_) {
     backend_open_ = true;
     out.connect_backend();
@@ -276,27 +353,24 @@ void https_session::on_request_head(std::string_view raw_head, step_list& out) {
   out.send_backend(settings_.forwarded_headers
                        ? forwarded_head(raw_head, connection_.client_ip,
                                         connection_.front_tls ? "https" : "http")
-                       : std::string(raw_head));
-  if (ex.tunnel) {
-    ex.request_done = true;
-    ex.details["tunnel"] = true;
-    request_.reset();
-    client_mode_ = client_mode::tunnel;
-    if (!client_pending_.empty()) {
-      ex.bytes_in += client_pending_.size();
-      out.send_backend(std::move(client_pending_));
-      client_pending_.clear();
-    }
-    return;
+                       : strip_folded_fields(raw_head));
+  // The body is framed by the head the proxy checked, also for RPC_IN_DATA (its Content-Length
+  // bounds the channel, MS-RPCH §2.1.2.1.1): what follows it is a new request, checked again.
+  if (h.chunked) {
+    chunked_.emplace(settings_.max_header_bytes);
+    client_mode_ = client_mode::body;
+  } else if (has_body) {
+    body_left_ = *h.content_length;
+    client_mode_ = client_mode::body;
+  } else {
+    request_complete(out);
   }
-  client_mode_ = client_mode::body;
 }
 
 void https_session::request_complete(step_list& out) {
   if (closed_ || exchanges_.empty()) return;
   exchange& ex = exchanges_.back();
   ex.request_done = true;
-  request_.reset();
   if (ex.upgrade && !ex.response_done) {
     // What follows may be the new protocol (RFC 9110 §7.8): hold it until the answer says.
     client_mode_ = client_mode::held;
@@ -316,8 +390,8 @@ void https_session::refuse_request(exchange& ex, unsigned status, std::string re
   ex.request_done = true;
   ex.local_wire = proxy_response(status, true);
   ex.details["reason"] = reason;
-  request_.reset();
-  request_head_.clear();
+  head_started_ = false;
+  chunked_.reset();
   client_pending_.clear();
   client_mode_ = client_mode::ignore;
   refusal_reason_ = std::move(reason);
@@ -329,6 +403,7 @@ void https_session::refuse_request(exchange& ex, unsigned status, std::string re
 
 void https_session::on_backend_data(std::string_view data, step_list& out) {
   if (closed_) return;
+  last_event_ = now();
   backend_pending_.append(data);
   process_backend(out);
   if (backend_pending_.empty()) std::string().swap(backend_pending_);
@@ -338,10 +413,7 @@ void https_session::process_backend(step_list& out) {
   while (!closed_ && !backend_pending_.empty()) {
     if (backend_mode_ == backend_mode::tunnel) {
       exchange* t = exchanges_.empty() ? nullptr : &exchanges_.back();
-      if (t && !t->recorded) {
-        t->bytes_out += backend_pending_.size();
-        snoop_tunnel_head(*t, backend_pending_);
-      }
+      if (t && !t->recorded) t->bytes_out += backend_pending_.size();
       out.send_client(std::move(backend_pending_));
       backend_pending_.clear();
       break;
@@ -350,13 +422,6 @@ void https_session::process_backend(step_list& out) {
     if (!ex || ex->local) {
       finish("", "the backend sent bytes with no request awaiting them", out);
       return;
-    }
-    if (ex->tunnel) {
-      // The RPC channel's turn: from here every backend byte is the channel's; its head is
-      // read on the side for the audit record.
-      backend_mode_ = backend_mode::tunnel;
-      tunnel_snoop_.emplace(message_parser::kind::response, settings_.max_header_bytes);
-      continue;
     }
     if (!response_)
       response_.emplace(message_parser::kind::response, settings_.max_header_bytes,
@@ -416,6 +481,7 @@ void https_session::on_response_head(exchange& ex, std::string_view raw_head, st
     }
     out.send_client(std::string(raw_head));
     ex.status = 101;
+    ex.tunnel = true;
     ex.request_done = ex.response_done = true;
     ex.details["tunnel"] = true;
     response_.reset();
@@ -459,37 +525,9 @@ void https_session::bad_backend_response(exchange& ex, std::string reason, step_
   finish("", "malformed backend " + reason, out);
 }
 
-void https_session::snoop_tunnel_head(exchange& ex, std::string_view data) {
-  if (!tunnel_snoop_ || ex.tunnel == false) return;
-  tunnel_snoop_pending_.append(data);
-  while (tunnel_snoop_ && !tunnel_snoop_pending_.empty()) {
-    std::error_code ec;
-    const std::size_t n = tunnel_snoop_->put(tunnel_snoop_pending_, ec);
-    tunnel_snoop_pending_.erase(0, n);
-    if (ec) {
-      ex.details["reason"] = "tunnel response head: " + ec.message();
-      tunnel_snoop_.reset();
-      break;
-    }
-    if (!tunnel_snoop_->header_done()) return;  // need more
-    const unsigned status = tunnel_snoop_->head().status;
-    if (status / 100 == 1 && status != 101) {
-      tunnel_snoop_.emplace(message_parser::kind::response, settings_.max_header_bytes);
-      continue;
-    }
-    ex.status = status;
-    ex.response_started = true;
-    tunnel_snoop_.reset();
-  }
-  tunnel_snoop_pending_.clear();
-  tunnel_snoop_pending_.shrink_to_fit();
-  emit_record(ex);
-}
-
 void https_session::start_tunnel(step_list& out) {
   client_mode_ = client_mode::tunnel;
   backend_mode_ = backend_mode::tunnel;
-  request_.reset();
   std::string early = std::move(held_);
   held_.clear();
   early += client_pending_;
@@ -556,7 +594,7 @@ void https_session::on_client_eof(step_list& out) {
     return;
   }
   const bool inside_request =
-      request_.has_value() || !client_pending_.empty() || client_mode_ == client_mode::body;
+      !client_pending_.empty() || client_mode_ == client_mode::body;  // empty lines are not
   if (inside_request) {
     finish("client_closed", "the client closed the connection inside a request", out);
     return;
@@ -570,6 +608,19 @@ void https_session::on_client_eof(step_list& out) {
 
 void https_session::on_idle_timeout(step_list& out) {
   if (closed_) return;
+  const auto head_left = head_time_left();
+  if (head_left && (exchanges_.empty() || *head_left <= settings_.request_timeout)) {
+    // The head deadline is what fired (idle_limit gave the driver the nearer of the two).
+    const std::string reason = "request head not complete within timeouts.request_head (" +
+                               std::to_string(settings_.request_head_timeout.count()) + " ms)";
+    if (!response_front()) {
+      facts_.outcome = "timeout";
+      refuse_head(408, reason, out);  // its turn: answer 408 (RFC 9110 §15.5.9) and close
+      return;
+    }
+    finish("timeout", reason, out);
+    return;
+  }
   exchange* ex = response_front();
   if (ex && !ex->local && !ex->tunnel && !ex->response_started &&
       backend_mode_ == backend_mode::message) {
@@ -618,7 +669,7 @@ void https_session::maybe_close(step_list& out) {
   if (closed_ || !exchanges_.empty() || client_mode_ != client_mode::head) return;
   if (draining_) {
     finish("shutdown", "shutting down", out);
-  } else if (client_done_ && !request_ && client_pending_.empty()) {
+  } else if (client_done_ && client_pending_.empty()) {
     finish("", "", out);
   }
 }
@@ -643,7 +694,8 @@ void https_session::emit_record(exchange& ex) {
   e["bytes_out"] = ex.bytes_out;
   e["duration_ms"] =
       std::chrono::duration_cast<std::chrono::milliseconds>(now() - ex.started).count();
-  if (!ex.details.contains("origin")) e["origin"] = "backend";
+  // A refusal still waiting for its turn when the session ended was never relayed either.
+  if (!ex.details.contains("origin")) e["origin"] = ex.local ? "proxy" : "backend";
   for (auto& kv : ex.details) e[kv.key()] = kv.value();
   if (!ex.response_done && !ex.tunnel) e["incomplete"] = true;
   events_.push_back(std::move(e));

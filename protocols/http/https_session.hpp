@@ -2,35 +2,43 @@
 // driver terminated and one pinned backend connection, opened on the first allowed request
 // (connect_backend) and never shared — NTLM and Negotiate authenticate the TCP connection.
 //
-// Bytes are forwarded as they are parsed, never re-serialised and never buffered whole: a request
-// head goes on with X-Forwarded-For/-Proto put in, bodies (Content-Length or chunked, framing
-// included) as the parser consumes them; responses the same way. Each request is one `exchange`
+// Requests are tokenised by the RFC grammar (SPEC §7.1, http_grammar): the head is framed here
+// (CRLF only, at most max_header_bytes however split, complete within request_head_timeout of its
+// first byte), checked (grammar, method set, smuggling, allow_paths, RPC methods only under /rpc/)
+// and goes on with X-Forwarded-For/-Proto put in and fields IIS would fold (`_`) stripped; a body
+// is framed by that head, never buffered whole: Content-Length bytes as they come, chunked bodies
+// re-serialised from what the strict decoder validated (no extensions, no trailers). Responses
+// are forwarded as Beast's parser consumes them. Each request is one `exchange`
 // in a queue; responses are matched to exchanges in order (RFC 9112 §9.3.2), which is also how
 // pipelined requests work: they are forwarded as they arrive and the proxy's own answers (404, 400)
 // wait their turn behind earlier backend responses.
 //
 // Client side, one mode at a time:
-//   head ──allowed──> body (forwarded) ──message end──> head
-//     │         └──RPC_IN_DATA/RPC_OUT_DATA──> tunnel (raw both ways)
-//     │         └──Upgrade request ends──> held ──101──> tunnel
+//   head ──checked and allowed──> body (framed by the head, also RPC_IN_DATA) ──body end──> head
+//     │         └──Upgrade request ends──> held ──101──> tunnel (raw both ways)
 //     │                                        └──other status──> head (held bytes parsed)
 //     ├──path not allowed──> 404 (kept alive if the request had no body, else closed)
-//     └──bad framing (smuggling), head > 64 KiB──> 400 / 431, input ignored, closed
+//     ├──grammar (bare CR/LF, CTL, field name, version), smuggling, RPC method outside /rpc/
+//     │  ──> 400; unknown or lowercase method──> 501; head (empty lines before it included)
+//     │  > max_header_bytes──> 431; not complete within request_head_timeout of its first byte
+//     │  ──> 408 (or, behind a response still owed, a close): input ignored, closed
+//     └──(body) bad chunk framing──> back leg aborted, 400 if no response began, closed
 // Backend side: message (a parser per response; 1xx pass through; HEAD, 204, 304 have no body)
-//   ──101 to an Upgrade, or an RPC exchange's turn──> tunnel.
+//   ──101 to an Upgrade──> tunnel. RPC_OUT_DATA's long response is an ordinary message.
 // Failures: connect failed → 502; backend closed before a response head → 502; no response head
 // within request_timeout (the driver's idle watchdog while a request is in flight) → 504. The
 // backend closing the pinned connection closes the client's, so a client never finds its
 // authenticated connection silently replaced.
 //
-// Audit: one `http.request` per exchange when both its request and its response are done (a
-// tunnel's when its response head arrives, or when the connection ends), in order: method, path
+// Audit: one `http.request` per exchange when both its request and its response are done (an
+// Upgrade's at its 101, or when the connection ends), in order: method, path
 // (as sent, without the query), status (the final one; 1xx are not counted), bytes_in/bytes_out
 // (the whole messages on the wire, heads included, as received from the client and as sent to
 // it — X-Forwarded-* not counted; interim responses included), duration_ms (first request byte to
-// the response's end), origin ("backend" or "proxy" for 404/400/431/502/504), auth {scheme, user,
-// domain, ntlm_message}, activesync {form, cmd, user, device_id, device_type, protocol_version},
-// and reason / tunnel / incomplete when they apply. User names only with [audit] envelope.
+// the response's end), origin ("backend" or "proxy" for 400/404/408/431/501/502/504), auth {scheme,
+// user, domain, ntlm_message}, activesync {form, cmd, user, device_id, device_type,
+// protocol_version}, and reason / tunnel / incomplete / stripped_fields when they apply. User names
+// only with [audit] envelope.
 #pragma once
 
 #include <boost/json/object.hpp>
@@ -43,6 +51,7 @@
 #include <vector>
 
 #include "protocols/common/session_machine.hpp"
+#include "protocols/http/http_grammar.hpp"
 #include "protocols/http/http_message_parser.hpp"
 
 namespace tlsbridge::protocols::http {
@@ -62,6 +71,8 @@ struct session_settings {
   std::size_t max_header_bytes = 64 * 1024;  // SPEC §4: header ≤ 64 KiB (431 beyond)
   std::size_t max_pending_exchanges = 100;   // pipelined requests awaiting responses
   std::size_t max_held_bytes = 64 * 1024;    // client bytes after an Upgrade request, held
+  // timeouts.request_head: a request head must be complete this long after its first byte.
+  std::chrono::milliseconds request_head_timeout = std::chrono::seconds(30);
   // The clock for duration_ms (tests inject their own).
   std::function<std::chrono::steady_clock::time_point()> clock;
 };
@@ -98,7 +109,7 @@ class https_session final : public session_machine {
     bool close_after = false;  // local: the connection ends after it
     bool head_request = false;
     bool upgrade = false;  // held bytes wait for its response (101 → tunnel)
-    bool tunnel = false;   // RPC_IN_DATA / RPC_OUT_DATA
+    bool tunnel = false;   // switched protocols (101): raw both ways
     bool request_done = false;
     bool response_started = false;  // some of its response reached the client
     bool response_done = false;
@@ -112,8 +123,10 @@ class https_session final : public session_machine {
 
   std::chrono::steady_clock::time_point now() const;
   void process_client(step_list& out);
-  // A line of the pending head ends in a bare LF or CR (RFC 9112 §2.2: refused, not guessed at).
-  bool bare_line_ending() const;
+  // How long the head being received has left, or nullopt when none is.
+  std::optional<std::chrono::milliseconds> head_time_left() const;
+  // Refuses the head being received (bare line end, too large, too slow) before it was parsed.
+  void refuse_head(unsigned status, std::string reason, step_list& out);
   void on_request_head(std::string_view raw_head, step_list& out);
   void request_complete(step_list& out);
   void refuse_request(exchange& ex, unsigned status, std::string reason, step_list& out);
@@ -121,7 +134,6 @@ class https_session final : public session_machine {
   void on_response_head(exchange& ex, std::string_view raw_head, step_list& out);
   void response_complete(exchange& ex, step_list& out);
   void bad_backend_response(exchange& ex, std::string reason, step_list& out);
-  void snoop_tunnel_head(exchange& ex, std::string_view data);
   void start_tunnel(step_list& out);
   // Sends the proxy's own answers whose turn has come, writes finished records, and closes when
   // the connection is done (client gone, or draining) at an exchange boundary.
@@ -137,16 +149,18 @@ class https_session final : public session_machine {
   client_mode client_mode_ = client_mode::head;
   backend_mode backend_mode_ = backend_mode::message;
   std::deque<exchange> exchanges_;
-  std::optional<message_parser> request_;
   std::optional<message_parser> response_;
-  std::string client_pending_;   // bytes the request parser has not consumed yet (bounded)
-  std::string backend_pending_;  // the same for responses
-  std::string request_head_;     // the raw head of the request being parsed
-  std::string response_head_;    // the raw head of the response being parsed
-  std::string held_;             // client bytes after an Upgrade request, until its answer
-  std::optional<message_parser> tunnel_snoop_;  // reads a tunnel's response head for the audit
-  std::string tunnel_snoop_pending_;
+  std::optional<chunked_decoder> chunked_;  // the request body being read, when chunked
+  std::uint64_t body_left_ = 0;             // the request body being read, Content-Length
+  std::string client_pending_;    // client bytes not consumed yet (a head: ≤ max_header_bytes)
+  std::string backend_pending_;   // the same for responses
+  std::string response_head_;     // the raw head of the response being parsed
+  std::string held_;              // client bytes after an Upgrade request, until its answer
+  bool head_started_ = false;     // a request head is being received (request_started_ is set)
+  std::size_t head_scanned_ = 0;  // how far scan_head has looked into client_pending_
+  std::size_t head_prefix_ = 0;   // empty lines skipped before the head (counted in its limit)
   std::chrono::steady_clock::time_point request_started_;  // first byte of the current request
+  std::chrono::steady_clock::time_point last_event_;       // last bytes from either side
   std::string refusal_reason_;  // why a refused request closes the connection
   bool backend_open_ = false;   // connect_backend was asked and not refused
   bool backend_gone_ = false;

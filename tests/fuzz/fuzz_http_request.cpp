@@ -19,9 +19,9 @@
 //  * Smuggling: the backend stream, parsed as the backend parses it, is a sequence of requests each
 //    of which passes check_request (one Host, at most one Content-Length, no CL with TE, TE exactly
 //    "chunked", no obs-fold, a path target) and whose normalised path is in allow_paths, with
-//    exactly the proxy's X-Forwarded-For and X-Forwarded-Proto when those are on. It stops at a
-//    tunnel (RPC_IN_DATA/RPC_OUT_DATA, Upgrade) and when the back leg is aborted; it never fails to
-//    parse otherwise.
+//    exactly the proxy's X-Forwarded-For and X-Forwarded-Proto when those are on. It stops at an
+//    Upgrade (a 101 makes a tunnel; RPC_IN_DATA/RPC_OUT_DATA bodies are framed, issue 12) and when
+//    the back leg is aborted; it never fails to parse otherwise.
 //  * Audit: every http.request record has method, path, status, bytes, origin; no user name in it
 //    without audit_envelope.
 //  * Pure functions: normalized_path never yields "//", "\", control characters or a segment of
@@ -163,13 +163,6 @@ bool valid_utf8(std::string_view s) {
       if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
     i += n + 1;
   }
-  return true;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if ((a[i] | 0x20) != (b[i] | 0x20)) return false;
   return true;
 }
 
@@ -480,8 +473,8 @@ class harness {
           FUZZ_CHECK(xff.size() == 1 && xff.front() == client_ip);
           FUZZ_CHECK(xfp.size() == 1 && xfp.front() == "https");
         }
-        if (iequals(h.method, "RPC_IN_DATA") || iequals(h.method, "RPC_OUT_DATA") || h.find("Upgrade")) {
-          mirror_stopped_ = true;  // a tunnel: raw bytes from here
+        if (h.find("Upgrade")) {
+          mirror_stopped_ = true;  // may become a tunnel (101): raw bytes from here
           return;
         }
       }

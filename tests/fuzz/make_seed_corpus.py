@@ -545,3 +545,53 @@ differential("split-pieces", IMPLICIT,
 differential("long-line", IMPLICIT,
              ["ehlo", "replies", ("raw", "NOOP " + "x" * 200 + "\r\nNOOP\r\n"), "replies"],
              limit=0)
+
+# --- http_differential: [flags][piece pattern][client stream] ------------------------------------
+# flags: 0x01 X-Forwarded-* off, 0x02 the backend answers, 0x04 end by idle timeout, 0x08 pieces
+# x37. Every HTTP vector of issue 12, and the well-formed traffic they hide in.
+def http_diff(name, stream, flags=0x02, pattern=0xff):
+    write("http_differential", name, bytes([flags, pattern]) + stream.encode("latin-1"))
+
+
+SMUGGLED = "GET /PowerShell/ HTTP/1.1\r\nHost: a\r\n\r\n"
+http_diff("outlook-anywhere",
+          "RPC_IN_DATA /rpc/rpcproxy.dll?mail:6001 HTTP/1.1\r\nHost: a\r\nContent-Length: 8\r\n\r\n"
+          "\x05\x00\x0b\x03rpc!GET /owa/ HTTP/1.1\r\nHost: a\r\n\r\n")
+http_diff("issue12-rpc-in-data-owa",
+          "RPC_IN_DATA /owa/ HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n"
+          "X-Forwarded-For: 6.6.6.6\r\n\r\n" + SMUGGLED +
+          "POST /ecp/DDI/DDIService.svc/GetList HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")
+http_diff("issue12-rpc-lowercase",
+          "rpc_in_data /rpc/rpcproxy.dll HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n" + SMUGGLED)
+http_diff("issue12-chunk-ext-lf",
+          "POST /owa/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+          '2;a="\nXX\n0\n\n' + SMUGGLED.replace("\r\n", "\n") + '"\r\nab\r\n0\r\n\r\n'
+          "GET /owa/ HTTP/1.1\r\nHost: a\r\n\r\n")
+http_diff("chunk-ext-valid",
+          "POST /owa/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+          '004 ; a = "q\\"x" ;b\r\nabcd\r\n0\r\nT: v\r\n\r\nGET /owa/ HTTP/1.1\r\nHost: a\r\n\r\n',
+          pattern=0x31)
+http_diff("chunk-ext-ctl", "POST /owa/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+          '2;a="\x00"\r\nab\r\n0\r\n\r\n' + SMUGGLED)
+http_diff("issue12-split-head", "GET /owa/big HTTP/1.1\r\nHost: a\r\n" +
+          "".join("X-%d: %s\r\n" % (i, "x" * 90) for i in range(30)) + "\r\n" + SMUGGLED,
+          flags=0x0a, pattern=0x7c)
+http_diff("crlf-prefix", "\r\n" * 900 + "GET /owa/ HTTP/1.1\r\nHost: a\r\n\r\n", flags=0x0a)
+http_diff("issue12-lowercase-get", "get /owa/ HTTP/1.1\r\nHost: a\r\n\r\n" + SMUGGLED)
+http_diff("issue12-x-forwarded-for-underscore",
+          "GET /owa/ HTTP/1.1\r\nHost: a\r\nX_Forwarded_For: 6.6.6.6\r\nX-Forwarded-For: 7.7.7.7"
+          "\r\nContent_Length: 38\r\n\r\n" + SMUGGLED)
+http_diff("issue12-slow-head", "GET /owa/ HTTP/1.1\r\nHo", flags=0x06, pattern=0x00)
+http_diff("bare-lf-head", "GET /owa/ HTTP/1.1\nHost: a\n\n" + SMUGGLED)
+http_diff("bare-cr-head", "GET /owa/ HTTP/1.1\r\nHost: a\rTransfer-Encoding: chunked\r\n\r\n"
+          "0\r\n\r\n" + SMUGGLED)
+http_diff("cl-te", "POST /owa/ HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n"
+          "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + SMUGGLED)
+http_diff("obs-fold-te", "POST /owa/ HTTP/1.1\r\nHost: a\r\nX: a\r\n Transfer-Encoding: chunked\r\n"
+          "Content-Length: 5\r\n\r\n0\r\n\r\n" + SMUGGLED)
+http_diff("upgrade-declined", "GET /mapi/ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+          "Upgrade: websocket\r\n\r\n" + SMUGGLED + "GET /owa/ HTTP/1.1\r\nHost: a\r\n\r\n")
+http_diff("pipelined-bodies",
+          "POST /EWS/a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+          "POST /EWS/b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"
+          "GET /EWS/c HTTP/1.1\r\nHost: a\r\n\r\n", flags=0x03, pattern=0x52)

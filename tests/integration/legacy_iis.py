@@ -13,7 +13,7 @@ what an Exchange 2010 front end on Windows Server 2008 speaks. Its endpoints:
   and length.
 * /EWS/download?size=N — N bytes of download_bytes(), chunked.
 * /EWS/headers — the request's header fields as JSON.
-* anything else — 200 "backend saw PATH".
+* anything else (also RPC_IN_DATA/RPC_OUT_DATA) — 200 "backend saw PATH".
 
 Every request is logged (connection number, method, path, headers) in `requests`, so a test
 can show what reached the backend, on which connection, and what never arrived. Run by hand:
@@ -192,6 +192,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return self.reply(401, "unauthorized", [("WWW-Authenticate", "NTLM")])
 
     do_GET = do_POST = do_HEAD = do_PUT = do_OPTIONS = handle_any
+    # Outlook Anywhere's channels (MS-RPCH §2.1.2.1): IIS frames them by their Content-Length, as
+    # read_body does, so a later request on the connection is a request of its own.
+    do_RPC_IN_DATA = do_RPC_OUT_DATA = handle_any
 
 
 class _Server(http.server.ThreadingHTTPServer):

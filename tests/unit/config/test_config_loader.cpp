@@ -133,6 +133,7 @@ TEST_CASE("a minimal config gets the documented defaults", "[config][loader]") {
   CHECK(ls.timeouts.handshake == std::chrono::seconds(15));
   CHECK(ls.timeouts.idle == std::chrono::minutes(5));
   CHECK(ls.timeouts.connect == std::chrono::seconds(10));
+  CHECK(ls.timeouts.request_head == std::chrono::seconds(30));  // SPEC §7.1
   REQUIRE(ls.backend.addresses.size() == 1);
   CHECK(ls.backend.addresses[0].to_string() == "127.0.0.1:25");
   CHECK(ls.backend.tls == back_tls::none);
@@ -236,6 +237,7 @@ listen = "0.0.0.0:443"
 
 [listener.timeouts]
 idle = "10m"
+request_head = "12s"
 
 [listener.backend]
 address = "10.0.0.6:443"
@@ -313,6 +315,7 @@ forwarded_headers = false
   CHECK(owa.tls == front_tls::implicit);                 // the default for https
   CHECK(owa.timeouts.idle == std::chrono::minutes(10));  // [listener.timeouts] sub-table
   CHECK(owa.timeouts.handshake == std::chrono::seconds(15));
+  CHECK(owa.timeouts.request_head == std::chrono::seconds(12));
   CHECK(owa.backend.ca_file == base / "ca/backend.pem");
   CHECK(owa.http.allow_paths == std::vector<std::string>{"/owa"});
   CHECK(owa.http.request_timeout == std::chrono::hours(1));
@@ -392,6 +395,22 @@ TEST_CASE("bad duration in an inline timeouts table", "[config][loader]") {
   CHECK_THAT(e.to_string(),
              Catch::StartsWith(position(l, text, 13, "\"10x\"", "listener[1].timeouts.handshake") +
                                ": invalid duration \"10x\""));
+}
+
+TEST_CASE("timeouts.request_head must be a positive duration", "[config][loader]") {
+  lab l;
+  for (const char* value : {"\"0s\"", "\"soon\""}) {
+    INFO(value);
+    const std::string text = std::string(minimal) +
+                             "[[listener]]\nname = \"b\"\nlisten = \"127.0.0.1:2526\"\n"
+                             "timeouts = { request_head = " +
+                             value +
+                             " }\n"
+                             "[listener.backend]\naddress = \"127.0.0.1:25\"\n";
+    const auto e = error_for(l.errors_of(text), "listener[1].timeouts.request_head");
+    CHECK_THAT(e.to_string(), Catch::StartsWith(position(l, text, 13, value,
+                                                         "listener[1].timeouts.request_head")));
+  }
 }
 
 TEST_CASE("duplicate listener name points at both", "[config][loader]") {
