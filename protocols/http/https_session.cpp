@@ -11,6 +11,18 @@ namespace tlsbridge::protocols::http {
 
 namespace {
 
+// The short, stable name of the rule behind a refusal (tlsbridge_refusals_total{rule}, the conn
+// record's `refusals`); the request's own record keeps the full reason.
+std::string_view refusal_rule(unsigned status, std::string_view reason) {
+  if (reason.find("RPC_") != std::string_view::npos) return "http.rpc_outside_rpc";
+  switch (status) {
+    case 408: return "http.request_head_timeout";
+    case 431: return "http.head_too_large";
+    case 501: return "http.method";
+    default: return "http.request_syntax";
+  }
+}
+
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
@@ -326,6 +338,7 @@ void https_session::on_request_head(std::string_view raw_head, step_list& out) {
     ex.close_after = has_body || !h.keep_alive;
     ex.local_wire = proxy_response(404, ex.close_after);
     ex.details["reason"] = "path not in allow_paths";
+    count_refusal("http.allow_paths");
     if (!has_body) {
       request_complete(out);
       return;
@@ -390,6 +403,7 @@ void https_session::refuse_request(exchange& ex, unsigned status, std::string re
   ex.request_done = true;
   ex.local_wire = proxy_response(status, true);
   ex.details["reason"] = reason;
+  count_refusal(refusal_rule(status, reason));
   head_started_ = false;
   chunked_.reset();
   client_pending_.clear();

@@ -243,11 +243,13 @@ class ShieldTest(unittest.TestCase):
     def test_lowercase_and_unknown_methods_get_501_from_the_proxy(self):
         for method in (b"get", b"Get", b"TRACE", b"FOO"):
             with self.subTest(method=method):
-                wire, received, _, records = self.via_bytes(
+                wire, received, conn, records = self.via_bytes(
                     method + b" /owa/m HTTP/1.1\r\nHost: a\r\n\r\n")
                 self.assertEqual(statuses(wire), [501])
                 self.assertEqual(received, b"")
                 self.assertEqual(records[0]["origin"], "proxy")
+                # Counted by rule in the conn record (and tlsbridge_refusals_total).
+                self.assertEqual(conn.get("refusals"), {"http.method": 1}, conn)
         wire, received, _, _ = self.via_bytes(
             b"PROPFIND /owa/m HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
         self.assertEqual(statuses(wire), [200])
