@@ -182,7 +182,7 @@ void imap_session::handle_command_start(const std::string& line, step_list& out)
   if (scan.what == command_scanner::result::refused) {
     // The backend would read this line differently from the proxy, or not at all: refused here,
     // never relayed. How the client goes on is guessed from the line's tail.
-    refuse_command(shown_tag + " BAD Command syntax refused by proxy: " + scan.rule + "\r\n",
+    refuse_command(shown_tag + " BAD [CLIENTBUG] Refused by proxy: " + scan.rule + "\r\n",
                    "imap.syntax: " + scan.rule, out);
     follow_discarded(trailing_literal(line), out);
     return;
@@ -217,7 +217,7 @@ void imap_session::handle_command_start(const std::string& line, step_list& out)
   } else if ((name == "STARTTLS" || name == "IDLE" || name == "LOGOUT") && has_arguments) {
     // These change the session's mode; with arguments the backend would refuse them, but the
     // proxy would have to guess whether it did (RFC 3501 §6.1.3, §6.2.1, RFC 2177).
-    refusal = {tag + " BAD " + name + " takes no arguments\r\n",
+    refusal = {tag + " BAD [CLIENTBUG] Refused by proxy: " + name + " takes no arguments\r\n",
                "imap.syntax: " + name + " takes no arguments (RFC 3501 §9)"};
   } else if ((name == "LOGIN" || name == "AUTHENTICATE") && settings_.require_tls && before_tls()) {
     // SPEC §4, RFC 3501 §6.2.3 (LOGINDISABLED): no credentials in the clear, however spelled.
@@ -231,11 +231,12 @@ void imap_session::handle_command_start(const std::string& line, step_list& out)
                          [&](const pending& p) { return !p.local && p.tag == tag; })) {
     // Tagged replies may come in any order (RFC 3501 §5.5): with two commands of one tag in
     // flight the proxy could not tell which one ended (nor whether "+" is for a literal).
-    refusal = {tag + " BAD Tag already in use\r\n",
+    refusal = {tag + " BAD [CLIENTBUG] Refused by proxy: tag already in use\r\n",
                "imap.syntax: tag of a command still in progress (RFC 3501 §2.2.1)"};
   } else if (lit) {
     if (auto rule = literal_refusal(*lit))
-      refusal = {tag + " BAD " + *rule + "\r\n", "imap.literal: " + *rule};
+      refusal = {tag + " BAD [CLIENTBUG] Refused by proxy: " + *rule + "\r\n",
+                 "imap.literal: " + *rule};
   }
   if (refusal) {
     refuse_command(std::move(refusal->first), std::move(refusal->second), out);

@@ -108,8 +108,7 @@ void pop3_session::handle_command(const std::string& line, step_list& out) {
   // SPEC §7.1: the keyword by the grammar, or a refusal from the proxy; never relayed.
   const command_line cmd = parse_command(line, !before_tls());
   if (!cmd.ok) {
-    refuse("-ERR Command syntax refused by proxy: " + cmd.rule + "\r\n", "",
-           "pop3.syntax: " + cmd.rule, out);
+    refuse("-ERR Refused by proxy: " + cmd.rule + "\r\n", "", "pop3.syntax: " + cmd.rule, out);
     return;
   }
   const std::string& verb = cmd.keyword;

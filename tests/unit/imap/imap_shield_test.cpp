@@ -302,7 +302,8 @@ TEST_CASE("imap shield: tags, pipelining behind a synchronizing literal, capabil
     CHECK(h.take_backend() == "a NOOP\r\n");
     CHECK(h.take_client() == "");
     h.backend("a OK NOOP\r\n");
-    CHECK(h.take_client() == "a OK NOOP\r\na BAD Tag already in use\r\n");
+    CHECK(h.take_client() ==
+          "a OK NOOP\r\na BAD [CLIENTBUG] Refused by proxy: tag already in use\r\n");
     // Commands pipelined behind {n} before "+" are held and become the literal once it comes.
     h.client("b APPEND INBOX {11}\r\nc LOGIN x y\r\n");
     CHECK(h.take_backend() == "b APPEND INBOX {11}\r\n");
