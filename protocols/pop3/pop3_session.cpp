@@ -165,6 +165,7 @@ void pop3_session::handle_command(const std::string& line, step_list& out) {
     p.what = kind::capa;
   }
   pending_.push_back(std::move(p));
+  if (relay_observer_) relay_observer_(verb);
   out.send_backend(line + "\r\n");
 }
 

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -104,6 +105,14 @@ class pop3_session final : public session_machine {
  public:
   // Commands the proxy refused itself (each also a "pop3.refused" audit record with its rule).
   std::size_t refusals() const { return refusals_; }
+  // Test and fuzz hook (tests/fuzz/fuzz_imap_differential.cpp): called with the upper-cased
+  // keyword of every command the machine decides to relay, before its bytes are sent.
+  void set_relay_observer(std::function<void(std::string_view)> f) {
+    relay_observer_ = std::move(f);
+  }
+
+ private:
+  std::function<void(std::string_view)> relay_observer_;
 };
 
 }  // namespace tlsbridge::protocols::pop3

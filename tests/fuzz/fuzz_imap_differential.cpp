@@ -20,6 +20,13 @@
 //  * a non-synchronizing literal reaches the backend only if it offered LITERAL+ (or LITERAL- and
 //    at most 4096 bytes), literal8 only in APPEND to a BINARY server;
 //  * no step after close; a start_front_tls only after the proxy's own OK.
+//
+// With bit 7 of the mode byte the same is done for protocols/pop3/pop3_session (RFC 1939, RFC 2449,
+// RFC 5034): a reference POP3 server reads each relayed line with a strict keyword reader (up to
+// the first SP, as RFC 1939 §3 and Dovecot) and a loose one (leading blanks skipped, ended by SP or
+// TAB, as a tolerant server); both must agree with each other and with the keyword the machine
+// decided to relay; no USER/PASS/APOP/AUTH/STLS before front TLS under require_tls; AUTH
+// responses only after the server's "+ ".
 // The seeds (tests/fuzz/corpus/imap_differential/) hold every attack of issue 12 item 3.
 #include <array>
 #include <cstdint>
@@ -29,6 +36,7 @@
 #include <utility>
 
 #include "protocols/imap/imap_session.hpp"
+#include "protocols/pop3/pop3_session.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
 using namespace tlsbridge::protocols;
@@ -400,11 +408,248 @@ class differential {
   std::deque<std::string> answers_;
 };
 
+// ---------------------------------------------------------------------------------------------
+// POP3
+
+constexpr std::array<std::string_view, 24> pop3_pieces{
+    "USER\talice\r\n",
+    " USER alice\r\n",
+    "USER alice\r\n",
+    "PASS secret\r\n",
+    "\r\n",
+    "AUTH PLAIN\r\n",
+    "AGFsaWNlAHNlY3JldA==\r\n",
+    "STLS\r\n",
+    "CAPA\r\n",
+    "LIST\r\n",
+    "LIST 1\r\n",
+    "RETR 1\r\n",
+    "NOOP\r\n",
+    "STAT\r\n",
+    "APOP alice 0123\r\n",
+    "user alice\r\n",
+    "AUTH\tPLAIN\r\n",
+    "NOOP\tUSER alice\r\n",
+    "USER alice\rPASS x\r\n",
+    "USER alice\nPASS x\r\n",
+    "USER  alice\r\n",
+    "*\r\n",
+    "UIDL\r\n",
+    "TOP 1 0\r\n",
+};
+
+class pop3_differential {
+ public:
+  explicit pop3_differential(pop3::session_settings s)
+      : settings_(s),
+        machine_(std::move(s), "+OK ready <1.2@x>\r\n"),
+        front_encrypted_(settings_.front == config::front_tls::implicit) {
+    machine_.set_relay_observer([this](std::string_view keyword) {
+      relayed_.emplace_back(keyword);
+      FUZZ_CHECK(relayed_.size() < 100000);
+    });
+    step_list out;
+    machine_.on_start(out);
+    apply(out);
+  }
+
+  void client(std::string_view data) {
+    if (closed_) return;
+    step_list out;
+    machine_.on_client_data(data, out);
+    apply(out);
+  }
+
+  void backend(std::string_view data) {
+    if (closed_) return;
+    step_list out;
+    machine_.on_backend_data(data, out);
+    apply(out);
+  }
+
+  // The reference server answers the oldest command (RFC 2449 PIPELINING: in order), or ends the
+  // AUTH exchange it is in.
+  void answer(std::uint8_t how) {
+    if (in_auth_) {
+      if (!auth_waiting_) return;  // a response line is due first
+      in_auth_ = false;
+      backend((how & 1) ? "-ERR [AUTH] failed\r\n" : "+OK logged in\r\n");
+      pump();
+      return;
+    }
+    if (answers_.empty()) return;
+    const auto [keyword, multiline] = answers_.front();
+    answers_.pop_front();
+    if ((how & 1) != 0) {
+      backend("-ERR no\r\n");
+    } else if (multiline) {
+      backend("+OK follows\r\nline one\r\n..dot\r\n.\r\n");
+    } else {
+      backend("+OK\r\n");
+    }
+    pump();
+  }
+
+  void continue_auth() {
+    if (!in_auth_ || !auth_waiting_) return;
+    auth_waiting_ = false;
+    backend("+ \r\n");
+    pump();
+  }
+
+  void front_tls() {
+    if (!tls_pending_ || closed_) return;
+    tls_pending_ = false;
+    front_encrypted_ = true;
+    step_list out;
+    machine_.on_front_tls_established(out);
+    apply(out);
+  }
+
+  template <typename Event>
+  void event(Event e) {
+    if (closed_) return;
+    step_list out;
+    (machine_.*e)(out);
+    apply(out);
+  }
+
+ private:
+  void apply(const step_list& out) {
+    for (const step& s : out.steps()) {
+      FUZZ_CHECK(!closed_);
+      switch (s.what) {
+        case step::kind::send_client:
+          client_tail_ += s.data;
+          if (client_tail_.size() > 256) client_tail_.erase(0, client_tail_.size() - 256);
+          break;
+        case step::kind::send_backend:
+          received_ += s.data;
+          pump();
+          break;
+        case step::kind::start_front_tls:
+          FUZZ_CHECK(settings_.front == config::front_tls::starttls && !front_encrypted_);
+          FUZZ_CHECK(client_tail_.ends_with("+OK Begin TLS negotiation\r\n"));
+          tls_pending_ = true;
+          break;
+        case step::kind::close:
+          FUZZ_CHECK(!machine_.facts().outcome.empty());
+          closed_ = true;
+          break;
+        case step::kind::connect_backend:
+          FUZZ_CHECK(false);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  void pump() {
+    for (;;) {
+      if (in_auth_ && auth_waiting_) return;  // the server speaks next
+      const auto lf = received_.find('\n');
+      if (lf == std::string::npos) return;
+      std::string line = received_.substr(0, lf);
+      received_.erase(0, lf + 1);
+      FUZZ_CHECK(!line.empty() && line.back() == '\r');
+      line.pop_back();
+      if (in_auth_) {
+        auth_waiting_ = true;  // one SASL response per "+ " (RFC 5034 §4)
+        continue;
+      }
+      // Strict: RFC 1939 §3, the keyword ends at the first SP.
+      const std::string strict = upper(std::string_view(line).substr(0, line.find(' ')));
+      // Loose: blanks skipped, the keyword ends at SP or TAB.
+      std::string_view rest(line);
+      while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t')) rest.remove_prefix(1);
+      const std::string loose = upper(rest.substr(0, rest.find_first_of(" \t")));
+      FUZZ_CHECK(strict == loose);
+      FUZZ_CHECK(!relayed_.empty());
+      FUZZ_CHECK(relayed_.front() == strict);
+      relayed_.pop_front();
+      if (settings_.front == config::front_tls::starttls && !front_encrypted_ &&
+          settings_.require_tls)
+        FUZZ_CHECK(strict != "USER" && strict != "PASS" && strict != "APOP" && strict != "AUTH");
+      FUZZ_CHECK(strict != "STLS" || front_encrypted_ ||
+                 settings_.front == config::front_tls::implicit);
+      const auto sp = line.find(' ');
+      const bool has_argument = sp != std::string::npos;
+      if (strict == "AUTH" && has_argument) {
+        in_auth_ = true;
+        auth_waiting_ = true;
+        continue;
+      }
+      const bool multiline =
+          strict == "RETR" || strict == "TOP" || strict == "CAPA" ||
+          ((strict == "LIST" || strict == "UIDL" || strict == "AUTH") && !has_argument);
+      answers_.emplace_back(strict, multiline);
+    }
+  }
+
+  pop3::session_settings settings_;
+  pop3::pop3_session machine_;
+  bool front_encrypted_;
+  bool tls_pending_ = false;
+  bool closed_ = false;
+  std::string client_tail_;
+  std::deque<std::string> relayed_;
+  std::string received_;
+  bool in_auth_ = false;
+  bool auth_waiting_ = false;
+  std::deque<std::pair<std::string, bool>> answers_;
+};
+
+void run_pop3(std::uint8_t mode, tlsbridge::fuzz::fuzz_input& in) {
+  pop3::session_settings s;
+  s.front = (mode & 1) ? config::front_tls::implicit : config::front_tls::starttls;
+  s.require_tls = (mode & 2) == 0;
+  s.hostname = "proxy.example";
+  s.max_command_line = (mode & 8) ? 48 : 64 * 1024;
+  s.max_held_bytes = 256;
+  pop3_differential d(s);
+  while (!in.empty()) {
+    switch (in.byte() % 8) {
+      case 0:
+        d.client(in.chunk());
+        break;
+      case 1:
+      case 2: {
+        std::string bytes;
+        for (std::uint8_t n = in.byte() % 4 + 1; n > 0; --n)
+          bytes += pop3_pieces[in.byte() % pop3_pieces.size()];
+        d.client(bytes);
+        break;
+      }
+      case 3:
+        d.answer(in.byte());
+        break;
+      case 4:
+        d.continue_auth();
+        break;
+      case 5:
+        d.front_tls();
+        break;
+      case 6:
+        d.backend("-ERR unasked\r\n");
+        break;
+      case 7:
+        d.event(in.byte() & 1 ? &pop3::pop3_session::on_idle_timeout
+                              : &pop3::pop3_session::on_shutdown);
+        break;
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   tlsbridge::fuzz::fuzz_input in(data, size);
   const std::uint8_t mode = in.byte();
+  if ((mode & 0x80) != 0) {
+    run_pop3(mode, in);
+    return 0;
+  }
   session_settings s;
   s.front = (mode & 1) ? config::front_tls::implicit : config::front_tls::starttls;
   s.require_tls = (mode & 2) == 0;

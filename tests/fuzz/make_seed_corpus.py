@@ -469,3 +469,10 @@ write("imap_differential", "login-literals-after-tls",
              1, 1, 26, 27, 5, 3, 0x80, 1, 1, 28, 29, 3, 0, 3, 0]))
 write("imap_differential", "no-require-tls-logins",
       bytes([2, 1, 3, 21, 22, 1, 35, 4, 0, 3, 0, 1, 0, 23, 5, 1, 0, 24, 3, 0x80]))
+# POP3 (mode bit 7): events 1 n-1 i.. pieces, 3 how answer, 4 next AUTH round, 5 front TLS,
+# 6 unasked -ERR. Each piece before and after STLS, then USER/PASS and NOOP.
+for phase in ("plain", "tls"):
+    for i in range(24):
+        events = [1, 0, 7, 5] if phase == "tls" else []
+        events += [1, 2, i, 2, 12, 3, 0, 4, 1, 0, 6, 3, 0, 3, 0, 3, 0]
+        write("imap_differential", f"pop3-{phase}-{i:02d}", bytes([0x80] + events))
