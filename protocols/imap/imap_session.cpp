@@ -233,6 +233,11 @@ void imap_session::handle_command_start(const std::string& line, step_list& out)
     // flight the proxy could not tell which one ended (nor whether "+" is for a literal).
     refusal = {tag + " BAD [CLIENTBUG] Refused by proxy: tag already in use\r\n",
                "imap.syntax: tag of a command still in progress (RFC 3501 §2.2.1)"};
+  } else if (name == "AUTHENTICATE" && !scanner_.atoms_only()) {
+    // RFC 3501 §6.2.2 / RFC 4959: the mechanism is an atom, the initial response base64 or "=";
+    // a quoted or literal spelling is one the backend may read differently.
+    refusal = {tag + " BAD [CLIENTBUG] Refused by proxy: AUTHENTICATE arguments are atoms\r\n",
+               "imap.syntax: AUTHENTICATE with a quoted or literal argument (RFC 4959)"};
   } else if (lit) {
     if (auto rule = literal_refusal(*lit))
       refusal = {tag + " BAD [CLIENTBUG] Refused by proxy: " + *rule + "\r\n",
@@ -285,6 +290,12 @@ void imap_session::relay_fragment(std::string_view line, std::optional<literal_m
 
 // Why a client literal may not be relayed, if it may not (SPEC §7.1).
 std::optional<std::string> imap_session::literal_refusal(const literal_marker& lit) const {
+  // A server reads a literal only where it parses the command's arguments; for a command whose
+  // grammar has no string (NOOP, CHECK, an unknown command...) it may skip to the end of the
+  // line instead - Dovecot does after login - and then read the literal's bytes as commands.
+  if (!literal_allowed_in(
+          cmd_.name, scanner_.arguments().empty() ? std::string_view{} : scanner_.arguments()[0]))
+    return "literal in a command whose arguments hold no string (RFC 3501 §9)";
   if (lit.literal8 && !(cmd_.name == "APPEND" && has_capability(backend_caps_, "BINARY")))
     return "literal8 only in APPEND to a BINARY server (RFC 3516 §4.2)";
   if (!lit.synchronizing) {
@@ -479,7 +490,7 @@ void imap_session::process_backend(step_list& out) {
 }
 
 void imap_session::handle_response_line(const std::string& line, step_list& out) {
-  auto lit = trailing_literal(line);
+  auto lit = response_literal(line, backend_at_response_start_);
   if (!backend_at_response_start_) {
     // The rest of a response after a literal: data, relayed as it is.
     out.send_client(line + "\r\n");

@@ -204,6 +204,7 @@ command_scanner::outcome command_scanner::scan(std::string_view s, bool allow_8b
         if (c == ' ') return refuse("more than one SP between arguments (RFC 3501 §9)");
         if (c == '"') {
           // RFC 3501 §9 quoted: only DQUOTE and "\" may be escaped; 8-bit is UTF8 (RFC 6855).
+          atoms_only_ = false;
           begin_argument();
           std::size_t j = i + 1;
           for (;; ++j) {
@@ -244,11 +245,13 @@ command_scanner::outcome command_scanner::scan(std::string_view s, bool allow_8b
           if (digits == 0 || j >= n || s[j] != '}')
             return refuse("malformed literal marker (RFC 3501 §9 literal)");
           if (j + 1 != n) return refuse("text after a literal marker (RFC 3501 §4.3)");
+          atoms_only_ = false;
           begin_argument();
           state_ = state::after_token;
           return o;
         }
         if (c == '(') {
+          atoms_only_ = false;
           begin_argument();
           keeping_ = false;
           ++depth_;
@@ -312,6 +315,49 @@ command_scanner::outcome command_scanner::scan(std::string_view s, bool allow_8b
   if (state_ == state::token_start) return refuse("SP at the end of the line (RFC 3501 §9)");
   if (depth_ != 0) return refuse("unbalanced '(' (RFC 3501 §9)");
   return outcome{result::complete, {}, {}};
+}
+
+std::optional<literal_marker> response_literal(std::string_view line, bool response_start) {
+  auto m = trailing_literal(line);
+  if (!m) return std::nullopt;
+  if (response_start) {
+    if (line.starts_with('+')) return std::nullopt;  // continue-req = "+" SP (resp-text / base64)
+    const auto sp = line.find(' ');
+    if (line.substr(0, sp) != "*") return std::nullopt;  // response-tagged: resp-cond-state
+    const std::string_view rest = sp == std::string_view::npos ? "" : line.substr(sp + 1);
+    const std::string_view word = rest.substr(0, rest.find(' '));
+    for (std::string_view status : {"OK", "NO", "BAD", "BYE", "PREAUTH"})
+      if (iequals(word, status)) return std::nullopt;  // resp-cond-*: text to the end
+  }
+  std::size_t open = line.rfind('{');
+  if (open > 0 && line[open - 1] == '~') --open;  // literal8, RFC 3516
+  if (open == 0 || (line[open - 1] != ' ' && line[open - 1] != '(')) return std::nullopt;
+  return m;
+}
+
+bool literal_allowed_in(std::string_view name, std::string_view uid_subcommand) {
+  // RFC 3501 §9 (LOGIN, SELECT ... APPEND, SEARCH, FETCH's header-list, COPY), RFC 6851 MOVE,
+  // RFC 2971 ID, RFC 5256 SORT/THREAD, RFC 2087 QUOTA, RFC 4314 ACL, RFC 5464 METADATA,
+  // RFC 5465 NOTIFY, RFC 4467 URLAUTH, RFC 6154 XLIST/LIST-EXTENDED.
+  static constexpr std::string_view with_strings[] = {
+      "LOGIN",       "SELECT",      "EXAMINE",   "CREATE",     "DELETE",       "RENAME",
+      "SUBSCRIBE",   "UNSUBSCRIBE", "LIST",      "LSUB",       "XLIST",        "STATUS",
+      "APPEND",      "SEARCH",      "FETCH",     "COPY",       "MOVE",         "ID",
+      "SORT",        "THREAD",      "ESEARCH",   "GETQUOTA",   "GETQUOTAROOT", "SETQUOTA",
+      "GETACL",      "SETACL",      "DELETEACL", "LISTRIGHTS", "MYRIGHTS",     "GETMETADATA",
+      "SETMETADATA", "NOTIFY",      "URLFETCH",  "GENURLAUTH", "RESETKEY"};
+  std::string_view n = name;
+  std::string sub;
+  if (n == "UID") {
+    for (char c : uid_subcommand) sub.push_back(upper(c));
+    if (sub != "FETCH" && sub != "SEARCH" && sub != "COPY" && sub != "MOVE" && sub != "SORT" &&
+        sub != "THREAD")
+      return false;
+    return true;
+  }
+  for (auto w : with_strings)
+    if (n == w) return true;
+  return false;
 }
 
 std::optional<command_head> parse_command_head(std::string_view line) {

@@ -27,6 +27,14 @@ struct literal_marker {
 };
 std::optional<literal_marker> trailing_literal(std::string_view line);
 
+// The literal a backend response line (without CRLF) announces, read by the grammar (RFC 3501 §7,
+// §9): a continuation request ("+ ...") and a status response (tagged, or "* OK/NO/BAD/BYE/
+// PREAUTH") end in text, never in a literal, so a mailbox name or message text the server echoes
+// there ("NO Mailbox doesn't exist: x{30}") is not taken for one; elsewhere the marker must start
+// an argument (after SP or "("). `response_start`: the line begins a response (not the rest of
+// one after a literal).
+std::optional<literal_marker> response_literal(std::string_view line, bool response_start);
+
 // Grammar-first tokenising of one client command (RFC 3501 §9, RFC 9051 §9), fragment by
 // fragment: the first fragment is the command line up to its CRLF; when a fragment ends in a
 // literal marker the literal's bytes follow (fed to literal_data) and then the next fragment.
@@ -68,6 +76,8 @@ class command_scanner {
   // max_kept_arguments of them, each cut at max_kept_bytes.
   const std::vector<std::string>& arguments() const { return args_; }
   std::size_t argument_count() const { return arg_count_; }
+  // No quoted string, literal or parenthesised list among the arguments so far.
+  bool atoms_only() const { return atoms_only_; }
 
   static constexpr std::size_t max_kept_arguments = 3;
   static constexpr std::size_t max_kept_bytes = 1024;
@@ -86,7 +96,13 @@ class command_scanner {
   bool keeping_ = false;  // the argument being read is a kept top-level one
   unsigned depth_ = 0;
   state state_ = state::token_start;
+  bool atoms_only_ = true;
 };
+
+// Whether the grammar of a command (upper-cased name; for UID the sub-command) has an argument
+// that may be a literal: astring, string, nstring, append data (RFC 3501 §9 and the extensions
+// whose commands carry mailbox names or strings). Everywhere else a literal is refused.
+bool literal_allowed_in(std::string_view name, std::string_view uid_subcommand);
 
 // Tag rules alone (RFC 3501 §9 tag), for the "* BAD" versus "<tag> BAD" choice.
 bool valid_tag(std::string_view tag);

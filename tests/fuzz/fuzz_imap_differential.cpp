@@ -127,12 +127,32 @@ std::optional<marker> loose_marker(std::string_view line) {
   return m;
 }
 
+// Commands whose arguments a Dovecot-like server parses (and so reads literals in). For the others
+// (NOOP, CHECK, CAPABILITY, LOGOUT, CLOSE, EXPUNGE, UNSELECT, NAMESPACE, IDLE, unknown commands)
+// Dovecot's imap process, after login, answers and skips to the next LF: a literal announced on
+// that line is then read as commands.
+bool server_parses_arguments(std::string_view name) {
+  static constexpr std::string_view parsed[] = {
+      "LOGIN",    "AUTHENTICATE", "SELECT",      "EXAMINE",  "CREATE",      "DELETE",
+      "RENAME",   "SUBSCRIBE",    "UNSUBSCRIBE", "LIST",     "LSUB",        "STATUS",
+      "APPEND",   "SEARCH",       "FETCH",       "STORE",    "COPY",        "MOVE",
+      "UID",      "ID",           "SORT",        "THREAD",   "ENABLE",      "GETQUOTAROOT",
+      "GETQUOTA", "SETQUOTA",     "GETACL",      "SETACL",   "GETMETADATA", "SETMETADATA",
+      "NOTIFY",   "XLIST",        "ESEARCH",     "MYRIGHTS", "LISTRIGHTS",  "DELETEACL",
+      "URLFETCH", "GENURLAUTH",   "RESETKEY"};
+  for (auto p : parsed)
+    if (name == p) return true;
+  return false;
+}
+
 // The strict reading (RFC 3501 §4.3, as Dovecot's parser does it): the marker counts only where
-// an argument starts, after SP or "(", and not inside a quoted string; "~{" only in APPEND.
+// an argument starts, after SP or "(", not inside a quoted string, and only in a command whose
+// arguments the server parses; "~{" only in APPEND.
 std::optional<marker> strict_marker(std::string_view line, std::string_view command_name,
                                     bool first_fragment) {
   auto m = loose_marker(line);
   if (!m) return std::nullopt;
+  if (!server_parses_arguments(command_name)) return std::nullopt;
   if (m->open == 0) {
     // A fragment after a literal may not start with a marker (the literal is an argument);
     // the first fragment's start is the tag.

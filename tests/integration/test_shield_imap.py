@@ -250,31 +250,48 @@ class ShieldImapTest(unittest.TestCase):
     # -- the differential family --------------------------------------------------------------
 
     def test_generated_variants_against_dovecot_differential(self):
-        """Every marker shape in every position, before and after TLS, through the proxy into
-        Dovecot, hiding a login that would succeed. Oracle (Dovecot's log against the proxy's
-        audit, matched by the back leg's port, which Dovecot logs as rport): before TLS Dovecot
-        logs no login at all; after TLS every login Dovecot logs has the proxy's imap.login.
-        (A login that succeeds: Dovecot slows down an address after failed ones.)"""
-        hidden = login_line("b", USER).replace("secret", PASSWORD)
-        variants = []
+        """Every marker shape in every position, before TLS, after TLS and after login, through
+        the proxy into Dovecot. Before login the hidden line is a login that would succeed (failed
+        ones make Dovecot slow an address down); oracle, Dovecot's log against the proxy's audit
+        matched by the back leg's port (Dovecot's rport): before TLS Dovecot logs no login at all,
+        after TLS every login it logs has the proxy's imap.login. After login the hidden line is
+        COMPRESS, which only Dovecot would answer with its own reply (Dovecot's imap process
+        skips the arguments of NOOP and unknown commands to the LF, literal or not)."""
+        login = login_line("b", USER).replace("secret", PASSWORD)
+        # After login the hidden line is COMPRESS, which the proxy always answers itself: a "b"
+        # reply from Dovecot means Dovecot read as a command what the proxy took for data.
+        compress = "b COMPRESS DEFLATE\r\n"
+        variants, dovecot_answers = [], []
         started = time.monotonic()
-        for phase, position, marker in itertools.product(("plain", "tls"), POSITIONS, MARKERS):
+        for phase, position, marker in itertools.product(("plain", "tls", "login"), POSITIONS,
+                                                         MARKERS):
             self.assertLess(time.monotonic() - started, 90, "variant loop over its time bound")
+            hidden = compress if phase == "login" else login
             first = position.replace("{m}", marker % len(hidden))
             client = RawClient(ports["imap"])
             try:
                 self.greet(client)
-                if phase == "tls":
+                if phase != "plain":
                     self.assertRegex(client.command("t1", "STARTTLS")[-1], r"^t1 OK")
                     client.starttls()
+                if phase == "login":
+                    self.assertRegex(client.command("t2", f"LOGIN {USER} {PASSWORD}")[-1],
+                                     r"^t2 OK")
                 lines = self.send_hidden(client, first, hidden)
                 # The session is still in step: the probe got its own reply.
                 self.assertRegex(lines[-1], r"^z (OK|BAD|NO)", (first, lines))
+                if phase == "login":
+                    dovecot_answers += [(first, l) for l in lines if l.startswith("b ")
+                                        and "through this proxy" not in l
+                                        and "Refused by proxy" not in l]
             except ConnectionError:
                 pass  # the proxy may end a session it cannot keep in step; nothing hidden passes
             finally:
                 client.close()
-            variants.append((phase, first, client.local))
+            if phase != "login":
+                variants.append((phase, first, client.local))
+        self.assertEqual(dovecot_answers, [], "commands Dovecot read inside what the proxy "
+                                              "relayed as literal data")
         time.sleep(0.5)
         log = dovecot.log()
         logged_ports = set(re.findall(r"Login: user=<[^>]*>.*?rport=(\d+)", log))
@@ -292,7 +309,7 @@ class ShieldImapTest(unittest.TestCase):
                 unaudited.append(first)
         self.assertEqual(leaked, [], "logins that reached Dovecot before TLS")
         self.assertEqual(unaudited, [], "logins Dovecot took without an imap.login record")
-        self.assertGreater(len(variants), 100)
+        self.assertEqual(len(variants), 2 * len(POSITIONS) * len(MARKERS))
         # The oracle can see: after TLS some variants end with the hidden line read as the
         # command it is (by the proxy and by Dovecot alike), and that login is in Dovecot's log.
         self.assertGreater(seen_after, 0, "no login seen in Dovecot's log at all")
@@ -303,7 +320,7 @@ class ShieldImapTest(unittest.TestCase):
         """Against the byte-logging backend: lines the proxy cannot read alike are answered -ERR
         by the proxy and never reach a backend; a proper command on the same connection does."""
         vectors = ["USER\t{u}", " USER {u}", "PASS\t{u}", "APOP\t{u} 0123", "AUTH\tPLAIN {u}",
-                   "USER  {u}", "NOOP\x00{u}", "STAT\t{u}", "{u}"]
+                   "USER  {u}", "NOOP\x00{u}", "STAT\t{u}", "USER {u}\rPASS x", "9{u}"]
         marker = fresh_user()
         client = RawClient(ports["pop3-fake"])
         try:

@@ -336,3 +336,64 @@ TEST_CASE("imap shield: tags, pipelining behind a synchronizing literal, capabil
       },
       "* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n");
 }
+
+TEST_CASE("imap shield: literals only in commands whose grammar has strings", "[imap][shield]") {
+  using protocols::imap::literal_allowed_in;
+  CHECK(literal_allowed_in("LOGIN", ""));
+  CHECK(literal_allowed_in("APPEND", ""));
+  CHECK(literal_allowed_in("UID", "fetch"));
+  CHECK(!literal_allowed_in("UID", "STORE"));
+  CHECK(!literal_allowed_in("NOOP", ""));
+  CHECK(!literal_allowed_in("AUTHENTICATE", ""));
+  CHECK(!literal_allowed_in("XFOO", ""));
+  both_feeds(starttls_front(), [](machine_harness& h, imap_session& m) {
+    to_tls(h);
+    // Dovecot's imap process answers NOOP (or an unknown command) without parsing its arguments
+    // and skips to the next LF: the literal's bytes would be its next command.
+    h.client("a NOOP {19+}\r\nb COMPRESS DEFLATE\r\n\r\nc CHECK {5}\r\nd XFOO {3+}\r\nabc\r\n");
+    CHECK(h.take_backend().empty());
+    const std::string replies = h.take_client();
+    CHECK(replies.starts_with("a BAD [CLIENTBUG] Refused by proxy: literal in a command"));
+    CHECK(replies.find("c BAD") != std::string::npos);
+    CHECK(replies.find("d BAD") != std::string::npos);
+    // AUTHENTICATE's arguments are atoms (RFC 4959): quoted or literal spellings are refused.
+    h.client("e AUTHENTICATE \"PLAIN\"\r\nf AUTHENTICATE PLAIN {4+}\r\nAGFs\r\n");
+    const std::string auth = h.take_client();
+    CHECK(auth.starts_with("e BAD "));
+    CHECK(auth.find("f BAD ") != std::string::npos);
+    CHECK(h.take_backend().empty());
+    // The same literal where the grammar has a string passes.
+    h.client("g SELECT {5+}\r\nINBOX\r\n");
+    CHECK(h.take_backend() == "g SELECT {5+}\r\nINBOX\r\n");
+    CHECK(m.refusals() == 5);
+  });
+}
+
+TEST_CASE("imap shield: the backend's status texts never announce a literal", "[imap][shield]") {
+  using protocols::imap::response_literal;
+  CHECK(!response_literal("a NO Mailbox doesn't exist: x{30}", true));
+  CHECK(!response_literal("* NO Mailbox doesn't exist: x {30}", true));
+  CHECK(!response_literal("* BYE {5}", true));
+  CHECK(!response_literal("+ {5}", true));
+  CHECK(!response_literal("* 1 FETCH (BODY[] x{5}", true));
+  CHECK(response_literal("* 1 FETCH (BODY[] {5}", true)->size == 5);
+  CHECK(response_literal("* 1 FETCH (BINARY[] ~{5}", true)->size == 5);
+  CHECK(response_literal("* LIST () \"/\" {5}", true)->size == 5);
+  CHECK(response_literal(" BODY[HEADER] {7}", false)->size == 7);
+  both_feeds(starttls_front(), [](machine_harness& h, imap_session&) {
+    to_tls(h);
+    // The server echoes a mailbox name ending in "{30}" in a NO; the FETCH after it holds a
+    // message whose lines would otherwise be read as responses (a "+" and a tagged OK).
+    h.client("a STATUS \"x{30}\" (MESSAGES)\r\nb FETCH 1 BODY[]\r\nc IDLE\r\n");
+    h.take_backend();
+    const std::string body = "+ fake\r\nc OK fake\r\n";
+    h.backend("a NO Mailbox doesn't exist: x{30}\r\n* 1 FETCH (BODY[] {" +
+              std::to_string(body.size()) + "}\r\n" + body + ")\r\nb OK done\r\n");
+    h.take_client();
+    // No "+" was taken from the message: IDLE's DONE waits for the server's real "+".
+    h.client("DONE\r\n");
+    CHECK(h.take_backend().empty());
+    h.backend("+ idling\r\n");
+    CHECK(h.take_backend() == "DONE\r\n");
+  });
+}
