@@ -17,8 +17,13 @@
 //      ├──STARTTLS accepted──> awaiting_front_tls ──handshake──> command
 //      └──LOGOUT's tagged reply / error──> closed
 //
+// A relayed literal must be one the backend reads as one (SPEC §7.1): synchronizing before front
+// TLS, {n+} only to a LITERAL+/LITERAL- backend, ~{n} only in APPEND to a BINARY one, and only in
+// commands whose grammar has a string (a server may skip NOOP's or an unknown command's line).
+//
 // Backend side: response lines, each maybe followed by a literal (FETCH BODY[] {n}) whose bytes are
-// streamed to the client untouched; only the first fragment of a response is looked at.
+// streamed to the client untouched; only the first fragment of a response is looked at. Status
+// responses and "+" lines end in text, never in a literal (imap_syntax's response_literal).
 //
 // Tagged completions may come in any order (RFC 9051 §5.5), but the proxy's own replies keep the
 // client's order: every command leaves an entry in a queue, "relay" (the backend's tagged reply

@@ -26,7 +26,10 @@
 // the first SP, as RFC 1939 §3 and Dovecot) and a loose one (leading blanks skipped, ended by SP or
 // TAB, as a tolerant server); both must agree with each other and with the keyword the machine
 // decided to relay; no USER/PASS/APOP/AUTH/STLS before front TLS under require_tls; AUTH
-// responses only after the server's "+ ".
+// responses only after the server's "+ ". (A server's unasked "-ERR" is followed by its close:
+// one in the middle of AUTH would otherwise end the exchange for the machine but not for the
+// reference server; and once the connection is closed the reference server reads nothing more -
+// fuzz corpus crash-79bf3ca3, a harness fault, not the machine's.)
 // The seeds (tests/fuzz/corpus/imap_differential/) hold every attack of issue 12 item 3.
 #include <array>
 #include <cstdint>
@@ -220,6 +223,7 @@ class differential {
   // The reference server answers the oldest complete command, or ends the AUTHENTICATE/IDLE it is
   // in (RFC 3501 §6.2.2: the server may end the exchange at any round).
   void answer(std::uint8_t how) {
+    if (closed_) return;  // the server's view stops with the connection
     static constexpr std::array<std::string_view, 3> status{" OK done\r\n", " NO no\r\n",
                                                             " BAD bad\r\n"};
     const std::string_view text = status[how % status.size()];
@@ -238,7 +242,7 @@ class differential {
 
   // The reference server decides on a synchronizing literal: "+" or a refusal.
   void decide_literal(bool accept) {
-    if (state_ != state::sync_wait) return;
+    if (closed_ || state_ != state::sync_wait) return;
     if (accept) {
       state_ = state::literal;
       literal_left_ = sync_size_;
@@ -254,7 +258,8 @@ class differential {
   // The reference server asks for the next AUTHENTICATE line (any number of rounds) or IDLE's
   // DONE (once).
   void continue_exchange() {
-    if (state_ != state::exchange_wait || (name_ == "IDLE" && exchange_rounds_ > 0)) return;
+    if (closed_ || state_ != state::exchange_wait || (name_ == "IDLE" && exchange_rounds_ > 0))
+      return;
     ++exchange_rounds_;
     state_ = state::exchange_line;
     backend(name_ == "IDLE" ? "+ idling\r\n" : "+ \r\n");
@@ -490,6 +495,7 @@ class pop3_differential {
   // The reference server answers the oldest command (RFC 2449 PIPELINING: in order), or ends the
   // AUTH exchange it is in.
   void answer(std::uint8_t how) {
+    if (closed_) return;  // the server's view stops with the connection
     if (in_auth_) {
       if (!auth_waiting_) return;  // a response line is due first
       in_auth_ = false;
@@ -511,7 +517,7 @@ class pop3_differential {
   }
 
   void continue_auth() {
-    if (!in_auth_ || !auth_waiting_) return;
+    if (closed_ || !in_auth_ || !auth_waiting_) return;
     auth_waiting_ = false;
     backend("+ \r\n");
     pump();
@@ -651,7 +657,9 @@ void run_pop3(std::uint8_t mode, tlsbridge::fuzz::fuzz_input& in) {
         d.front_tls();
         break;
       case 6:
-        d.backend("-ERR unasked\r\n");
+        // The one line a POP3 server sends unasked: its last, before it closes (RFC 2449 §8).
+        d.backend("-ERR [SYS/TEMP] closing\r\n");
+        d.event(&pop3::pop3_session::on_backend_eof);
         break;
       case 7:
         d.event(in.byte() & 1 ? &pop3::pop3_session::on_idle_timeout

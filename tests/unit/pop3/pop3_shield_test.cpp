@@ -136,3 +136,19 @@ TEST_CASE("pop3 shield: AUTH continuations only while the backend asked", "[pop3
     CHECK(events[0]["user"] == "alice");
   });
 }
+
+TEST_CASE("pop3 shield: a -ERR in the middle of AUTH ends the exchange", "[pop3][shield][fuzz]") {
+  // corpus/imap_differential/crash-79bf3ca3 (a fault of the fuzz harness's reference server, which
+  // went on waiting for a SASL response): for the machine the backend's -ERR answers AUTH, so the
+  // lines held behind it are commands again - never sent as SASL responses.
+  session_settings s = starttls_front();
+  s.front = config::front_tls::implicit;
+  both_feeds(s, [](machine_harness& h, pop3_session&) {
+    h.client("AUTH PLAIN\r\nUSER alice\r\nCAPA\r\n");
+    CHECK(h.take_backend() == "AUTH PLAIN\r\n");
+    h.backend("-ERR [SYS/TEMP] closing\r\n");
+    CHECK(h.take_backend() == "USER alice\r\nCAPA\r\n");
+    h.backend_eof();
+    CHECK(h.closed());
+  });
+}
