@@ -496,7 +496,8 @@ class pop3_differential {
   // AUTH exchange it is in.
   void answer(std::uint8_t how) {
     if (closed_) return;  // the server's view stops with the connection
-    if (in_auth_) {
+    // POP3 has no tags: a server answers in order, so the commands before AUTH come first.
+    if (in_auth_ && answers_.empty()) {
       if (!auth_waiting_) return;  // a response line is due first
       in_auth_ = false;
       backend((how & 1) ? "-ERR [AUTH] failed\r\n" : "+OK logged in\r\n");
@@ -517,7 +518,7 @@ class pop3_differential {
   }
 
   void continue_auth() {
-    if (closed_ || !in_auth_ || !auth_waiting_) return;
+    if (closed_ || !in_auth_ || !auth_waiting_ || !answers_.empty()) return;
     auth_waiting_ = false;
     backend("+ \r\n");
     pump();

@@ -152,3 +152,23 @@ TEST_CASE("pop3 shield: a -ERR in the middle of AUTH ends the exchange", "[pop3]
     CHECK(h.closed());
   });
 }
+
+TEST_CASE("pop3 shield: AUTH pipelined behind CAPA waits for CAPA's reply",
+          "[pop3][shield][fuzz]") {
+  // corpus/imap_differential/crash-6ef3c184 (again the reference server's fault: it answered AUTH
+  // before the CAPA sent ahead of it). POP3 replies come in command order (RFC 2449 §6.6); the
+  // machine holds the line after AUTH until the server's "+ ".
+  session_settings s = starttls_front();
+  s.front = config::front_tls::implicit;
+  both_feeds(s, [](machine_harness& h, pop3_session&) {
+    h.client("CAPA\r\nAUTH PLAIN\r\nAUTH PLAIN\r\n");
+    CHECK(h.take_backend() == "CAPA\r\nAUTH PLAIN\r\n");
+    h.backend("+OK\r\nSASL PLAIN\r\n.\r\n");
+    CHECK(h.take_client() == "+OK\r\nSASL PLAIN\r\n.\r\n");
+    CHECK(h.take_backend().empty());
+    h.backend("+ \r\n");
+    CHECK(h.take_backend() == "AUTH PLAIN\r\n");  // the client's SASL response, as it sent it
+    h.backend("-ERR [AUTH] failed\r\n");
+    CHECK(h.take_client() == "+ \r\n-ERR [AUTH] failed\r\n");
+  });
+}
