@@ -261,14 +261,14 @@ class ShieldImapTest(unittest.TestCase):
         # After login the hidden line is COMPRESS, which the proxy always answers itself: a "b"
         # reply from Dovecot means Dovecot read as a command what the proxy took for data.
         compress = "b COMPRESS DEFLATE\r\n"
-        variants, dovecot_answers = [], []
+        variants, dovecot_answers, stalled = [], [], []
         started = time.monotonic()
         for phase, position, marker in itertools.product(("plain", "tls", "login"), POSITIONS,
                                                          MARKERS):
             self.assertLess(time.monotonic() - started, 90, "variant loop over its time bound")
             hidden = compress if phase == "login" else login
             first = position.replace("{m}", marker % len(hidden))
-            client = RawClient(ports["imap"])
+            client = RawClient(ports["imap"], timeout=5.0)
             try:
                 self.greet(client)
                 if phase != "plain":
@@ -286,18 +286,27 @@ class ShieldImapTest(unittest.TestCase):
                                         and "Refused by proxy" not in l]
             except ConnectionError:
                 pass  # the proxy may end a session it cannot keep in step; nothing hidden passes
+            except TimeoutError:
+                stalled.append((phase, first))  # reported after the leaks, which say more
             finally:
                 client.close()
-            if phase != "login":
-                variants.append((phase, first, client.local))
-        self.assertEqual(dovecot_answers, [], "commands Dovecot read inside what the proxy "
-                                              "relayed as literal data")
+            variants.append((phase, first, client.local))
         time.sleep(0.5)
         log = dovecot.log()
         logged_ports = set(re.findall(r"Login: user=<[^>]*>.*?rport=(\d+)", log))
         leaked, unaudited, seen_after = [], [], 0
+        # The variants ran one after the other: the k-th use of a client address (ports may be
+        # reused over a few hundred connections) is its k-th conn record.
+        by_client = {}
+        ours = {local for _, _, local in variants}
+        for r in proxy.wait_for_conn_records(len(variants), listener="imap-in",
+                                             where=lambda r: r.get("client") in ours):
+            by_client.setdefault(r.get("client"), []).append(r)
         for phase, first, local in variants:
-            record = self.conn_record(local, "imap-in")
+            self.assertTrue(by_client.get(local), f"no conn record for {local}")
+            record = by_client[local].pop(0)
+            if phase == "login":
+                continue  # logged in on purpose; judged by the replies above
             back_port = record["backend"]["local"].rsplit(":", 1)[1]
             if back_port not in logged_ports:
                 continue
@@ -308,8 +317,11 @@ class ShieldImapTest(unittest.TestCase):
                       if r.get("user") == USER and r.get("result", "").startswith("OK")]:
                 unaudited.append(first)
         self.assertEqual(leaked, [], "logins that reached Dovecot before TLS")
+        self.assertEqual(dovecot_answers, [], "commands Dovecot read inside what the proxy "
+                                              "relayed as literal data")
         self.assertEqual(unaudited, [], "logins Dovecot took without an imap.login record")
-        self.assertEqual(len(variants), 2 * len(POSITIONS) * len(MARKERS))
+        self.assertEqual(len(variants), 3 * len(POSITIONS) * len(MARKERS))
+        self.assertEqual(stalled, [], "sessions that stopped answering")
         # The oracle can see: after TLS some variants end with the hidden line read as the
         # command it is (by the proxy and by Dovecot alike), and that login is in Dovecot's log.
         self.assertGreater(seen_after, 0, "no login seen in Dovecot's log at all")
