@@ -8,8 +8,6 @@ namespace tlsbridge::protocols::imap {
 
 namespace {
 
-constexpr std::size_t max_user_bytes = 1024;
-
 std::string first_word(std::string_view s) {
   return std::string(s.substr(0, s.find(' ')));
 }
@@ -37,7 +35,17 @@ imap_session::imap_session(session_settings settings, std::string backend_greeti
       greeting_(std::move(backend_greeting_wire)),
       front_encrypted_(settings_.front == config::front_tls::implicit),
       client_(settings_.max_command_line),
-      backend_(settings_.max_response_line) {}
+      backend_(settings_.max_response_line) {
+  std::string_view line(greeting_);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  note_capabilities(line);
+}
+
+// What the backend can frame: LITERAL+ / LITERAL- (RFC 7888) and BINARY (RFC 3516) decide which
+// client literals may be relayed. The greeting's list, then each CAPABILITY the backend sends.
+void imap_session::note_capabilities(std::string_view line) {
+  if (auto caps = capabilities_in(line)) backend_caps_ = std::move(*caps);
+}
 
 // Over a connection limit (SPEC §3); the response code says "try later" (RFC 5530 / RFC 3206).
 std::string imap_session::over_limit() const {
@@ -101,11 +109,7 @@ void imap_session::process_client(step_list& out) {
         return;
       case mode::literal: {
         if (client_literal_ == 0) {
-          if (cmd_.user_from_literal) {
-            cmd_.user_from_literal = false;
-            for (auto& p : pending_)
-              if (!p.local && p.tag == cmd_.tag) p.user = literal_user_;
-          }
+          if (cmd_.relayed) scanner_.literal_end();
           mode_ = mode::fragment;
           break;
         }
@@ -114,9 +118,11 @@ void imap_session::process_client(step_list& out) {
         std::size_t n =
             static_cast<std::size_t>(std::min<std::uint64_t>(client_literal_, in.size()));
         // Literal bytes are data, never commands: relayed (or dropped) as they are.
-        if (cmd_.relayed) out.send_backend(std::string(in.substr(0, n)));
-        if (cmd_.user_from_literal && literal_user_.size() < max_user_bytes)
-          literal_user_.append(in.substr(0, std::min(n, max_user_bytes - literal_user_.size())));
+        // A refused command's literal is read and dropped: the client sends {n+} bytes unasked.
+        if (cmd_.relayed) {
+          out.send_backend(std::string(in.substr(0, n)));
+          scanner_.literal_data(in.substr(0, n));
+        }
         client_.consume(n);
         client_literal_ -= n;
         break;
@@ -163,33 +169,27 @@ void imap_session::handle_command_start(const std::string& line, step_list& out)
     return;
   }
   cmd_ = current_command{};
-  literal_user_.clear();
-  auto head = parse_command_head(line);
-  cmd_.tag = head ? head->tag : first_word(line);
-  const std::string name = head ? head->name : std::string{};
+  cmd_.id = ++next_id_;
+  // SPEC §7.1: tokenise by the grammar before anything is relayed (8-bit only in quoted strings
+  // before front TLS: nothing the backend might read as a different byte count or charset).
+  const auto scan = scanner_.first(line, !before_tls());
+  cmd_.tag = scanner_.tag();
+  cmd_.name = scanner_.name();
   const std::string& tag = cmd_.tag;
+  const std::string& name = cmd_.name;
+  const std::string shown_tag = tag.empty() ? "*" : tag;
 
-  if (name == "STARTTLS") {
-    if (before_tls()) {
-      // RFC 9051 §6.2.1 and RFC 2595 §3.1 (CVE-2011-0411): whatever the client pipelined after
-      // STARTTLS is plaintext an attacker may have injected; it is discarded, never relayed.
-      discard_injected(client_.buffered());
-      client_.clear();
-      mode_ = mode::awaiting_front_tls;
-      answer_locally(tag, tag + " OK Begin TLS negotiation now\r\n", out, /*starttls=*/true);
-      return;
-    }
-    cmd_.refusal = tag + (front_encrypted_ ? " BAD TLS is already active\r\n"
-                                           : " BAD STARTTLS is not available\r\n");
-  } else if ((name == "LOGIN" || name == "AUTHENTICATE") && settings_.require_tls && before_tls()) {
-    // SPEC §4, RFC 9051 §6.2.3 (LOGINDISABLED): no credentials in the clear.
-    cmd_.refusal = tag + " NO [PRIVACYREQUIRED] Use STARTTLS before authenticating\r\n";
-  } else if (name == "COMPRESS") {
-    // RFC 4978: a compressed stream could not be framed; the capability is never shown.
-    cmd_.refusal = tag + " NO COMPRESS is not available through this proxy\r\n";
-  } else {
-    cmd_.relayed = true;
+  if (scan.what == command_scanner::result::refused) {
+    // The backend would read this line differently from the proxy, or not at all: refused here,
+    // never relayed. How the client goes on is guessed from the line's tail.
+    refuse_command(shown_tag + " BAD [CLIENTBUG] Refused by proxy: " + scan.rule + "\r\n",
+                   "imap.syntax: " + scan.rule, out);
+    follow_discarded(trailing_literal(line), out);
+    return;
   }
+  const std::optional<literal_marker> lit =
+      scan.what == command_scanner::result::literal ? std::optional(scan.literal) : std::nullopt;
+  const bool has_arguments = scanner_.argument_count() > 0;
 
   if (name == "LOGIN")
     cmd_.what = kind::login;
@@ -200,73 +200,178 @@ void imap_session::handle_command_start(const std::string& line, step_list& out)
   else if (name == "LOGOUT")
     cmd_.what = kind::logout;
 
-  if (cmd_.relayed) {
-    pending p;
-    p.tag = tag;
-    p.what = cmd_.what;
-    if (head && cmd_.what == kind::login) {
-      if (auto user = login_user(head->rest))
-        p.user = *user;
-      else if (trailing_literal(head->rest))
-        cmd_.user_from_literal = head->rest.starts_with('{');
-    } else if (head && cmd_.what == kind::authenticate) {
-      std::string_view rest = head->rest;
-      auto sp = rest.find(' ');
-      if (iequals(rest.substr(0, sp), "PLAIN")) {
-        if (sp == std::string_view::npos)
-          cmd_.sasl_plain = true;  // RFC 4959: the response follows the server's "+"
-        else
-          p.user = sasl_plain_user(rest.substr(sp + 1)).value_or("");
-      }
-    }
-    pending_.push_back(std::move(p));
-  }
-  handle_fragment_end(line, out);
-}
-
-void imap_session::handle_fragment_end(std::string_view line, step_list& out) {
-  const bool first = mode_ == mode::command;
-  auto lit = trailing_literal(line);
-  if (lit && lit->size > settings_.max_literal) {
-    if (first && lit->synchronizing) {
-      // Nothing of this command was sent: refuse it instead of sending "+" (RFC 9051 §7.5).
-      if (cmd_.relayed) pending_.pop_back();
-      cmd_.relayed = false;
-      cmd_.refusal = cmd_.tag + " NO [TOOBIG] Literal too large\r\n";
-      mode_ = mode::command;
-      end_command(out);
+  std::optional<std::pair<std::string, std::string>> refusal;  // reply, audit reason
+  if (name == "STARTTLS" && !has_arguments) {
+    if (before_tls()) {
+      // RFC 9051 §6.2.1 and RFC 2595 §3.1 (CVE-2011-0411): whatever the client pipelined after
+      // STARTTLS is plaintext an attacker may have injected; it is discarded, never relayed.
+      discard_injected(client_.buffered());
+      client_.clear();
+      mode_ = mode::awaiting_front_tls;
+      answer_locally(tag, tag + " OK Begin TLS negotiation now\r\n", out, /*starttls=*/true);
       return;
     }
-    // Part of the command is at the backend, or the client sends the bytes unasked ({n+}):
-    // the session cannot continue in step.
+    refusal = {tag + (front_encrypted_ ? " BAD TLS is already active\r\n"
+                                       : " BAD STARTTLS is not available\r\n"),
+               "imap.starttls: STARTTLS not available in this state (RFC 3501 §6.2.1)"};
+  } else if ((name == "STARTTLS" || name == "IDLE" || name == "LOGOUT") && has_arguments) {
+    // These change the session's mode; with arguments the backend would refuse them, but the
+    // proxy would have to guess whether it did (RFC 3501 §6.1.3, §6.2.1, RFC 2177).
+    refusal = {tag + " BAD [CLIENTBUG] Refused by proxy: " + name + " takes no arguments\r\n",
+               "imap.syntax: " + name + " takes no arguments (RFC 3501 §9)"};
+  } else if ((name == "LOGIN" || name == "AUTHENTICATE") && settings_.require_tls && before_tls()) {
+    // SPEC §4, RFC 3501 §6.2.3 (LOGINDISABLED): no credentials in the clear, however spelled.
+    refusal = {tag + " NO [PRIVACYREQUIRED] Use STARTTLS before authenticating\r\n",
+               "imap.require_tls: " + name + " before STARTTLS (RFC 3501 §6.2.3)"};
+  } else if (name == "COMPRESS") {
+    // RFC 4978: a compressed stream could not be framed; the capability is never shown.
+    refusal = {tag + " NO COMPRESS is not available through this proxy\r\n",
+               "imap.compress: COMPRESS refused (RFC 4978)"};
+  } else if (std::any_of(pending_.begin(), pending_.end(),
+                         [&](const pending& p) { return !p.local && p.tag == tag; })) {
+    // Tagged replies may come in any order (RFC 3501 §5.5): with two commands of one tag in
+    // flight the proxy could not tell which one ended (nor whether "+" is for a literal).
+    refusal = {tag + " BAD [CLIENTBUG] Refused by proxy: tag already in use\r\n",
+               "imap.syntax: tag of a command still in progress (RFC 3501 §2.2.1)"};
+  } else if (name == "AUTHENTICATE" && !scanner_.atoms_only()) {
+    // RFC 3501 §6.2.2 / RFC 4959: the mechanism is an atom, the initial response base64 or "=";
+    // a quoted or literal spelling is one the backend may read differently.
+    refusal = {tag + " BAD [CLIENTBUG] Refused by proxy: AUTHENTICATE arguments are atoms\r\n",
+               "imap.syntax: AUTHENTICATE with a quoted or literal argument (RFC 4959)"};
+  } else if (lit) {
+    if (auto rule = literal_refusal(*lit))
+      refusal = {tag + " BAD [CLIENTBUG] Refused by proxy: " + *rule + "\r\n",
+                 "imap.literal: " + *rule};
+  }
+  if (refusal) {
+    refuse_command(std::move(refusal->first), std::move(refusal->second), out);
+    follow_discarded(lit, out);
+    return;
+  }
+  if (lit && lit->size > settings_.max_literal) {
+    if (lit->synchronizing) {
+      // Nothing of this command was sent: refuse it instead of sending "+" (RFC 9051 §7.5).
+      refuse_command(tag + " NO [TOOBIG] Literal too large\r\n",
+                     "imap.literal: client literal over max_literal", out);
+      follow_discarded(lit, out);
+      return;
+    }
+    // The client sends the bytes unasked ({n+}): the session cannot continue in step.
     close_with("* BYE " + settings_.hostname + " literal too large\r\n", "limit",
                "client literal of " + std::to_string(lit->size) + " bytes over " +
                    std::to_string(settings_.max_literal),
                out);
     return;
   }
-  if (cmd_.relayed) {
-    std::string wire(line);
-    wire += "\r\n";
-    out.send_backend(std::move(wire));
-  }
+
+  cmd_.relayed = true;
+  if (relay_observer_) relay_observer_(tag, name);
+  pending p;
+  p.id = cmd_.id;
+  p.tag = tag;
+  p.what = cmd_.what;
+  pending_.push_back(std::move(p));
+  relay_fragment(line, lit, out);
+}
+
+// A fragment of the relayed command, tokenised: sent on, then its literal or the command's end.
+void imap_session::relay_fragment(std::string_view line, std::optional<literal_marker> lit,
+                                  step_list& out) {
+  std::string wire(line);
+  wire += "\r\n";
+  out.send_backend(std::move(wire));
   if (!lit) {
     end_command(out);
     return;
   }
   client_literal_ = lit->size;
-  if (!lit->synchronizing) {
-    mode_ = mode::literal;
+  mode_ = lit->synchronizing ? mode::await_plus : mode::literal;
+}
+
+// Why a client literal may not be relayed, if it may not (SPEC §7.1).
+std::optional<std::string> imap_session::literal_refusal(const literal_marker& lit) const {
+  // A server reads a literal only where it parses the command's arguments; for a command whose
+  // grammar has no string (NOOP, CHECK, an unknown command...) it may skip to the end of the
+  // line instead - Dovecot does after login - and then read the literal's bytes as commands.
+  if (!literal_allowed_in(
+          cmd_.name, scanner_.arguments().empty() ? std::string_view{} : scanner_.arguments()[0]))
+    return "literal in a command whose arguments hold no string (RFC 3501 §9)";
+  if (lit.literal8 && !(cmd_.name == "APPEND" && has_capability(backend_caps_, "BINARY")))
+    return "literal8 only in APPEND to a BINARY server (RFC 3516 §4.2)";
+  if (!lit.synchronizing) {
+    if (before_tls()) return "non-synchronizing literal before TLS (RFC 7888)";
+    // A backend that does not know {n+} reads "{n+}" as text and the literal as commands.
+    const bool plus = has_capability(backend_caps_, "LITERAL+");
+    const bool minus = has_capability(backend_caps_, "LITERAL-") && lit.size <= 4096;
+    if (!plus && !minus) return "non-synchronizing literal not offered by the server (RFC 7888)";
+  }
+  return std::nullopt;
+}
+
+// A command the proxy answers itself: nothing of it reaches the backend; every refusal is audited
+// with the rule it broke.
+void imap_session::refuse_command(std::string reply, std::string rule, step_list& out) {
+  (void)out;
+  cmd_.relayed = false;
+  cmd_.refusal = std::move(reply);
+  boost::json::object e;
+  e["event"] = "imap.refused";
+  e["command"] = cmd_.name;
+  e["reason"] = std::move(rule);
+  events_.push_back(std::move(e));
+  ++refusals_;
+}
+
+// Follows a refused command's framing as the client sees it, dropping everything: a {n+} literal's
+// bytes arrive unasked and are read and dropped (bounded by max_literal); for {n} the proxy sends
+// no "+", so the client sends no literal and the refusal ends the command (RFC 3501 §7.5).
+void imap_session::follow_discarded(std::optional<literal_marker> lit, step_list& out) {
+  if (!lit || lit->synchronizing) {
+    client_literal_ = 0;
+    end_command(out);
     return;
   }
-  if (cmd_.relayed) {
-    mode_ = mode::await_plus;
+  if (lit->size > settings_.max_literal) {
+    close_with("* BYE " + settings_.hostname + " literal too large\r\n", "limit",
+               "refused command's literal of " + std::to_string(lit->size) + " bytes over " +
+                   std::to_string(settings_.max_literal),
+               out);
     return;
   }
-  // A refused command with a synchronizing literal: the tagged reply takes the place of "+", and
-  // the client sends no literal (RFC 9051 §7.5).
-  client_literal_ = 0;
-  end_command(out);
+  client_literal_ = lit->size;
+  mode_ = mode::literal;
+}
+
+void imap_session::handle_fragment_end(std::string_view line, step_list& out) {
+  if (!cmd_.relayed) {
+    follow_discarded(trailing_literal(line), out);
+    return;
+  }
+  const auto scan = scanner_.next(line, !before_tls());
+  std::optional<std::string> rule;
+  if (scan.what == command_scanner::result::refused) {
+    rule = "imap.syntax: " + scan.rule;
+  } else if (scan.what == command_scanner::result::literal) {
+    if (auto why = literal_refusal(scan.literal))
+      rule = "imap.literal: " + *why;
+    else if (scan.literal.size > settings_.max_literal)
+      rule = "imap.literal: client literal of " + std::to_string(scan.literal.size) +
+             " bytes over " + std::to_string(settings_.max_literal);
+  }
+  if (rule) {
+    // Part of the command is at the backend: it cannot be finished as the client meant nor
+    // taken back, so both legs end here (the backend never sees the rest).
+    events_.push_back(
+        boost::json::object{{"event", "imap.refused"}, {"command", cmd_.name}, {"reason", *rule}});
+    ++refusals_;
+    close_with("* BYE " + settings_.hostname + " command refused by proxy\r\n", "refused_policy",
+               *rule, out);
+    return;
+  }
+  relay_fragment(
+      line,
+      scan.what == command_scanner::result::literal ? std::optional(scan.literal) : std::nullopt,
+      out);
 }
 
 void imap_session::end_command(step_list& out) {
@@ -274,6 +379,19 @@ void imap_session::end_command(step_list& out) {
   if (!cmd_.relayed) {
     answer_locally(cmd_.tag, cmd_.refusal, out);
     return;
+  }
+  // The audit's user name, from the arguments however they were spelled (atom, quoted, literal).
+  const auto& args = scanner_.arguments();
+  for (auto& p : pending_) {
+    if (p.local || p.id != cmd_.id) continue;
+    if (cmd_.what == kind::login && !args.empty()) {
+      p.user = args[0];
+    } else if (cmd_.what == kind::authenticate && !args.empty() && iequals(args[0], "PLAIN")) {
+      if (scanner_.argument_count() == 1)
+        cmd_.sasl_plain = true;  // RFC 4959: the response follows the server's "+"
+      else if (args.size() > 1)
+        p.user = sasl_plain_user(args[1]).value_or("");
+    }
   }
   if (cmd_.what == kind::authenticate || cmd_.what == kind::idle) {
     // Client lines are now answers to the server's "+" requests (SASL data, IDLE's DONE), not
@@ -292,7 +410,7 @@ void imap_session::handle_exchange_line(const std::string& line, step_list& out)
   if (exchange_kind_ == kind::authenticate && cmd_.sasl_plain) {
     cmd_.sasl_plain = false;
     for (auto& p : pending_)
-      if (!p.local && p.tag == exchange_tag_) p.user = sasl_plain_user(line).value_or("");
+      if (!p.local && p.id == cmd_.id) p.user = sasl_plain_user(line).value_or("");
   }
 }
 
@@ -372,7 +490,7 @@ void imap_session::process_backend(step_list& out) {
 }
 
 void imap_session::handle_response_line(const std::string& line, step_list& out) {
-  auto lit = trailing_literal(line);
+  auto lit = response_literal(line, backend_at_response_start_);
   if (!backend_at_response_start_) {
     // The rest of a response after a literal: data, relayed as it is.
     out.send_client(line + "\r\n");
@@ -394,6 +512,7 @@ void imap_session::handle_response_line(const std::string& line, step_list& out)
     process_client(out);
     return;
   }
+  note_capabilities(line);
   out.send_client(rewrite_response(line, view()) + "\r\n");
   if (lit) {
     backend_literal_ = lit->size;
@@ -409,7 +528,9 @@ void imap_session::handle_response_line(const std::string& line, step_list& out)
 void imap_session::complete(const std::string& tag, const std::string& line, step_list& out) {
   auto it = std::find_if(pending_.begin(), pending_.end(),
                          [&](const pending& p) { return !p.local && p.tag == tag; });
+  std::uint64_t completed = 0;
   if (it != pending_.end()) {
+    completed = it->id;
     pending p = std::move(*it);
     pending_.erase(it);
     std::string_view after_tag =
@@ -422,12 +543,12 @@ void imap_session::complete(const std::string& tag, const std::string& line, ste
       return;
     }
   }
-  if (mode_ == mode::await_plus && cmd_.tag == tag) {
+  if (mode_ == mode::await_plus && completed == cmd_.id) {
     // The synchronizing literal was refused: the client will not send it.
     client_literal_ = 0;
     mode_ = mode::command;
   }
-  if (mode_ == mode::exchange && exchange_tag_ == tag) {
+  if (mode_ == mode::exchange && completed == cmd_.id) {
     mode_ = mode::command;
     continuations_owed_ = 0;
     idling_ = false;

@@ -3,17 +3,27 @@
 // are never read as commands or responses, rewrites capability lists for the front leg's state,
 // answers STARTTLS itself, and refuses LOGIN/AUTHENTICATE before front TLS under require_tls.
 //
-// Client side, one mode at a time (a command is line fragments joined by literals):
+// Client side, one mode at a time (a command is line fragments joined by literals, each fragment
+// tokenised by the grammar, imap_syntax's command_scanner, before a byte of it is relayed):
 //   command ──fragment ends {n+}──> literal (n bytes) ──> fragment ──...──> command
 //      │    └─fragment ends {n}──> await_plus ──backend "+"──> literal
-//      │                               └──backend's tagged reply (literal refused)──> command
+//      │                               └──this command's tagged reply (literal refused)──> command
+//      ├──refused first fragment (syntax, require_tls, {n+} before TLS, ...): nothing relayed; the
+//      │    client's own framing is followed to the command's end ({n+} bytes read and dropped,
+//      │    no "+" for {n}), then "<tag> BAD/NO" or "* BAD" from the proxy
+//      ├──a later fragment of a relayed command refused: the backend is mid-command ──> closed
 //      ├──AUTHENTICATE / IDLE relayed──> exchange: one client line per backend "+"; held otherwise
 //      │                                   └──the command's tagged reply──> command
 //      ├──STARTTLS accepted──> awaiting_front_tls ──handshake──> command
 //      └──LOGOUT's tagged reply / error──> closed
 //
+// A relayed literal must be one the backend reads as one (SPEC §7.1): synchronizing before front
+// TLS, {n+} only to a LITERAL+/LITERAL- backend, ~{n} only in APPEND to a BINARY one, and only in
+// commands whose grammar has a string (a server may skip NOOP's or an unknown command's line).
+//
 // Backend side: response lines, each maybe followed by a literal (FETCH BODY[] {n}) whose bytes are
-// streamed to the client untouched; only the first fragment of a response is looked at.
+// streamed to the client untouched; only the first fragment of a response is looked at. Status
+// responses and "+" lines end in text, never in a literal (imap_syntax's response_literal).
 //
 // Tagged completions may come in any order (RFC 9051 §5.5), but the proxy's own replies keep the
 // client's order: every command leaves an entry in a queue, "relay" (the backend's tagged reply
@@ -22,6 +32,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -65,6 +76,7 @@ class imap_session final : public session_machine {
   enum class kind { other, login, authenticate, idle, logout };
 
   struct pending {
+    std::uint64_t id = 0;  // the command's number, to tell commands with the same tag apart
     std::string tag;
     bool local = false;
     std::string wire;       // local: the reply
@@ -75,17 +87,23 @@ class imap_session final : public session_machine {
 
   // The command being read from the client, across its fragments and literals.
   struct current_command {
+    std::uint64_t id = 0;
     std::string tag;
+    std::string name;
     bool relayed = false;  // else discarded and answered locally at its end
     std::string refusal;   // local reply for a discarded command
     kind what = kind::other;
-    bool user_from_literal = false;  // LOGIN {n}: the next literal is the user name
-    bool sasl_plain = false;         // AUTHENTICATE PLAIN without initial response
+    bool sasl_plain = false;  // AUTHENTICATE PLAIN without initial response
   };
 
   void process_client(step_list& out);
   void handle_command_start(const std::string& line, step_list& out);
   void handle_fragment_end(std::string_view line, step_list& out);
+  void relay_fragment(std::string_view line, std::optional<literal_marker> lit, step_list& out);
+  void refuse_command(std::string reply, std::string rule, step_list& out);
+  void follow_discarded(std::optional<literal_marker> lit, step_list& out);
+  std::optional<std::string> literal_refusal(const literal_marker& lit) const;
+  void note_capabilities(std::string_view line);
   void end_command(step_list& out);
   void handle_exchange_line(const std::string& line, step_list& out);
   void answer_locally(std::string tag, std::string wire, step_list& out, bool starttls = false);
@@ -108,8 +126,10 @@ class imap_session final : public session_machine {
   line_framer backend_;
   std::deque<pending> pending_;
   current_command cmd_;
+  command_scanner scanner_;  // the relayed command being read
+  std::uint64_t next_id_ = 0;
   std::uint64_t client_literal_ = 0;   // bytes left of the client literal being read
-  std::string literal_user_;           // LOGIN {n}: collected user name (bounded)
+  std::string backend_caps_;           // the backend's last capability list (LITERAL+, BINARY)
   std::uint64_t backend_literal_ = 0;  // bytes left of the backend literal being relayed
   bool backend_at_response_start_ = true;
   std::string exchange_tag_;  // AUTHENTICATE / IDLE in progress
@@ -117,6 +137,20 @@ class imap_session final : public session_machine {
   unsigned continuations_owed_ = 0;  // backend "+" not yet answered by a client line
   bool idling_ = false;              // IDLE accepted ("+ idling") and DONE not yet sent
   bool bye_relayed_ = false;
+  std::size_t refusals_ = 0;
+
+ public:
+  // Commands the proxy refused itself (each also an "imap.refused" audit record with its rule).
+  std::size_t refusals() const { return refusals_; }
+
+  // Test and fuzz hook (tests/fuzz/fuzz_imap_differential.cpp): called with tag and upper-cased
+  // name for every command the machine decides to relay, before its first byte is sent.
+  void set_relay_observer(std::function<void(std::string_view, std::string_view)> f) {
+    relay_observer_ = std::move(f);
+  }
+
+ private:
+  std::function<void(std::string_view, std::string_view)> relay_observer_;
 };
 
 }  // namespace tlsbridge::protocols::imap

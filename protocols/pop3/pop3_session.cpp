@@ -82,7 +82,10 @@ void pop3_session::process_client(step_list& out) {
                          "client line over limit during AUTH", out);
               return;
             }
-            answer_locally("-ERR Line too long\r\n", out);
+            refuse("-ERR Line too long\r\n", "",
+                   "pop3.limit: command line over " + std::to_string(settings_.max_command_line) +
+                       " bytes",
+                   out);
             break;
           case line_framer::status::line:
             if (mode_ == mode::exchange)
@@ -102,11 +105,15 @@ void pop3_session::handle_command(const std::string& line, step_list& out) {
                "pipelining limit", out);
     return;
   }
-  std::string_view text(line);
-  auto sp = text.find(' ');
-  const std::string verb = upper(text.substr(0, sp));
-  const std::string_view argument =
-      sp == std::string_view::npos ? std::string_view{} : trim(text.substr(sp + 1));
+  // SPEC §7.1: the keyword by the grammar, or a refusal from the proxy; never relayed.
+  const command_line cmd = parse_command(line, !before_tls());
+  if (!cmd.ok) {
+    refuse("-ERR Refused by proxy: " + cmd.rule + "\r\n", "", "pop3.syntax: " + cmd.rule, out);
+    return;
+  }
+  const std::string& verb = cmd.keyword;
+  // RFC 1939 §7: PASS's argument is the rest of the line, spaces included; others are trimmed.
+  const std::string_view argument = verb == "PASS" ? cmd.argument : trim(cmd.argument);
 
   if (verb == "STLS") {
     if (before_tls() && !authenticated_) {
@@ -117,15 +124,15 @@ void pop3_session::handle_command(const std::string& line, step_list& out) {
       answer_locally("+OK Begin TLS negotiation\r\n", out, /*starttls=*/true);
       return;
     }
-    answer_locally(
-        front_encrypted_ ? "-ERR TLS is already active\r\n" : "-ERR STLS is not available\r\n",
-        out);
+    refuse(front_encrypted_ ? "-ERR TLS is already active\r\n" : "-ERR STLS is not available\r\n",
+           verb, "pop3.stls: STLS not available in this state (RFC 2595 §4)", out);
     return;
   }
   if ((verb == "USER" || verb == "PASS" || verb == "APOP" || verb == "AUTH") &&
       settings_.require_tls && before_tls()) {
     // SPEC §4: no credentials in the clear (RFC 2595 §4 leaves this to server policy).
-    answer_locally("-ERR Plaintext authentication is not allowed: use STLS first\r\n", out);
+    refuse("-ERR Plaintext authentication is not allowed: use STLS first\r\n", verb,
+           "pop3.require_tls: " + verb + " before STLS (RFC 2595 §4)", out);
     return;
   }
 
@@ -158,7 +165,20 @@ void pop3_session::handle_command(const std::string& line, step_list& out) {
     p.what = kind::capa;
   }
   pending_.push_back(std::move(p));
+  if (relay_observer_) relay_observer_(verb);
   out.send_backend(line + "\r\n");
+}
+
+// A command the proxy answers itself; audited with the rule it broke (SPEC §7.1).
+void pop3_session::refuse(std::string reply, const std::string& keyword, std::string rule,
+                          step_list& out) {
+  boost::json::object e;
+  e["event"] = "pop3.refused";
+  e["command"] = keyword;
+  e["reason"] = std::move(rule);
+  events_.push_back(std::move(e));
+  ++refusals_;
+  answer_locally(std::move(reply), out);
 }
 
 void pop3_session::handle_exchange_line(const std::string& line, step_list& out) {

@@ -4,7 +4,8 @@
 // lines are data), rewrites CAPA for the front leg's state, answers STLS itself and refuses
 // USER/PASS/APOP/AUTH before front TLS under require_tls.
 //
-// Client side:
+// Client side (each line read by the RFC 1939 grammar first, pop3_syntax's parse_command; what it
+// cannot read is answered -ERR by the proxy and never relayed):
 //   command ──AUTH mech relayed──> exchange: one client line per backend "+ "; held otherwise
 //      │                              └──the AUTH's +OK/-ERR──> command
 //      ├──STLS accepted──> awaiting_front_tls ──handshake──> command
@@ -15,6 +16,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -70,6 +72,7 @@ class pop3_session final : public session_machine {
   void process_client(step_list& out);
   void handle_command(const std::string& line, step_list& out);
   void handle_exchange_line(const std::string& line, step_list& out);
+  void refuse(std::string reply, const std::string& keyword, std::string rule, step_list& out);
   void answer_locally(std::string wire, step_list& out, bool starttls = false);
   void flush_local_replies(step_list& out);
   void process_backend(step_list& out);
@@ -97,6 +100,19 @@ class pop3_session final : public session_machine {
   std::string capa_status_;
   std::vector<std::string> capa_lines_;
   std::size_t capa_bytes_ = 0;
+  std::size_t refusals_ = 0;
+
+ public:
+  // Commands the proxy refused itself (each also a "pop3.refused" audit record with its rule).
+  std::size_t refusals() const { return refusals_; }
+  // Test and fuzz hook (tests/fuzz/fuzz_imap_differential.cpp): called with the upper-cased
+  // keyword of every command the machine decides to relay, before its bytes are sent.
+  void set_relay_observer(std::function<void(std::string_view)> f) {
+    relay_observer_ = std::move(f);
+  }
+
+ private:
+  std::function<void(std::string_view)> relay_observer_;
 };
 
 }  // namespace tlsbridge::protocols::pop3

@@ -54,6 +54,50 @@ bool has_multiline_reply(std::string_view verb, std::string_view argument) {
   return false;
 }
 
+command_line parse_command(std::string_view line, bool allow_8bit) {
+  command_line c;
+  if (line.empty()) {
+    c.rule = "empty command line (RFC 1939 §3)";
+    return c;
+  }
+  for (char ch : line) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (u < 0x20 || u == 0x7f) {
+      c.rule = "control character in a command line (RFC 1939 §3: printable ASCII)";
+      return c;
+    }
+    if (u >= 0x80 && !allow_8bit) {
+      c.rule = "8-bit byte in a command line before TLS (RFC 1939 §3)";
+      return c;
+    }
+  }
+  std::size_t i = 0;
+  while (i < line.size() && std::isalpha(static_cast<unsigned char>(line[i])) &&
+         static_cast<unsigned char>(line[i]) < 0x80)
+    ++i;
+  if (i == 0) {
+    c.rule = line[0] == ' ' ? "line starts with SP (RFC 1939 §3 keyword)"
+                            : "keyword is not letters (RFC 1939 §3)";
+    return c;
+  }
+  c.keyword = upper(line.substr(0, i));
+  if (i == line.size()) {
+    c.ok = true;
+    return c;
+  }
+  if (line[i] != ' ') {
+    c.rule = "keyword not followed by SP or the line end (RFC 1939 §3)";
+    return c;
+  }
+  c.argument = line.substr(i + 1);
+  if (c.argument.empty() || c.argument.front() == ' ') {
+    c.rule = "keyword not followed by exactly one SP and an argument (RFC 1939 §3)";
+    return c;
+  }
+  c.ok = true;
+  return c;
+}
+
 std::vector<std::string> rewrite_capa(const std::vector<std::string>& lines,
                                       const capa_view& view) {
   std::vector<std::string> out;

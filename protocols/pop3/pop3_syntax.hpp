@@ -1,6 +1,7 @@
-// POP3 framing and capability rewriting (RFC 1939, RFC 2449, RFC 2595; SPEC §4 "IMAP and POP3"):
-// which commands have multi-line replies, a streaming scanner for a multi-line body ended by the
-// line "." (dot-stuffed lines such as ".." are data), and the CAPA rewriting.
+// POP3 framing and capability rewriting (RFC 1939, RFC 2449, RFC 2595; SPEC §4 "IMAP and POP3",
+// §7.1): the grammar-first reading of a client command line, which commands have multi-line
+// replies, a streaming scanner for a multi-line body ended by the line "." (dot-stuffed lines such
+// as ".." are data), and the CAPA rewriting.
 #pragma once
 
 #include <cstddef>
@@ -31,6 +32,19 @@ class multiline_scanner {
 // Whether a +OK reply to this command carries a multi-line body (RFC 1939 §5-7, RFC 2449 §5):
 // RETR, TOP, CAPA, LIST and UIDL without an argument, and AUTH without one (the mechanism list).
 bool has_multiline_reply(std::string_view verb, std::string_view argument);
+
+// A client command line (without CRLF) read by RFC 1939 §3 / RFC 2449 §3: a keyword of letters,
+// then exactly one SP and the arguments, or the line end. Anything else (empty line, leading SP,
+// TAB or another CTL anywhere, a keyword ended by something other than SP, SP at the end or twice
+// after the keyword, 8-bit before front TLS) is not a command the proxy can read the way every
+// backend would: `rule` names what was broken and the proxy answers -ERR itself.
+struct command_line {
+  bool ok = false;
+  std::string keyword;        // upper-cased
+  std::string_view argument;  // everything after the one SP (PASS may hold spaces, RFC 1939 §7)
+  std::string rule;
+};
+command_line parse_command(std::string_view line, bool allow_8bit);
 
 struct capa_view {
   bool offer_stls = false;  // front leg is "starttls" and not yet encrypted

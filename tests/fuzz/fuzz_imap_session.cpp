@@ -22,9 +22,10 @@
 //    backend before the front handshake. The backend stream is framed as the backend frames it
 //    (command lines, {n+} literals skipped as data); after a synchronizing literal or an IDLE the
 //    framing depends on the backend's answers, and the check stops there.
-//  * Literal probe (a fresh machine, pre-TLS, require_tls): an APPEND whose literal holds the
-//    fuzzer's bytes ("b LOGIN x y", "c STARTTLS", anything), fed in fuzzer-chosen pieces, reaches
-//    the backend byte for byte and is never refused; the LOGIN that follows it is refused with
+//  * Literal probe (a fresh machine, pre-TLS, require_tls): an APPEND whose synchronizing literal
+//    holds the fuzzer's bytes ("b LOGIN x y", "c STARTTLS", anything), fed in fuzzer-chosen
+//    pieces, reaches the backend byte for byte and is never refused (a non-synchronizing one is
+//    refused with BAD and its bytes dropped, SPEC §7.1); the LOGIN that follows it is refused with
 //    PRIVACYREQUIRED once APPEND completes, and the NOOP after it is relayed. A FETCH literal the
 //    backend sends reaches the client byte for byte, never rewritten or taken for a response.
 #include <array>
@@ -309,8 +310,15 @@ void literal_probe(std::string_view content, std::uint8_t how, std::string_view 
     FUZZ_CHECK(to_client == "+ Ready for literal data\r\n");
     to_client.clear();
   } else {
+    // SPEC §7.1: before front TLS a non-synchronizing literal is refused by the proxy and its
+    // bytes are read and dropped with the rest of the command; nothing of t1 reaches the backend.
     feed(append + std::string(content) + after, true);
-    FUZZ_CHECK(to_client.empty());  // the refusal of t2 waits for t1's completion
+    FUZZ_CHECK(to_backend == "t3 NOOP\r\n");
+    FUZZ_CHECK(to_client.starts_with("t1 BAD "));
+    FUZZ_CHECK(to_client.ends_with(
+        "\r\nt2 NO [PRIVACYREQUIRED] Use STARTTLS before authenticating\r\n"));
+    FUZZ_CHECK(!closed);
+    return;
   }
   FUZZ_CHECK(to_backend == append + std::string(content) + "\r\nt3 NOOP\r\n");
   feed("t1 OK [APPENDUID 1 2] Append completed.\r\n", false);

@@ -595,3 +595,31 @@ http_diff("pipelined-bodies",
           "POST /EWS/a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
           "POST /EWS/b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"
           "GET /EWS/c HTTP/1.1\r\nHost: a\r\n\r\n", flags=0x03, pattern=0x52)
+
+# --- imap_differential: [mode] then events (tests/fuzz/fuzz_imap_differential.cpp) -------------
+# mode: bit 0 implicit front, bit 1 require_tls off, bits 4-5 the greeting's capabilities
+# (0 LITERAL+ BINARY, 1 none, 2 LITERAL-, 3 LITERAL+). Events: 1 n-1 i.. client pieces (n <= 4)
+# in one write, 3 how answer, 4 b literal decision (0 accept), 5 next AUTHENTICATE/IDLE round,
+# 6 front TLS, 7 unsolicited "+". Every attack piece of issue 12 item 3 is tried before and after
+# TLS, followed by the hidden "b LOGIN alice secret" (22 bytes), the end of a command and a NOOP.
+IMAP_DIFF_PIECES = 36
+for greeting in (0, 1, 2):
+    for phase in ("plain", "tls"):
+        for i in range(IMAP_DIFF_PIECES):
+            events = [1, 0, 20, 6] if phase == "tls" else []
+            events += [1, 3, i, 1, 35, 30, 4, 0, 5, 3, 0, 3, 0, 4, 0, 5, 3, 0x80, 3, 0, 3, 0]
+            events += [7, 1, 1, 30, 30, 3, 0, 3, 0]
+            write("imap_differential", f"g{greeting}-{phase}-{i:02d}",
+                  bytes([greeting << 4] + events))
+write("imap_differential", "login-literals-after-tls",
+      bytes([0, 1, 0, 20, 6, 1, 1, 21, 22, 4, 0, 3, 0, 1, 0, 23, 5, 1, 0, 24, 3, 0x80,
+             1, 1, 26, 27, 5, 3, 0x80, 1, 1, 28, 29, 3, 0, 3, 0]))
+write("imap_differential", "no-require-tls-logins",
+      bytes([2, 1, 3, 21, 22, 1, 35, 4, 0, 3, 0, 1, 0, 23, 5, 1, 0, 24, 3, 0x80]))
+# POP3 (mode bit 7): events 1 n-1 i.. pieces, 3 how answer, 4 next AUTH round, 5 front TLS,
+# 6 unasked -ERR. Each piece before and after STLS, then USER/PASS and NOOP.
+for phase in ("plain", "tls"):
+    for i in range(24):
+        events = [1, 0, 7, 5] if phase == "tls" else []
+        events += [1, 2, i, 2, 12, 3, 0, 4, 1, 0, 6, 3, 0, 3, 0, 3, 0]
+        write("imap_differential", f"pop3-{phase}-{i:02d}", bytes([0x80] + events))

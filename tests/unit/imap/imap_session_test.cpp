@@ -128,7 +128,13 @@ TEST_CASE("imap require_tls: LOGIN and AUTHENTICATE before TLS are refused local
     CHECK(h.take_client() == "a4 NO [PRIVACYREQUIRED] Use STARTTLS before authenticating\r\n");
     h.client("a6 NOOP\r\n");
     CHECK(h.take_backend() == "a6 NOOP\r\n");
-    CHECK(m.take_audit_events().empty());
+    // Each refusal is audited with its rule; no login record, nothing reached the backend.
+    auto events = m.take_audit_events();
+    CHECK(events.size() == 4);
+    for (auto& e : events) {
+      CHECK(e["event"] == "imap.refused");
+      CHECK(e["reason"].as_string().starts_with("imap.require_tls"));
+    }
     CHECK(!m.facts().starttls_injection);
   });
 }

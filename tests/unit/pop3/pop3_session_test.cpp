@@ -133,7 +133,10 @@ TEST_CASE("pop3 require_tls refuses USER/PASS/APOP/AUTH before TLS", "[pop3]") {
     const std::string refusal = "-ERR Plaintext authentication is not allowed: use STLS first\r\n";
     CHECK(h.take_client() == refusal + refusal + refusal + refusal);
     CHECK(h.take_backend().empty());
-    CHECK(m.take_audit_events().empty());
+    // Each refusal is audited with its rule, none as a login.
+    auto events = m.take_audit_events();
+    CHECK(events.size() == 4);
+    for (auto& e : events) CHECK(e["event"] == "pop3.refused");
   });
 }
 
