@@ -317,6 +317,7 @@ void imap_session::refuse_command(std::string reply, std::string rule, step_list
   boost::json::object e;
   e["event"] = "imap.refused";
   e["command"] = cmd_.name;
+  count_refusal(std::string_view(rule).substr(0, rule.find(':')));  // "imap.syntax: ..." -> id
   e["reason"] = std::move(rule);
   events_.push_back(std::move(e));
   ++refusals_;
@@ -363,6 +364,7 @@ void imap_session::handle_fragment_end(std::string_view line, step_list& out) {
     // taken back, so both legs end here (the backend never sees the rest).
     events_.push_back(
         boost::json::object{{"event", "imap.refused"}, {"command", cmd_.name}, {"reason", *rule}});
+    count_refusal(std::string_view(*rule).substr(0, rule->find(':')));
     ++refusals_;
     close_with("* BYE " + settings_.hostname + " command refused by proxy\r\n", "refused_policy",
                *rule, out);

@@ -175,6 +175,7 @@ void pop3_session::refuse(std::string reply, const std::string& keyword, std::st
   boost::json::object e;
   e["event"] = "pop3.refused";
   e["command"] = keyword;
+  count_refusal(std::string_view(rule).substr(0, rule.find(':')));  // "pop3.syntax: ..." -> id
   e["reason"] = std::move(rule);
   events_.push_back(std::move(e));
   ++refusals_;

@@ -182,6 +182,9 @@ class ShieldImapTest(unittest.TestCase):
                     self.success_path(client)
                 finally:
                     client.close()
+                # Counted by rule in the conn record (and tlsbridge_refusals_total).
+                record = self.conn_record(client.local, "imap-in")
+                self.assertEqual(record.get("refusals"), {"imap.syntax": 1}, record)
         time.sleep(0.3)
         log = dovecot.log()
         for user in users:
