@@ -95,6 +95,7 @@ class ShieldTest(unittest.TestCase):
     def setUpClass(cls):
         cls.certs = lab.shared_certs()
         cls.client = ShieldClient(f"{cls.certs}/ca.crt")
+        cls.seen_before = {}  # client port -> conn ids that existed before its exchange
         cls.iis = legacy_iis.LegacyIis(cls.certs).start()
         cls.addClassCleanup(cls.iis.stop)
         cls.bytes = http_shield.ByteLoggingBackend().start()
@@ -109,18 +110,30 @@ class ShieldTest(unittest.TestCase):
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def exchange(self, port, pieces, **kwargs):
+        """ShieldClient.exchange, remembering which conn records existed before it: the kernel
+        reuses client ports across the hundreds of connections of this class, so a conn record
+        with the same port may be an older connection's."""
+        before = {r["conn"] for r in self.proxy.conn_records()}
+        wire, local_port = self.client.exchange(port, pieces, **kwargs)
+        self.seen_before[local_port] = before
+        return wire, local_port
+
     def http_records_of(self, local_port, timeout=10.0):
         """The http.request records of the connection from local_port, once its conn record
         is written (so all of them are)."""
+        before = self.seen_before.get(local_port, set())
         conns = self.proxy.wait_for_conn_records(
-            1, timeout=timeout, where=lambda r: str(r.get("client", "")).endswith(f":{local_port}"))
+            1, timeout=timeout,
+            where=lambda r: (str(r.get("client", "")).endswith(f":{local_port}") and
+                             r["conn"] not in before))
         self.assertTrue(conns, f"no conn record for the client on port {local_port}")
         return conns[0], self.proxy.records("http.request", conn=conns[0]["conn"])
 
     def via_bytes(self, pieces, gap=0.0, timeout=8.0):
         """Sends through shield-bytes; returns (client bytes, what the backend received on the
         connections this exchange opened, conn record, http.request records)."""
-        wire, port = self.client.exchange(self.port_bytes, pieces, gap=gap, timeout=timeout)
+        wire, port = self.exchange(self.port_bytes, pieces, gap=gap, timeout=timeout)
         conn, records = self.http_records_of(port)
         # The back leg this connection opened, by its address (the conn record's backend.local).
         peer = (conn.get("backend") or {}).get("local")
@@ -134,7 +147,7 @@ class ShieldTest(unittest.TestCase):
                   b"X-Forwarded-For: 6.6.6.6\r\n\r\n" + SMUGGLE +
                   b"POST /ecp/DDI/DDIService.svc/GetList HTTP/1.1\r\nHost: a\r\n"
                   b"Content-Length: 0\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n")
-        wire, port = self.client.exchange(self.port_iis, attack)
+        wire, port = self.exchange(self.port_iis, attack)
         self.assertEqual(statuses(wire), [400], wire[:300])
         _, records = self.http_records_of(port)
         self.assertEqual(len(records), 1, records)
@@ -155,7 +168,7 @@ class ShieldTest(unittest.TestCase):
                    b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         follow = (b"GET /owa/after-rpc HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n" +
                   SMUGGLE + b"GET /owa/last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-        wire, port = self.client.exchange(self.port_iis, channel + follow)
+        wire, port = self.exchange(self.port_iis, channel + follow)
         self.assertEqual(statuses(wire), [200, 200, 404, 200], wire[:600])
         rpc = [r for r in self.iis.requests if r["method"] == "RPC_IN_DATA"
                and r["path"].startswith("/rpc/rpcproxy.dll")]
@@ -229,7 +242,7 @@ class ShieldTest(unittest.TestCase):
                 data = b"\r\n" * (prefix // 2) + head(path, size - prefix)
                 self.assertEqual(len(data), size)
                 pieces = [data[i:i + 4096] for i in range(0, len(data), 4096)]
-                wire, _ = self.client.exchange(self.port_iis, pieces, gap=0.005, timeout=10)
+                wire, _ = self.exchange(self.port_iis, pieces, gap=0.005, timeout=10)
                 if expected == 200:
                     # IIS (http.server) takes the head; the proxy kept the connection.
                     self.assertEqual(statuses(wire)[:1], [200])
@@ -256,7 +269,7 @@ class ShieldTest(unittest.TestCase):
         self.assertTrue(received.startswith(b"PROPFIND /owa/m HTTP/1.1\r\n"))
 
     def test_underscore_fields_are_stripped_and_cannot_shadow_x_forwarded_for(self):
-        wire, port = self.client.exchange(
+        wire, port = self.exchange(
             self.port_iis,
             b"GET /EWS/headers HTTP/1.1\r\nHost: a\r\nX_Forwarded_For: 6.6.6.6\r\n"
             b"X-Forwarded_For: 7.7.7.7\r\nX-Forwarded-For: 8.8.8.8\r\nConnection: close\r\n\r\n")
