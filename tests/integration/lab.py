@@ -1187,6 +1187,15 @@ class Tlsbridge:
         wait_until(lambda: len(matching()) >= n, timeout, interval=0.1)
         return matching()
 
+    def wait_for_probes_done(self, timeout=15.0):
+        """Waits until the proxy has written the conn record of every readiness probe: until
+        then a probe's session may still hold a slot of a tight max_connections (a mail
+        listener opens its back leg before it notices that the probe has gone)."""
+        def done():
+            closed = {r.get("client") for r in self.audit_records() if r.get("event") == "conn"}
+            return self.probe_clients <= closed
+        return wait_until(done, timeout, interval=0.1)
+
     def records(self, event, conn=None):
         return [r for r in self.audit_records()
                 if r.get("event") == event and (conn is None or r.get("conn") == conn)]

@@ -116,6 +116,7 @@ class MailboxLimitsTest(unittest.TestCase):
                               [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")])
         self.addCleanup(proxy.cleanup)
         proxy.start()
+        self.assertTrue(proxy.wait_for_probes_done(), "the readiness probes' sessions never ended")
         for port, ok, refused in ((imap_port, "* OK", r"^\* BYE \[UNAVAILABLE\]"),
                                   (pop3_port, "+OK", r"^-ERR \[SYS/TEMP\]")):
             first = connect_from("127.0.0.1", port)
