@@ -16,32 +16,32 @@
 #pragma once
 
 #include <array>
-#include <chrono>
-#include <functional>
-#include <cstdint>
-#include <memory>
-#include <optional>
-#include <string>
-
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/object.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
 
 #include "certs/client_cert_check.hpp"
 #include "policy/chain_evidence.hpp"
 #include "policy/policy_decision.hpp"
 #include "protocols/common/session_machine.hpp"
 #include "proxy/async_event.hpp"
+#include "proxy/back_leg.hpp"
 #include "proxy/listener.hpp"
+#include "proxy/outcome.hpp"
 #include "proxy/tls_stream.hpp"
 
 namespace tlsbridge::proxy {
 
 class session : public std::enable_shared_from_this<session> {
  public:
-  session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socket socket,
-          std::string id);
+  session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socket socket, std::string id);
   ~session();
 
   asio::awaitable<void> run();
@@ -66,14 +66,10 @@ class session : public std::enable_shared_from_this<session> {
   // Front handshake (implicit or after STARTTLS) with client-certificate policy; sets the outcome
   // on failure.
   asio::awaitable<bool> front_handshake(const char* what);
-  asio::awaitable<bool> open_backend(protocols::backend_opener& opener);
-  asio::awaitable<bool> connect_backend();
-  asio::awaitable<bool> run_opener(protocols::backend_opener& opener);
-  // The back leg's TLS handshake (implicit or after STARTTLS), resuming the listener's cached
-  // session for this backend when it has one, then the chain judgement.
-  asio::awaitable<bool> back_handshake();
-  // Caches the back leg's session once it is resumable (TLS 1.3: after its ticket arrived).
-  void remember_back_session();
+  // A new back leg (the old one, if any, is closed): true when it is up; a failure is kept in
+  // back_failure_.
+  asio::awaitable<bool> open_backend();
+  tls_stream* backend() { return backend_ ? backend_->stream() : nullptr; }
   // The relay: two reader tasks and the idle watchdog; the last to end writes the audit record.
   void start_relay();
   void task_done();
@@ -91,12 +87,10 @@ class session : public std::enable_shared_from_this<session> {
   asio::awaitable<void> acquire(write_gate& gate);
   void release(write_gate& gate);
   asio::awaitable<void> refuse_client(const std::string& wire);
-  // Inspects and judges the back leg's chain (SPEC §4 Certificate policy); false = refused.
-  // `cached`: the evidence of the full handshake a resumed session came from.
-  bool judge_backend_chain(const std::string& backend_host,
-                           std::optional<policy::chain_evidence> cached = std::nullopt);
   void touch() { last_activity_ = std::chrono::steady_clock::now(); }
-  void finish(std::string outcome, std::string reason = {});
+  // The one place the outcome and reason are set; the first call wins. An empty reason falls back
+  // to the last back-leg failure's.
+  void finish(outcome what, std::string reason = {});
   void write_audit();
   void write_machine_events();
   void record_metrics();
@@ -106,7 +100,8 @@ class session : public std::enable_shared_from_this<session> {
   const config::listener_config& cfg_;
   std::string id_;
   tls_stream client_;
-  std::optional<tls_stream> backend_;
+  std::optional<back_leg> backend_;
+  std::optional<back_leg_failure> back_failure_;  // the last back leg that failed to open
   std::unique_ptr<protocols::session_machine> machine_;
   write_gate client_gate_;
   write_gate backend_gate_;
@@ -123,15 +118,7 @@ class session : public std::enable_shared_from_this<session> {
   std::string client_addr_;
   std::string proxy_addr_;  // with PROXY protocol: the proxy's own address
   bool ip_counted_ = false;
-  std::string backend_addr_;
-  std::string backend_local_;
-  std::string backend_host_;  // the configured host that was reached (for policy rule globs)
-  std::optional<policy::chain_evidence> backend_chain_;
-  std::optional<policy::decision> backend_decision_;
   std::array<std::uint8_t, 16> client_ip_{};
-  bool refused_by_policy_ = false;
-  bool backend_resumed_ = false;       // the back leg resumed a cached TLS session
-  bool back_session_stored_ = false;   // this back leg's session is in the cache
   // The front leg's client chain check, only on listeners with client_certs.
   std::unique_ptr<certs::client_chain_check> client_check_;
   std::uint64_t bytes_in_ = 0;
@@ -142,7 +129,7 @@ class session : public std::enable_shared_from_this<session> {
   bool shutdown_requested_ = false;
   int relay_tasks_ = 0;  // reader tasks and watchdog still running
   std::function<void(const std::string&)> on_destroy_;
-  std::string outcome_;
+  outcome outcome_ = outcome::ok;
   std::string reason_;
 };
 
