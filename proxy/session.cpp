@@ -584,32 +584,56 @@ void session::finish(outcome what, std::string reason) {
   state_changed_.notify();
 }
 
-boost::json::object session::leg_json(tls_stream& leg, bool front) const {
-  boost::json::object o;
-  SSL* ssl = leg.tls_active() ? leg.ssl() : nullptr;
-  if (ssl) {
-    o["tls"] = SSL_get_version(ssl);
-    o["cipher"] = SSL_get_cipher_name(ssl);
-  } else {
-    o["tls"] = nullptr;
-    o["cipher"] = nullptr;
-  }
-  if (front) {
-    const char* sni = ssl ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : nullptr;
-    o["sni"] = sni ? boost::json::value(sni) : boost::json::value(nullptr);
+connection_record session::record() const {
+  auto tls_of = [](const tls_stream& leg, leg_record& out) {
+    out.tls = leg.tls_active();
+    if (out.tls) {
+      out.version = SSL_get_version(leg.ssl());
+      out.cipher = SSL_get_cipher_name(leg.ssl());
+    }
+    out.tls_error = leg.tls_error();
+  };
+  connection_record r;
+  r.id = id_;
+  r.listener = cfg_.name;
+  r.client = client_addr_;
+  r.proxy = proxy_addr_;
+  tls_of(client_, r.front);
+  if (r.front.tls) {
+    if (const char* sni = SSL_get_servername(client_.ssl(), TLSEXT_NAMETYPE_host_name))
+      r.front.sni = sni;
     const unsigned char* alpn = nullptr;
     unsigned alpn_len = 0;
-    if (ssl) SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
-    o["alpn"] = alpn_len
-                    ? boost::json::value(std::string(reinterpret_cast<const char*>(alpn), alpn_len))
-                    : boost::json::value(nullptr);
-    o["chain"] =
-        client_check_ && client_check_->evidence && client_check_->decision
-            ? policy::chain_to_json(*client_check_->evidence, client_check_->decision->findings,
-                                    client_check_->decision->result)
-            : boost::json::value(nullptr);
+    SSL_get0_alpn_selected(client_.ssl(), &alpn, &alpn_len);
+    if (alpn_len) r.front.alpn = std::string(reinterpret_cast<const char*>(alpn), alpn_len);
   }
-  return o;
+  if (client_check_) {
+    if (client_check_->evidence) r.front.chain = &*client_check_->evidence;
+    if (client_check_->decision) r.front.decision = &*client_check_->decision;
+  }
+  if (const tls_stream* leg = backend_ ? backend_->stream() : nullptr) {
+    const back_leg_facts& f = backend_->facts();
+    auto& b = r.back.emplace();
+    tls_of(*leg, b);
+    b.addr = f.address;
+    b.local = f.local;
+    b.resumed = f.resumed;
+    if (f.chain) b.chain = &*f.chain;
+    if (f.decision) b.decision = &*f.decision;
+  }
+  r.bytes_in = bytes_in_;
+  r.bytes_out = bytes_out_;
+  r.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started_)
+                      .count();
+  r.what = outcome_;
+  r.reason = reason_;
+  if (machine_) {
+    r.starttls_injection = machine_->facts().starttls_injection;
+    r.injected_bytes = machine_->facts().injected_bytes;
+    r.refusals = machine_->facts().refusals;
+  }
+  return r;
 }
 
 void session::write_machine_events() {
@@ -625,90 +649,13 @@ void session::write_machine_events() {
   }
 }
 
-void session::record_metrics() {
-  auto* m = rt_->metrics;
-  if (!m) return;
-  const std::string& l = cfg_.name;
-  m->add("tlsbridge_connections_total",
-         {{"listener", l}, {"outcome", std::string(to_string(outcome_))}});
-  m->add("tlsbridge_bytes_total", {{"listener", l}, {"direction", "in"}},
-         static_cast<double>(bytes_in_));
-  m->add("tlsbridge_bytes_total", {{"listener", l}, {"direction", "out"}},
-         static_cast<double>(bytes_out_));
-  if (client_.tls_active())
-    m->add("tlsbridge_tls_versions_total",
-           {{"listener", l}, {"side", "front"}, {"version", SSL_get_version(client_.ssl())}});
-  if (backend() && backend()->tls_active())
-    m->add("tlsbridge_tls_versions_total",
-           {{"listener", l}, {"side", "back"}, {"version", SSL_get_version(backend()->ssl())}});
-  if (outcome_ == outcome::tls_failed || (!client_.tls_error().empty() && !client_.tls_active()))
-    m->add("tlsbridge_handshake_failures_total",
-           {{"listener", l},
-            {"side", "front"},
-            {"reason", client_.tls_error().empty() ? "timeout or closed" : client_.tls_error()}});
-  if (backend() && !backend()->tls_error().empty() && !backend()->tls_active())
-    m->add("tlsbridge_handshake_failures_total",
-           {{"listener", l}, {"side", "back"}, {"reason", backend()->tls_error()}});
-  auto findings = [&](const std::optional<policy::decision>& d, const char* side) {
-    if (!d) return;
-    for (std::size_t i = 0; i < d->findings.size(); ++i)
-      m->add("tlsbridge_policy_findings_total",
-             {{"listener", l},
-              {"side", side},
-              {"kind", d->findings[i].kind},
-              {"action", i < d->actions.size() ? policy::to_string(d->actions[i]) : "log"}});
-  };
-  if (client_check_) findings(client_check_->decision, "front");
-  if (backend_) findings(backend_->facts().decision, "back");
-  if (machine_ && machine_->facts().starttls_injection)
-    m->add("tlsbridge_starttls_injections_total", {{"listener", l}});
-  if (machine_)
-    for (const auto& [rule, n] : machine_->facts().refusals)
-      m->add("tlsbridge_refusals_total", {{"listener", l}, {"rule", rule}}, static_cast<double>(n));
-}
-
 void session::write_audit() {
   if (backend_) backend_->remember_session();  // a TLS 1.3 ticket arrives after the handshake
-  record_metrics();
+  const connection_record r = record();
+  if (rt_->metrics) count_connection(r, *rt_->metrics);
   if (!rt_->audit) return;
   write_machine_events();
-  boost::json::object rec;
-  rec["event"] = "conn";
-  rec["conn"] = id_;
-  rec["listener"] = cfg_.name;
-  rec["client"] = client_addr_;
-  if (!proxy_addr_.empty()) rec["proxy"] = proxy_addr_;  // the load balancer that sent PROXY
-  rec["front"] = leg_json(client_, true);
-  if (backend()) {
-    const back_leg_facts& f = backend_->facts();
-    boost::json::object b = leg_json(*backend(), false);
-    b["addr"] = f.address;
-    b["local"] = f.local;
-    b["resumed"] =
-        backend()->tls_active() ? boost::json::value(f.resumed) : boost::json::value(nullptr);
-    b["chain"] = f.chain && f.decision
-                     ? policy::chain_to_json(*f.chain, f.decision->findings, f.decision->result)
-                     : boost::json::value(nullptr);
-    rec["backend"] = std::move(b);
-  } else {
-    rec["backend"] = nullptr;
-  }
-  rec["bytes_in"] = bytes_in_;
-  rec["bytes_out"] = bytes_out_;
-  rec["duration_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::steady_clock::now() - started_)
-                           .count();
-  rec["outcome"] = to_string(outcome_);
-  rec["reason"] = reason_;
-  rec["starttls_injection"] = machine_ ? machine_->facts().starttls_injection : false;
-  if (machine_ && machine_->facts().injected_bytes)
-    rec["injected_bytes"] = machine_->facts().injected_bytes;
-  if (machine_ && !machine_->facts().refusals.empty()) {
-    boost::json::object refusals;
-    for (const auto& [rule, n] : machine_->facts().refusals) refusals[rule] = n;
-    rec["refusals"] = std::move(refusals);
-  }
-  rt_->audit->write(std::move(rec));
+  rt_->audit->write(conn_json(r));
   spdlog::debug("conn {} {} {} {}", id_, cfg_.name, to_string(outcome_), reason_);
 }
 

@@ -33,6 +33,7 @@
 #include "protocols/common/session_machine.hpp"
 #include "proxy/async_event.hpp"
 #include "proxy/back_leg.hpp"
+#include "proxy/connection_record.hpp"
 #include "proxy/listener.hpp"
 #include "proxy/outcome.hpp"
 #include "proxy/tls_stream.hpp"
@@ -91,10 +92,10 @@ class session : public std::enable_shared_from_this<session> {
   // The one place the outcome and reason are set; the first call wins. An empty reason falls back
   // to the last back-leg failure's.
   void finish(outcome what, std::string reason = {});
+  // The facts of the connection so far, for the `conn` record and the metrics.
+  connection_record record() const;
   void write_audit();
   void write_machine_events();
-  void record_metrics();
-  boost::json::object leg_json(tls_stream& leg, bool front) const;
 
   std::shared_ptr<listener_runtime> rt_;
   const config::listener_config& cfg_;
