@@ -161,15 +161,12 @@ asio::awaitable<void> session::run() {
     co_return;
   }
 
-  auto opener = make_backend_opener(*rt_->root, cfg_);
-  machine_ = make_session_machine(*rt_->root, cfg_, *opener);
   protocols::connection_info info;
   info.client = client_addr_;
   info.client_ip = client_addr_.substr(0, client_addr_.rfind(':'));
   if (info.client_ip.size() > 2 && info.client_ip.front() == '[')
     info.client_ip = info.client_ip.substr(1, info.client_ip.size() - 2);
   info.front_tls = cfg_.tls != config::front_tls::none;
-  machine_->set_connection(info);
 
   // Limits (SPEC §3 max_connections, max_connections_per_ip; [server] max_connections): the
   // client still gets its protocol's refusal, over TLS when the front is implicit.
@@ -190,7 +187,7 @@ asio::awaitable<void> session::run() {
         co_return;
       }
     }
-    std::string refusal = machine_->over_limit();
+    std::string refusal = refusal_text(*rt_->root, cfg_, early_refusal::over_limit);
     co_await refuse_client(refusal);
     finish(outcome::limit, "over " + over);
     write_audit();
@@ -204,25 +201,29 @@ asio::awaitable<void> session::run() {
     }
   }
 
-  if (machine_->backend_first()) {
+  if (opens_backend_first(cfg_.protocol)) {
     if (!co_await open_backend()) {
       if (!finished_) {
         // A named local, not a temporary: GCC 12 destroys temporaries of a conditional
         // expression inside co_await twice.
-        std::string refusal = machine_->service_unavailable();
+        std::string refusal = refusal_text(*rt_->root, cfg_, early_refusal::service_unavailable);
         co_await refuse_client(refusal);
         finish(back_failure_->what);
       }
       write_audit();
       co_return;
     }
-    // Mail machines are made with the backend's greeting, which the opener has now read.
+    // The machine is built once, here: mail machines with the greeting the opener has read.
     machine_ = make_session_machine(*rt_->root, cfg_, backend_->opener());
-    machine_->set_connection(info);
+  } else {
+    machine_ = make_session_machine(*rt_->root, cfg_, *make_backend_opener(*rt_->root, cfg_));
   }
+  machine_->set_connection(info);
 
   protocols::step_list steps;
   machine_->on_start(steps);
+  // SIGTERM while the back leg was opening found no machine yet: it drains from its start.
+  if (shutdown_requested_) machine_->on_shutdown(steps);
   co_await execute(std::move(steps));
   if (finished_) {
     write_audit();
