@@ -24,7 +24,7 @@ namespace tlsbridge::proxy {
 namespace {
 
 // Reads land here and are handed to the machine at once, which copies what it forwards: an idle
-// connection holds no read buffer (STYLE.md §8). One per io_context thread.
+// connection holds no read buffer (proxy/tls_stream.hpp). One per io_context thread.
 thread_local std::array<char, 64 * 1024> scratch;
 
 std::array<std::uint8_t, 16> mapped_bytes(const asio::ip::address& a) {
@@ -71,9 +71,9 @@ session::~session() {
 }
 
 asio::awaitable<bool> session::read_proxy_header() {
-  // PROXY v1/v2 (SPEC §5). The header is peeked, parsed, and only then exactly its bytes are
-  // consumed: whatever follows (a TLS ClientHello, an SMTP command) stays in the socket for the
-  // protocol.
+  // PROXY v1/v2 (protocols/proxy_header/proxy_header.hpp). The header is peeked, parsed, and only
+  // then exactly its bytes are consumed: whatever follows (a TLS ClientHello, an SMTP command)
+  // stays in the socket for the protocol.
   namespace pp = protocols::proxy_header;
   const auto deadline = std::chrono::steady_clock::now() + cfg_.timeouts.handshake;
   std::array<char, pp::v2_max_header> peek{};
@@ -134,75 +134,31 @@ asio::awaitable<void> session::run() {
   auto remote = client_.socket().remote_endpoint(ec);
   if (ec) co_return;  // the client is already gone; nothing to audit
   client_addr_ = endpoint_text(remote);
-
   client_ip_ = mapped_bytes(remote.address());
-  if (cfg_.proxy_protocol) {
-    bool trusted = false;
-    for (const auto& block : rt_->trusted_proxies) trusted = trusted || block.contains(client_ip_);
-    if (!trusted) {
-      finish(outcome::denied,
-             "PROXY protocol listener: " + client_addr_ + " is not a trusted proxy");
-      write_audit();
-      co_return;
-    }
-    if (!co_await read_proxy_header()) {
-      write_audit();
-      co_return;
-    }
-  }
-  if (client_check_) client_check_->peer.client_ip = client_ip_;
 
-  // `allow`: who may connect at all (the real client, after PROXY).
-  bool allowed = false;
-  for (const auto& block : rt_->allow) allowed = allowed || block.contains(client_ip_);
-  if (!allowed) {
-    finish(outcome::denied, "client address not in allow");
+  // Admission → front TLS → back leg → machine → relay; every way out writes the one record.
+  const auto admitted = co_await admit();
+  if (!admitted) {
     write_audit();
     co_return;
   }
-
-  protocols::connection_info info;
-  info.client = client_addr_;
-  info.client_ip = client_addr_.substr(0, client_addr_.rfind(':'));
-  if (info.client_ip.size() > 2 && info.client_ip.front() == '[')
-    info.client_ip = info.client_ip.substr(1, info.client_ip.size() - 2);
-  info.front_tls = cfg_.tls != config::front_tls::none;
-
-  // Limits (SPEC §3 max_connections, max_connections_per_ip; [server] max_connections): the
-  // client still gets its protocol's refusal, over TLS when the front is implicit.
-  ip_counted_ = true;
-  const std::size_t from_ip = rt_->counters->acquire_ip(client_ip_);
-  std::string over;
-  if (rt_->counters->active > cfg_.max_connections)
-    over = "listener max_connections (" + std::to_string(cfg_.max_connections) + ")";
-  else if (from_ip > cfg_.max_connections_per_ip)
-    over = "max_connections_per_ip (" + std::to_string(cfg_.max_connections_per_ip) + ")";
-  else if (rt_->process_active && *rt_->process_active > rt_->root->server.max_connections)
-    over = "[server] max_connections (" + std::to_string(rt_->root->server.max_connections) + ")";
-  if (!over.empty()) {
-    if (cfg_.tls == config::front_tls::implicit) {
-      const bool opened = co_await open_front_tls();
-      if (!opened) {
-        write_audit();
-        co_return;
-      }
-    }
-    std::string refusal = refusal_text(*rt_->root, cfg_, early_refusal::over_limit);
-    co_await refuse_client(refusal);
-    finish(outcome::limit, "over " + over);
-    write_audit();
-    co_return;
-  }
-  if (cfg_.tls == config::front_tls::implicit) {  // a named result: see open_backend
+  if (cfg_.tls == config::front_tls::implicit) {  // a named result: see proxy/back_leg.cpp
     const bool opened = co_await open_front_tls();
     if (!opened) {
       write_audit();
       co_return;
     }
   }
-
+  if (!admitted->empty()) {  // over a limit: the client still gets its protocol's refusal
+    std::string refusal = refusal_text(*rt_->root, cfg_, early_refusal::over_limit);
+    co_await refuse_client(refusal);
+    finish(outcome::limit, "over " + *admitted);
+    write_audit();
+    co_return;
+  }
   if (opens_backend_first(cfg_.protocol)) {
-    if (!co_await open_backend()) {
+    const bool up = co_await open_backend();
+    if (!up) {
       if (!finished_) {
         // A named local, not a temporary: GCC 12 destroys temporaries of a conditional
         // expression inside co_await twice.
@@ -218,6 +174,12 @@ asio::awaitable<void> session::run() {
   } else {
     machine_ = make_session_machine(*rt_->root, cfg_, *make_backend_opener(*rt_->root, cfg_));
   }
+  protocols::connection_info info;
+  info.client = client_addr_;
+  info.client_ip = client_addr_.substr(0, client_addr_.rfind(':'));
+  if (info.client_ip.size() > 2 && info.client_ip.front() == '[')
+    info.client_ip = info.client_ip.substr(1, info.client_ip.size() - 2);
+  info.front_tls = cfg_.tls != config::front_tls::none;
   machine_->set_connection(info);
 
   protocols::step_list steps;
@@ -230,6 +192,42 @@ asio::awaitable<void> session::run() {
     co_return;
   }
   start_relay();  // the relay's last task writes the audit record
+}
+
+asio::awaitable<std::optional<std::string>> session::admit() {
+  if (cfg_.proxy_protocol) {
+    bool trusted = false;
+    for (const auto& block : rt_->trusted_proxies) trusted = trusted || block.contains(client_ip_);
+    if (!trusted) {
+      finish(outcome::denied,
+             "PROXY protocol listener: " + client_addr_ + " is not a trusted proxy");
+      co_return std::nullopt;
+    }
+    const bool read = co_await read_proxy_header();
+    if (!read) co_return std::nullopt;
+  }
+  if (client_check_) client_check_->peer.client_ip = client_ip_;
+
+  // `allow`: who may connect at all (the real client, after PROXY).
+  bool allowed = false;
+  for (const auto& block : rt_->allow) allowed = allowed || block.contains(client_ip_);
+  if (!allowed) {
+    finish(outcome::denied, "client address not in allow");
+    co_return std::nullopt;
+  }
+
+  // Limits (config/config.hpp: a listener's max_connections and max_connections_per_ip, [server]
+  // max_connections).
+  ip_counted_ = true;
+  const std::size_t from_ip = rt_->counters->acquire_ip(client_ip_);
+  if (rt_->counters->active > cfg_.max_connections)
+    co_return "listener max_connections (" + std::to_string(cfg_.max_connections) + ")";
+  if (from_ip > cfg_.max_connections_per_ip)
+    co_return "max_connections_per_ip (" + std::to_string(cfg_.max_connections_per_ip) + ")";
+  if (rt_->process_active && *rt_->process_active > rt_->root->server.max_connections)
+    co_return "[server] max_connections (" + std::to_string(rt_->root->server.max_connections) +
+        ")";
+  co_return std::string();
 }
 
 asio::awaitable<bool> session::open_front_tls() {

@@ -1,9 +1,14 @@
-// The one generic session driver (STYLE.md: Boost.MySQL's sans-I/O algorithms, Beast's one strand
-// per connection). It owns the two legs of a connection and runs any protocol machine:
+// The one generic session driver: it owns the two legs of a connection and runs any protocol
+// machine (protocols/common/session_machine.hpp), in this order:
 //
-//   accept ─> [front implicit TLS] ─> backend connect (failover, timeout) ─> [back implicit TLS]
-//          ─> backend_opener (greeting, back STARTTLS) ─> machine.on_start
-//          ─> client loop ║ backend loop ║ idle watchdog ─> one `conn` audit record
+//   admission (PROXY header, allow, limits) ─> [front implicit TLS]
+//          ─> back leg (proxy/back_leg.hpp: connect with failover, back TLS, opener, judgement)
+//          ─> the machine, built once (with the backend's greeting) ─> machine.on_start
+//          ─> client loop ║ backend loop ║ idle watchdog
+//          ─> one `conn` audit record (proxy/connection_record.hpp)
+//
+// A client refused before its machine exists gets protocol_factory's refusal_text(). HTTPS opens
+// its back leg later, per request, and again after the backend closed: each time a new back_leg.
 //
 // Each side has one reader task: it reads into a per-thread scratch buffer, feeds the machine and
 // performs the steps it answers, and when the side has nothing more to read it *parks* — a
@@ -62,6 +67,9 @@ class session : public std::enable_shared_from_this<session> {
     bool busy = false;
   };
 
+  // Admission: the PROXY header, `allow`, the connection limits. nullopt: refused (the outcome is
+  // set); "" admitted; else the limit the connection is over (it still gets its refusal).
+  asio::awaitable<std::optional<std::string>> admit();
   asio::awaitable<bool> read_proxy_header();
   asio::awaitable<bool> open_front_tls();
   // Front handshake (implicit or after STARTTLS) with client-certificate policy; sets the outcome
