@@ -21,6 +21,9 @@ inline constexpr const char* kind_not_yet_valid = "not_yet_valid";
 inline constexpr const char* kind_untrusted = "untrusted";
 inline constexpr const char* kind_name_mismatch = "name_mismatch";
 inline constexpr const char* kind_self_signed = "self_signed";
+// A verify = "pin" back leg whose leaf matches none of its pin_sha256 (policy_decision.hpp): not a
+// property of the chain alone, so chain_findings() never yields it; judge_chain() adds it.
+inline constexpr const char* kind_pin_mismatch = "pin_mismatch";
 
 // Smallest EC key that is not weak: P-224 (NIST SP 800-57 pt. 1 rev. 5, 112-bit security); P-192
 // and smaller curves are findings. Not configurable: min_rsa_bits is about RSA/DSA sizes only.

@@ -1,5 +1,7 @@
 #include "policy/policy_decision.hpp"
 
+#include <algorithm>
+
 #include "config/value_parsers.hpp"
 #include "policy/chain_findings.hpp"
 
@@ -99,7 +101,8 @@ config::policy_action action_for(const std::string& kind, const config::policy_c
 }
 
 decision judge_chain(const chain_evidence& chain, const config::policy_config& policy,
-                     const peer_context& peer, bool trusted_by_configuration, std::int64_t now) {
+                     const peer_context& peer, bool trusted_by_configuration, std::int64_t now,
+                     const std::vector<std::string>* pins) {
   decision out;
   for (auto& f : chain_findings(chain, policy, now)) {
     auto action = action_for(f.kind, policy, peer);
@@ -118,6 +121,18 @@ decision judge_chain(const chain_evidence& chain, const config::policy_config& p
     if (out.result == verdict::clean) out.result = verdict::logged;
     out.findings.push_back(std::move(f));
     out.actions.push_back(action);
+  }
+  if (pins) {
+    const std::string leaf = chain.certs.empty() ? "" : chain.certs[0].sha256;
+    if (std::find(pins->begin(), pins->end(), leaf) == pins->end()) {
+      finding f{kind_pin_mismatch, 0, leaf + " matches no pin_sha256"};
+      if (out.result != verdict::refused)
+        out.reason = f.kind + " at depth 0: " + f.detail + " (" +
+                     to_string(config::policy_action::refuse) + ")";
+      out.result = verdict::refused;
+      out.findings.push_back(std::move(f));
+      out.actions.push_back(config::policy_action::refuse);
+    }
   }
   return out;
 }

@@ -34,9 +34,12 @@ struct decision {
 };
 
 // The whole judgement of one chain. trusted_by_configuration: back legs with verify = "none" or
-// "pin" — their findings are recorded, never refused (verdict logged at most), SPEC §4.
+// "pin" — their findings are recorded, never refused (verdict logged at most). `pins` (a verify =
+// "pin" leg's pin_sha256, lower-case hex): a leaf whose SHA-256 is none of them adds the finding
+// pin_mismatch, which is always refused — the pin is what such a leg trusts instead of the chain.
 decision judge_chain(const chain_evidence& chain, const config::policy_config& policy,
-                     const peer_context& peer, bool trusted_by_configuration, std::int64_t now);
+                     const peer_context& peer, bool trusted_by_configuration, std::int64_t now,
+                     const std::vector<std::string>* pins = nullptr);
 
 // The effective action for a finding kind. The first rule that matches `peer` is the only rule
 // consulted: the actions it sets override [policy], the ones it leaves out come from [policy]

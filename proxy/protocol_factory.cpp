@@ -1,5 +1,6 @@
 #include "proxy/protocol_factory.hpp"
 
+#include "protocols/http/http_request_info.hpp"
 #include "protocols/http/https_session.hpp"
 #include "protocols/imap/imap_backend_opener.hpp"
 #include "protocols/imap/imap_session.hpp"
@@ -68,6 +69,31 @@ std::unique_ptr<protocols::session_machine> make_session_machine(
     }
     default:
       return std::make_unique<protocols::tls_relay_session>();
+  }
+}
+
+bool opens_backend_first(config::protocol p) {
+  return p != config::protocol::https;
+}
+
+std::string refusal_text(const config::config& root, const config::listener_config& l,
+                         early_refusal why) {
+  const bool over = why == early_refusal::over_limit;
+  const std::string& host = root.server.hostname;
+  switch (l.protocol) {
+    case config::protocol::smtp:  // RFC 5321 §3.8: 421 and close
+      return over ? "421 4.7.0 " + host + " too many connections\r\n"
+                  : "421 4.3.0 " + host + " Service not available\r\n";
+    case config::protocol::imap:  // RFC 9051 §7.1.5 BYE, RFC 5530 UNAVAILABLE
+      return over ? "* BYE [UNAVAILABLE] " + host + " too many connections\r\n"
+                  : "* BYE " + host + " Service not available\r\n";
+    case config::protocol::pop3:  // RFC 3206 SYS/TEMP
+      return over ? "-ERR [SYS/TEMP] " + host + " too many connections\r\n"
+                  : "-ERR " + host + " Service not available\r\n";
+    case config::protocol::https:
+      return protocols::http::proxy_response(over ? 503 : 502, true);
+    default:
+      return {};
   }
 }
 

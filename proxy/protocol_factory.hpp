@@ -1,6 +1,7 @@
 // Where a protocol plugs into the engine: for a listener's `protocol`, the opener that readies its
-// back leg and the machine that runs the session. Adding IMAP or POP3 means adding their machines
-// under protocols/ and one case to each function here.
+// back leg, the machine that runs the session, and what the client is told when it is refused
+// before that machine exists. A new protocol adds its machine and opener under protocols/ and one
+// case to each function here.
 #pragma once
 
 #include <memory>
@@ -17,5 +18,16 @@ std::unique_ptr<protocols::backend_opener> make_backend_opener(const config::con
 std::unique_ptr<protocols::session_machine> make_session_machine(
     const config::config& root, const config::listener_config& l,
     const protocols::backend_opener& opener);
+
+// Whether the back leg is opened before the machine starts (SMTP, IMAP, POP3 and the TLS relay:
+// the machine is built with what the opener read); HTTPS opens it per request instead.
+bool opens_backend_first(config::protocol p);
+
+// The driver builds the machine once, after the back leg is up; a client refused before that
+// gets these bytes — the same as the machine's service_unavailable() and over_limit() (checked
+// in tests/unit/proxy/protocol_factory_test.cpp). "" = just close.
+enum class early_refusal { service_unavailable, over_limit };
+std::string refusal_text(const config::config& root, const config::listener_config& l,
+                         early_refusal why);
 
 }  // namespace tlsbridge::proxy

@@ -1,10 +1,9 @@
 #include "proxy/session.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <array>
 #include <atomic>
-#include <ctime>
-#include <random>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -13,53 +12,24 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/spdlog.h>
+#include <ctime>
+#include <random>
 
-#include "certs/chain_collector.hpp"
 #include "protocols/proxy_header/proxy_header.hpp"
+#include "proxy/coro_util.hpp"
 #include "proxy/protocol_factory.hpp"
 
 namespace tlsbridge::proxy {
 
 namespace {
 
-using namespace boost::asio::experimental::awaitable_operators;
-constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
-
 // Reads land here and are handed to the machine at once, which copies what it forwards: an idle
-// connection holds no read buffer (STYLE.md §8). One per io_context thread.
+// connection holds no read buffer (proxy/tls_stream.hpp). One per io_context thread.
 thread_local std::array<char, 64 * 1024> scratch;
-
-std::string endpoint_text(const asio::ip::tcp::endpoint& ep) {
-  auto addr = ep.address();
-  if (addr.is_v6() && addr.to_v6().is_v4_mapped())
-    addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
-  if (addr.is_v6()) return "[" + addr.to_string() + "]:" + std::to_string(ep.port());
-  return addr.to_string() + ":" + std::to_string(ep.port());
-}
 
 std::array<std::uint8_t, 16> mapped_bytes(const asio::ip::address& a) {
   if (a.is_v4()) return asio::ip::make_address_v6(asio::ip::v4_mapped, a.to_v4()).to_bytes();
   return a.to_v6().to_bytes();
-}
-
-// Runs `op` with a deadline; nullopt when the deadline won (the op was cancelled).
-template <typename T>
-asio::awaitable<std::optional<T>> with_timeout(asio::awaitable<T> op,
-                                               std::chrono::milliseconds limit) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  timer.expires_after(limit);
-  auto result = co_await (std::move(op) || timer.async_wait(use_nothrow));
-  if (result.index() == 0) co_return std::get<0>(std::move(result));
-  co_return std::nullopt;
-}
-
-// The same for an operation with no result: true when it finished in time.
-asio::awaitable<bool> with_timeout(asio::awaitable<void> op, std::chrono::milliseconds limit) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  timer.expires_after(limit);
-  auto result = co_await (std::move(op) || timer.async_wait(use_nothrow));
-  co_return result.index() == 0;
 }
 
 }  // namespace
@@ -68,8 +38,7 @@ std::string next_connection_id() {
   static const std::uint32_t prefix = std::random_device{}();
   static std::atomic<std::uint64_t> counter{0};
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%08x%08llx", prefix,
-                static_cast<unsigned long long>(++counter));
+  std::snprintf(buf, sizeof buf, "%08x%08llx", prefix, static_cast<unsigned long long>(++counter));
   return buf;
 }
 
@@ -102,9 +71,9 @@ session::~session() {
 }
 
 asio::awaitable<bool> session::read_proxy_header() {
-  // PROXY v1/v2 (SPEC §5). The header is peeked, parsed, and only then exactly its bytes are
-  // consumed: whatever follows (a TLS ClientHello, an SMTP command) stays in the socket for the
-  // protocol.
+  // PROXY v1/v2 (protocols/proxy_header/proxy_header.hpp). The header is peeked, parsed, and only
+  // then exactly its bytes are consumed: whatever follows (a TLS ClientHello, an SMTP command)
+  // stays in the socket for the protocol.
   namespace pp = protocols::proxy_header;
   const auto deadline = std::chrono::steady_clock::now() + cfg_.timeouts.handshake;
   std::array<char, pp::v2_max_header> peek{};
@@ -112,28 +81,29 @@ asio::awaitable<bool> session::read_proxy_header() {
   for (;;) {
     auto ready = co_await with_timeout(client_.wait_readable(), cfg_.timeouts.handshake);
     if (!ready || *ready) {
-      finish(!ready ? "timeout" : "client_closed", "no PROXY protocol header");
+      finish(!ready ? outcome::timeout : outcome::client_closed, "no PROXY protocol header");
       co_return false;
     }
     error_code ec;
-    std::size_t n = client_.socket().receive(asio::buffer(peek), asio::socket_base::message_peek,
-                                             ec);
+    std::size_t n =
+        client_.socket().receive(asio::buffer(peek), asio::socket_base::message_peek, ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
     if (ec || n == 0) {
-      finish("client_closed", "connection closed before the PROXY protocol header");
+      finish(outcome::client_closed, "connection closed before the PROXY protocol header");
       co_return false;
     }
     auto r = pp::parse(std::string_view(peek.data(), n));
-    if (r.what == pp::result::status::error || (r.what == pp::result::status::need_more &&
-                                                n == peek.size())) {
-      finish("denied", "bad PROXY protocol header: " + (r.error.empty() ? "too long" : r.error));
+    if (r.what == pp::result::status::error ||
+        (r.what == pp::result::status::need_more && n == peek.size())) {
+      finish(outcome::denied,
+             "bad PROXY protocol header: " + (r.error.empty() ? "too long" : r.error));
       co_return false;
     }
     if (r.what == pp::result::status::need_more) {
       // The rest of the header is still in flight; the socket stays readable (we only peeked),
       // so wait a little instead of spinning.
       if (std::chrono::steady_clock::now() >= deadline) {
-        finish("timeout", "incomplete PROXY protocol header");
+        finish(outcome::timeout, "incomplete PROXY protocol header");
         co_return false;
       }
       pause.expires_after(std::chrono::milliseconds(5));
@@ -144,7 +114,7 @@ asio::awaitable<bool> session::read_proxy_header() {
     while (left > 0) {
       std::size_t got = client_.socket().receive(asio::buffer(peek.data(), left), 0, ec);
       if (ec) {
-        finish("client_closed", "connection lost inside the PROXY protocol header");
+        finish(outcome::client_closed, "connection lost inside the PROXY protocol header");
         co_return false;
       }
       left -= got;
@@ -164,34 +134,46 @@ asio::awaitable<void> session::run() {
   auto remote = client_.socket().remote_endpoint(ec);
   if (ec) co_return;  // the client is already gone; nothing to audit
   client_addr_ = endpoint_text(remote);
-
   client_ip_ = mapped_bytes(remote.address());
-  if (cfg_.proxy_protocol) {
-    bool trusted = false;
-    for (const auto& block : rt_->trusted_proxies) trusted = trusted || block.contains(client_ip_);
-    if (!trusted) {
-      finish("denied", "PROXY protocol listener: " + client_addr_ + " is not a trusted proxy");
-      write_audit();
-      co_return;
-    }
-    if (!co_await read_proxy_header()) {
-      write_audit();
-      co_return;
-    }
-  }
-  if (client_check_) client_check_->peer.client_ip = client_ip_;
 
-  // `allow`: who may connect at all (the real client, after PROXY).
-  bool allowed = false;
-  for (const auto& block : rt_->allow) allowed = allowed || block.contains(client_ip_);
-  if (!allowed) {
-    finish("denied", "client address not in allow");
+  // Admission → front TLS → back leg → machine → relay; every way out writes the one record.
+  const auto admitted = co_await admit();
+  if (!admitted) {
     write_audit();
     co_return;
   }
-
-  auto opener = make_backend_opener(*rt_->root, cfg_);
-  machine_ = make_session_machine(*rt_->root, cfg_, *opener);
+  if (cfg_.tls == config::front_tls::implicit) {  // a named result: see proxy/back_leg.cpp
+    const bool opened = co_await open_front_tls();
+    if (!opened) {
+      write_audit();
+      co_return;
+    }
+  }
+  if (!admitted->empty()) {  // over a limit: the client still gets its protocol's refusal
+    std::string refusal = refusal_text(*rt_->root, cfg_, early_refusal::over_limit);
+    co_await refuse_client(refusal);
+    finish(outcome::limit, "over " + *admitted);
+    write_audit();
+    co_return;
+  }
+  if (opens_backend_first(cfg_.protocol)) {
+    const bool up = co_await open_backend();
+    if (!up) {
+      if (!finished_) {
+        // A named local, not a temporary: GCC 12 destroys temporaries of a conditional
+        // expression inside co_await twice.
+        std::string refusal = refusal_text(*rt_->root, cfg_, early_refusal::service_unavailable);
+        co_await refuse_client(refusal);
+        finish(back_failure_->what);
+      }
+      write_audit();
+      co_return;
+    }
+    // The machine is built once, here: mail machines with the greeting the opener has read.
+    machine_ = make_session_machine(*rt_->root, cfg_, backend_->opener());
+  } else {
+    machine_ = make_session_machine(*rt_->root, cfg_, *make_backend_opener(*rt_->root, cfg_));
+  }
   protocols::connection_info info;
   info.client = client_addr_;
   info.client_ip = client_addr_.substr(0, client_addr_.rfind(':'));
@@ -200,58 +182,10 @@ asio::awaitable<void> session::run() {
   info.front_tls = cfg_.tls != config::front_tls::none;
   machine_->set_connection(info);
 
-  // Limits (SPEC §3 max_connections, max_connections_per_ip; [server] max_connections): the
-  // client still gets its protocol's refusal, over TLS when the front is implicit.
-  ip_counted_ = true;
-  const std::size_t from_ip = rt_->counters->acquire_ip(client_ip_);
-  std::string over;
-  if (rt_->counters->active > cfg_.max_connections)
-    over = "listener max_connections (" + std::to_string(cfg_.max_connections) + ")";
-  else if (from_ip > cfg_.max_connections_per_ip)
-    over = "max_connections_per_ip (" + std::to_string(cfg_.max_connections_per_ip) + ")";
-  else if (rt_->process_active && *rt_->process_active > rt_->root->server.max_connections)
-    over = "[server] max_connections (" + std::to_string(rt_->root->server.max_connections) + ")";
-  if (!over.empty()) {
-    if (cfg_.tls == config::front_tls::implicit) {
-      const bool opened = co_await open_front_tls();
-      if (!opened) {
-        write_audit();
-        co_return;
-      }
-    }
-    std::string refusal = machine_->over_limit();
-    co_await refuse_client(refusal);
-    finish("limit", "over " + over);
-    write_audit();
-    co_return;
-  }
-  if (cfg_.tls == config::front_tls::implicit) {  // a named result: see open_backend
-    const bool opened = co_await open_front_tls();
-    if (!opened) {
-      write_audit();
-      co_return;
-    }
-  }
-
-  if (machine_->backend_first()) {
-    if (!co_await open_backend(*opener)) {
-      if (!finished_) {
-        // A named local, not a temporary: GCC 12 destroys temporaries of a conditional
-        // expression inside co_await twice.
-        std::string refusal = machine_->service_unavailable();
-        co_await refuse_client(refusal);
-        finish(refused_by_policy_ ? "refused_policy" : "backend_unavailable", reason_);
-      }
-      write_audit();
-      co_return;
-    }
-    // Mail machines are made with the backend's greeting, which the opener has now read.
-    machine_ = make_session_machine(*rt_->root, cfg_, *opener);
-    machine_->set_connection(info);
-  }
-
   protocols::step_list steps;
   machine_->on_start(steps);
+  // SIGTERM while the back leg was opening found no machine yet: it drains from its start.
+  if (shutdown_requested_) machine_->on_shutdown(steps);
   co_await execute(std::move(steps));
   if (finished_) {
     write_audit();
@@ -260,22 +194,60 @@ asio::awaitable<void> session::run() {
   start_relay();  // the relay's last task writes the audit record
 }
 
-asio::awaitable<bool> session::open_front_tls() { co_return co_await front_handshake("front TLS"); }
+asio::awaitable<std::optional<std::string>> session::admit() {
+  if (cfg_.proxy_protocol) {
+    bool trusted = false;
+    for (const auto& block : rt_->trusted_proxies) trusted = trusted || block.contains(client_ip_);
+    if (!trusted) {
+      finish(outcome::denied,
+             "PROXY protocol listener: " + client_addr_ + " is not a trusted proxy");
+      co_return std::nullopt;
+    }
+    const bool read = co_await read_proxy_header();
+    if (!read) co_return std::nullopt;
+  }
+  if (client_check_) client_check_->peer.client_ip = client_ip_;
+
+  // `allow`: who may connect at all (the real client, after PROXY).
+  bool allowed = false;
+  for (const auto& block : rt_->allow) allowed = allowed || block.contains(client_ip_);
+  if (!allowed) {
+    finish(outcome::denied, "client address not in allow");
+    co_return std::nullopt;
+  }
+
+  // Limits (config/config.hpp: a listener's max_connections and max_connections_per_ip, [server]
+  // max_connections).
+  ip_counted_ = true;
+  const std::size_t from_ip = rt_->counters->acquire_ip(client_ip_);
+  if (rt_->counters->active > cfg_.max_connections)
+    co_return "listener max_connections (" + std::to_string(cfg_.max_connections) + ")";
+  if (from_ip > cfg_.max_connections_per_ip)
+    co_return "max_connections_per_ip (" + std::to_string(cfg_.max_connections_per_ip) + ")";
+  if (rt_->process_active && *rt_->process_active > rt_->root->server.max_connections)
+    co_return "[server] max_connections (" + std::to_string(rt_->root->server.max_connections) +
+        ")";
+  co_return std::string();
+}
+
+asio::awaitable<bool> session::open_front_tls() {
+  co_return co_await front_handshake("front TLS");
+}
 
 asio::awaitable<bool> session::front_handshake(const char* what) {
   auto ec = co_await with_timeout(client_.handshake_server(rt_->front_certs->default_context()),
                                   cfg_.timeouts.handshake);
   if (!ec) {
-    finish("timeout", std::string(what) + " handshake timed out");
+    finish(outcome::timeout, std::string(what) + " handshake timed out");
     co_return false;
   }
   if (*ec) {
     if (client_check_ && client_check_->decision &&
         client_check_->decision->result == policy::verdict::refused) {
-      finish("refused_policy", "client certificate refused by policy: " +
-                                   client_check_->decision->reason);
+      finish(outcome::refused_policy,
+             "client certificate refused by policy: " + client_check_->decision->reason);
     } else {
-      finish("tls_failed",
+      finish(outcome::tls_failed,
              std::string(what) + " handshake: " +
                  (client_.tls_error().empty() ? ec->message() : client_.tls_error()));
     }
@@ -285,192 +257,13 @@ asio::awaitable<bool> session::front_handshake(const char* what) {
   co_return true;
 }
 
-asio::awaitable<bool> session::open_backend(protocols::backend_opener& opener) {
-  if (!co_await connect_backend()) co_return false;
-  // The result in a named local: GCC 12 miscompiled both `implicit && !co_await f()` and
-  // `if (implicit) { if (!co_await f()) ... }` here (the frame was resumed after it had finished:
-  // SIGILL at -O0, a wild `this` at -O2).
-  if (cfg_.backend.tls == config::back_tls::implicit) {
-    const bool ok = co_await back_handshake();
-    if (!ok) co_return false;
-  }
-  if (!co_await run_opener(opener)) co_return false;
+asio::awaitable<bool> session::open_backend() {
+  backend_eof_ = backend_aborted_ = false;
+  backend_.emplace(rt_, client_ip_);  // the old leg, if any, caches its session and closes
+  back_failure_ = co_await backend_->open();
+  if (back_failure_) co_return false;
   touch();
   co_return true;
-}
-
-asio::awaitable<bool> session::connect_backend() {
-  auto ex = co_await asio::this_coro::executor;
-  asio::ip::tcp::resolver resolver(ex);
-  std::string failures;
-  for (const auto& target : cfg_.backend.addresses) {
-    // An IP literal needs no resolver: Asio's resolver runs on its own thread, which costs two
-    // thread switches per connection (measured in bench/).
-    std::vector<asio::ip::tcp::endpoint> endpoints;
-    error_code parse_ec;
-    auto literal = asio::ip::make_address(target.host, parse_ec);
-    if (!parse_ec) {
-      endpoints.emplace_back(literal, target.port);
-    } else {
-      auto [rec, results] = co_await resolver.async_resolve(
-          target.host, std::to_string(target.port), asio::ip::resolver_base::numeric_service,
-          use_nothrow);
-      if (rec) {
-        failures += (failures.empty() ? "" : "; ") + target.to_string() + ": " + rec.message();
-        continue;
-      }
-      for (const auto& entry : results) endpoints.push_back(entry.endpoint());
-    }
-    for (const auto& endpoint : endpoints) {
-      asio::ip::tcp::socket sock(ex);
-      const auto connect_started = std::chrono::steady_clock::now();
-      auto connected = co_await with_timeout(
-          sock.async_connect(endpoint, use_nothrow), cfg_.timeouts.connect);
-      error_code cec = connected ? std::get<0>(*connected) : asio::error::timed_out;
-      if (cec) {
-        failures += (failures.empty() ? "" : "; ") + endpoint_text(endpoint) + ": " +
-                    cec.message();
-        continue;
-      }
-      if (rt_->metrics)
-        rt_->metrics->observe("tlsbridge_backend_connect_seconds", {{"listener", cfg_.name}},
-                              std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                            connect_started)
-                                  .count());
-      error_code ec;
-      backend_addr_ = endpoint_text(endpoint);
-      auto local = sock.local_endpoint(ec);
-      if (!ec) backend_local_ = endpoint_text(local);
-      backend_.emplace(std::move(sock));
-      backend_host_ = target.host;
-      co_return true;
-    }
-  }
-  reason_ = "no backend reachable: " + failures;
-  co_return false;
-}
-
-asio::awaitable<bool> session::run_opener(protocols::backend_opener& opener) {
-  using kind = protocols::backend_opener::action::kind;
-  auto act = opener.start();
-  for (;;) {
-    switch (act.what) {
-      case kind::done:
-        co_return true;
-      case kind::fail:
-        reason_ = act.data;
-        co_return false;
-      case kind::write: {
-        auto ec = co_await with_timeout(backend_->write_all(act.data), cfg_.timeouts.handshake);
-        if (!ec || *ec) {
-          reason_ = "backend write failed during setup";
-          co_return false;
-        }
-        act = opener.on_written();
-        break;
-      }
-      case kind::read: {
-        auto ec = co_await with_timeout(backend_->wait_readable(), cfg_.timeouts.handshake);
-        if (!ec) {
-          reason_ = "backend timed out during setup";
-          co_return false;
-        }
-        if (*ec) {
-          reason_ = "backend setup: " + ec->message();
-          co_return false;
-        }
-        error_code rec;
-        std::size_t n = backend_->read_some(scratch.data(), scratch.size(), rec);
-        if (rec == asio::error::would_block) break;
-        if (rec) {
-          reason_ = "backend closed during setup: " + rec.message();
-          co_return false;
-        }
-        act = opener.on_read(std::string_view(scratch.data(), n));
-        break;
-      }
-      case kind::handshake: {
-        const bool ok = co_await back_handshake();
-        if (!ok) co_return false;
-        act = opener.on_handshake_done();
-        break;
-      }
-    }
-  }
-}
-
-asio::awaitable<bool> session::back_handshake() {
-  backend_session_cache* cache = rt_->back_sessions.get();
-  std::optional<backend_session_cache::hit> cached;
-  if (cache) cached = cache->find(backend_addr_);
-  SSL_SESSION* offer = cached ? cached->session : nullptr;
-  auto ec = co_await with_timeout(
-      backend_->handshake_client(rt_->back_ctx.get(), cfg_.backend.server_name, offer),
-      cfg_.timeouts.handshake);
-  if (!ec || *ec) {
-    if (cache) cache->forget(backend_addr_);  // perhaps our offer upset it: start afresh
-    reason_ = "backend TLS handshake: " +
-              (!ec ? std::string("timed out")
-                   : backend_->tls_error().empty() ? ec->message() : backend_->tls_error());
-    co_return false;
-  }
-  if (offer) SSL_SESSION_free(offer);
-  std::optional<policy::chain_evidence> evidence;
-  if (cached && backend_->resumed()) {
-    backend_resumed_ = true;
-    evidence = std::move(cached->chain);
-  }
-  if (!judge_backend_chain(backend_host_, std::move(evidence))) {
-    if (cache) cache->forget(backend_addr_);
-    co_return false;
-  }
-  remember_back_session();
-  co_return true;
-}
-
-void session::remember_back_session() {
-  // A resumed leg stores too: the backend may have issued a fresh ticket.
-  if (!rt_->back_sessions || back_session_stored_ || !backend_ ||
-      !backend_->tls_active() || !backend_chain_ || !backend_decision_ ||
-      backend_decision_->result == policy::verdict::refused)
-    return;
-  back_session_stored_ = rt_->back_sessions->store(backend_addr_, backend_->ssl(), *backend_chain_);
-}
-
-bool session::judge_backend_chain(const std::string& backend_host,
-                                  std::optional<policy::chain_evidence> cached) {
-  const auto& b = cfg_.backend;
-  if (cached) {
-    backend_chain_ = std::move(cached);
-  } else {
-    certs::verify_settings vs;
-    vs.store = rt_->trust_store.get();
-    vs.server_name = b.server_name;
-    backend_chain_ = certs::collect_peer_chain(backend_->ssl(), vs);
-  }
-  // verify = "none"/"pin": the legacy host is trusted by configuration — its chain is inspected and
-  // its findings recorded, never refused for them (SPEC §4). "ca" judges the chain in full.
-  const bool trusted_by_configuration = b.verify != config::verify_mode::ca;
-  policy::peer_context peer{cfg_.name, client_ip_, backend_host};
-  backend_decision_ = policy::judge_chain(*backend_chain_, rt_->root->policy, peer,
-                                          trusted_by_configuration, std::time(nullptr));
-  if (b.verify == config::verify_mode::pin) {
-    const std::string leaf = backend_chain_->certs.empty() ? "" : backend_chain_->certs[0].sha256;
-    bool pinned = false;
-    for (const auto& pin : b.pin_sha256) pinned = pinned || pin == leaf;
-    if (!pinned) {
-      refused_by_policy_ = true;
-      backend_decision_->result = policy::verdict::refused;
-      reason_ = "backend certificate " + leaf + " matches no pin_sha256";
-      return false;
-    }
-  }
-  if (backend_decision_->result == policy::verdict::refused) {
-    refused_by_policy_ = true;
-    reason_ = "backend chain refused by policy: " + backend_decision_->reason;
-    return false;
-  }
-  return true;
 }
 
 asio::awaitable<void> session::refuse_client(const std::string& wire) {
@@ -485,8 +278,10 @@ void session::start_relay() {
   relay_tasks_ = 3;
   auto ex = client_.socket().get_executor();
   auto self = shared_from_this();
-  asio::co_spawn(ex, [self] { return self->client_reader(std::nullopt); }, asio::detached);
-  asio::co_spawn(ex, [self] { return self->backend_reader(std::nullopt); }, asio::detached);
+  asio::co_spawn(
+      ex, [self] { return self->client_reader(std::nullopt); }, asio::detached);
+  asio::co_spawn(
+      ex, [self] { return self->backend_reader(std::nullopt); }, asio::detached);
   arm_watchdog();
 }
 
@@ -495,7 +290,7 @@ void session::task_done() {
 }
 
 void session::park(side from) {
-  tls_stream& leg = from == side::client ? client_ : *backend_;
+  tls_stream& leg = from == side::client ? client_ : *backend();
   leg.async_wait_readable([self = shared_from_this(), from](error_code ec) {
     if (self->finished_) {
       self->task_done();
@@ -503,9 +298,11 @@ void session::park(side from) {
     }
     auto ex = self->client_.socket().get_executor();
     if (from == side::client)
-      asio::co_spawn(ex, [self, ec] { return self->client_reader(ec); }, asio::detached);
+      asio::co_spawn(
+          ex, [self, ec] { return self->client_reader(ec); }, asio::detached);
     else
-      asio::co_spawn(ex, [self, ec] { return self->backend_reader(ec); }, asio::detached);
+      asio::co_spawn(
+          ex, [self, ec] { return self->backend_reader(ec); }, asio::detached);
   });
 }
 
@@ -527,7 +324,7 @@ asio::awaitable<void> session::client_reader(std::optional<error_code> woken) {
       continue;
     }
     if (wait_ec) {
-      finish("client_closed", wait_ec.message());
+      finish(outcome::client_closed, wait_ec.message());
       break;
     }
     if (!try_read && !client_.has_buffered()) {
@@ -566,7 +363,7 @@ asio::awaitable<void> session::backend_reader(std::optional<error_code> woken) {
   bool try_read = woken.has_value();
   error_code wait_ec = woken.value_or(error_code{});
   for (int reads = 0; !finished_;) {
-    if (!backend_ || backend_eof_ || backend_aborted_) {
+    if (!backend() || backend_eof_ || backend_aborted_) {
       if (machine_->backend_first()) break;
       co_await state_changed_.wait();
       try_read = false;
@@ -577,7 +374,7 @@ asio::awaitable<void> session::backend_reader(std::optional<error_code> woken) {
     wait_ec = {};
     std::size_t n = 0;
     if (!rec) {
-      if (!try_read && !backend_->has_buffered()) {
+      if (!try_read && !backend()->has_buffered()) {
         park(side::backend);
         co_return;
       }
@@ -586,7 +383,7 @@ asio::awaitable<void> session::backend_reader(std::optional<error_code> woken) {
         reads = 0;
         continue;  // the leg may have changed meanwhile
       }
-      n = backend_->read_some(scratch.data(), scratch.size(), rec);
+      n = backend()->read_some(scratch.data(), scratch.size(), rec);
       if (rec == asio::error::would_block) {
         park(side::backend);
         co_return;
@@ -625,17 +422,20 @@ void session::on_watchdog() {
     arm_watchdog();
     return;
   }
-  asio::co_spawn(client_.socket().get_executor(),
-                 [self = shared_from_this()] { return self->idle_goodbye(); }, asio::detached);
+  asio::co_spawn(
+      client_.socket().get_executor(), [self = shared_from_this()] { return self->idle_goodbye(); },
+      asio::detached);
 }
 
 asio::awaitable<void> session::idle_goodbye() {
   protocols::step_list steps;
   machine_->on_idle_timeout(steps);
   // A write that has not moved for the whole idle time will not move for a goodbye either.
-  if (client_gate_.busy) finish("timeout", "idle timeout (peer not reading)");
-  else co_await with_timeout(execute(std::move(steps)), std::chrono::milliseconds(5000));
-  finish("timeout", "idle timeout");
+  if (client_gate_.busy)
+    finish(outcome::timeout, "idle timeout (peer not reading)");
+  else
+    co_await with_timeout(execute(std::move(steps)), std::chrono::milliseconds(5000));
+  finish(outcome::timeout, "idle timeout");
   task_done();
 }
 
@@ -654,7 +454,7 @@ asio::awaitable<void> session::execute(protocols::step_list steps) {
         if (!co_await send(side::client, s.data)) co_return;
         break;
       case kind::send_backend:
-        if (backend_aborted_ || !backend_) break;
+        if (backend_aborted_ || !backend()) break;
         if (!co_await send(side::backend, s.data)) co_return;
         break;
       case kind::start_front_tls: {
@@ -674,9 +474,9 @@ asio::awaitable<void> session::execute(protocols::step_list steps) {
         release(client_gate_);
         break;
       case kind::shutdown_backend_send:
-        if (!backend_) break;
+        if (!backend()) break;
         co_await acquire(backend_gate_);
-        co_await backend_->shutdown_send();
+        co_await backend()->shutdown_send();
         release(backend_gate_);
         break;
       case kind::abort_backend:
@@ -685,17 +485,9 @@ asio::awaitable<void> session::execute(protocols::step_list steps) {
         break;
       case kind::connect_backend: {
         bool ok = true;
-        if (!backend_ || backend_eof_ || backend_aborted_) {
-          remember_back_session();  // the old leg's TLS 1.3 ticket, if it came
-          if (backend_) backend_->close();
-          backend_.reset();
-          backend_chain_.reset();
-          backend_decision_.reset();
-          backend_resumed_ = back_session_stored_ = false;
-          backend_eof_ = backend_aborted_ = false;
-          auto opener = make_backend_opener(*rt_->root, cfg_);
-          ok = co_await open_backend(*opener);
-          if (!ok && backend_) {
+        if (!backend() || backend_eof_ || backend_aborted_) {
+          ok = co_await open_backend();
+          if (!ok && backend()) {
             backend_->close();
             backend_aborted_ = true;
           }
@@ -711,12 +503,11 @@ asio::awaitable<void> session::execute(protocols::step_list steps) {
         co_await acquire(client_gate_);
         co_await client_.shutdown_send();
         release(client_gate_);
-        std::string outcome =
-            machine_->facts().outcome.empty() ? "ok" : machine_->facts().outcome;
+        outcome said = outcome_of_machine(machine_->facts().outcome);
         // A machine that asked for its back leg knows only that it failed; the driver knows
         // whether the policy refused it (as run() says for legs opened before the machine).
-        if (outcome == "backend_unavailable" && refused_by_policy_) outcome = "refused_policy";
-        finish(std::move(outcome), machine_->facts().reason);
+        if (said == outcome::backend_unavailable && back_failure_) said = back_failure_->what;
+        finish(said, machine_->facts().reason);
         co_return;
       }
     }
@@ -725,7 +516,7 @@ asio::awaitable<void> session::execute(protocols::step_list steps) {
 
 asio::awaitable<bool> session::send(side to, const std::string& data) {
   write_gate& gate = to == side::client ? client_gate_ : backend_gate_;
-  tls_stream& stream = to == side::client ? client_ : *backend_;
+  tls_stream& stream = to == side::client ? client_ : *backend();
   co_await acquire(gate);
   if (finished_) {
     release(gate);
@@ -736,7 +527,7 @@ asio::awaitable<bool> session::send(side to, const std::string& data) {
   if (ec) {
     if (finished_) co_return false;
     if (to == side::client) {
-      finish("client_closed", "write to client failed: " + ec.message());
+      finish(outcome::client_closed, "write to client failed: " + ec.message());
     } else {
       protocols::step_list steps;
       machine_->on_backend_eof(steps);
@@ -766,52 +557,82 @@ void session::request_shutdown() {
   protocols::step_list steps;
   machine_->on_shutdown(steps);
   if (steps.empty()) return;
-  asio::co_spawn(client_.socket().get_executor(),
-                 [self = shared_from_this(), steps = std::move(steps)]() mutable {
-                   return self->execute(std::move(steps));
-                 },
-                 asio::detached);
+  asio::co_spawn(
+      client_.socket().get_executor(),
+      [self = shared_from_this(), steps = std::move(steps)]() mutable {
+        return self->execute(std::move(steps));
+      },
+      asio::detached);
 }
 
-void session::force_close() { finish("shutdown", "shutdown grace period ended"); }
+void session::force_close() {
+  finish(outcome::shutdown, "shutdown grace period ended");
+}
 
-void session::finish(std::string outcome, std::string reason) {
+void session::finish(outcome what, std::string reason) {
   if (finished_) return;
   finished_ = true;
-  outcome_ = std::move(outcome);
-  if (!reason.empty()) reason_ = std::move(reason);
+  outcome_ = what;
+  if (!reason.empty())
+    reason_ = std::move(reason);
+  else if (back_failure_)
+    reason_ = back_failure_->reason;
   client_.close();
   if (backend_) backend_->close();
   idle_timer_.cancel();
   state_changed_.notify();
 }
 
-boost::json::object session::leg_json(tls_stream& leg, bool front) const {
-  boost::json::object o;
-  SSL* ssl = leg.tls_active() ? leg.ssl() : nullptr;
-  if (ssl) {
-    o["tls"] = SSL_get_version(ssl);
-    o["cipher"] = SSL_get_cipher_name(ssl);
-  } else {
-    o["tls"] = nullptr;
-    o["cipher"] = nullptr;
-  }
-  if (front) {
-    const char* sni = ssl ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : nullptr;
-    o["sni"] = sni ? boost::json::value(sni) : boost::json::value(nullptr);
+connection_record session::record() const {
+  auto tls_of = [](const tls_stream& leg, leg_record& out) {
+    out.tls = leg.tls_active();
+    if (out.tls) {
+      out.version = SSL_get_version(leg.ssl());
+      out.cipher = SSL_get_cipher_name(leg.ssl());
+    }
+    out.tls_error = leg.tls_error();
+  };
+  connection_record r;
+  r.id = id_;
+  r.listener = cfg_.name;
+  r.client = client_addr_;
+  r.proxy = proxy_addr_;
+  tls_of(client_, r.front);
+  if (r.front.tls) {
+    if (const char* sni = SSL_get_servername(client_.ssl(), TLSEXT_NAMETYPE_host_name))
+      r.front.sni = sni;
     const unsigned char* alpn = nullptr;
     unsigned alpn_len = 0;
-    if (ssl) SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
-    o["alpn"] = alpn_len ? boost::json::value(std::string(reinterpret_cast<const char*>(alpn),
-                                                          alpn_len))
-                         : boost::json::value(nullptr);
-    o["chain"] = client_check_ && client_check_->evidence && client_check_->decision
-                     ? policy::chain_to_json(*client_check_->evidence,
-                                             client_check_->decision->findings,
-                                             client_check_->decision->result)
-                     : boost::json::value(nullptr);
+    SSL_get0_alpn_selected(client_.ssl(), &alpn, &alpn_len);
+    if (alpn_len) r.front.alpn = std::string(reinterpret_cast<const char*>(alpn), alpn_len);
   }
-  return o;
+  if (client_check_) {
+    if (client_check_->evidence) r.front.chain = &*client_check_->evidence;
+    if (client_check_->decision) r.front.decision = &*client_check_->decision;
+  }
+  if (const tls_stream* leg = backend_ ? backend_->stream() : nullptr) {
+    const back_leg_facts& f = backend_->facts();
+    auto& b = r.back.emplace();
+    tls_of(*leg, b);
+    b.addr = f.address;
+    b.local = f.local;
+    b.resumed = f.resumed;
+    if (f.chain) b.chain = &*f.chain;
+    if (f.decision) b.decision = &*f.decision;
+  }
+  r.bytes_in = bytes_in_;
+  r.bytes_out = bytes_out_;
+  r.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started_)
+                      .count();
+  r.what = outcome_;
+  r.reason = reason_;
+  if (machine_) {
+    r.starttls_injection = machine_->facts().starttls_injection;
+    r.injected_bytes = machine_->facts().injected_bytes;
+    r.refusals = machine_->facts().refusals;
+  }
+  return r;
 }
 
 void session::write_machine_events() {
@@ -827,91 +648,14 @@ void session::write_machine_events() {
   }
 }
 
-void session::record_metrics() {
-  auto* m = rt_->metrics;
-  if (!m) return;
-  const std::string& l = cfg_.name;
-  const std::string outcome = outcome_.empty() ? "ok" : outcome_;
-  m->add("tlsbridge_connections_total", {{"listener", l}, {"outcome", outcome}});
-  m->add("tlsbridge_bytes_total", {{"listener", l}, {"direction", "in"}},
-         static_cast<double>(bytes_in_));
-  m->add("tlsbridge_bytes_total", {{"listener", l}, {"direction", "out"}},
-         static_cast<double>(bytes_out_));
-  if (client_.tls_active())
-    m->add("tlsbridge_tls_versions_total",
-           {{"listener", l}, {"side", "front"}, {"version", SSL_get_version(client_.ssl())}});
-  if (backend_ && backend_->tls_active())
-    m->add("tlsbridge_tls_versions_total",
-           {{"listener", l}, {"side", "back"}, {"version", SSL_get_version(backend_->ssl())}});
-  if (outcome == "tls_failed" || (!client_.tls_error().empty() && !client_.tls_active()))
-    m->add("tlsbridge_handshake_failures_total",
-           {{"listener", l}, {"side", "front"},
-            {"reason", client_.tls_error().empty() ? "timeout or closed" : client_.tls_error()}});
-  if (backend_ && !backend_->tls_error().empty() && !backend_->tls_active())
-    m->add("tlsbridge_handshake_failures_total",
-           {{"listener", l}, {"side", "back"}, {"reason", backend_->tls_error()}});
-  auto findings = [&](const std::optional<policy::decision>& d, const char* side) {
-    if (!d) return;
-    for (std::size_t i = 0; i < d->findings.size(); ++i)
-      m->add("tlsbridge_policy_findings_total",
-             {{"listener", l},
-              {"side", side},
-              {"kind", d->findings[i].kind},
-              {"action", i < d->actions.size() ? policy::to_string(d->actions[i]) : "log"}});
-  };
-  if (client_check_) findings(client_check_->decision, "front");
-  findings(backend_decision_, "back");
-  if (machine_ && machine_->facts().starttls_injection)
-    m->add("tlsbridge_starttls_injections_total", {{"listener", l}});
-  if (machine_)
-    for (const auto& [rule, n] : machine_->facts().refusals)
-      m->add("tlsbridge_refusals_total", {{"listener", l}, {"rule", rule}},
-             static_cast<double>(n));
-}
-
 void session::write_audit() {
-  remember_back_session();  // a TLS 1.3 backend's ticket arrives after the handshake
-  record_metrics();
+  if (backend_) backend_->remember_session();  // a TLS 1.3 ticket arrives after the handshake
+  const connection_record r = record();
+  if (rt_->metrics) count_connection(r, *rt_->metrics);
   if (!rt_->audit) return;
   write_machine_events();
-  boost::json::object rec;
-  rec["event"] = "conn";
-  rec["conn"] = id_;
-  rec["listener"] = cfg_.name;
-  rec["client"] = client_addr_;
-  if (!proxy_addr_.empty()) rec["proxy"] = proxy_addr_;  // the load balancer that sent PROXY
-  rec["front"] = leg_json(client_, true);
-  if (backend_) {
-    boost::json::object b = leg_json(*backend_, false);
-    b["addr"] = backend_addr_;
-    b["local"] = backend_local_;
-    b["resumed"] = backend_->tls_active() ? boost::json::value(backend_resumed_)
-                                          : boost::json::value(nullptr);
-    b["chain"] = backend_chain_ && backend_decision_
-                     ? policy::chain_to_json(*backend_chain_, backend_decision_->findings,
-                                             backend_decision_->result)
-                     : boost::json::value(nullptr);
-    rec["backend"] = std::move(b);
-  } else {
-    rec["backend"] = nullptr;
-  }
-  rec["bytes_in"] = bytes_in_;
-  rec["bytes_out"] = bytes_out_;
-  rec["duration_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::steady_clock::now() - started_)
-                           .count();
-  rec["outcome"] = outcome_.empty() ? "ok" : outcome_;
-  rec["reason"] = reason_;
-  rec["starttls_injection"] = machine_ ? machine_->facts().starttls_injection : false;
-  if (machine_ && machine_->facts().injected_bytes)
-    rec["injected_bytes"] = machine_->facts().injected_bytes;
-  if (machine_ && !machine_->facts().refusals.empty()) {
-    boost::json::object refusals;
-    for (const auto& [rule, n] : machine_->facts().refusals) refusals[rule] = n;
-    rec["refusals"] = std::move(refusals);
-  }
-  rt_->audit->write(std::move(rec));
-  spdlog::debug("conn {} {} {} {}", id_, cfg_.name, outcome_, reason_);
+  rt_->audit->write(conn_json(r));
+  spdlog::debug("conn {} {} {} {}", id_, cfg_.name, to_string(outcome_), reason_);
 }
 
 }  // namespace tlsbridge::proxy

@@ -1,9 +1,14 @@
-// The one generic session driver (STYLE.md: Boost.MySQL's sans-I/O algorithms, Beast's one strand
-// per connection). It owns the two legs of a connection and runs any protocol machine:
+// The one generic session driver: it owns the two legs of a connection and runs any protocol
+// machine (protocols/common/session_machine.hpp), in this order:
 //
-//   accept ─> [front implicit TLS] ─> backend connect (failover, timeout) ─> [back implicit TLS]
-//          ─> backend_opener (greeting, back STARTTLS) ─> machine.on_start
-//          ─> client loop ║ backend loop ║ idle watchdog ─> one `conn` audit record
+//   admission (PROXY header, allow, limits) ─> [front implicit TLS]
+//          ─> back leg (proxy/back_leg.hpp: connect with failover, back TLS, opener, judgement)
+//          ─> the machine, built once (with the backend's greeting) ─> machine.on_start
+//          ─> client loop ║ backend loop ║ idle watchdog
+//          ─> one `conn` audit record (proxy/connection_record.hpp)
+//
+// A client refused before its machine exists gets protocol_factory's refusal_text(). HTTPS opens
+// its back leg later, per request, and again after the backend closed: each time a new back_leg.
 //
 // Each side has one reader task: it reads into a per-thread scratch buffer, feeds the machine and
 // performs the steps it answers, and when the side has nothing more to read it *parks* — a
@@ -16,32 +21,33 @@
 #pragma once
 
 #include <array>
-#include <chrono>
-#include <functional>
-#include <cstdint>
-#include <memory>
-#include <optional>
-#include <string>
-
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/object.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
 
 #include "certs/client_cert_check.hpp"
 #include "policy/chain_evidence.hpp"
 #include "policy/policy_decision.hpp"
 #include "protocols/common/session_machine.hpp"
 #include "proxy/async_event.hpp"
+#include "proxy/back_leg.hpp"
+#include "proxy/connection_record.hpp"
 #include "proxy/listener.hpp"
+#include "proxy/outcome.hpp"
 #include "proxy/tls_stream.hpp"
 
 namespace tlsbridge::proxy {
 
 class session : public std::enable_shared_from_this<session> {
  public:
-  session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socket socket,
-          std::string id);
+  session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socket socket, std::string id);
   ~session();
 
   asio::awaitable<void> run();
@@ -61,19 +67,18 @@ class session : public std::enable_shared_from_this<session> {
     bool busy = false;
   };
 
+  // Admission: the PROXY header, `allow`, the connection limits. nullopt: refused (the outcome is
+  // set); "" admitted; else the limit the connection is over (it still gets its refusal).
+  asio::awaitable<std::optional<std::string>> admit();
   asio::awaitable<bool> read_proxy_header();
   asio::awaitable<bool> open_front_tls();
   // Front handshake (implicit or after STARTTLS) with client-certificate policy; sets the outcome
   // on failure.
   asio::awaitable<bool> front_handshake(const char* what);
-  asio::awaitable<bool> open_backend(protocols::backend_opener& opener);
-  asio::awaitable<bool> connect_backend();
-  asio::awaitable<bool> run_opener(protocols::backend_opener& opener);
-  // The back leg's TLS handshake (implicit or after STARTTLS), resuming the listener's cached
-  // session for this backend when it has one, then the chain judgement.
-  asio::awaitable<bool> back_handshake();
-  // Caches the back leg's session once it is resumable (TLS 1.3: after its ticket arrived).
-  void remember_back_session();
+  // A new back leg (the old one, if any, is closed): true when it is up; a failure is kept in
+  // back_failure_.
+  asio::awaitable<bool> open_backend();
+  tls_stream* backend() { return backend_ ? backend_->stream() : nullptr; }
   // The relay: two reader tasks and the idle watchdog; the last to end writes the audit record.
   void start_relay();
   void task_done();
@@ -91,22 +96,21 @@ class session : public std::enable_shared_from_this<session> {
   asio::awaitable<void> acquire(write_gate& gate);
   void release(write_gate& gate);
   asio::awaitable<void> refuse_client(const std::string& wire);
-  // Inspects and judges the back leg's chain (SPEC §4 Certificate policy); false = refused.
-  // `cached`: the evidence of the full handshake a resumed session came from.
-  bool judge_backend_chain(const std::string& backend_host,
-                           std::optional<policy::chain_evidence> cached = std::nullopt);
   void touch() { last_activity_ = std::chrono::steady_clock::now(); }
-  void finish(std::string outcome, std::string reason = {});
+  // The one place the outcome and reason are set; the first call wins. An empty reason falls back
+  // to the last back-leg failure's.
+  void finish(outcome what, std::string reason = {});
+  // The facts of the connection so far, for the `conn` record and the metrics.
+  connection_record record() const;
   void write_audit();
   void write_machine_events();
-  void record_metrics();
-  boost::json::object leg_json(tls_stream& leg, bool front) const;
 
   std::shared_ptr<listener_runtime> rt_;
   const config::listener_config& cfg_;
   std::string id_;
   tls_stream client_;
-  std::optional<tls_stream> backend_;
+  std::optional<back_leg> backend_;
+  std::optional<back_leg_failure> back_failure_;  // the last back leg that failed to open
   std::unique_ptr<protocols::session_machine> machine_;
   write_gate client_gate_;
   write_gate backend_gate_;
@@ -123,15 +127,7 @@ class session : public std::enable_shared_from_this<session> {
   std::string client_addr_;
   std::string proxy_addr_;  // with PROXY protocol: the proxy's own address
   bool ip_counted_ = false;
-  std::string backend_addr_;
-  std::string backend_local_;
-  std::string backend_host_;  // the configured host that was reached (for policy rule globs)
-  std::optional<policy::chain_evidence> backend_chain_;
-  std::optional<policy::decision> backend_decision_;
   std::array<std::uint8_t, 16> client_ip_{};
-  bool refused_by_policy_ = false;
-  bool backend_resumed_ = false;       // the back leg resumed a cached TLS session
-  bool back_session_stored_ = false;   // this back leg's session is in the cache
   // The front leg's client chain check, only on listeners with client_certs.
   std::unique_ptr<certs::client_chain_check> client_check_;
   std::uint64_t bytes_in_ = 0;
@@ -142,7 +138,7 @@ class session : public std::enable_shared_from_this<session> {
   bool shutdown_requested_ = false;
   int relay_tasks_ = 0;  // reader tasks and watchdog still running
   std::function<void(const std::string&)> on_destroy_;
-  std::string outcome_;
+  outcome outcome_ = outcome::ok;
   std::string reason_;
 };
 

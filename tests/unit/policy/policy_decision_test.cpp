@@ -287,6 +287,37 @@ TEST_CASE("judge_chain: trusted by configuration is logged, never refused", "[po
   }
 }
 
+TEST_CASE("judge_chain: a pinned leg is refused when its leaf matches no pin",
+          "[policy][decision]") {
+  config::policy_config p;
+  auto chain = md5_chain();
+  chain.certs[0].sha256 = std::string(64, 'a');
+  const auto peer = backend("smtp-in", "legacy.local");
+
+  SECTION("a matching pin: the chain's findings are logged, nothing is refused") {
+    const std::vector<std::string> pins{std::string(64, 'b'), std::string(64, 'a')};
+    const auto d = policy::judge_chain(chain, p, peer, true, now, &pins);
+    CHECK(d.result == verdict::logged);
+    REQUIRE(d.findings.size() == 1);
+    CHECK(d.findings[0].kind == "weak_signature");
+  }
+  SECTION("no matching pin: the finding pin_mismatch, refused although trusted by configuration") {
+    const std::vector<std::string> pins{std::string(64, 'b')};
+    const auto d = policy::judge_chain(chain, p, peer, true, now, &pins);
+    CHECK(d.result == verdict::refused);
+    REQUIRE(d.findings.size() == 2);
+    CHECK(d.findings[1].kind == "pin_mismatch");
+    CHECK(d.findings[1].depth == 0);
+    CHECK(d.actions == std::vector<policy_action>{policy_action::log, policy_action::refuse});
+    CHECK(d.reason ==
+          "pin_mismatch at depth 0: " + std::string(64, 'a') + " matches no pin_sha256 (refuse)");
+  }
+  SECTION("no leaf at all matches no pin") {
+    const std::vector<std::string> pins{std::string(64, 'b')};
+    CHECK(policy::judge_chain({}, p, peer, true, now, &pins).result == verdict::refused);
+  }
+}
+
 TEST_CASE("action names", "[policy][decision]") {
   CHECK(std::string(policy::to_string(policy_action::refuse)) == "refuse");
   CHECK(std::string(policy::to_string(policy_action::log)) == "log");

@@ -1,0 +1,137 @@
+// The session driver end to end on loopback sockets (no fake stream): an SMTP listener in plain
+// text in front of a backend thread. A backend lost mid-session gives the client the machine's
+// 421 and the record outcome backend_unavailable; a drain (SIGTERM's request_shutdown) at a
+// command boundary gives 421 4.3.2, QUIT to the backend, outcome shutdown.
+#include "proxy/session.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <csignal>
+#include <memory>
+#include <string>
+#include <thread>
+
+namespace asio = boost::asio;
+using namespace tlsbridge;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+const tcp::endpoint loopback{asio::ip::make_address("127.0.0.1"), 0};
+
+// Reads from a blocking socket until `text` has arrived or the peer closed; all that was read.
+std::string read_until_text(tcp::socket& s, const std::string& text) {
+  std::string got;
+  boost::system::error_code ec;
+  asio::read_until(s, asio::dynamic_buffer(got), text, ec);
+  return got;
+}
+
+// One SMTP listener (front and back in plain text) whose backend is `backend_port`, one
+// connection from a client thread through a session on this thread's io_context.
+struct smtp_through_proxy {
+  std::shared_ptr<config::config> root = std::make_shared<config::config>();
+  proxy::metrics metrics;
+
+  explicit smtp_through_proxy(std::uint16_t backend_port) {
+    std::signal(SIGPIPE, SIG_IGN);
+    root->server.hostname = "mx.test";
+    config::listener_config l;
+    l.name = "smtp";
+    l.protocol = config::protocol::smtp;
+    l.tls = config::front_tls::none;
+    l.require_tls = false;
+    l.backend.addresses = {{"127.0.0.1", backend_port}};
+    l.timeouts.handshake = std::chrono::milliseconds(3000);
+    root->listeners.push_back(l);
+  }
+
+  // Runs the session to its end; `client` talks to it on its own thread meanwhile and may ask
+  // for a drain through `drain()`.
+  template <typename Client>
+  void run(Client client) {
+    auto rt = proxy::make_listener_runtime(root, root->listeners[0], nullptr);
+    rt->metrics = &metrics;
+    asio::io_context io;
+    tcp::acceptor front(io, loopback);
+    std::shared_ptr<proxy::session> s;
+    std::thread peer([&, port = front.local_endpoint().port()] {
+      asio::io_context cio;
+      tcp::socket c(cio);
+      c.connect({loopback.address(), port});
+      client(c, [&] { asio::post(io, [&] { s->request_shutdown(); }); });
+    });
+    tcp::socket accepted(io);
+    front.accept(accepted);
+    s = std::make_shared<proxy::session>(rt, std::move(accepted), "t1");
+    asio::co_spawn(
+        io, [s] { return s->run(); }, asio::detached);
+    io.run();
+    peer.join();
+  }
+
+  bool counted(const std::string& outcome) const {
+    return metrics.render().find("tlsbridge_connections_total{listener=\"smtp\",outcome=\"" +
+                                 outcome + "\"} 1") != std::string::npos;
+  }
+};
+
+// A backend on its own thread: accepts one connection, sends the greeting, then runs `then`.
+template <typename Then>
+std::thread smtp_backend(tcp::acceptor& a, Then then) {
+  return std::thread([&a, then] {
+    asio::io_context io;
+    tcp::socket s(io);
+    boost::system::error_code ec;
+    a.accept(s, ec);
+    if (ec) return;
+    asio::write(s, asio::buffer(std::string("220 backend ESMTP\r\n")), ec);
+    then(s);
+  });
+}
+
+}  // namespace
+
+TEST_CASE("session: the backend lost mid-session", "[session_driver]") {
+  asio::io_context io;
+  tcp::acceptor backend_acceptor(io, loopback);
+  auto backend = smtp_backend(backend_acceptor, [](tcp::socket& s) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    s.close();
+  });
+  smtp_through_proxy proxy(backend_acceptor.local_endpoint().port());
+  std::string seen;
+  proxy.run([&](tcp::socket& c, auto) { seen = read_until_text(c, "lost\r\n"); });
+  backend.join();
+  CHECK(seen.rfind("220 ", 0) == 0);
+  CHECK(seen.find("421 4.4.2 mx.test connection to backend lost\r\n") != std::string::npos);
+  CHECK(proxy.counted("backend_unavailable"));
+}
+
+TEST_CASE("session: a drain at a command boundary", "[session_driver]") {
+  asio::io_context io;
+  tcp::acceptor backend_acceptor(io, loopback);
+  std::string backend_got;
+  auto backend = smtp_backend(backend_acceptor, [&backend_got](tcp::socket& s) {
+    backend_got = read_until_text(s, "QUIT\r\n");
+  });
+  smtp_through_proxy proxy(backend_acceptor.local_endpoint().port());
+  std::string seen;
+  proxy.run([&](tcp::socket& c, auto drain) {
+    seen = read_until_text(c, "\r\n");  // the greeting: the session is at a command boundary
+    drain();
+    seen += read_until_text(c, "shutting down\r\n");
+  });
+  backend.join();
+  CHECK(seen.rfind("220 ", 0) == 0);
+  CHECK(seen.find("421 4.3.2 mx.test shutting down\r\n") != std::string::npos);
+  CHECK(backend_got == "QUIT\r\n");
+  CHECK(proxy.counted("shutdown"));
+}
