@@ -16,10 +16,14 @@ namespace {
 std::string_view refusal_rule(unsigned status, std::string_view reason) {
   if (reason.find("RPC_") != std::string_view::npos) return "http.rpc_outside_rpc";
   switch (status) {
-    case 408: return "http.request_head_timeout";
-    case 431: return "http.head_too_large";
-    case 501: return "http.method";
-    default: return "http.request_syntax";
+    case 408:
+      return "http.request_head_timeout";
+    case 431:
+      return "http.head_too_large";
+    case 501:
+      return "http.method";
+    default:
+      return "http.request_syntax";
   }
 }
 
@@ -56,7 +60,7 @@ std::optional<std::chrono::milliseconds> https_session::idle_limit() const {
       !exchanges_.empty())
     limit = settings_.request_timeout;
   // A request head must complete within request_head from its first byte, however it trickles
-  // (SPEC §7.1). The driver measures from the last activity, which is when this machine last
+  // (the shield). The driver measures from the last activity, which is when this machine last
   // heard from either side: the limit it is given shrinks by what has passed since.
   if (const auto left = head_time_left(); left && (!limit || *left <= *limit)) limit = left;
   return limit;
@@ -109,7 +113,8 @@ void https_session::on_client_data(std::string_view data, step_list& out) {
     case client_mode::body:
       client_pending_.append(data);
       process_client(out);
-      // An idle connection holds no read buffer (STYLE.md §8): what was parsed is released.
+      // An idle connection holds no read buffer (proxy/tls_stream holds none either): what was
+      // parsed is released.
       if (client_pending_.empty()) std::string().swap(client_pending_);
       return;
   }
@@ -204,12 +209,7 @@ void https_session::process_client(step_list& out) {
         ex.details["reason"] = "bad request body: " + error;
         out.abort_backend();
         if (response_front() == &ex && !ex.response_started) {
-          std::string wire = proxy_response(400, true);
-          ex.bytes_out += wire.size();
-          out.send_client(std::move(wire));
-          ex.status = 400;
-          ex.response_started = ex.response_done = true;
-          ex.details["origin"] = "proxy";
+          answer_now(ex, 400, out);
         }
         finish("", "bad request body: " + error, out);
         return;
@@ -276,7 +276,7 @@ void https_session::on_request_head(std::string_view raw_head, step_list& out) {
   ex.started = request_started_;
   ex.bytes_in = raw_head.size();
 
-  // Tokenised by the RFC grammar first (SPEC §7.1); Beast then reads the fields of a head that
+  // Tokenised by the RFC grammar first; Beast then reads the fields of a head that
   // is known to be well-formed, and the smuggling checks judge its framing.
   if (auto bad = check_head_grammar(raw_head)) {
     refuse_request(ex, bad->status, bad->reason, out);
@@ -526,14 +526,20 @@ void https_session::response_complete(exchange& ex, step_list& out) {
   flush_local(out);
 }
 
+// The proxy answers `ex` itself at once (its response is the one the client reads next); the
+// session closes after it, so the answer says Connection: close.
+void https_session::answer_now(exchange& ex, unsigned status, step_list& out) {
+  std::string wire = proxy_response(status, true);
+  ex.bytes_out += wire.size();
+  out.send_client(std::move(wire));
+  ex.status = status;
+  ex.response_started = ex.response_done = true;
+  ex.details["origin"] = "proxy";
+}
+
 void https_session::bad_backend_response(exchange& ex, std::string reason, step_list& out) {
   if (!ex.response_started) {
-    std::string wire = proxy_response(502, true);
-    ex.bytes_out += wire.size();
-    out.send_client(std::move(wire));
-    ex.status = 502;
-    ex.response_started = ex.response_done = true;
-    ex.details["origin"] = "proxy";
+    answer_now(ex, 502, out);
   }
   ex.details["reason"] = "malformed backend " + reason;
   finish("", "malformed backend " + reason, out);
@@ -549,17 +555,22 @@ void https_session::start_tunnel(step_list& out) {
   if (!early.empty()) out.send_backend(std::move(early));
 }
 
+// A tunnel (after 101) carries each direction until its own EOF: an EOF from one side is a
+// half-close towards the other; the session ends when both directions are done.
+void https_session::tunnel_eof(bool from_client, step_list& out) {
+  if (from_client)
+    out.shutdown_backend_send();
+  else
+    out.shutdown_client_send();
+  if (client_done_ && backend_gone_) finish("", "", out);
+}
+
 void https_session::on_backend_connected(bool ok, step_list& out) {
   if (ok || closed_) return;
   backend_open_ = false;
   exchange* ex = response_front();
   if (ex && !ex->local) {
-    std::string wire = proxy_response(502, true);
-    ex->bytes_out += wire.size();
-    out.send_client(std::move(wire));
-    ex->status = 502;
-    ex->response_started = ex->response_done = true;
-    ex->details["origin"] = "proxy";
+    answer_now(*ex, 502, out);
     ex->details["reason"] = "backend unreachable";
   }
   // The driver's reason (which addresses failed, or the policy verdict) stays the record's.
@@ -570,8 +581,7 @@ void https_session::on_backend_eof(step_list& out) {
   if (closed_) return;
   backend_gone_ = true;
   if (backend_mode_ == backend_mode::tunnel) {
-    out.shutdown_client_send();
-    if (client_done_) finish("", "", out);
+    tunnel_eof(/*from_client=*/false, out);
     return;
   }
   exchange* ex = response_front();
@@ -584,12 +594,7 @@ void https_session::on_backend_eof(step_list& out) {
     }
   } else if (ex && !ex->local && !ex->response_started) {
     // Closed before answering (e.g. its keep-alive timeout raced the request).
-    std::string wire = proxy_response(502, true);
-    ex->bytes_out += wire.size();
-    out.send_client(std::move(wire));
-    ex->status = 502;
-    ex->response_started = ex->response_done = true;
-    ex->details["origin"] = "proxy";
+    answer_now(*ex, 502, out);
     ex->details["reason"] = "the backend closed the connection without a response";
   }
   // The pinned connection is gone: so is the client's (its authentication went with it).
@@ -603,8 +608,7 @@ void https_session::on_client_eof(step_list& out) {
   if (closed_) return;
   client_done_ = true;
   if (client_mode_ == client_mode::tunnel) {
-    out.shutdown_backend_send();
-    if (backend_gone_) finish("", "", out);
+    tunnel_eof(/*from_client=*/true, out);
     return;
   }
   const bool inside_request =
@@ -638,12 +642,7 @@ void https_session::on_idle_timeout(step_list& out) {
   exchange* ex = response_front();
   if (ex && !ex->local && !ex->tunnel && !ex->response_started &&
       backend_mode_ == backend_mode::message) {
-    std::string wire = proxy_response(504, true);
-    ex->bytes_out += wire.size();
-    out.send_client(std::move(wire));
-    ex->status = 504;
-    ex->response_started = ex->response_done = true;
-    ex->details["origin"] = "proxy";
+    answer_now(*ex, 504, out);
     ex->details["reason"] = "no response head within request_timeout";
     finish("timeout", "no response from the backend within request_timeout", out);
     return;
