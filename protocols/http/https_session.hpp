@@ -133,8 +133,9 @@ class https_session final : public session_machine {
   void process_backend(step_list& out);
   void on_response_head(exchange& ex, std::string_view raw_head, step_list& out);
   void response_complete(exchange& ex, step_list& out);
-  void answer_now(exchange& ex, unsigned status, step_list& out);
-  void tunnel_eof(bool from_client, step_list& out);
+  exchange& open_exchange(std::string_view request_line, std::size_t bytes_in);
+  void answer_now(exchange& ex, unsigned status, std::string reason, step_list& out);
+  bool side_ended(bool client_side, step_list& out);
   void bad_backend_response(exchange& ex, std::string reason, step_list& out);
   void start_tunnel(step_list& out);
   // Sends the proxy's own answers whose turn has come, writes finished records, and closes when
