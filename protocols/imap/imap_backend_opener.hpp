@@ -1,14 +1,15 @@
-// Opens an IMAP back leg (on the line_opener skeleton, protocols/common): reads the greeting and,
-// for `backend.tls = "starttls"`, learns the capabilities (from the greeting's [CAPABILITY] code,
-// else a CAPABILITY command), sends STARTTLS (RFC 9051 §6.2.1), asks the driver for the handshake,
-// and then asks CAPABILITY again: a server announces a different list over TLS (AUTH=PLAIN appears,
-// LOGINDISABLED goes), and that list is what the client's greeting must show.
+// Opens an IMAP back leg (the protocol parts of a line_opener, protocols/common/line_opener.hpp):
+// reads the greeting and, for `backend.tls = "starttls"`, learns the capabilities (from the
+// greeting's [CAPABILITY] code, else a CAPABILITY command), sends STARTTLS (RFC 9051 §6.2.1), asks
+// the driver for the handshake, and then asks CAPABILITY again: a server announces a different
+// list over TLS (AUTH=PLAIN appears, LOGINDISABLED goes), and that list is what the client's
+// greeting must show. Phases as in line_opener:
 //
-//   read_greeting ──* OK──> (none/implicit: done)
-//     │  * BYE: fail  └────> [caps unknown: A0 CAPABILITY -> read_caps]
-//     │                     ──STARTTLS listed──> A1 STARTTLS -> read_starttls ──A1 OK──> handshake
-//     │                     └─not listed: require_tls ? fail : done (plaintext)
-//     └ handshake done -> A2 CAPABILITY -> read_caps_after_tls -> done
+//   greeting ──* OK──> (none/implicit: done)
+//     │  * BYE: fail └───> [caps unknown: A0 CAPABILITY -> capabilities]
+//     │                   ──STARTTLS listed──> A1 STARTTLS -> starttls ──A1 OK──> handshake
+//     │                   └─not listed: require_tls ? fail : done (plaintext)
+//     └ handshake done -> A2 CAPABILITY -> capabilities_after_tls -> done
 #pragma once
 
 #include <string>

@@ -1,13 +1,12 @@
-// Opens a POP3 back leg (on the line_opener skeleton, protocols/common): reads the +OK greeting
-// and, for
-// `backend.tls = "starttls"`, asks CAPA whether STLS is offered (RFC 2449, RFC 2595 §4), sends
-// STLS and asks the driver for the handshake. The greeting (with its APOP timestamp) is what the
-// client will see.
+// Opens a POP3 back leg (the protocol parts of a line_opener, protocols/common/line_opener.hpp):
+// reads the +OK greeting and, for `backend.tls = "starttls"`, asks CAPA whether STLS is offered
+// (RFC 2449, RFC 2595 §4), sends STLS and asks the driver for the handshake. The greeting (with
+// its APOP timestamp) is what the client will see. Phases as in line_opener:
 //
-//   read_greeting ──+OK──> (none/implicit: done)
-//     │ -ERR: fail   └───> CAPA -> read_capa ──STLS listed, or CAPA unknown──> STLS -> read_stls
-//     │                                      └─not listed: require_tls ? fail : done (plaintext)
-//     └ read_stls ──+OK──> handshake -> done;  -ERR: require_tls ? fail : done (plaintext)
+//   greeting ──+OK──> (none/implicit: done)
+//     │ -ERR: fail └───> CAPA -> capabilities ──STLS listed, or CAPA unknown──> STLS -> starttls
+//     │                                       └─not listed: require_tls ? fail : done (plaintext)
+//     └ starttls ──+OK──> handshake -> done;  -ERR: require_tls ? fail : done (plaintext)
 #pragma once
 
 #include <string>
