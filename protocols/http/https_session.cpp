@@ -100,12 +100,7 @@ void https_session::on_client_data(std::string_view data, step_list& out) {
       out.send_backend(std::string(data));
       return;
     case client_mode::held:
-      held_.append(data);
-      if (held_.size() > settings_.max_held_bytes)
-        finish("limit",
-               "more than " + std::to_string(settings_.max_held_bytes) +
-                   " bytes sent before the answer to an Upgrade request",
-               out);
+      hold(data, out);
       return;
     case client_mode::ignore:
       return;
@@ -221,13 +216,8 @@ void https_session::process_client(step_list& out) {
       return;  // need more
     }
     if (client_mode_ == client_mode::held) {
-      held_ += client_pending_;
+      hold(client_pending_, out);
       client_pending_.clear();
-      if (held_.size() > settings_.max_held_bytes)
-        finish("limit",
-               "more than " + std::to_string(settings_.max_held_bytes) +
-                   " bytes sent before the answer to an Upgrade request",
-               out);
       return;
     }
     if (client_mode_ == client_mode::tunnel) {
@@ -239,6 +229,17 @@ void https_session::process_client(step_list& out) {
     }
     client_pending_.clear();  // ignore
   }
+}
+
+// Client bytes after an Upgrade request, before its answer says what they are (RFC 9110 §7.8):
+// kept, bounded.
+void https_session::hold(std::string_view bytes, step_list& out) {
+  held_.append(bytes);
+  if (held_.size() > settings_.max_held_bytes)
+    finish("limit",
+           "more than " + std::to_string(settings_.max_held_bytes) +
+               " bytes sent before the answer to an Upgrade request",
+           out);
 }
 
 void https_session::refuse_head(unsigned status, std::string reason, step_list& out) {

@@ -133,6 +133,7 @@ class https_session final : public session_machine {
   void process_backend(step_list& out);
   void on_response_head(exchange& ex, std::string_view raw_head, step_list& out);
   void response_complete(exchange& ex, step_list& out);
+  void hold(std::string_view bytes, step_list& out);
   exchange& open_exchange(std::string_view request_line, std::size_t bytes_in);
   void answer_now(exchange& ex, unsigned status, std::string reason, step_list& out);
   bool side_ended(bool client_side, step_list& out);
