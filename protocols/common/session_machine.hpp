@@ -12,6 +12,7 @@
 // from the same side. Steps for one side are written in the order given, across events.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -21,21 +22,19 @@
 #include <utility>
 #include <vector>
 
-#include <boost/json/object.hpp>
-
 namespace tlsbridge::protocols {
 
 struct step {
   enum class kind {
-    send_client,          // write `data` to the client
-    send_backend,         // write `data` to the backend
-    start_front_tls,      // after earlier client writes are flushed: TLS handshake as server
-    shutdown_client_send, // half-close towards the client (TLS close_notify + FIN)
-    shutdown_backend_send,// half-close towards the backend
-    abort_backend,        // drop the back leg at once, sending nothing more (e.g. no final dot)
-    connect_backend,      // open the back leg now (machines with backend_first() == false);
-                          // the answer comes as on_backend_connected
-    close,                // flush client writes, then end the session
+    send_client,            // write `data` to the client
+    send_backend,           // write `data` to the backend
+    start_front_tls,        // after earlier client writes are flushed: TLS handshake as server
+    shutdown_client_send,   // half-close towards the client (TLS close_notify + FIN)
+    shutdown_backend_send,  // half-close towards the backend
+    abort_backend,          // drop the back leg at once, sending nothing more (e.g. no final dot)
+    connect_backend,        // open the back leg now (machines with backend_first() == false);
+                            // the answer comes as on_backend_connected
+    close,                  // flush client writes, then end the session
   };
   kind what;
   std::string data;
@@ -69,11 +68,11 @@ class step_list {
   std::vector<step> steps_;
 };
 
-// Facts a machine reports for the connection's audit record (SPEC §6 `conn`).
+// Facts a machine reports for the connection's `conn` audit record.
 struct session_facts {
   bool starttls_injection = false;  // plaintext followed STARTTLS/STLS and was discarded
   std::size_t injected_bytes = 0;
-  std::string outcome;  // "" = let the driver decide; else one of SPEC §6's outcomes
+  std::string outcome;  // "" = let the driver decide; else one of the `conn` record's outcomes
   std::string reason;   // free text for the audit record
   // Requests the proxy refused itself without ending the session (a malformed SMTP verb, an IMAP
   // literal where the grammar has none, a lowercase HTTP method...), by the rule that refused
@@ -85,9 +84,9 @@ struct session_facts {
 // What the driver knows about the connection that a machine may need (X-Forwarded-For, the
 // audit's client address).
 struct connection_info {
-  std::string client;       // "ip:port" (after PROXY protocol)
-  std::string client_ip;    // "ip"
-  bool front_tls = false;   // the front leg is (or will be, for implicit) encrypted
+  std::string client;      // "ip:port" (after PROXY protocol)
+  std::string client_ip;   // "ip"
+  bool front_tls = false;  // the front leg is (or will be, for implicit) encrypted
 };
 
 class session_machine {
@@ -126,7 +125,7 @@ class session_machine {
   // The reply the client gets when no backend is reachable or acceptable ("" = just close).
   virtual std::string service_unavailable() const = 0;
   // The reply when the listener, the client's address or the process is over its connection
-  // limit (SPEC §4: SMTP 421 4.7.0; IMAP * BYE; POP3 -ERR; HTTPS 503).
+  // limit (SMTP 421 4.7.0; IMAP * BYE; POP3 -ERR; HTTPS 503).
   virtual std::string over_limit() const { return service_unavailable(); }
 
   const session_facts& facts() const { return facts_; }
@@ -142,16 +141,31 @@ class session_machine {
     facts_.starttls_injection = true;
     facts_.injected_bytes += bytes;
   }
+  // The same for everything `client` (a line_framer) holds: dropped and recorded.
+  template <class Buffer>
+  void discard_injected(Buffer& client) {
+    discard_injected(client.buffered());
+    client.clear();
+  }
   // The proxy answered a request itself because `rule` forbids it (never relayed). `rule` is a
   // short stable name ("smtp.verb_syntax", "http.method_case") for metrics and the audit record;
   // the session's `reason` names the last one when nothing else ended it.
+  // Text after a ':' explains the rule ("smtp.verb_syntax: ...") and is not part of its name.
   void count_refusal(std::string_view rule) {
+    rule = rule.substr(0, rule.find(':'));
     for (auto& [name, n] : facts_.refusals)
       if (name == rule) {
         ++n;
         return;
       }
     facts_.refusals.emplace_back(std::string(rule), 1);
+  }
+  // A refusal counted and audited: `event` (its "event" name and what was refused) gets the
+  // rule, explanation included, as its "reason" (smtp.refused, imap.refused, pop3.refused).
+  void record_refusal(std::string rule, boost::json::object event) {
+    count_refusal(rule);
+    event["reason"] = std::move(rule);
+    events_.push_back(std::move(event));
   }
 
   session_facts facts_;

@@ -1,4 +1,4 @@
-// The HTTP/1.1 request grammar the HTTPS machine tokenises by (SPEC §7.1), written from RFC 9110
+// The HTTP/1.1 request grammar the HTTPS machine tokenises by (the shield), written from RFC 9110
 // and RFC 9112 and independent of Beast: where a request head ends (CRLF only, RFC 9112 §2.2; an
 // exact byte limit however the head is split), the request line and field lines (tokens,
 // field-vchar, no obs-fold), the explicit set of methods the proxy relays (case-sensitive, as IIS

@@ -1,4 +1,4 @@
-// Pure functions over one HTTP request for the HTTPS machine (SPEC §4 HTTPS, §6 http.request):
+// Pure functions over one HTTP request for the HTTPS machine (and its http.request record):
 // the smuggling checks (RFC 9112 §6.3), the path as the backend will resolve it and the
 // `allow_paths` match, the X-Forwarded-* edit of the raw head, the proxy's own small responses,
 // and the audit decoders — Basic and NTLM AUTHENTICATE (MS-NLMP §2.2.1.3) credentials, ActiveSync

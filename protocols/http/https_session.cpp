@@ -16,10 +16,14 @@ namespace {
 std::string_view refusal_rule(unsigned status, std::string_view reason) {
   if (reason.find("RPC_") != std::string_view::npos) return "http.rpc_outside_rpc";
   switch (status) {
-    case 408: return "http.request_head_timeout";
-    case 431: return "http.head_too_large";
-    case 501: return "http.method";
-    default: return "http.request_syntax";
+    case 408:
+      return "http.request_head_timeout";
+    case 431:
+      return "http.head_too_large";
+    case 501:
+      return "http.method";
+    default:
+      return "http.request_syntax";
   }
 }
 
@@ -56,7 +60,7 @@ std::optional<std::chrono::milliseconds> https_session::idle_limit() const {
       !exchanges_.empty())
     limit = settings_.request_timeout;
   // A request head must complete within request_head from its first byte, however it trickles
-  // (SPEC §7.1). The driver measures from the last activity, which is when this machine last
+  // (the shield). The driver measures from the last activity, which is when this machine last
   // heard from either side: the limit it is given shrinks by what has passed since.
   if (const auto left = head_time_left(); left && (!limit || *left <= *limit)) limit = left;
   return limit;
@@ -96,12 +100,7 @@ void https_session::on_client_data(std::string_view data, step_list& out) {
       out.send_backend(std::string(data));
       return;
     case client_mode::held:
-      held_.append(data);
-      if (held_.size() > settings_.max_held_bytes)
-        finish("limit",
-               "more than " + std::to_string(settings_.max_held_bytes) +
-                   " bytes sent before the answer to an Upgrade request",
-               out);
+      hold(data, out);
       return;
     case client_mode::ignore:
       return;
@@ -109,7 +108,8 @@ void https_session::on_client_data(std::string_view data, step_list& out) {
     case client_mode::body:
       client_pending_.append(data);
       process_client(out);
-      // An idle connection holds no read buffer (STYLE.md §8): what was parsed is released.
+      // An idle connection holds no read buffer (proxy/tls_stream holds none either): what was
+      // parsed is released.
       if (client_pending_.empty()) std::string().swap(client_pending_);
       return;
   }
@@ -200,18 +200,12 @@ void https_session::process_client(step_list& out) {
       if (!error.empty()) {
         // Part of this request is at the backend already: drop the back leg (it must not take
         // the rest as a new request), answer 400 if no response has begun, and close.
+        const std::string why = "bad request body: " + error;
         ex.request_done = true;
-        ex.details["reason"] = "bad request body: " + error;
+        ex.details["reason"] = why;
         out.abort_backend();
-        if (response_front() == &ex && !ex.response_started) {
-          std::string wire = proxy_response(400, true);
-          ex.bytes_out += wire.size();
-          out.send_client(std::move(wire));
-          ex.status = 400;
-          ex.response_started = ex.response_done = true;
-          ex.details["origin"] = "proxy";
-        }
-        finish("", "bad request body: " + error, out);
+        if (response_front() == &ex && !ex.response_started) answer_now(ex, 400, why, out);
+        finish("", why, out);
         return;
       }
       if (done) {
@@ -222,13 +216,8 @@ void https_session::process_client(step_list& out) {
       return;  // need more
     }
     if (client_mode_ == client_mode::held) {
-      held_ += client_pending_;
+      hold(client_pending_, out);
       client_pending_.clear();
-      if (held_.size() > settings_.max_held_bytes)
-        finish("limit",
-               "more than " + std::to_string(settings_.max_held_bytes) +
-                   " bytes sent before the answer to an Upgrade request",
-               out);
       return;
     }
     if (client_mode_ == client_mode::tunnel) {
@@ -242,41 +231,47 @@ void https_session::process_client(step_list& out) {
   }
 }
 
+// Client bytes after an Upgrade request, before its answer says what they are (RFC 9110 §7.8):
+// kept, bounded.
+void https_session::hold(std::string_view bytes, step_list& out) {
+  held_.append(bytes);
+  if (held_.size() > settings_.max_held_bytes)
+    finish("limit",
+           "more than " + std::to_string(settings_.max_held_bytes) +
+               " bytes sent before the answer to an Upgrade request",
+           out);
+}
+
 void https_session::refuse_head(unsigned status, std::string reason, step_list& out) {
   // The head never became a request: the record names what its first line says, bounded.
-  exchanges_.emplace_back();
-  exchange& ex = exchanges_.back();
   const std::string_view pending(client_pending_);
-  const std::string_view line =
-      pending.substr(0, std::min<std::size_t>(pending.find_first_of("\r\n"), 512));
-  const auto sp = line.find(' ');
-  ex.method = std::string(line.substr(0, std::min<std::size_t>(sp, 64)));
-  if (sp != std::string_view::npos) {
-    const std::string_view rest = line.substr(sp + 1);
-    ex.path = raw_path(rest.substr(0, rest.find(' ')));
-  }
-  ex.started = request_started_;
-  ex.bytes_in = client_pending_.size();
+  exchange& ex =
+      open_exchange(pending.substr(0, std::min<std::size_t>(pending.find_first_of("\r\n"), 512)),
+                    client_pending_.size());
   head_started_ = false;
   refuse_request(ex, status, std::move(reason), out);
 }
 
-void https_session::on_request_head(std::string_view raw_head, step_list& out) {
+// A new exchange record, named by its request line: the method (bounded) and the raw path.
+https_session::exchange& https_session::open_exchange(std::string_view request_line,
+                                                      std::size_t bytes_in) {
   exchanges_.emplace_back();
   exchange& ex = exchanges_.back();
-  {
-    const std::string_view line = raw_head.substr(0, raw_head.find("\r\n"));
-    const auto sp = line.find(' ');
-    ex.method = std::string(line.substr(0, std::min<std::size_t>(sp, 64)));
-    if (sp != std::string_view::npos) {
-      const std::string_view rest = line.substr(sp + 1);
-      ex.path = raw_path(rest.substr(0, rest.find(' ')));
-    }
+  const auto sp = request_line.find(' ');
+  ex.method = std::string(request_line.substr(0, std::min<std::size_t>(sp, 64)));
+  if (sp != std::string_view::npos) {
+    const std::string_view rest = request_line.substr(sp + 1);
+    ex.path = raw_path(rest.substr(0, rest.find(' ')));
   }
   ex.started = request_started_;
-  ex.bytes_in = raw_head.size();
+  ex.bytes_in = bytes_in;
+  return ex;
+}
 
-  // Tokenised by the RFC grammar first (SPEC §7.1); Beast then reads the fields of a head that
+void https_session::on_request_head(std::string_view raw_head, step_list& out) {
+  exchange& ex = open_exchange(raw_head.substr(0, raw_head.find("\r\n")), raw_head.size());
+
+  // Tokenised by the RFC grammar first; Beast then reads the fields of a head that
   // is known to be well-formed, and the smuggling checks judge its framing.
   if (auto bad = check_head_grammar(raw_head)) {
     refuse_request(ex, bad->status, bad->reason, out);
@@ -526,17 +521,25 @@ void https_session::response_complete(exchange& ex, step_list& out) {
   flush_local(out);
 }
 
+// The proxy answers `ex` itself at once (its response is the one the client reads next), and its
+// record says so and why; the session closes after it, so the answer says Connection: close.
+void https_session::answer_now(exchange& ex, unsigned status, std::string reason, step_list& out) {
+  std::string wire = proxy_response(status, true);
+  ex.bytes_out += wire.size();
+  out.send_client(std::move(wire));
+  ex.status = status;
+  ex.response_started = ex.response_done = true;
+  ex.details["origin"] = "proxy";
+  ex.details["reason"] = std::move(reason);
+}
+
 void https_session::bad_backend_response(exchange& ex, std::string reason, step_list& out) {
-  if (!ex.response_started) {
-    std::string wire = proxy_response(502, true);
-    ex.bytes_out += wire.size();
-    out.send_client(std::move(wire));
-    ex.status = 502;
-    ex.response_started = ex.response_done = true;
-    ex.details["origin"] = "proxy";
-  }
-  ex.details["reason"] = "malformed backend " + reason;
-  finish("", "malformed backend " + reason, out);
+  const std::string why = "malformed backend " + reason;
+  if (!ex.response_started)
+    answer_now(ex, 502, why, out);
+  else
+    ex.details["reason"] = why;
+  finish("", why, out);
 }
 
 void https_session::start_tunnel(step_list& out) {
@@ -549,31 +552,32 @@ void https_session::start_tunnel(step_list& out) {
   if (!early.empty()) out.send_backend(std::move(early));
 }
 
+// One side's EOF. In a tunnel (after 101) each direction runs until its own EOF: it becomes a
+// half-close towards the other side, and the session ends when both are done. True: handled.
+bool https_session::side_ended(bool client_side, step_list& out) {
+  (client_side ? client_done_ : backend_gone_) = true;
+  const bool tunnel =
+      client_side ? client_mode_ == client_mode::tunnel : backend_mode_ == backend_mode::tunnel;
+  if (!tunnel) return false;
+  if (client_side)
+    out.shutdown_backend_send();
+  else
+    out.shutdown_client_send();
+  if (client_done_ && backend_gone_) finish("", "", out);
+  return true;
+}
+
 void https_session::on_backend_connected(bool ok, step_list& out) {
   if (ok || closed_) return;
   backend_open_ = false;
   exchange* ex = response_front();
-  if (ex && !ex->local) {
-    std::string wire = proxy_response(502, true);
-    ex->bytes_out += wire.size();
-    out.send_client(std::move(wire));
-    ex->status = 502;
-    ex->response_started = ex->response_done = true;
-    ex->details["origin"] = "proxy";
-    ex->details["reason"] = "backend unreachable";
-  }
+  if (ex && !ex->local) answer_now(*ex, 502, "backend unreachable", out);
   // The driver's reason (which addresses failed, or the policy verdict) stays the record's.
   finish("backend_unavailable", "", out);
 }
 
 void https_session::on_backend_eof(step_list& out) {
-  if (closed_) return;
-  backend_gone_ = true;
-  if (backend_mode_ == backend_mode::tunnel) {
-    out.shutdown_client_send();
-    if (client_done_) finish("", "", out);
-    return;
-  }
+  if (closed_ || side_ended(/*client_side=*/false, out)) return;
   exchange* ex = response_front();
   if (response_ && response_->header_done()) {
     std::error_code ec;
@@ -584,13 +588,7 @@ void https_session::on_backend_eof(step_list& out) {
     }
   } else if (ex && !ex->local && !ex->response_started) {
     // Closed before answering (e.g. its keep-alive timeout raced the request).
-    std::string wire = proxy_response(502, true);
-    ex->bytes_out += wire.size();
-    out.send_client(std::move(wire));
-    ex->status = 502;
-    ex->response_started = ex->response_done = true;
-    ex->details["origin"] = "proxy";
-    ex->details["reason"] = "the backend closed the connection without a response";
+    answer_now(*ex, 502, "the backend closed the connection without a response", out);
   }
   // The pinned connection is gone: so is the client's (its authentication went with it).
   finish("", "the backend closed the connection", out);
@@ -600,13 +598,7 @@ void https_session::on_backend_eof(step_list& out) {
 // Both sides
 
 void https_session::on_client_eof(step_list& out) {
-  if (closed_) return;
-  client_done_ = true;
-  if (client_mode_ == client_mode::tunnel) {
-    out.shutdown_backend_send();
-    if (backend_gone_) finish("", "", out);
-    return;
-  }
+  if (closed_ || side_ended(/*client_side=*/true, out)) return;
   const bool inside_request =
       !client_pending_.empty() || client_mode_ == client_mode::body;  // empty lines are not
   if (inside_request) {
@@ -638,13 +630,7 @@ void https_session::on_idle_timeout(step_list& out) {
   exchange* ex = response_front();
   if (ex && !ex->local && !ex->tunnel && !ex->response_started &&
       backend_mode_ == backend_mode::message) {
-    std::string wire = proxy_response(504, true);
-    ex->bytes_out += wire.size();
-    out.send_client(std::move(wire));
-    ex->status = 504;
-    ex->response_started = ex->response_done = true;
-    ex->details["origin"] = "proxy";
-    ex->details["reason"] = "no response head within request_timeout";
+    answer_now(*ex, 504, "no response head within request_timeout", out);
     finish("timeout", "no response from the backend within request_timeout", out);
     return;
   }

@@ -1,8 +1,8 @@
-// The HTTPS proxy machine (SPEC §4 HTTPS), sans I/O: HTTP/1.1 between a client whose front TLS the
+// The HTTPS proxy machine, sans I/O: HTTP/1.1 between a client whose front TLS the
 // driver terminated and one pinned backend connection, opened on the first allowed request
 // (connect_backend) and never shared — NTLM and Negotiate authenticate the TCP connection.
 //
-// Requests are tokenised by the RFC grammar (SPEC §7.1, http_grammar): the head is framed here
+// Requests are tokenised by the RFC grammar (http_grammar): the head is framed here
 // (CRLF only, at most max_header_bytes however split, complete within request_head_timeout of its
 // first byte), checked (grammar, method set, smuggling, allow_paths, RPC methods only under /rpc/)
 // and goes on with X-Forwarded-For/-Proto put in and fields IIS would fold (`_`) stripped; a body
@@ -68,7 +68,7 @@ struct session_settings {
   std::chrono::milliseconds request_timeout = std::chrono::minutes(65);
   bool forwarded_headers = true;
   bool audit_envelope = true;                // user names in http.request records
-  std::size_t max_header_bytes = 64 * 1024;  // SPEC §4: header ≤ 64 KiB (431 beyond)
+  std::size_t max_header_bytes = 64 * 1024;  // a head ≤ 64 KiB (431 beyond)
   std::size_t max_pending_exchanges = 100;   // pipelined requests awaiting responses
   std::size_t max_held_bytes = 64 * 1024;    // client bytes after an Upgrade request, held
   // timeouts.request_head: a request head must be complete this long after its first byte.
@@ -95,7 +95,7 @@ class https_session final : public session_machine {
   void on_shutdown(step_list& out) override;
   bool client_input_paused() const override { return false; }
   std::string service_unavailable() const override;
-  std::string over_limit() const override;  // 503: the connection limits (SPEC §3)
+  std::string over_limit() const override;  // 503: the connection limits
 
  private:
   enum class client_mode { head, body, held, tunnel, ignore };
@@ -133,6 +133,10 @@ class https_session final : public session_machine {
   void process_backend(step_list& out);
   void on_response_head(exchange& ex, std::string_view raw_head, step_list& out);
   void response_complete(exchange& ex, step_list& out);
+  void hold(std::string_view bytes, step_list& out);
+  exchange& open_exchange(std::string_view request_line, std::size_t bytes_in);
+  void answer_now(exchange& ex, unsigned status, std::string reason, step_list& out);
+  bool side_ended(bool client_side, step_list& out);
   void bad_backend_response(exchange& ex, std::string reason, step_list& out);
   void start_tunnel(step_list& out);
   // Sends the proxy's own answers whose turn has come, writes finished records, and closes when

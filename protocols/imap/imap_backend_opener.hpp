@@ -1,65 +1,41 @@
-// Opens an IMAP back leg (SPEC §4 "IMAP and POP3", same shape as SMTP's): reads the greeting and,
-// for `backend.tls = "starttls"`, learns the capabilities (from the greeting's [CAPABILITY] code,
-// else a CAPABILITY command), sends STARTTLS (RFC 9051 §6.2.1), asks the driver for the handshake,
-// and then asks CAPABILITY again: a server announces a different list over TLS (AUTH=PLAIN appears,
-// LOGINDISABLED goes), and that list is what the client's greeting must show.
+// Opens an IMAP back leg (the protocol parts of a line_opener, protocols/common/line_opener.hpp):
+// reads the greeting and, for `backend.tls = "starttls"`, learns the capabilities (from the
+// greeting's [CAPABILITY] code, else a CAPABILITY command), sends STARTTLS (RFC 9051 §6.2.1), asks
+// the driver for the handshake, and then asks CAPABILITY again: a server announces a different
+// list over TLS (AUTH=PLAIN appears, LOGINDISABLED goes), and that list is what the client's
+// greeting must show. Phases as in line_opener:
 //
-//   read_greeting ──* OK──> (none/implicit: done)
-//     │  * BYE: fail  └────> [caps unknown: A0 CAPABILITY -> read_caps]
-//     │                     ──STARTTLS listed──> A1 STARTTLS -> read_starttls ──A1 OK──> handshake
-//     │                     └─not listed: require_tls ? fail : done (plaintext)
-//     └ handshake done -> A2 CAPABILITY -> read_caps_after_tls -> done
+//   greeting ──* OK──> (none/implicit: done)
+//     │  * BYE: fail └───> [caps unknown: A0 CAPABILITY -> capabilities]
+//     │                   ──STARTTLS listed──> A1 STARTTLS -> starttls ──A1 OK──> handshake
+//     │                   └─not listed: require_tls ? fail : done (plaintext)
+//     └ handshake done -> A2 CAPABILITY -> capabilities_after_tls -> done
 #pragma once
 
 #include <string>
 
 #include "config/config.hpp"
-#include "protocols/common/line_framer.hpp"
-#include "protocols/common/session_machine.hpp"
+#include "protocols/common/line_opener.hpp"
 
 namespace tlsbridge::protocols::imap {
 
-class imap_backend_opener final : public backend_opener {
+class imap_backend_opener final : public line_opener {
  public:
-  imap_backend_opener(config::back_tls tls, bool require_tls)
-      : tls_(tls), require_tls_(require_tls) {}
+  imap_backend_opener(config::back_tls tls, bool require_tls) : line_opener(tls, require_tls) {}
 
-  action start() override { return {action::kind::read, {}}; }
-  action on_read(std::string_view data) override;
-  action on_written() override;
-  action on_handshake_done() override;
-  // The backend's greeting line (with CRLF), its capability code replaced by the list the backend
-  // announced last (after the back leg's STARTTLS, if there was one).
-  const std::string& greeting() const override { return greeting_; }
-  bool upgrade_skipped() const { return skipped_; }
-
-  static constexpr std::size_t max_line = 64 * 1024;
+  // greeting(): the backend's greeting line (with CRLF), its capability code replaced by the list
+  // the backend announced last (after the back leg's STARTTLS, if there was one).
 
  private:
-  enum class state {
-    read_greeting,
-    sent_capability,
-    read_capability,
-    sent_starttls,
-    read_starttls,
-    handshaking,
-    sent_capability_after_tls,
-    read_capability_after_tls,
-    done,
-    failed
-  };
-  action fail(std::string reason);
+  action on_greeting(const std::string& line) override;
+  action on_capability_line(const std::string& line, bool after_tls) override;
+  action on_starttls_reply(const std::string& line) override;
+  action after_handshake() override;
   action after_capabilities();
-  action on_line(const std::string& line);
+  void note_capabilities(const std::string& line);
 
-  config::back_tls tls_;
-  bool require_tls_;
-  state state_ = state::read_greeting;
-  line_framer lines_{max_line};
-  std::string greeting_;
   std::string capabilities_;
   bool have_capabilities_ = false;
-  bool skipped_ = false;
 };
 
 }  // namespace tlsbridge::protocols::imap

@@ -47,7 +47,7 @@ void imap_session::note_capabilities(std::string_view line) {
   if (auto caps = capabilities_in(line)) backend_caps_ = std::move(*caps);
 }
 
-// Over a connection limit (SPEC §3); the response code says "try later" (RFC 5530 / RFC 3206).
+// Over a connection limit; the response code says "try later" (RFC 5530 / RFC 3206).
 std::string imap_session::over_limit() const {
   return "* BYE [UNAVAILABLE] " + settings_.hostname + " too many connections\r\n";
 }
@@ -61,7 +61,7 @@ bool imap_session::before_tls() const {
 }
 
 capability_view imap_session::view() const {
-  // SPEC §4: the proxy's STARTTLS and LOGINDISABLED, and no AUTH=, before front TLS.
+  // Before front TLS: the proxy's STARTTLS and LOGINDISABLED, and no AUTH= (RFC 3501 §6.2.3).
   return capability_view{.offer_starttls = before_tls(),
                          .hide_auth = before_tls(),
                          .login_disabled = before_tls() && settings_.require_tls};
@@ -81,12 +81,7 @@ void imap_session::on_start(step_list& out) {
 
 void imap_session::on_client_data(std::string_view data, step_list& out) {
   if (mode_ == mode::closed) return;
-  if (mode_ == mode::awaiting_front_tls) {
-    // RFC 9051 §6.2.1 / CVE-2011-0411: nothing sent after STARTTLS, before the handshake, counts.
-    discard_injected(data.size());
-    return;
-  }
-  client_.append(data);
+  client_.append(data);  // after STARTTLS/STLS accepted: dropped below
   process_client(out);
 }
 
@@ -97,8 +92,9 @@ void imap_session::process_client(step_list& out) {
       case mode::closed:
         return;
       case mode::awaiting_front_tls:
-        discard_injected(client_.buffered());
-        client_.clear();
+        // RFC 9051 §6.2.1 / CVE-2011-0411: nothing sent after STARTTLS/STLS, before the handshake,
+        // counts.
+        discard_injected(client_);
         return;
       case mode::await_plus:
         // A synchronizing literal: the client must wait for "+" (RFC 9051 §7.5). Hold what it
@@ -170,7 +166,7 @@ void imap_session::handle_command_start(const std::string& line, step_list& out)
   }
   cmd_ = current_command{};
   cmd_.id = ++next_id_;
-  // SPEC §7.1: tokenise by the grammar before anything is relayed (8-bit only in quoted strings
+  // Tokenise by the grammar before anything is relayed (8-bit only in quoted strings
   // before front TLS: nothing the backend might read as a different byte count or charset).
   const auto scan = scanner_.first(line, !before_tls());
   cmd_.tag = scanner_.tag();
@@ -205,10 +201,9 @@ void imap_session::handle_command_start(const std::string& line, step_list& out)
     if (before_tls()) {
       // RFC 9051 §6.2.1 and RFC 2595 §3.1 (CVE-2011-0411): whatever the client pipelined after
       // STARTTLS is plaintext an attacker may have injected; it is discarded, never relayed.
-      discard_injected(client_.buffered());
-      client_.clear();
+      discard_injected(client_);
       mode_ = mode::awaiting_front_tls;
-      answer_locally(tag, tag + " OK Begin TLS negotiation now\r\n", out, /*starttls=*/true);
+      pending_.answer(tag + " OK Begin TLS negotiation now\r\n", out, /*starttls=*/true);
       return;
     }
     refusal = {tag + (front_encrypted_ ? " BAD TLS is already active\r\n"
@@ -220,7 +215,7 @@ void imap_session::handle_command_start(const std::string& line, step_list& out)
     refusal = {tag + " BAD [CLIENTBUG] Refused by proxy: " + name + " takes no arguments\r\n",
                "imap.syntax: " + name + " takes no arguments (RFC 3501 §9)"};
   } else if ((name == "LOGIN" || name == "AUTHENTICATE") && settings_.require_tls && before_tls()) {
-    // SPEC §4, RFC 3501 §6.2.3 (LOGINDISABLED): no credentials in the clear, however spelled.
+    // require_tls, RFC 3501 §6.2.3 (LOGINDISABLED): no credentials in the clear, however spelled.
     refusal = {tag + " NO [PRIVACYREQUIRED] Use STARTTLS before authenticating\r\n",
                "imap.require_tls: " + name + " before STARTTLS (RFC 3501 §6.2.3)"};
   } else if (name == "COMPRESS") {
@@ -228,7 +223,7 @@ void imap_session::handle_command_start(const std::string& line, step_list& out)
     refusal = {tag + " NO COMPRESS is not available through this proxy\r\n",
                "imap.compress: COMPRESS refused (RFC 4978)"};
   } else if (std::any_of(pending_.begin(), pending_.end(),
-                         [&](const pending& p) { return !p.local && p.tag == tag; })) {
+                         [&](const auto& p) { return !p.local && p.relayed.tag == tag; })) {
     // Tagged replies may come in any order (RFC 3501 §5.5): with two commands of one tag in
     // flight the proxy could not tell which one ended (nor whether "+" is for a literal).
     refusal = {tag + " BAD [CLIENTBUG] Refused by proxy: tag already in use\r\n",
@@ -266,11 +261,7 @@ void imap_session::handle_command_start(const std::string& line, step_list& out)
 
   cmd_.relayed = true;
   if (relay_observer_) relay_observer_(tag, name);
-  pending p;
-  p.id = cmd_.id;
-  p.tag = tag;
-  p.what = cmd_.what;
-  pending_.push_back(std::move(p));
+  pending_.expect(pending{.id = cmd_.id, .tag = tag, .what = cmd_.what, .user = {}});
   relay_fragment(line, lit, out);
 }
 
@@ -288,7 +279,7 @@ void imap_session::relay_fragment(std::string_view line, std::optional<literal_m
   mode_ = lit->synchronizing ? mode::await_plus : mode::literal;
 }
 
-// Why a client literal may not be relayed, if it may not (SPEC §7.1).
+// Why a client literal may not be relayed, if it may not (the backend must read it as one).
 std::optional<std::string> imap_session::literal_refusal(const literal_marker& lit) const {
   // A server reads a literal only where it parses the command's arguments; for a command whose
   // grammar has no string (NOOP, CHECK, an unknown command...) it may skip to the end of the
@@ -314,12 +305,7 @@ void imap_session::refuse_command(std::string reply, std::string rule, step_list
   (void)out;
   cmd_.relayed = false;
   cmd_.refusal = std::move(reply);
-  boost::json::object e;
-  e["event"] = "imap.refused";
-  e["command"] = cmd_.name;
-  count_refusal(std::string_view(rule).substr(0, rule.find(':')));  // "imap.syntax: ..." -> id
-  e["reason"] = std::move(rule);
-  events_.push_back(std::move(e));
+  record_refusal(std::move(rule), {{"event", "imap.refused"}, {"command", cmd_.name}});
   ++refusals_;
 }
 
@@ -362,9 +348,7 @@ void imap_session::handle_fragment_end(std::string_view line, step_list& out) {
   if (rule) {
     // Part of the command is at the backend: it cannot be finished as the client meant nor
     // taken back, so both legs end here (the backend never sees the rest).
-    events_.push_back(
-        boost::json::object{{"event", "imap.refused"}, {"command", cmd_.name}, {"reason", *rule}});
-    count_refusal(std::string_view(*rule).substr(0, rule->find(':')));
+    record_refusal(*rule, {{"event", "imap.refused"}, {"command", cmd_.name}});
     ++refusals_;
     close_with("* BYE " + settings_.hostname + " command refused by proxy\r\n", "refused_policy",
                *rule, out);
@@ -379,13 +363,14 @@ void imap_session::handle_fragment_end(std::string_view line, step_list& out) {
 void imap_session::end_command(step_list& out) {
   mode_ = mode::command;
   if (!cmd_.relayed) {
-    answer_locally(cmd_.tag, cmd_.refusal, out);
+    pending_.answer(cmd_.refusal, out);
     return;
   }
   // The audit's user name, from the arguments however they were spelled (atom, quoted, literal).
   const auto& args = scanner_.arguments();
-  for (auto& p : pending_) {
-    if (p.local || p.id != cmd_.id) continue;
+  for (auto& entry : pending_) {
+    if (entry.local || entry.relayed.id != cmd_.id) continue;
+    pending& p = entry.relayed;
     if (cmd_.what == kind::login && !args.empty()) {
       p.user = args[0];
     } else if (cmd_.what == kind::authenticate && !args.empty() && iequals(args[0], "PLAIN")) {
@@ -412,30 +397,7 @@ void imap_session::handle_exchange_line(const std::string& line, step_list& out)
   if (exchange_kind_ == kind::authenticate && cmd_.sasl_plain) {
     cmd_.sasl_plain = false;
     for (auto& p : pending_)
-      if (!p.local && p.id == cmd_.id) p.user = sasl_plain_user(line).value_or("");
-  }
-}
-
-void imap_session::answer_locally(std::string tag, std::string wire, step_list& out,
-                                  bool starttls) {
-  pending p;
-  p.tag = std::move(tag);
-  p.local = true;
-  p.wire = std::move(wire);
-  p.starttls = starttls;
-  pending_.push_back(std::move(p));
-  flush_local_replies(out);
-}
-
-void imap_session::flush_local_replies(step_list& out) {
-  while (!pending_.empty() && pending_.front().local && mode_ != mode::closed) {
-    pending p = std::move(pending_.front());
-    pending_.pop_front();
-    out.send_client(std::move(p.wire));
-    if (p.starttls) {
-      out.start_front_tls();
-      return;
-    }
+      if (!p.local && p.relayed.id == cmd_.id) p.relayed.user = sasl_plain_user(line).value_or("");
   }
 }
 
@@ -529,19 +491,16 @@ void imap_session::handle_response_line(const std::string& line, step_list& out)
 
 void imap_session::complete(const std::string& tag, const std::string& line, step_list& out) {
   auto it = std::find_if(pending_.begin(), pending_.end(),
-                         [&](const pending& p) { return !p.local && p.tag == tag; });
+                         [&](const auto& p) { return !p.local && p.relayed.tag == tag; });
   std::uint64_t completed = 0;
   if (it != pending_.end()) {
-    completed = it->id;
-    pending p = std::move(*it);
-    pending_.erase(it);
+    pending p = std::move(pending_.take(it).relayed);
+    completed = p.id;
     std::string_view after_tag =
         line.size() > tag.size() ? std::string_view(line).substr(tag.size() + 1) : "";
     if (p.what == kind::login || p.what == kind::authenticate) emit_login_event(p, after_tag);
     if (p.what == kind::logout) {
-      facts_.outcome = "ok";
-      mode_ = mode::closed;
-      out.close();
+      close_with({}, "ok", {}, out);
       return;
     }
   }
@@ -555,7 +514,7 @@ void imap_session::complete(const std::string& tag, const std::string& line, ste
     continuations_owed_ = 0;
     idling_ = false;
   }
-  flush_local_replies(out);
+  pending_.flush(out);
   process_client(out);
 }
 
@@ -571,47 +530,34 @@ void imap_session::emit_login_event(const pending& p, std::string_view after_tag
 // Endings
 
 void imap_session::on_client_eof(step_list& out) {
-  if (mode_ == mode::closed) return;
-  mode_ = mode::closed;
-  facts_.outcome = "client_closed";
-  out.close();
+  close_with({}, "client_closed", {}, out);
 }
 
 void imap_session::on_backend_eof(step_list& out) {
   if (mode_ == mode::closed) return;
-  if (bye_relayed_ || backend_literal_ > 0 || !backend_at_response_start_) {
-    // The backend said goodbye itself (its own autologout), or a BYE now would land inside a
-    // response the client is reading.
-    mode_ = mode::closed;
-    facts_.outcome = bye_relayed_ ? "ok" : "backend_unavailable";
-    facts_.reason = "backend closed the connection";
-    out.close();
-    return;
-  }
-  close_with("* BYE " + settings_.hostname + " connection to backend lost\r\n",
-             "backend_unavailable", "backend closed the connection", out);
+  // No BYE of the proxy's when the backend said goodbye itself (its own autologout), nor inside
+  // a response the client is reading.
+  const bool mid_response = backend_literal_ > 0 || !backend_at_response_start_;
+  close_with(bye_relayed_ || mid_response
+                 ? ""
+                 : "* BYE " + settings_.hostname + " connection to backend lost\r\n",
+             bye_relayed_ ? "ok" : "backend_unavailable", "backend closed the connection", out);
 }
 
 void imap_session::on_idle_timeout(step_list& out) {
   if (mode_ == mode::closed) return;
-  if (backend_literal_ > 0 || !backend_at_response_start_) {
-    mode_ = mode::closed;
-    facts_.outcome = "timeout";
-    facts_.reason = "idle timeout";
-    out.close();
-    return;
-  }
-  close_with("* BYE " + settings_.hostname + " Autologout; idle timeout\r\n", "timeout",
-             "idle timeout", out);
+  const bool mid_response = backend_literal_ > 0 || !backend_at_response_start_;
+  close_with(mid_response ? "" : "* BYE " + settings_.hostname + " Autologout; idle timeout\r\n",
+             "timeout", "idle timeout", out);
 }
 
 void imap_session::on_shutdown(step_list& out) {
-  draining_ = true;
+  pending_.start_drain();
   maybe_finish_drain(out);
 }
 
 void imap_session::maybe_finish_drain(step_list& out) {
-  if (!draining_ || mode_ == mode::closed) return;
+  if (!pending_.draining() || mode_ == mode::closed) return;
   if (client_.buffered() != 0 || backend_literal_ > 0 || !backend_at_response_start_) return;
   // Safe points: no command in flight, or an IDLE the client is just waiting in (RFC 2177: the
   // server may end it; a BYE is what a client in IDLE expects from a server going away).
@@ -623,12 +569,8 @@ void imap_session::maybe_finish_drain(step_list& out) {
 
 void imap_session::close_with(std::string wire, std::string outcome, std::string reason,
                               step_list& out) {
-  if (mode_ == mode::closed) return;
-  out.send_client(std::move(wire));
-  mode_ = mode::closed;
-  if (!outcome.empty()) facts_.outcome = std::move(outcome);
-  if (!reason.empty()) facts_.reason = std::move(reason);
-  out.close();
+  if (pending_.close_with(std::move(wire), std::move(outcome), std::move(reason), facts_, out))
+    mode_ = mode::closed;
 }
 
 }  // namespace tlsbridge::protocols::imap

@@ -1,4 +1,4 @@
-// The IMAP proxy machine (SPEC §4 "IMAP and POP3"), sans I/O, run by the same driver as SMTP. The
+// The IMAP proxy machine, sans I/O, run by the same driver as SMTP. The
 // back leg is open (imap_backend_opener); this machine frames both directions so that literal bytes
 // are never read as commands or responses, rewrites capability lists for the front leg's state,
 // answers STARTTLS itself, and refuses LOGIN/AUTHENTICATE before front TLS under require_tls.
@@ -17,7 +17,7 @@
 //      ├──STARTTLS accepted──> awaiting_front_tls ──handshake──> command
 //      └──LOGOUT's tagged reply / error──> closed
 //
-// A relayed literal must be one the backend reads as one (SPEC §7.1): synchronizing before front
+// A relayed literal must be one the backend reads as one: synchronizing before front
 // TLS, {n+} only to a LITERAL+/LITERAL- backend, ~{n} only in APPEND to a BINARY one, and only in
 // commands whose grammar has a string (a server may skip NOOP's or an unknown command's line).
 //
@@ -26,33 +26,30 @@
 // responses and "+" lines end in text, never in a literal (imap_syntax's response_literal).
 //
 // Tagged completions may come in any order (RFC 9051 §5.5), but the proxy's own replies keep the
-// client's order: every command leaves an entry in a queue, "relay" (the backend's tagged reply
-// answers it) or "local" (sent once every earlier relayed command has its reply), as in SMTP.
+// client's order: every command leaves an entry in the reply_queue (protocols/common), relayed
+// (the backend's tagged reply answers it) or local (sent once every earlier relayed command has
+// its reply), as in SMTP.
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
 
 #include "config/config.hpp"
 #include "protocols/common/line_framer.hpp"
+#include "protocols/common/mail_settings.hpp"
+#include "protocols/common/reply_queue.hpp"
 #include "protocols/common/session_machine.hpp"
 #include "protocols/imap/imap_syntax.hpp"
 
 namespace tlsbridge::protocols::imap {
 
-struct session_settings {
-  config::front_tls front = config::front_tls::starttls;
-  bool require_tls = true;
-  std::string hostname = "localhost";
-  bool audit_envelope = true;
+struct session_settings : mail_settings {
   std::size_t max_command_line = 64 * 1024;         // one client line fragment
   std::uint64_t max_literal = 64ull * 1024 * 1024;  // one client literal (APPEND's message)
   std::size_t max_response_line = 4 * 1024 * 1024;  // one backend line (a big SEARCH result)
   std::size_t max_held_bytes = 256 * 1024;          // client bytes held while a "+" is awaited
-  std::size_t max_pending_commands = 1000;
 };
 
 class imap_session final : public session_machine {
@@ -75,12 +72,10 @@ class imap_session final : public session_machine {
   enum class mode { command, fragment, literal, await_plus, exchange, awaiting_front_tls, closed };
   enum class kind { other, login, authenticate, idle, logout };
 
+  // What a relayed command keeps until its tagged reply (reply_queue holds the order).
   struct pending {
     std::uint64_t id = 0;  // the command's number, to tell commands with the same tag apart
     std::string tag;
-    bool local = false;
-    std::string wire;       // local: the reply
-    bool starttls = false;  // local OK that starts the front handshake once sent
     kind what = kind::other;
     std::string user;  // login/authenticate: for the audit record
   };
@@ -106,8 +101,6 @@ class imap_session final : public session_machine {
   void note_capabilities(std::string_view line);
   void end_command(step_list& out);
   void handle_exchange_line(const std::string& line, step_list& out);
-  void answer_locally(std::string tag, std::string wire, step_list& out, bool starttls = false);
-  void flush_local_replies(step_list& out);
   void process_backend(step_list& out);
   void handle_response_line(const std::string& line, step_list& out);
   void complete(const std::string& tag, const std::string& line, step_list& out);
@@ -121,10 +114,9 @@ class imap_session final : public session_machine {
   std::string greeting_;
   mode mode_ = mode::command;
   bool front_encrypted_;
-  bool draining_ = false;
   line_framer client_;
   line_framer backend_;
-  std::deque<pending> pending_;
+  reply_queue<pending> pending_;
   current_command cmd_;
   command_scanner scanner_;  // the relayed command being read
   std::uint64_t next_id_ = 0;

@@ -2,7 +2,7 @@
 // without ever mistaking data for commands: the grammar-first tokeniser of client command lines
 // (command_scanner: tag, name, quoted strings, literal markers {n}/{n+}/~{n} only where a token may
 // start; RFC 7888, RFC 3516), a response line's trailing literal marker, and the capability lists
-// the proxy rewrites (SPEC §4 "IMAP and POP3", §7.1). Everything else passes through as bytes.
+// the proxy rewrites (the shield). Everything else passes through as bytes.
 #pragma once
 
 #include <cstdint>
@@ -122,7 +122,7 @@ std::optional<std::string> login_user(std::string_view login_arguments);
 // How the capability lists are shown to the client, for the front leg's state.
 struct capability_view {
   bool offer_starttls = false;  // front leg is "starttls" and not yet encrypted
-  bool hide_auth = false;       // no AUTH=... before front TLS (SPEC §4)
+  bool hide_auth = false;       // no AUTH=... before front TLS (RFC 2595 §4)
   bool login_disabled =
       false;  // LOGINDISABLED: require_tls and not yet encrypted (RFC 9051 §6.2.3)
 };

@@ -21,7 +21,7 @@ pop3_session::pop3_session(session_settings settings, std::string backend_greeti
       client_(settings_.max_command_line),
       backend_(settings_.max_response_line) {}
 
-// Over a connection limit (SPEC §3); the response code says "try later" (RFC 5530 / RFC 3206).
+// Over a connection limit; the response code says "try later" (RFC 5530 / RFC 3206).
 std::string pop3_session::over_limit() const {
   return "-ERR [SYS/TEMP] " + settings_.hostname + " too many connections\r\n";
 }
@@ -43,12 +43,7 @@ void pop3_session::on_start(step_list& out) {
 
 void pop3_session::on_client_data(std::string_view data, step_list& out) {
   if (mode_ == mode::closed) return;
-  if (mode_ == mode::awaiting_front_tls) {
-    // RFC 2595 §4 / CVE-2011-0411: nothing sent after STLS, before the handshake, counts.
-    discard_injected(data.size());
-    return;
-  }
-  client_.append(data);
+  client_.append(data);  // after STARTTLS/STLS accepted: dropped below
   process_client(out);
 }
 
@@ -59,8 +54,9 @@ void pop3_session::process_client(step_list& out) {
       case mode::closed:
         return;
       case mode::awaiting_front_tls:
-        discard_injected(client_.buffered());
-        client_.clear();
+        // RFC 2595 §4 / CVE-2011-0411: nothing sent after STARTTLS/STLS, before the handshake,
+        // counts.
+        discard_injected(client_);
         return;
       case mode::exchange:
         if (continuations_owed_ == 0) {
@@ -105,7 +101,7 @@ void pop3_session::handle_command(const std::string& line, step_list& out) {
                "pipelining limit", out);
     return;
   }
-  // SPEC §7.1: the keyword by the grammar, or a refusal from the proxy; never relayed.
+  // The keyword by the RFC 1939 grammar, or a refusal from the proxy; never relayed.
   const command_line cmd = parse_command(line, !before_tls());
   if (!cmd.ok) {
     refuse("-ERR Refused by proxy: " + cmd.rule + "\r\n", "", "pop3.syntax: " + cmd.rule, out);
@@ -118,10 +114,9 @@ void pop3_session::handle_command(const std::string& line, step_list& out) {
   if (verb == "STLS") {
     if (before_tls() && !authenticated_) {
       // RFC 2595 §4 and CVE-2011-0411: pipelined plaintext after STLS is discarded, never relayed.
-      discard_injected(client_.buffered());
-      client_.clear();
+      discard_injected(client_);
       mode_ = mode::awaiting_front_tls;
-      answer_locally("+OK Begin TLS negotiation\r\n", out, /*starttls=*/true);
+      pending_.answer("+OK Begin TLS negotiation\r\n", out, /*starttls=*/true);
       return;
     }
     refuse(front_encrypted_ ? "-ERR TLS is already active\r\n" : "-ERR STLS is not available\r\n",
@@ -130,7 +125,7 @@ void pop3_session::handle_command(const std::string& line, step_list& out) {
   }
   if ((verb == "USER" || verb == "PASS" || verb == "APOP" || verb == "AUTH") &&
       settings_.require_tls && before_tls()) {
-    // SPEC §4: no credentials in the clear (RFC 2595 §4 leaves this to server policy).
+    // No credentials in the clear under require_tls (RFC 2595 §4 leaves this to server policy).
     refuse("-ERR Plaintext authentication is not allowed: use STLS first\r\n", verb,
            "pop3.require_tls: " + verb + " before STLS (RFC 2595 §4)", out);
     return;
@@ -164,22 +159,17 @@ void pop3_session::handle_command(const std::string& line, step_list& out) {
   } else if (verb == "CAPA") {
     p.what = kind::capa;
   }
-  pending_.push_back(std::move(p));
+  pending_.expect(std::move(p));
   if (relay_observer_) relay_observer_(verb);
   out.send_backend(line + "\r\n");
 }
 
-// A command the proxy answers itself; audited with the rule it broke (SPEC §7.1).
+// A command the proxy answers itself, never relayed; audited with the rule it broke.
 void pop3_session::refuse(std::string reply, const std::string& keyword, std::string rule,
                           step_list& out) {
-  boost::json::object e;
-  e["event"] = "pop3.refused";
-  e["command"] = keyword;
-  count_refusal(std::string_view(rule).substr(0, rule.find(':')));  // "pop3.syntax: ..." -> id
-  e["reason"] = std::move(rule);
-  events_.push_back(std::move(e));
+  record_refusal(std::move(rule), {{"event", "pop3.refused"}, {"command", keyword}});
   ++refusals_;
-  answer_locally(std::move(reply), out);
+  pending_.answer(std::move(reply), out);
 }
 
 void pop3_session::handle_exchange_line(const std::string& line, step_list& out) {
@@ -188,28 +178,8 @@ void pop3_session::handle_exchange_line(const std::string& line, step_list& out)
   if (sasl_plain_) {
     sasl_plain_ = false;
     for (auto& p : pending_)
-      if (p.what == kind::auth) p.user = sasl_plain_user(line).value_or("");
-  }
-}
-
-void pop3_session::answer_locally(std::string wire, step_list& out, bool starttls) {
-  pending p;
-  p.local = true;
-  p.wire = std::move(wire);
-  p.starttls = starttls;
-  pending_.push_back(std::move(p));
-  flush_local_replies(out);
-}
-
-void pop3_session::flush_local_replies(step_list& out) {
-  while (!pending_.empty() && pending_.front().local && mode_ != mode::closed) {
-    pending p = std::move(pending_.front());
-    pending_.pop_front();
-    out.send_client(std::move(p.wire));
-    if (p.starttls) {
-      out.start_front_tls();
-      return;
-    }
+      if (!p.local && p.relayed.what == kind::auth)
+        p.relayed.user = sasl_plain_user(line).value_or("");
   }
 }
 
@@ -297,12 +267,12 @@ bool pop3_session::handle_status_line(const std::string& line, step_list& out) {
     process_client(out);
     return true;
   }
-  if (pending_.empty() || pending_.front().local) {
+  if (!pending_.backend_turn()) {
     // Unasked (a server's "-ERR ... inactivity" before it closes): passed on as it is.
     out.send_client(line + "\r\n");
     return true;
   }
-  pending& p = pending_.front();
+  pending& p = pending_.front().relayed;
   const bool ok = line.starts_with("+OK");
   if (ok && p.multiline) {
     if (p.what == kind::capa) {
@@ -323,8 +293,7 @@ bool pop3_session::handle_status_line(const std::string& line, step_list& out) {
 // The front relayed command has its full reply; `status_line` is its first line ("" after a body).
 void pop3_session::complete(const std::string& status_line, step_list& out) {
   if (pending_.empty()) return;
-  pending p = std::move(pending_.front());
-  pending_.pop_front();
+  pending p = std::move(pending_.take_front().relayed);
   if (p.what == kind::pass || p.what == kind::apop || p.what == kind::auth) {
     if (status_line.starts_with("+OK")) authenticated_ = true;
     boost::json::object e;
@@ -339,12 +308,10 @@ void pop3_session::complete(const std::string& status_line, step_list& out) {
     sasl_plain_ = false;
   }
   if (p.what == kind::quit) {
-    facts_.outcome = "ok";
-    mode_ = mode::closed;
-    out.close();
+    close_with({}, "ok", {}, out);
     return;
   }
-  flush_local_replies(out);
+  pending_.flush(out);
   process_client(out);
 }
 
@@ -353,40 +320,26 @@ void pop3_session::complete(const std::string& status_line, step_list& out) {
 // marked for deletion stay: the proxy never sends QUIT on the client's behalf.
 
 void pop3_session::on_client_eof(step_list& out) {
-  if (mode_ == mode::closed) return;
-  mode_ = mode::closed;
-  facts_.outcome = "client_closed";
-  out.close();
+  close_with({}, "client_closed", {}, out);
 }
 
 void pop3_session::on_backend_eof(step_list& out) {
   if (mode_ == mode::closed) return;
-  if (backend_state_ != backend_state::status || pending_.empty()) {
-    mode_ = mode::closed;
-    facts_.outcome = "backend_unavailable";
-    facts_.reason = "backend closed the connection";
-    out.close();
-    return;
-  }
-  close_with("-ERR " + settings_.hostname + " connection to backend lost\r\n",
+  // No reply in the middle of a body, nor to a client that asked nothing.
+  const bool in_turn = backend_state_ == backend_state::status && !pending_.empty();
+  close_with(in_turn ? "-ERR " + settings_.hostname + " connection to backend lost\r\n" : "",
              "backend_unavailable", "backend closed the connection", out);
 }
 
 void pop3_session::on_idle_timeout(step_list& out) {
   if (mode_ == mode::closed) return;
-  if (backend_state_ != backend_state::status) {
-    mode_ = mode::closed;
-    facts_.outcome = "timeout";
-    facts_.reason = "idle timeout";
-    out.close();
-    return;
-  }
-  close_with("-ERR " + settings_.hostname + " autologout; idle timeout\r\n", "timeout",
-             "idle timeout", out);
+  const bool in_body = backend_state_ != backend_state::status;
+  close_with(in_body ? "" : "-ERR " + settings_.hostname + " autologout; idle timeout\r\n",
+             "timeout", "idle timeout", out);
 }
 
 void pop3_session::on_shutdown(step_list& out) {
-  draining_ = true;
+  pending_.start_drain();
   maybe_finish_drain(out);
 }
 
@@ -396,19 +349,15 @@ bool pop3_session::at_boundary() const {
 }
 
 void pop3_session::maybe_finish_drain(step_list& out) {
-  if (!draining_ || mode_ == mode::closed || !at_boundary()) return;
+  if (!pending_.draining() || mode_ == mode::closed || !at_boundary()) return;
   close_with("-ERR " + settings_.hostname + " shutting down\r\n", "shutdown", "proxy shutting down",
              out);
 }
 
 void pop3_session::close_with(std::string wire, std::string outcome, std::string reason,
                               step_list& out) {
-  if (mode_ == mode::closed) return;
-  out.send_client(std::move(wire));
-  mode_ = mode::closed;
-  if (!outcome.empty()) facts_.outcome = std::move(outcome);
-  if (!reason.empty()) facts_.reason = std::move(reason);
-  out.close();
+  if (pending_.close_with(std::move(wire), std::move(outcome), std::move(reason), facts_, out))
+    mode_ = mode::closed;
 }
 
 }  // namespace tlsbridge::protocols::pop3

@@ -1,4 +1,4 @@
-// The POP3 proxy machine (SPEC §4 "IMAP and POP3"), sans I/O. The back leg is open
+// The POP3 proxy machine, sans I/O. The back leg is open
 // (pop3_backend_opener); this machine relays commands and replies in order (RFC 2449 PIPELINING),
 // frames multi-line replies by their terminating "." line without buffering them (dot-stuffed
 // lines are data), rewrites CAPA for the front leg's state, answers STLS itself and refuses
@@ -15,28 +15,24 @@
 //          └─ CAPA: collected (bounded), rewritten, sent whole
 #pragma once
 
-#include <deque>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "config/config.hpp"
 #include "protocols/common/line_framer.hpp"
+#include "protocols/common/mail_settings.hpp"
+#include "protocols/common/reply_queue.hpp"
 #include "protocols/common/session_machine.hpp"
 #include "protocols/pop3/pop3_syntax.hpp"
 
 namespace tlsbridge::protocols::pop3 {
 
-struct session_settings {
-  config::front_tls front = config::front_tls::starttls;
-  bool require_tls = true;
-  std::string hostname = "localhost";
-  bool audit_envelope = true;
+struct session_settings : mail_settings {
   std::size_t max_command_line = 64 * 1024;   // RFC 2449 says 255; SASL responses run longer
   std::size_t max_response_line = 64 * 1024;  // a status line or a CAPA line
   std::size_t max_capa_bytes = 64 * 1024;     // a CAPA reply is held whole to be rewritten
   std::size_t max_held_bytes = 256 * 1024;    // client bytes held while AUTH awaits a "+"
-  std::size_t max_pending_commands = 1000;
 };
 
 class pop3_session final : public session_machine {
@@ -60,10 +56,8 @@ class pop3_session final : public session_machine {
   enum class backend_state { status, body, capa_body };
   enum class kind { other, user, pass, apop, auth, quit, capa };
 
+  // What a relayed command keeps until its reply (reply_queue holds the order).
   struct pending {
-    bool local = false;
-    std::string wire;       // local: the reply
-    bool starttls = false;  // local +OK that starts the front handshake once sent
     kind what = kind::other;
     bool multiline = false;  // a +OK reply carries a body
     std::string user;
@@ -73,8 +67,6 @@ class pop3_session final : public session_machine {
   void handle_command(const std::string& line, step_list& out);
   void handle_exchange_line(const std::string& line, step_list& out);
   void refuse(std::string reply, const std::string& keyword, std::string rule, step_list& out);
-  void answer_locally(std::string wire, step_list& out, bool starttls = false);
-  void flush_local_replies(step_list& out);
   void process_backend(step_list& out);
   bool handle_status_line(const std::string& line, step_list& out);
   void complete(const std::string& status_line, step_list& out);
@@ -89,11 +81,10 @@ class pop3_session final : public session_machine {
   backend_state backend_state_ = backend_state::status;
   bool front_encrypted_;
   bool authenticated_ = false;
-  bool draining_ = false;
   line_framer client_;
   line_framer backend_;
   multiline_scanner scanner_;
-  std::deque<pending> pending_;
+  reply_queue<pending> pending_;
   std::string user_;                 // the last USER argument
   unsigned continuations_owed_ = 0;  // backend "+ " not yet answered by a client line
   bool sasl_plain_ = false;          // AUTH PLAIN without initial response: next line holds it

@@ -1,7 +1,7 @@
-// POP3 framing and capability rewriting (RFC 1939, RFC 2449, RFC 2595; SPEC §4 "IMAP and POP3",
-// §7.1): the grammar-first reading of a client command line, which commands have multi-line
-// replies, a streaming scanner for a multi-line body ended by the line "." (dot-stuffed lines such
-// as ".." are data), and the CAPA rewriting.
+// POP3 framing and capability rewriting (RFC 1939, RFC 2449, RFC 2595; the shield): the
+// grammar-first reading of a client command line, which commands have multi-line replies, a
+// streaming scanner for a multi-line body ended by the line "." (dot-stuffed lines such as ".."
+// are data), and the CAPA rewriting.
 #pragma once
 
 #include <cstddef>
@@ -48,7 +48,7 @@ command_line parse_command(std::string_view line, bool allow_8bit);
 
 struct capa_view {
   bool offer_stls = false;  // front leg is "starttls" and not yet encrypted
-  bool hide_sasl = false;   // no SASL mechanisms before front TLS (SPEC §4)
+  bool hide_sasl = false;   // no SASL mechanisms before front TLS (RFC 2595 §4)
   bool hide_user = false;   // USER refused before front TLS (require_tls)
 };
 

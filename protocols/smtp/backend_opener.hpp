@@ -1,4 +1,4 @@
-// Opens an SMTP back leg (SPEC §4 SMTP, "Back leg first"): reads the backend's greeting and, for
+// Opens an SMTP back leg (before the client is answered): reads the backend's greeting and, for
 // `backend.tls = "starttls"`, sends `EHLO <server.hostname>` and `STARTTLS` and asks the driver
 // for the client-side handshake (RFC 3207). The greeting read here is what the client will see.
 //

@@ -1,4 +1,4 @@
-// Rewrites the backend's EHLO reply for the client (SPEC §4 SMTP):
+// Rewrites the backend's EHLO reply for the client:
 //  * the backend's STARTTLS is removed — STARTTLS is the proxy's, never passed through;
 //  * STARTTLS is added while the front leg offers it and is not yet encrypted (RFC 3207 §4);
 //  * AUTH (and X-EXPS, Exchange's AUTH) is never shown before front TLS, so no client is invited to

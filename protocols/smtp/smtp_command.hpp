@@ -3,7 +3,7 @@
 // RFC 5321 §4.1.2 paths; also the lenient forms real clients send: no angle brackets, a space after
 // the colon). A line the grammar does not read as exactly one command (`XEXCH50<TAB>…`, a leading
 // SP, a control character anywhere) is `verb::malformed`: the backend is unpatchable and tolerant,
-// so what the proxy cannot read unambiguously is refused, never relayed (SPEC §7.1). BDAT's chunk
+// so what the proxy cannot read unambiguously is refused, never relayed (the shield). BDAT's chunk
 // size and LAST flag (RFC 3030 §2) and SASL responses (RFC 4954 §4) are read here too: they frame
 // data the session must never read as commands.
 #pragma once
@@ -30,15 +30,15 @@ enum class verb {
   vrfy,
   expn,
   help,
-  // Exchange extensions (SPEC §4): X-EXPS is Exchange's AUTH; the others are refused.
+  // Exchange extensions: X-EXPS is Exchange's AUTH; the others are refused.
   x_exps,
   x_anonymoustls,
   xexch50,
   xshadow,
   xshadowrequest,
   xrdst,
-  other,      // well formed, not one the proxy knows: relayed as policy allows (SPEC §4)
-  malformed,  // not a command by the grammar: refused with 500 5.5.2, never relayed (SPEC §7.1)
+  other,      // well formed, not one the proxy knows: relayed as policy allows
+  malformed,  // not a command by the grammar: refused with 500 5.5.2, never relayed
 };
 
 struct command {

@@ -11,7 +11,7 @@ namespace tlsbridge::protocols::smtp {
 namespace {
 
 bool allowed_before_tls(verb v) {
-  // SPEC §4: with require_tls only these pass before front TLS.
+  // With require_tls only these pass before front TLS (RFC 3207 §4).
   switch (v) {
     case verb::ehlo:
     case verb::helo:
@@ -59,18 +59,8 @@ void smtp_session::on_start(step_list& out) {
 }
 
 void smtp_session::on_client_data(std::string_view data, step_list& out) {
-  switch (mode_) {
-    case mode::closed:
-      return;
-    case mode::awaiting_front_tls:
-      // RFC 3207 §4.2 / CVE-2011-0411: nothing the client sent after STARTTLS, before the
-      // handshake, may be acted on.
-      discard_injected(data.size());
-      return;
-    default:
-      break;
-  }
-  client_.append(data);
+  if (mode_ == mode::closed) return;
+  client_.append(data);  // after STARTTLS accepted: dropped below
   process_client(out);
 }
 
@@ -86,8 +76,8 @@ void smtp_session::process_client(step_list& out) {
         client_.consume(r.consumed);
         if (!forward.empty()) out.send_backend(std::move(forward));
         if (r.violation) {
-          // SPEC §4 smuggling, reject: drop the back leg before any final dot, so the backend
-          // never commits the message, and tell the client why.
+          // SMTP smuggling, smtp_bare_lf = reject: drop the back leg before any final dot, so the
+          // backend never commits the message, and tell the client why.
           out.abort_backend();
           close_with(
               "554 5.6.0 Message contains a bare CR or LF, refused (SMTP smuggling)\r\n"
@@ -108,7 +98,7 @@ void smtp_session::process_client(step_list& out) {
               ")";
         scanner_.reset();
         mode_ = mode::command;
-        pending_.push_back(std::move(end));
+        pending_.expect(std::move(end));
         break;
       }
       case mode::bdat: {
@@ -135,8 +125,9 @@ void smtp_session::process_client(step_list& out) {
                      "", "client sent data before the DATA or AUTH reply", out);
         return;
       case mode::awaiting_front_tls:
-        discard_injected(client_.buffered());
-        client_.clear();
+        // RFC 3207 §4.2 / CVE-2011-0411: nothing the client sent after STARTTLS, before the
+        // handshake, may be acted on.
+        discard_injected(client_);
         return;
       case mode::quit_sent:
         // RFC 5321 §4.1.1.10: QUIT ends the session; the backend reads nothing after it, so
@@ -157,8 +148,8 @@ void smtp_session::process_client(step_list& out) {
               handle_sasl_response({}, /*bare_lf=*/true, out);
               break;
             }
-            refuse("500 5.5.2 Line too long\r\n", "smtp.line_too_long: command lines are at most 4 KiB",
-                   {}, out);
+            refuse("500 5.5.2 Line too long\r\n",
+                   "smtp.line_too_long: command lines are at most 4 KiB", {}, out);
             break;
           case line_framer::status::line:
             if (mode_ == mode::sasl_response)
@@ -201,18 +192,19 @@ void smtp_session::handle_command(std::string line, bool bare_lf, step_list& out
   // scanner stops inside DATA.
   if (line.find('\r') != std::string::npos || bare_lf) {
     refuse("500 5.5.2 Bare CR or LF in command line refused\r\n",
-           "smtp.bare_cr_lf: bare CR or LF in a command line (RFC 5321 §2.3.8)", verb_prefix(line), out);
+           "smtp.bare_cr_lf: bare CR or LF in a command line (RFC 5321 §2.3.8)", verb_prefix(line),
+           out);
     return;
   }
   command cmd = parse_command(line);
   const bool offers_starttls = settings_.front == config::front_tls::starttls;
 
   if (cmd.what == verb::malformed) {
-    // SPEC §7.1: "XEXCH50<TAB>", "<SP>DATA", "AUTH<TAB>PLAIN": what the grammar does not read as
+    // "XEXCH50<TAB>", "<SP>DATA", "AUTH<TAB>PLAIN": what the grammar does not read as
     // one command is the proxy's 500, whatever the backend would have made of it.
     refuse("500 5.5.2 Syntax error, command unrecognized\r\n",
-           std::string("smtp.verb_syntax: RFC 5321 command syntax: ") + std::string(cmd.problem), verb_prefix(line),
-           out);
+           std::string("smtp.verb_syntax: RFC 5321 command syntax: ") + std::string(cmd.problem),
+           verb_prefix(line), out);
     return;
   }
   std::optional<bdat_header> bdat;
@@ -249,21 +241,20 @@ void smtp_session::handle_command(std::string line, bool bare_lf, step_list& out
   switch (cmd.what) {
     case verb::starttls: {
       if (!offers_starttls) {
-        refuse("502 5.5.1 STARTTLS not available\r\n", "smtp.starttls_not_offered: STARTTLS not offered on this listener",
-               cmd.name, out);
+        refuse("502 5.5.1 STARTTLS not available\r\n",
+               "smtp.starttls_not_offered: STARTTLS not offered on this listener", cmd.name, out);
         return;
       }
       if (front_encrypted_) {
-        refuse("503 5.5.1 TLS already active\r\n", "smtp.starttls_again: STARTTLS after TLS (RFC 3207 §4.2)", cmd.name,
-               out);
+        refuse("503 5.5.1 TLS already active\r\n",
+               "smtp.starttls_again: STARTTLS after TLS (RFC 3207 §4.2)", cmd.name, out);
         return;
       }
       // RFC 3207 §4.2 (CVE-2011-0411): "there must not be any pending plaintext" — whatever the
       // client pipelined after STARTTLS is discarded, never relayed after the handshake.
-      discard_injected(client_.buffered());
-      client_.clear();
+      discard_injected(client_);
       mode_ = mode::awaiting_front_tls;
-      answer_locally("220 2.0.0 Ready to start TLS\r\n", out, /*starttls=*/true);
+      pending_.answer("220 2.0.0 Ready to start TLS\r\n", out, /*starttls=*/true);
       return;
     }
     case verb::ehlo:
@@ -357,7 +348,8 @@ void smtp_session::handle_sasl_response(const std::string& line, bool bare_lf, s
     // control character, an over-long line) would be read by a tolerant backend some other
     // way. Cancel the exchange instead (RFC 4954 §4: "*"): the backend's final reply answers
     // the client's line, and both sides are back in command mode.
-    audit_refusal("smtp.sasl_response_syntax: SASL response not base64 (RFC 4954 §4): cancelled", {}, "*");
+    audit_refusal("smtp.sasl_response_syntax: SASL response not base64 (RFC 4954 §4): cancelled",
+                  {}, "*");
     out.send_backend("*\r\n");
     if (observer_) observer_->sasl_response("*");
     return;
@@ -371,7 +363,7 @@ bool smtp_session::chunking_offered() const {
   // offer is unknown, and unknown is no.
   if (!backend_chunking_) return false;
   for (const auto& p : pending_)
-    if (!p.local && (p.cmd == verb::ehlo || p.cmd == verb::helo)) return false;
+    if (!p.local && (p.relayed.cmd == verb::ehlo || p.relayed.cmd == verb::helo)) return false;
   return true;
 }
 
@@ -379,7 +371,7 @@ void smtp_session::refuse(std::string wire, std::string_view rule, std::string_v
                           step_list& out) {
   audit_refusal(rule, name,
                 std::string_view(wire).substr(0, std::min<std::size_t>(9, wire.size())));
-  answer_locally(std::move(wire), out);
+  pending_.answer(std::move(wire), out);
 }
 
 void smtp_session::audit_refusal(std::string_view rule, std::string_view name,
@@ -387,15 +379,14 @@ void smtp_session::audit_refusal(std::string_view rule, std::string_view name,
   // Every refusal is counted in the conn record's reason; the first max_refusal_events also get
   // their own audit event, so a client cannot flood the audit log with refused lines.
   ++refusals_;
-  count_refusal(rule.substr(0, rule.find(':')));  // "smtp.verb_syntax: ..." -> its id
   facts_.reason = std::to_string(refusals_) + " command(s) refused, last: " + std::string(rule);
-  if (refusals_ > max_refusal_events) return;
-  boost::json::object e;
-  e["event"] = "smtp.refused";
-  e["verb"] = std::string(name);
-  e["reply"] = std::string(reply);
-  e["reason"] = std::string(rule);
-  events_.push_back(std::move(e));
+  if (refusals_ > max_refusal_events) {
+    count_refusal(rule);
+    return;
+  }
+  record_refusal(
+      std::string(rule),
+      {{"event", "smtp.refused"}, {"verb", std::string(name)}, {"reply", std::string(reply)}});
 }
 
 void smtp_session::skip_refused_chunk(const command& cmd) {
@@ -414,28 +405,7 @@ void smtp_session::relay(std::string_view line, pending entry, step_list& out) {
   std::string wire(line);
   wire += "\r\n";
   out.send_backend(std::move(wire));
-  pending_.push_back(std::move(entry));
-}
-
-void smtp_session::answer_locally(std::string wire, step_list& out, bool starttls) {
-  pending p;
-  p.local = true;
-  p.text = std::move(wire);
-  p.starttls = starttls;
-  pending_.push_back(std::move(p));
-  flush_local_replies(out);
-}
-
-void smtp_session::flush_local_replies(step_list& out) {
-  while (!pending_.empty() && pending_.front().local && mode_ != mode::closed) {
-    pending p = std::move(pending_.front());
-    pending_.pop_front();
-    out.send_client(std::move(p.text));
-    if (p.starttls) {
-      out.start_front_tls();
-      return;
-    }
-  }
+  pending_.expect(std::move(entry));
 }
 
 void smtp_session::on_backend_data(std::string_view data, step_list& out) {
@@ -461,7 +431,7 @@ void smtp_session::on_backend_data(std::string_view data, step_list& out) {
 }
 
 void smtp_session::handle_reply(const reply& r, step_list& out) {
-  if (pending_.empty() || pending_.front().local) {
+  if (!pending_.backend_turn()) {
     // Nothing was asked. A 421 is the backend closing on us (RFC 5321 §3.8): pass it on.
     if (r.code == 421) {
       close_with(r.wire(), "backend_unavailable", "backend sent 421: " + r.text(), out);
@@ -476,7 +446,7 @@ void smtp_session::handle_reply(const reply& r, step_list& out) {
     // than commands. Only two are known: 354 to DATA (message data) and 334 to AUTH/X-EXPS (a
     // SASL response, RFC 4954 §4). Any other would leave the backend in a state the proxy does
     // not know, so the session ends instead.
-    const pending& front = pending_.front();
+    const pending& front = pending_.front().relayed;
     if (front.cmd == verb::data && !front.message_end && r.code == 354 &&
         mode_ == mode::awaiting_data_reply) {
       // handled below, with the entry popped
@@ -494,8 +464,7 @@ void smtp_session::handle_reply(const reply& r, step_list& out) {
       return;
     }
   }
-  pending p = std::move(pending_.front());
-  pending_.pop_front();
+  pending p = std::move(pending_.take_front().relayed);
 
   switch (p.cmd) {
     case verb::helo:
@@ -541,7 +510,7 @@ void smtp_session::handle_reply(const reply& r, step_list& out) {
         }
         out.send_client(r.wire());
         // Held bytes are now data (354) or commands again.
-        flush_local_replies(out);
+        pending_.flush(out);
         process_client(out);
         return;
       }
@@ -563,20 +532,18 @@ void smtp_session::handle_reply(const reply& r, step_list& out) {
       // The exchange is over (RFC 4954 §4 final reply): held bytes are commands again.
       if (mode_ == mode::awaiting_auth_reply || mode_ == mode::sasl_response) mode_ = mode::command;
       out.send_client(r.wire());
-      flush_local_replies(out);
+      pending_.flush(out);
       process_client(out);
       return;
     case verb::quit:
       out.send_client(r.wire());
-      facts_.outcome = "ok";
-      mode_ = mode::closed;
-      out.close();
+      close_with({}, "ok", {}, out);
       return;
     default:
       out.send_client(r.wire());
       break;
   }
-  flush_local_replies(out);
+  pending_.flush(out);
 }
 
 void smtp_session::emit_message_event(const reply& final_reply, std::uint64_t size) {
@@ -628,9 +595,7 @@ void smtp_session::on_client_eof(step_list& out) {
   } else if (mode_ != mode::quit_sent) {
     send_quit(out);
   }
-  mode_ = mode::closed;
-  facts_.outcome = "client_closed";
-  out.close();
+  close_with({}, "client_closed", {}, out);
 }
 
 void smtp_session::on_backend_eof(step_list& out) {
@@ -646,7 +611,7 @@ void smtp_session::on_idle_timeout(step_list& out) {
 }
 
 void smtp_session::on_shutdown(step_list& out) {
-  draining_ = true;
+  pending_.start_drain();
   maybe_finish_drain(out);
 }
 
@@ -657,7 +622,7 @@ bool smtp_session::at_command_boundary() const {
 }
 
 void smtp_session::maybe_finish_drain(step_list& out) {
-  if (!draining_ || mode_ == mode::closed || !at_command_boundary()) return;
+  if (!pending_.draining() || mode_ == mode::closed || !at_command_boundary()) return;
   send_quit(out);
   close_with("421 4.3.2 " + settings_.hostname + " shutting down\r\n", "shutdown",
              "proxy shutting down", out);
@@ -670,12 +635,8 @@ void smtp_session::send_quit(step_list& out) {
 
 void smtp_session::close_with(std::string wire, std::string outcome, std::string reason,
                               step_list& out) {
-  if (mode_ == mode::closed) return;
-  out.send_client(std::move(wire));
-  mode_ = mode::closed;
-  if (!outcome.empty()) facts_.outcome = std::move(outcome);
-  if (!reason.empty()) facts_.reason = std::move(reason);
-  out.close();
+  if (pending_.close_with(std::move(wire), std::move(outcome), std::move(reason), facts_, out))
+    mode_ = mode::closed;
 }
 
 }  // namespace tlsbridge::protocols::smtp

@@ -1,4 +1,4 @@
-// The SMTP proxy machine (SPEC §4 SMTP), sans I/O. It sits between a client and a backend whose
+// The SMTP proxy machine, sans I/O. It sits between a client and a backend whose
 // back leg is already open (protocols/smtp/backend_opener), and decides, per event, what goes
 // where.
 //
@@ -15,27 +15,29 @@
 // In awaiting_data_reply and awaiting_auth_reply the client's bytes are held (bounded) until the
 // backend's reply says what they are: message data, a SASL response, or commands again. Every
 // command line is tokenised by the RFC 5321 grammar first (smtp_command.hpp); a line it does not
-// read as exactly one command is refused, never relayed (SPEC §7.1). BDAT passes only while the
+// read as exactly one command is refused, never relayed. BDAT passes only while the
 // backend's latest EHLO reply offered CHUNKING (RFC 3030). Each refusal is audited as an
 // `smtp.refused` event naming the rule.
 //
-// Replies go back in command order (RFC 2920 pipelining): every command leaves an entry in a
-// queue, either "relay" (the backend's reply will answer it) or "local" (the proxy's own reply,
-// sent once every earlier backend reply has been relayed). The proxy answers locally only what it
-// refuses or owns (STARTTLS, 530, 538, 502, 500); every 2xx about mail comes from the backend.
-// The envelope observer rides on the same queue: MAIL/RCPT arguments are kept with their entries
-// and recorded when the backend's reply accepts them; the final reply to the end of data (or BDAT
-// LAST) emits one `smtp.message` audit event with the backend's own words (its queue id).
+// Replies go back in command order (RFC 2920 pipelining): every command leaves an entry in the
+// reply_queue (protocols/common), either "relay" (the backend's reply will answer it) or "local"
+// (the proxy's own reply, sent once every earlier backend reply has been relayed). The proxy
+// answers locally only what it refuses or owns (STARTTLS, 530, 538, 502, 500); every 2xx about mail
+// comes from the backend. The envelope observer rides on the same queue: MAIL/RCPT arguments are
+// kept with their entries and recorded when the backend's reply accepts them; the final reply to
+// the end of data (or BDAT LAST) emits one `smtp.message` audit event with the backend's own words
+// (its queue id).
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "config/config.hpp"
 #include "protocols/common/line_framer.hpp"
+#include "protocols/common/mail_settings.hpp"
+#include "protocols/common/reply_queue.hpp"
 #include "protocols/common/session_machine.hpp"
 #include "protocols/smtp/data_scanner.hpp"
 #include "protocols/smtp/smtp_command.hpp"
@@ -43,15 +45,10 @@
 
 namespace tlsbridge::protocols::smtp {
 
-struct session_settings {
-  config::front_tls front = config::front_tls::starttls;
-  bool require_tls = true;
+struct session_settings : mail_settings {
   config::bare_lf_mode bare_lf = config::bare_lf_mode::reject;
-  std::string hostname = "localhost";
-  bool audit_envelope = true;
-  std::size_t max_command_line = 4096;       // SPEC §4: longer lines get 500 5.5.2
+  std::size_t max_command_line = 4096;       // longer lines are refused: 500 5.5.2
   std::size_t max_held_bytes = 1024 * 1024;  // client bytes held while DATA awaits its reply
-  std::size_t max_pending_commands = 1000;   // pipelined commands awaiting replies
 };
 
 // What the machine decided to put on the back leg, in order: for unit tests and the differential
@@ -99,11 +96,10 @@ class smtp_session final : public session_machine {
     closed
   };
 
+  // What a relayed command keeps until its reply (reply_queue holds the order).
   struct pending {
-    bool local = false;
     verb cmd = verb::other;
-    std::string text;          // local: the reply's wire form; mail/rcpt: the address
-    bool starttls = false;     // local 220 that starts the front handshake once sent
+    std::string text;          // helo/ehlo: the name; mail/rcpt: the address
     bool message_end = false;  // the reply to <CRLF>.<CRLF> or BDAT LAST
     std::uint64_t size = 0;    // message_end: the message's size, known on the client side
   };
@@ -118,9 +114,7 @@ class smtp_session final : public session_machine {
   void audit_refusal(std::string_view rule, std::string_view name, std::string_view reply);
   void skip_refused_chunk(const command& cmd);
   void relay(std::string_view line, pending entry, step_list& out);
-  void answer_locally(std::string wire, step_list& out, bool starttls = false);
   void handle_reply(const reply& r, step_list& out);
-  void flush_local_replies(step_list& out);
   void emit_message_event(const reply& final_reply, std::uint64_t size);
   void reset_transaction();
   void close_with(std::string wire, std::string outcome, std::string reason, step_list& out);
@@ -133,10 +127,9 @@ class smtp_session final : public session_machine {
   mode mode_ = mode::command;
   bool front_encrypted_;
   bool need_ehlo_ = false;  // after STARTTLS the client must say EHLO again (RFC 3207 §4.2)
-  bool draining_ = false;
   line_framer client_{4096};
   reply_parser backend_;
-  std::deque<pending> pending_;
+  reply_queue<pending> pending_;
   std::optional<data_scanner> scanner_;
   std::uint64_t bdat_remaining_ = 0;
   bool bdat_discard_ = false;     // the chunk of a BDAT the proxy refused: read, never relayed

@@ -1,4 +1,4 @@
-// Protocol "tls" (SPEC §4 Raw TLS): stunnel's job. Bytes pass unchanged both ways; an EOF from one
+// Protocol "tls": stunnel's job. Bytes pass unchanged both ways; an EOF from one
 // side becomes a half-close towards the other, and the session ends when both directions are done.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Differential fuzz target for the HTTPS machine (issue 12, SPEC §7.1): the proxy and the backend
+// Differential fuzz target for the HTTPS machine (issue 12): the proxy and the backend
 // must agree about where every request ends. The input is one client byte stream, fed to
 // https_session in pieces; whatever the machine sends to the backend is read by a reference
 // reader written here, independently of the machine's parsers (no Beast, no http_grammar), and

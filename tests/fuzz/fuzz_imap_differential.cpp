@@ -1,4 +1,4 @@
-// Differential fuzz target for the IMAP machine (issue 12, SPEC §7.1): the bug class is "the proxy
+// Differential fuzz target for the IMAP machine (issue 12): the bug class is "the proxy
 // and the backend disagree about where a command ends". Fuzzed client bytes go through
 // protocols/imap/imap_session; everything it sends to the backend is read by a reference server
 // written here, independently of imap_syntax (it shares no code with the machine's tokeniser), that

@@ -1,4 +1,4 @@
-// Differential fuzz target for the SMTP machine (issue 12, SPEC §7.1). The bug class: the proxy
+// Differential fuzz target for the SMTP machine (issue 12). The bug class: the proxy
 // and the backend disagree about where a command, a SASL response or a message ends. The machine
 // (protocols/smtp/smtp_session) is driven with fuzzed client bytes; everything it sends to the
 // backend is read by an independent reference backend written here from RFC 5321/3030/4954 and

@@ -34,5 +34,5 @@ address = "127.0.0.1:110"
   REQUIRE(cfg->listeners.size() == 3);
   CHECK(cfg->listeners[0].timeouts.idle == std::chrono::minutes(30));
   CHECK(cfg->listeners[1].timeouts.idle == std::chrono::minutes(10));  // explicit wins
-  CHECK(cfg->listeners[2].timeouts.idle == std::chrono::minutes(5));   // SPEC §3 default
+  CHECK(cfg->listeners[2].timeouts.idle == std::chrono::minutes(5));   // the default
 }

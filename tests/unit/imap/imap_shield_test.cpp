@@ -1,4 +1,4 @@
-// The shield's IMAP tokeniser (issue 12 item 3, SPEC §7.1): command lines are tokenised by the
+// The shield's IMAP tokeniser (issue 12 item 3): command lines are tokenised by the
 // RFC 3501 §9 grammar before a byte is relayed; a literal marker counts only where an argument
 // starts; what the proxy cannot read unambiguously is refused by the proxy, never relayed, and the
 // client's own framing of the refused command is followed (no "+" for {n}, {n+} bytes dropped).

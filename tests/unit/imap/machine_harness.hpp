@@ -1,7 +1,7 @@
 // A scripted driver for the IMAP and POP3 machines' tests: feeds events the way proxy/session does
 // and keeps what the machine asked for — bytes to each side, and the other steps (start_front_tls,
 // close, ...) marked where they happened. Client and backend bytes can be fed whole or one byte at
-// a time; a scenario run under both feeds must produce the same transcript (STYLE.md habit 6).
+// a time; a scenario run under both feeds must produce the same transcript.
 #pragma once
 
 #include <catch2/catch.hpp>

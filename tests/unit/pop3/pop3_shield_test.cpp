@@ -1,4 +1,4 @@
-// The shield's POP3 reading (issue 12 item 3, SPEC §7.1): a command's keyword by the RFC 1939 §3
+// The shield's POP3 reading (issue 12 item 3): a command's keyword by the RFC 1939 §3
 // grammar (letters, then exactly one SP or the line end). What the proxy cannot read the way every
 // backend would is answered -ERR by the proxy and never relayed; credentials are recognised
 // however spelled; AUTH continuations go to the backend only while it asked with "+".

@@ -1,4 +1,4 @@
-// rewrite_ehlo_reply against the Exchange 2010 EHLO reply of SPEC §4, before and after front TLS.
+// rewrite_ehlo_reply against the Exchange 2010 EHLO reply, before and after front TLS.
 #include "protocols/smtp/ehlo_rewriter.hpp"
 
 #include <algorithm>

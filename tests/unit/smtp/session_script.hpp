@@ -9,7 +9,7 @@
 // Every script can be run under three feeds: whole chunks, the client's bytes one at a time, and
 // both sides' bytes one at a time. Bytes fed one at a time go into one step_list for the event, so
 // the expected steps are the same under every feed — which is exactly the "byte-at-a-time ==
-// whole-buffer" property (STYLE.md habit 6). The script also keeps the transcript: every byte sent
+// whole-buffer" property. The script also keeps the transcript: every byte sent
 // to each side, so runs under different feeds can be compared whole.
 #pragma once
 

@@ -55,7 +55,7 @@ TEST_CASE("parse_command: verb, upper-cased name and argument", "[smtp][command]
 
 TEST_CASE("parse_command: what the grammar does not read as one command is malformed",
           "[smtp][command]") {
-  // SPEC §7.1 / issue 12 item 4: each of these was relayed as an unknown verb, or as the verb
+  // Issue 12 item 4: each of these was relayed as an unknown verb, or as the verb
   // before its first SP, while a tolerant backend (Postfix splits words at TAB) ran something else.
   using namespace std::string_literals;
   const std::string table[] = {

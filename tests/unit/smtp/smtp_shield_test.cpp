@@ -1,4 +1,4 @@
-// The SMTP shield (SPEC §7.1, issue 12 items 4 and 8): grammar-first command tokenising, SASL
+// The SMTP shield (issue 12 items 4 and 8): grammar-first command tokenising, SASL
 // responses tracked by the backend's 334 challenges, BDAT only with the backend's CHUNKING, nothing
 // after QUIT, and only the 3xx replies the machine knows. Every scenario runs under the three feeds
 // of session_script.hpp (whole, client byte-at-a-time, both sides byte-at-a-time) with the same
@@ -137,7 +137,7 @@ TEST_CASE("shield: AUTH<TAB>PLAIN on a require_tls = false listener is refused, 
     s.client("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n",
              {expect_client("538 5.7.11 Encryption required for requested authentication "
                             "mechanism\r\n")});
-    // A well-formed unknown verb still passes without require_tls (SPEC §4 policy).
+    // A well-formed unknown verb still passes without require_tls (the listener's policy).
     s.client("XFOO bar\r\n", {expect_backend("XFOO bar\r\n")});
     CHECK(s.backend_bytes() == "EHLO c\r\nXFOO bar\r\n");
     const auto reasons = refusal_reasons(m);

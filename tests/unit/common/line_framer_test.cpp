@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "session_script.hpp"
+#include "tests/unit/smtp/session_script.hpp"  // printable()
 
 using tlsbridge::protocols::line_framer;
 using tlsbridge::test::printable;
