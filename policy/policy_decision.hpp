@@ -1,7 +1,8 @@
-// What a chain's findings mean for one leg (SPEC §3 [policy] / [[policy.rule]], §4 "Certificate
-// policy"): each finding kind gets an action — from the first [[policy.rule]] that matches the
-// peer, else from [policy] — and the actions give the chain's verdict (clean, logged, refused).
-// Pure: the session passes who the peer is (peer_context); nothing here touches a socket.
+// What a chain's findings mean for one leg ([policy] / [[policy.rule]] in conf/tlsbridge.toml;
+// README, "Certificate evidence and policy"): each finding kind gets an action — from the first
+// [[policy.rule]] that matches the peer, else from [policy] — and the actions give the chain's
+// verdict (clean, logged, refused). Pure: the session passes who the peer is (peer_context);
+// nothing here touches a socket.
 #pragma once
 
 #include <array>
@@ -34,7 +35,8 @@ struct decision {
 };
 
 // The whole judgement of one chain. trusted_by_configuration: back legs with verify = "none" or
-// "pin" — their findings are recorded, never refused (verdict logged at most), SPEC §4.
+// "pin" — their findings are recorded, never refused (verdict logged at most), README, "What works
+// today".
 decision judge_chain(const chain_evidence& chain, const config::policy_config& policy,
                      const peer_context& peer, bool trusted_by_configuration, std::int64_t now);
 

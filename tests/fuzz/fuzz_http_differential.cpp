@@ -1,10 +1,10 @@
-// Differential fuzz target for the HTTPS machine (issue 12, SPEC §7.1): the proxy and the backend
-// must agree about where every request ends. The input is one client byte stream, fed to
-// https_session in pieces; whatever the machine sends to the backend is read by a reference
-// reader written here, independently of the machine's parsers (no Beast, no http_grammar), and
-// as tolerant as a backend may be (RFC 9112 §2.2): lines end at LF with or without CR, empty
-// lines before a request line are skipped, field names are compared case-insensitively with '_'
-// read as '-' (IIS), Transfer-Encoding containing "chunked" frames the body (else the first
+// Differential fuzz target for the HTTPS machine (issue 12, SECURITY.md, "The shield"): the proxy
+// and the backend must agree about where every request ends. The input is one client byte stream,
+// fed to https_session in pieces; whatever the machine sends to the backend is read by a reference
+// reader written here, independently of the machine's parsers (no Beast, no http_grammar), and as
+// tolerant as a backend may be (RFC 9112 §2.2): lines end at LF with or without CR, empty lines
+// before a request line are skipped, field names are compared case-insensitively with '_' read as
+// '-' (IIS), Transfer-Encoding containing "chunked" frames the body (else the first
 // Content-Length), chunk sizes are the hex digits before anything else on their line.
 //
 // Input: [flags][piece pattern][client stream...]. flags bit 0: X-Forwarded-* off; bit 1: the

@@ -1,10 +1,10 @@
-// Differential fuzz target for the IMAP machine (issue 12, SPEC §7.1): the bug class is "the proxy
-// and the backend disagree about where a command ends". Fuzzed client bytes go through
-// protocols/imap/imap_session; everything it sends to the backend is read by a reference server
-// written here, independently of imap_syntax (it shares no code with the machine's tokeniser), that
-// frames the stream the way RFC 3501 §4.3 / RFC 7888 / RFC 3516 servers do and answers like one:
-// "+" for a synchronizing literal (or a refusal), "+" and one line per round for AUTHENTICATE and
-// IDLE, tagged replies when the fuzzer says.
+// Differential fuzz target for the IMAP machine (issue 12, SECURITY.md, "The shield"): the bug
+// class is "the proxy and the backend disagree about where a command ends". Fuzzed client bytes go
+// through protocols/imap/imap_session; everything it sends to the backend is read by a reference
+// server written here, independently of imap_syntax (it shares no code with the machine's
+// tokeniser), that frames the stream the way RFC 3501 §4.3 / RFC 7888 / RFC 3516 servers do and
+// answers like one: "+" for a synchronizing literal (or a refusal), "+" and one line per round for
+// AUTHENTICATE and IDLE, tagged replies when the fuzzer says.
 //
 // Each line the reference server reads is looked at by two readers of the literal marker at its
 // end: a strict one (RFC 3501 §4.3: "{" only where an argument starts, after SP or "("; "~{" only

@@ -25,9 +25,10 @@
 //  * Literal probe (a fresh machine, pre-TLS, require_tls): an APPEND whose synchronizing literal
 //    holds the fuzzer's bytes ("b LOGIN x y", "c STARTTLS", anything), fed in fuzzer-chosen
 //    pieces, reaches the backend byte for byte and is never refused (a non-synchronizing one is
-//    refused with BAD and its bytes dropped, SPEC §7.1); the LOGIN that follows it is refused with
-//    PRIVACYREQUIRED once APPEND completes, and the NOOP after it is relayed. A FETCH literal the
-//    backend sends reaches the client byte for byte, never rewritten or taken for a response.
+//    refused with BAD and its bytes dropped, SECURITY.md, "The shield"); the LOGIN that follows it
+//    is refused with PRIVACYREQUIRED once APPEND completes, and the NOOP after it is relayed. A
+//    FETCH literal the backend sends reaches the client byte for byte, never rewritten or taken for
+//    a response.
 #include <array>
 #include <cstdint>
 #include <string>
@@ -223,7 +224,8 @@ class harness {
       pre_tls_backend_.erase(0, end + 2);
       if (at_command_start_) {
         if (const auto head = parse_command_head(line)) {
-          // SPEC §4, RFC 9051 §6.2.3: no credentials in the clear; STARTTLS is the proxy's.
+          // README, "What works today", RFC 9051 §6.2.3: no credentials in the clear; STARTTLS is
+          // the proxy's.
           FUZZ_CHECK(head->name != "LOGIN" && head->name != "AUTHENTICATE" &&
                      head->name != "STARTTLS");
           if (head->name == "IDLE") pre_tls_uncertain_ = true;  // lines are DONE, not commands
@@ -310,8 +312,9 @@ void literal_probe(std::string_view content, std::uint8_t how, std::string_view 
     FUZZ_CHECK(to_client == "+ Ready for literal data\r\n");
     to_client.clear();
   } else {
-    // SPEC §7.1: before front TLS a non-synchronizing literal is refused by the proxy and its
-    // bytes are read and dropped with the rest of the command; nothing of t1 reaches the backend.
+    // SECURITY.md, "The shield": before front TLS a non-synchronizing literal is refused by the
+    // proxy and its bytes are read and dropped with the rest of the command; nothing of t1 reaches
+    // the backend.
     feed(append + std::string(content) + after, true);
     FUZZ_CHECK(to_backend == "t3 NOOP\r\n");
     FUZZ_CHECK(to_client.starts_with("t1 BAD "));

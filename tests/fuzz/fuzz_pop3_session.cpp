@@ -193,7 +193,7 @@ class harness {
       if (end == std::string::npos) break;
       const std::string_view line = std::string_view(pre_tls_backend_).substr(start, end - start);
       const std::string verb = upper(line.substr(0, line.find(' ')));
-      // SPEC §4: no credentials in the clear; STLS is the proxy's own.
+      // README, "What works today": no credentials in the clear; STLS is the proxy's own.
       FUZZ_CHECK(verb != "USER" && verb != "PASS" && verb != "APOP" && verb != "AUTH" &&
                  verb != "STLS");
       start = end + 2;

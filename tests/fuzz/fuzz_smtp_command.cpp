@@ -1,6 +1,7 @@
 // Fuzz target for protocols/smtp/smtp_command: parse_command, envelope_address and parse_bdat over
 // one client command line. No crash, and every piece handed out lies within the line; a line the
-// grammar accepts has no control character and exactly one SP after its verb (SPEC §7.1).
+// grammar accepts has no control character and exactly one SP after its verb (SECURITY.md, "The
+// shield").
 #include <cstdint>
 #include <string>
 

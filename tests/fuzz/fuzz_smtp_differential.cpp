@@ -1,8 +1,8 @@
-// Differential fuzz target for the SMTP machine (issue 12, SPEC §7.1). The bug class: the proxy
-// and the backend disagree about where a command, a SASL response or a message ends. The machine
-// (protocols/smtp/smtp_session) is driven with fuzzed client bytes; everything it sends to the
-// backend is read by an independent reference backend written here from RFC 5321/3030/4954 and
-// the habits of lenient servers, not from the machine's parser:
+// Differential fuzz target for the SMTP machine (issue 12, SECURITY.md, "The shield"). The bug
+// class: the proxy and the backend disagree about where a command, a SASL response or a message
+// ends. The machine (protocols/smtp/smtp_session) is driven with fuzzed client bytes; everything it
+// sends to the backend is read by an independent reference backend written here from RFC
+// 5321/3030/4954 and the habits of lenient servers, not from the machine's parser:
 //  * lines end at CRLF, a bare LF or a bare CR; a command's verb is its first word after any
 //    leading blanks, cut at any blank or control character, NUL bytes ignored (Postfix splits at
 //    TAB and stops at NUL; a lenient server may do the rest);
