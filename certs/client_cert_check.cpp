@@ -21,8 +21,8 @@ int check_index() {
 int verify_with_policy(X509_STORE_CTX* store_ctx, void*) {
   auto* ssl = static_cast<SSL*>(
       X509_STORE_CTX_get_ex_data(store_ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
-  auto* check = ssl ? static_cast<client_chain_check*>(SSL_get_ex_data(ssl, check_index()))
-                    : nullptr;
+  auto* check =
+      ssl ? static_cast<client_chain_check*>(SSL_get_ex_data(ssl, check_index())) : nullptr;
   if (!check || !check->policy) {
     // No policy context (a handshake the session did not prepare): fail closed.
     X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_APPLICATION_VERIFICATION);
@@ -56,8 +56,9 @@ void judge_client_chain(client_chain_check& check, X509* leaf, STACK_OF(X509) * 
                                        /*trusted_by_configuration=*/false, now);
   if (leaf == nullptr || check.evidence->trusted) return;
 
-  // SPEC §7.1: the chain does not end in client_ca. Refused whatever on_untrusted (or a rule)
-  // says, and recorded as such: the untrusted finding carries the action refuse.
+  // SECURITY.md, "What it trusts": the chain does not end in client_ca. Refused whatever
+  // on_untrusted (or a rule) says, and recorded as such: the untrusted finding carries the action
+  // refuse.
   policy::decision& d = *check.decision;
   const std::string detail = check.evidence->verify_error.empty() ? std::string("not verified")
                                                                   : check.evidence->verify_error;

@@ -1,25 +1,27 @@
-// Front-leg client certificates (SPEC §3 `client_certs`, §4 Certificate policy). With `optional`
-// or `required`, the listener's server contexts ask for a certificate and replace OpenSSL's chain
-// verification with ours: the chain is collected (certs/chain_collector, trust against
-// `client_ca`) and judged by policy/ inside the handshake, so a refusal ends it with a TLS alert,
-// as the SPEC asks, instead of a connection that is dropped after it was accepted. Client chains
-// establish an identity, so they are judged in full (never "trusted by configuration").
+// Front-leg client certificates (`client_certs` in conf/tlsbridge.toml; the certificate policy in
+// policy/). With `optional` or `required`, the listener's server contexts ask for a certificate and
+// replace OpenSSL's chain verification with ours: the chain is collected (certs/chain_collector,
+// trust against `client_ca`) and judged by policy/ inside the handshake, so a refusal ends it with
+// a TLS alert, as a TLS client expects (RFC 8446 §6.2), instead of a connection that is dropped
+// after it was accepted. Client chains establish an identity, so they are judged in full (never
+// "trusted by configuration").
 //
-// Trust is not a policy choice here (SPEC §7.1): a presented chain must end in a certificate of
-// `client_ca` — never the system store, never a self-signed certificate the client brought along —
-// or the handshake is refused whatever `on_untrusted` says. That holds for `optional` too: a client
-// may send no certificate, but one it sends is an identity claim, and an unverifiable claim is
-// refused as nginx's and Apache's `optional` do (a client without one simply sends none).
+// Trust is not a policy choice here (SECURITY.md, "What it trusts"): a presented chain must end in
+// a certificate of `client_ca` — never the system store, never a self-signed certificate the client
+// brought along — or the handshake is refused whatever `on_untrusted` says. That holds for
+// `optional` too: a client may send no certificate, but one it sends is an identity claim, and an
+// unverifiable claim is refused as nginx's and Apache's `optional` do (a client without one simply
+// sends none).
 //
 // The session lends each handshake a `client_chain_check` (SSL ex_data) that carries the policy
 // context in and the evidence and decision out, for the `conn` record.
 #pragma once
 
+#include <openssl/ssl.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <optional>
-
-#include <openssl/ssl.h>
 
 #include "certs/tls_context.hpp"
 #include "config/config.hpp"
@@ -46,8 +48,7 @@ void enable_client_certificates(SSL_CTX* ctx, config::client_cert_mode mode,
 void attach_client_check(SSL* ssl, client_chain_check* check);
 
 // The audit reason's name for the trust rule, so a refusal names what it broke.
-inline constexpr const char* client_trust_rule =
-    "client_certs: the chain must end in client_ca";
+inline constexpr const char* client_trust_rule = "client_certs: the chain must end in client_ca";
 
 // Evidence and policy decision for one presented client chain, with the trust rule applied on
 // top of [policy]: an untrusted chain is refused whatever on_untrusted says, and its untrusted

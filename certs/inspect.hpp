@@ -1,8 +1,9 @@
-// `tlsbridge inspect-cert` (SPEC §2): the probe's analysis for PEM files, so a deployer can judge
-// their own chain before it goes live. The certificates of all files are taken in order, the
-// first one is the leaf and the rest are what a server would send after it; the chain is verified
-// against a trust store (the system default paths unless a CA file is given), so a chain from a
-// private CA that is not in that store gets an `untrusted` finding (action `log` by default).
+// `tlsbridge inspect-cert` (README, "Command line"): the probe's analysis for PEM files, so a
+// deployer can judge their own chain before it goes live. The certificates of all files are taken
+// in order, the first one is the leaf and the rest are what a server would send after it; the chain
+// is verified against a trust store (the system default paths unless a CA file is given), so a
+// chain from a private CA that is not in that store gets an `untrusted` finding (action `log` by
+// default).
 #pragma once
 
 #include <filesystem>

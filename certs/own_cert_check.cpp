@@ -18,7 +18,8 @@
 namespace tlsbridge::certs {
 namespace {
 
-constexpr std::int64_t warn_before_expiry = 30 * 24 * 3600;  // SPEC §4: "within 30 days warns"
+// README, "What works today": an own certificate expiring within 30 days only warns.
+constexpr std::int64_t warn_before_expiry = 30 * 24 * 3600;
 
 struct x509_free_fn {
   void operator()(X509* x) const { X509_free(x); }

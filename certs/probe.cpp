@@ -17,6 +17,9 @@
 #include "certs/chain_collector.hpp"
 #include "certs/tls_context.hpp"
 #include "config/config.hpp"
+#include "protocols/imap/imap_backend_opener.hpp"
+#include "protocols/pop3/pop3_backend_opener.hpp"
+#include "protocols/smtp/backend_opener.hpp"
 
 namespace tlsbridge::certs {
 namespace {
@@ -135,29 +138,6 @@ class tcp_connection {
   int fd_ = -1;
 };
 
-// Runs the plaintext opening. "" when the server said go ahead.
-std::string run_dialogue(tcp_connection& conn, starttls_protocol protocol, milliseconds timeout) {
-  starttls_dialogue dialogue(protocol);
-  starttls_step step = dialogue.start();
-  for (;;) {
-    switch (step.what) {
-      case starttls_step::action::ready:
-        return {};
-      case starttls_step::action::failed:
-        return step.data;
-      case starttls_step::action::send:
-        if (auto err = conn.write_all(step.data, timeout); !err.empty()) return err;
-        [[fallthrough]];
-      case starttls_step::action::read: {
-        std::string data;
-        if (auto err = conn.read_some(data, timeout); !err.empty()) return err;
-        step = data.empty() ? dialogue.on_eof() : dialogue.on_data(data);
-        break;
-      }
-    }
-  }
-}
-
 struct ssl_deleter {
   void operator()(SSL* s) const { SSL_free(s); }
 };
@@ -186,66 +166,210 @@ std::string handshake_failure(SSL* ssl, int rc) {
   return last_openssl_error("handshake failed");
 }
 
-struct attempt_result {
-  version_result result;
-  bool reached_tls = false;  // TCP connected and the dialogue said go ahead
-  std::optional<policy::chain_evidence> chain;
-};
-
-attempt_result attempt(const probe_options& options, int version, SSL_CTX* ctx,
-                       const std::string& sni, const verify_settings& verify) {
-  attempt_result out;
-  out.result.version = version;
-  out.result.name = tls_version_name(version);
-  out.result.tried = true;
-
-  tcp_connection conn;
-  if (auto err = conn.connect(options.host, options.port, options.connect_timeout); !err.empty()) {
-    out.result.reason = err;
-    return out;
-  }
-  if (auto err = run_dialogue(conn, options.starttls, options.step_timeout); !err.empty()) {
-    out.result.reason = err;
-    return out;
-  }
-  out.reached_tls = true;
-
-  ERR_clear_error();
-  ssl_ptr ssl(SSL_new(ctx));
-  if (!ssl || SSL_set_fd(ssl.get(), conn.fd()) != 1) {
-    out.result.reason = last_openssl_error("SSL_new failed");
-    return out;
-  }
-  if (!sni.empty()) SSL_set_tlsext_host_name(ssl.get(), sni.c_str());
-  for (;;) {
-    errno = 0;
-    const int rc = SSL_connect(ssl.get());
-    if (rc == 1) break;
-    const int err = SSL_get_error(ssl.get(), rc);
-    short events = 0;
-    if (err == SSL_ERROR_WANT_READ) events = POLLIN;
-    if (err == SSL_ERROR_WANT_WRITE) events = POLLOUT;
-    if (events == 0) {
-      out.result.reason = handshake_failure(ssl.get(), rc);
-      ERR_clear_error();
-      return out;
-    }
-    if (!conn.wait(events, options.step_timeout)) {
-      out.result.reason =
-          "handshake: timed out after " + std::to_string(options.step_timeout.count()) + " ms";
-      return out;
-    }
-  }
-  out.result.accepted = true;
-  if (const char* cipher = SSL_get_cipher_name(ssl.get())) out.result.cipher = cipher;
-  out.chain = collect_peer_chain(ssl.get(), verify);
-  // Best effort close_notify; the server's answer is not waited for.
-  SSL_shutdown(ssl.get());
-  ERR_clear_error();
+// Server text quoted in a reason, bounded and with control characters replaced, so a hostile
+// server can neither flood the report nor write escape sequences to the terminal.
+std::string printable(std::string_view text) {
+  constexpr std::size_t limit = 300;
+  std::string out;
+  for (char c : text.substr(0, limit)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  if (text.size() > limit) out += "...";
   return out;
 }
 
+// The proxy's opener for a STARTTLS back leg (what proxy/protocol_factory.cpp builds for
+// `backend.tls = "starttls"`), with STARTTLS required: a server that does not offer it has
+// nothing to probe.
+std::unique_ptr<protocols::backend_opener> make_opener(const probe_options& options) {
+  constexpr auto tls = config::back_tls::starttls;
+  switch (options.starttls) {
+    case starttls_protocol::smtp:
+      return std::make_unique<protocols::smtp::smtp_backend_opener>(tls, options.ehlo_name, true);
+    case starttls_protocol::imap:
+      return std::make_unique<protocols::imap::imap_backend_opener>(tls, true);
+    case starttls_protocol::pop3:
+      return std::make_unique<protocols::pop3::pop3_backend_opener>(tls, true);
+    case starttls_protocol::none:
+      break;
+  }
+  return nullptr;
+}
+
+struct attempt_result {
+  version_result result;
+  bool reached_tls = false;  // TCP connected and the opening said go ahead
+  std::optional<policy::chain_evidence> chain;
+};
+
+// One connection at one version: TCP, the opening (if any), the handshake, and for openers that
+// go on over TLS (IMAP asks CAPABILITY again) the rest of the opening. Reads and writes go to the
+// socket before the handshake and through OpenSSL after it, each bounded by `step_timeout`.
+class attempt_run {
+ public:
+  attempt_run(const probe_options& options, int version, SSL_CTX* ctx, const std::string& sni,
+              const verify_settings& verify)
+      : options_(options), ctx_(ctx), sni_(sni), verify_(verify) {
+    out_.result.version = version;
+    out_.result.name = tls_version_name(version);
+    out_.result.tried = true;
+  }
+
+  attempt_result run() {
+    if (auto err = conn_.connect(options_.host, options_.port, options_.connect_timeout);
+        !err.empty())
+      return failed(err);
+    if (options_.starttls == starttls_protocol::none) {
+      out_.reached_tls = true;
+      if (auto err = handshake(); !err.empty()) return failed(err);
+      return finish();
+    }
+    return open(*make_opener(options_));
+  }
+
+ private:
+  using action = protocols::backend_opener::action;
+
+  attempt_result open(protocols::backend_opener& opener) {
+    action a = opener.start();
+    for (;;) {
+      switch (a.what) {
+        case action::kind::read: {
+          std::string data;
+          if (auto err = read_some(data); !err.empty()) return failed(err);
+          if (data.empty())
+            return failed(std::string("server closed the connection during the ") +
+                          to_string(options_.starttls) + " opening");
+          a = opener.on_read(data);
+          break;
+        }
+        case action::kind::write:
+          if (auto err = write_all(a.data); !err.empty()) return failed(err);
+          a = opener.on_written();
+          break;
+        case action::kind::handshake:
+          out_.reached_tls = true;
+          if (auto err = handshake(); !err.empty()) return failed(err);
+          a = opener.on_handshake_done();
+          break;
+        case action::kind::done:
+          if (!ssl_) return failed("the opening ended without TLS");
+          return finish();
+        case action::kind::fail:
+          return failed(printable(a.data));
+      }
+    }
+  }
+
+  attempt_result failed(std::string reason) {
+    // The handshake succeeded but the rest of the opening did not: the proxy could not use this
+    // back leg either, so the version is not counted as accepted and its chain is not kept.
+    if (handshake_done_)
+      reason = "handshake done (" + out_.result.cipher + "), then the opening failed: " + reason;
+    out_.result.accepted = false;
+    out_.result.cipher.clear();
+    out_.result.reason = std::move(reason);
+    out_.chain.reset();
+    return std::move(out_);
+  }
+
+  attempt_result finish() {
+    out_.result.accepted = true;
+    // Best effort close_notify; the server's answer is not waited for.
+    SSL_shutdown(ssl_.get());
+    ERR_clear_error();
+    return std::move(out_);
+  }
+
+  // Runs one OpenSSL call until it succeeds, waiting for the socket as OpenSSL asks. Returns the
+  // call's last result; `err` is SSL_get_error's verdict when it is not a wait.
+  template <class Call>
+  int ssl_call(Call call, int& err) {
+    for (;;) {
+      errno = 0;
+      const int rc = call();
+      if (rc > 0) return rc;
+      err = SSL_get_error(ssl_.get(), rc);
+      short events = 0;
+      if (err == SSL_ERROR_WANT_READ) events = POLLIN;
+      if (err == SSL_ERROR_WANT_WRITE) events = POLLOUT;
+      if (events == 0) return rc;
+      if (!conn_.wait(events, options_.step_timeout)) {
+        err = SSL_ERROR_WANT_READ;  // timed out
+        return -1;
+      }
+    }
+  }
+
+  std::string timed_out(const char* what) const {
+    return std::string(what) + ": timed out after " +
+           std::to_string(options_.step_timeout.count()) + " ms";
+  }
+
+  std::string handshake() {
+    ERR_clear_error();
+    ssl_.reset(SSL_new(ctx_));
+    if (!ssl_ || SSL_set_fd(ssl_.get(), conn_.fd()) != 1)
+      return last_openssl_error("SSL_new failed");
+    if (!sni_.empty()) SSL_set_tlsext_host_name(ssl_.get(), sni_.c_str());
+    int err = 0;
+    const int rc = ssl_call([&] { return SSL_connect(ssl_.get()); }, err);
+    if (rc <= 0) {
+      auto why = err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE
+                     ? timed_out("handshake")
+                     : handshake_failure(ssl_.get(), rc);
+      ERR_clear_error();
+      return why;
+    }
+    handshake_done_ = true;
+    if (const char* cipher = SSL_get_cipher_name(ssl_.get())) out_.result.cipher = cipher;
+    out_.chain = collect_peer_chain(ssl_.get(), verify_);
+    return {};
+  }
+
+  std::string read_some(std::string& out) {
+    if (!ssl_) return conn_.read_some(out, options_.step_timeout);
+    char buf[4096];
+    int err = 0;
+    const int rc = ssl_call([&] { return SSL_read(ssl_.get(), buf, sizeof buf); }, err);
+    out.clear();
+    if (rc > 0) {
+      out.assign(buf, static_cast<std::size_t>(rc));
+      return {};
+    }
+    if (err == SSL_ERROR_ZERO_RETURN) return {};  // close_notify: EOF
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return timed_out("read");
+    auto why = last_openssl_error("read over TLS failed");
+    ERR_clear_error();
+    return why;
+  }
+
+  std::string write_all(std::string_view data) {
+    if (!ssl_) return conn_.write_all(data, options_.step_timeout);
+    int err = 0;
+    const int rc = ssl_call(
+        [&] { return SSL_write(ssl_.get(), data.data(), static_cast<int>(data.size())); }, err);
+    if (rc > 0) return {};  // SSL_write without partial writes: all or nothing
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return timed_out("write");
+    auto why = last_openssl_error("write over TLS failed");
+    ERR_clear_error();
+    return why;
+  }
+
+  const probe_options& options_;
+  SSL_CTX* ctx_;
+  const std::string& sni_;
+  const verify_settings& verify_;
+  tcp_connection conn_;
+  ssl_ptr ssl_;
+  bool handshake_done_ = false;
+  attempt_result out_;
+};
+
 }  // namespace
+
+const char* to_string(starttls_protocol p) {
+  static constexpr const char* names[] = {"none", "smtp", "imap", "pop3"};  // enum order
+  return names[static_cast<std::size_t>(p)];
+}
 
 std::string tls_version_name(int version) {
   switch (version) {
@@ -286,7 +410,7 @@ probe_report probe(const probe_options& options) {
       continue;
     }
     auto ctx = version_context(version);
-    auto one = attempt(options, version, ctx.get(), report.sni, verify);
+    auto one = attempt_run(options, version, ctx.get(), report.sni, verify).run();
     if (!one.reached_tls) report.connect_error = one.result.reason;
     if (one.chain) {  // later (higher) versions replace earlier ones: prefer the highest
       report.chain = std::move(*one.chain);

@@ -1,10 +1,13 @@
-// `tlsbridge probe` (SPEC §2): connects to a server as a client and tries TLS 1.0, 1.1, 1.2 and
-// 1.3 one at a time — a fresh TCP connection and, for STARTTLS ports, a fresh plaintext dialogue
-// for each — with a client pinned to that one version at security level 0, so that a legacy server
-// can answer and the report shows what the *server* accepts, not what a modern client would
-// tolerate. The chain of the highest accepted version is collected as evidence; judging it is the
-// caller's (policy::judge_chain). Blocking sockets with poll(2) timeouts: this is a one-shot CLI
-// tool, not the data path, which is why it may live outside proxy/.
+// `tlsbridge probe`: connects to a server as a client and tries TLS 1.0, 1.1, 1.2 and 1.3 one at
+// a time — a fresh TCP connection and, for STARTTLS ports, a fresh plaintext opening for each —
+// with a client pinned to that one version at security level 0, so that a legacy server can
+// answer and the report shows what the *server* accepts, not what a modern client would tolerate.
+// The STARTTLS opening is the proxy's own back-leg opener (protocols/smtp/backend_opener,
+// protocols/imap/imap_backend_opener, protocols/pop3/pop3_backend_opener, with STARTTLS required),
+// driven here over a blocking socket and OpenSSL, so the probe checks exactly what the proxy does
+// when it opens a back leg. The chain of the highest accepted version is collected as evidence;
+// judging it is the caller's (policy::judge_chain). Blocking sockets with poll(2) timeouts: this
+// is a one-shot CLI tool, not the data path, which is why it may live outside proxy/.
 #pragma once
 
 #include <chrono>
@@ -14,10 +17,15 @@
 #include <string>
 #include <vector>
 
-#include "certs/starttls_dialogue.hpp"
+#include "config/config.hpp"
 #include "policy/chain_evidence.hpp"
 
 namespace tlsbridge::certs {
+
+// The plaintext opening before the handshake: none (TLS at once), or the protocol's STARTTLS.
+enum class starttls_protocol { none, smtp, imap, pop3 };
+
+const char* to_string(starttls_protocol p);
 
 struct probe_options {
   std::string host;  // name or IP literal (no brackets)
@@ -29,6 +37,9 @@ struct probe_options {
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};
   std::chrono::milliseconds step_timeout{std::chrono::seconds(10)};  // each read, write, handshake
   std::filesystem::path ca_file;  // trust store for the chain; empty = the system default paths
+  // The name the SMTP opener sends in EHLO: the proxy sends `[server] hostname`, whose default
+  // this is.
+  std::string ehlo_name = config::server_config{}.hostname;
 };
 
 struct version_result {
@@ -37,7 +48,9 @@ struct version_result {
   bool tried = false;  // false: skipped because the server could not be reached at all
   bool accepted = false;
   std::string cipher;  // accepted: the negotiated cipher
-  std::string reason;  // not accepted: why (OpenSSL's reason, or the TCP/STARTTLS failure)
+  // Not accepted: why (OpenSSL's reason, the TCP or STARTTLS failure, or what failed in the
+  // opening after the handshake, e.g. IMAP's CAPABILITY over TLS, which the proxy needs too).
+  std::string reason;
 };
 
 struct probe_report {

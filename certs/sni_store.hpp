@@ -1,7 +1,7 @@
-// The front certificates of one listener, selected by SNI (SPEC §3 [[certs]]): one SSL_CTX per
-// [[certs]] entry, the first is the default. Names are the entry's `names`, else the certificate's
-// SAN DNS names. Lookup: exact (case-insensitive), then a "*.example.com" wildcard for one label,
-// else the default. Immutable once built; reload builds a new store.
+// The front certificates of one listener, selected by SNI ([[certs]] in conf/tlsbridge.toml): one
+// SSL_CTX per [[certs]] entry, the first is the default. Names are the entry's `names`, else the
+// certificate's SAN DNS names. Lookup: exact (case-insensitive), then a "*.example.com" wildcard
+// for one label, else the default. Immutable once built; reload builds a new store.
 #pragma once
 
 #include <memory>

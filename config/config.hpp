@@ -1,6 +1,7 @@
-// The typed, validated configuration of tlsbridge (SPEC §3). The loader (config_loader.hpp) turns
-// a TOML file into one immutable `config`; the rest of the program shares it as
-// `std::shared_ptr<const config>` and never sees TOML. Defaults here are the documented ones.
+// The typed, validated configuration of tlsbridge (every key annotated in conf/tlsbridge.toml). The
+// loader (config_loader.hpp) turns a TOML file into one immutable `config`; the rest of the program
+// shares it as `std::shared_ptr<const config>` and never sees TOML. Defaults here are the
+// documented ones.
 #pragma once
 
 #include <chrono>
@@ -85,7 +86,7 @@ struct timeouts_config {
   duration idle = 5min;
   duration connect = 10s;
   // HTTPS: a request head must be complete this long after its first byte, however it trickles
-  // (SPEC §7.1; 408 beyond). Other protocols ignore it.
+  // (SECURITY.md, "The shield"; 408 beyond). Other protocols ignore it.
   duration request_head = 30s;
 };
 
@@ -94,8 +95,8 @@ struct backend_config {
   back_tls tls = back_tls::none;
   std::string tls_profile = "legacy";
   verify_mode verify = verify_mode::none;
-  std::filesystem::path ca_file;          // absolute after loading, empty = none
-  std::vector<std::string> pin_sha256;    // lower-case hex, 64 chars each
+  std::filesystem::path ca_file;        // absolute after loading, empty = none
+  std::vector<std::string> pin_sha256;  // lower-case hex, 64 chars each
   std::string server_name;
   bool require_tls = true;
   bool resume_sessions = true;  // offer the last TLS session to the backend (tlsbridge addition)

@@ -1,7 +1,8 @@
-// TOML -> typed config (SPEC §3). Two passes: the section readers below turn each table into its
-// struct, reporting unknown keys, wrong types and bad values where they are written; validate()
-// then checks what spans sections (names, ports, profile references, certificates present).
-// Every error is collected and thrown once, so one start-up attempt shows every mistake.
+// TOML -> typed config (every key annotated in conf/tlsbridge.toml). Two passes: the section
+// readers below turn each table into its struct, reporting unknown keys, wrong types and bad values
+// where they are written; validate() then checks what spans sections (names, ports, profile
+// references, certificates present). Every error is collected and thrown once, so one start-up
+// attempt shows every mistake.
 #include "config/config_loader.hpp"
 
 #include <algorithm>
@@ -164,8 +165,7 @@ class loader {
     r.read_integer("threads", 0, 1024, cfg_.server.threads);
     r.read("user", cfg_.server.user);
     r.read_duration("shutdown_grace", cfg_.server.shutdown_grace);
-    r.read_integer("max_connections", 1, 10'000'000,
-                   cfg_.server.max_connections);
+    r.read_integer("max_connections", 1, 10'000'000, cfg_.server.max_connections);
     // The default stays "localhost" rather than gethostname(): the same file loads the same way on
     // every machine, and an operator who cares about the EHLO name sets it.
     if (r.read("hostname", cfg_.server.hostname) && cfg_.server.hostname.empty())
@@ -340,8 +340,8 @@ class loader {
     r.read_enum("client_certs", client_cert_names, l.client_certs);
     if (r.read_path("client_ca", base_, l.client_ca) && !l.client_ca.empty())
       require_file(sink_, r.path_of("client_ca"), l.client_ca);
-    // SPEC §7.1: client chains are trusted only from client_ca. Without it the system store
-    // would make every publicly trusted certificate a valid client identity.
+    // SECURITY.md, "What it trusts": client chains are trusted only from client_ca. Without it the
+    // system store would make every publicly trusted certificate a valid client identity.
     if (l.client_certs != client_cert_mode::none && l.client_ca.empty())
       sink_.add_at_key(r.path_of("client_certs"),
                        "client_certs = \"optional\" or \"required\" needs client_ca: client "
@@ -358,9 +358,10 @@ class loader {
     r.read_integer("max_connections", 1, max_conn, l.max_connections);
     r.read_integer("max_connections_per_ip", 1, max_conn, l.max_connections_per_ip);
     r.read_integer("session_tickets", 0u, 8u, l.session_tickets);
-    // SPEC §3 gives one set of timeout defaults (idle 5m for smtp); every protocol starts from it,
-    // except IMAP: RFC 9051 §5.4 says an autologout timer must be at least 30 minutes, and IDLE
-    // clients re-issue IDLE only every ~29 minutes. An explicit timeouts.idle still wins.
+    // conf/tlsbridge.toml gives one set of timeout defaults (idle 5m for smtp); every protocol
+    // starts from it, except IMAP: RFC 9051 §5.4 says an autologout timer must be at least 30
+    // minutes, and IDLE clients re-issue IDLE only every ~29 minutes. An explicit timeouts.idle
+    // still wins.
     if (l.protocol == protocol::imap) l.timeouts.idle = std::chrono::minutes(30);
     if (const auto* tt = r.read_table("timeouts"))
       read_timeouts(*tt, r.path_of("timeouts"), l.timeouts);
@@ -379,9 +380,9 @@ class loader {
 
   void read_timeouts(const toml::table& t, const std::string& path, timeouts_config& out) {
     table_reader r(t, path, sink_);
-    for (auto [key, field] : {std::pair{"handshake", &out.handshake}, std::pair{"idle", &out.idle},
-                              std::pair{"connect", &out.connect},
-                              std::pair{"request_head", &out.request_head}}) {
+    for (auto [key, field] :
+         {std::pair{"handshake", &out.handshake}, std::pair{"idle", &out.idle},
+          std::pair{"connect", &out.connect}, std::pair{"request_head", &out.request_head}}) {
       if (r.read_duration(key, *field) && field->count() == 0)
         sink_.add_at_key(r.path_of(key), "must be greater than 0");
     }

@@ -1,7 +1,7 @@
-// Loads and validates a tlsbridge TOML file (SPEC §3). Every problem found is collected, not only
-// the first: a config_error names file:line:column and the dotted key, and load_config throws one
-// config_load_error holding all of them. Exceptions are fine here: this runs at start-up and reload,
-// never on the data path.
+// Loads and validates a tlsbridge TOML file (every key annotated in conf/tlsbridge.toml). Every
+// problem found is collected, not only the first: a config_error names file:line:column and the
+// dotted key, and load_config throws one config_load_error holding all of them. Exceptions are fine
+// here: this runs at start-up and reload, never on the data path.
 #pragma once
 
 #include <filesystem>

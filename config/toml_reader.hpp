@@ -264,7 +264,7 @@ class table_reader {
     return ok;
   }
 
-  // A file name; relative ones resolve against `base` (the config file's directory, SPEC §3).
+  // A file name; relative ones resolve against `base` (the config file's directory).
   bool read_path(std::string_view key, const std::filesystem::path& base,
                  std::filesystem::path& out) {
     std::string text;

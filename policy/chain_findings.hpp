@@ -1,8 +1,8 @@
-// The inspector of SPEC §4 "Certificate policy": turns one chain's evidence into findings
-// (weak_signature, weak_key, expired, not_yet_valid, untrusted, name_mismatch, self_signed), each
-// with a depth and a detail. It knows nothing of actions or peers — policy_decision.hpp decides
-// what a finding means for a given leg — so own certificates, back-leg chains and client chains
-// all go through the same code.
+// The inspector of README's "Certificate evidence and policy": turns one chain's evidence into
+// findings (weak_signature, weak_key, expired, not_yet_valid, untrusted, name_mismatch,
+// self_signed), each with a depth and a detail. It knows nothing of actions or peers —
+// policy_decision.hpp decides what a finding means for a given leg — so own certificates, back-leg
+// chains and client chains all go through the same code.
 #pragma once
 
 #include <cstdint>

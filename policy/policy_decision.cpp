@@ -109,8 +109,8 @@ decision judge_chain(const chain_evidence& chain, const config::policy_config& p
     if (action == config::policy_action::ignore) continue;
     if (action == config::policy_action::refuse) {
       if (trusted_by_configuration) {
-        // SPEC §4: a verify = "none"/"pin" back leg (the legacy host with its SHA-1 certificate)
-        // is inspected and recorded, never refused for what it presents.
+        // README, "What works today": a verify = "none"/"pin" back leg (the legacy host with its
+        // SHA-1 certificate) is inspected and recorded, never refused for what it presents.
         action = config::policy_action::log;
       } else if (out.result != verdict::refused) {
         out.result = verdict::refused;

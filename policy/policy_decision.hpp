@@ -1,7 +1,8 @@
-// What a chain's findings mean for one leg (SPEC §3 [policy] / [[policy.rule]], §4 "Certificate
-// policy"): each finding kind gets an action — from the first [[policy.rule]] that matches the
-// peer, else from [policy] — and the actions give the chain's verdict (clean, logged, refused).
-// Pure: the session passes who the peer is (peer_context); nothing here touches a socket.
+// What a chain's findings mean for one leg ([policy] / [[policy.rule]] in conf/tlsbridge.toml;
+// README, "Certificate evidence and policy"): each finding kind gets an action — from the first
+// [[policy.rule]] that matches the peer, else from [policy] — and the actions give the chain's
+// verdict (clean, logged, refused). Pure: the session passes who the peer is (peer_context);
+// nothing here touches a socket.
 #pragma once
 
 #include <array>

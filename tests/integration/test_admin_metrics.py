@@ -1,6 +1,6 @@
-"""The admin endpoint (SPEC §5, issue #7): /healthz, /readyz and /metrics in the Prometheus text
-format, parsed here (promtool is not in Debian 12), with counters that move as this test's own
-traffic says they must."""
+"""The admin endpoint (README, "Operate"; issue #7): /healthz, /readyz and /metrics in the
+Prometheus text format, parsed here (promtool is not in Debian 12), with counters that move as this
+test's own traffic says they must."""
 
 import re
 import unittest

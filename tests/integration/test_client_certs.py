@@ -1,6 +1,7 @@
-"""Front-leg client certificates (SPEC §3 `client_certs`, §4 Certificate policy; issue #3):
-a client chain is judged in full inside the handshake — refused by a TLS alert, or logged — and
-the `conn` record carries it. Each refusal is shown next to a success on the same port."""
+"""Front-leg client certificates (`client_certs` in conf/tlsbridge.toml, the certificate policy in
+policy/; issue #3): a client chain is judged in full inside the handshake — refused by a TLS alert,
+or logged — and the `conn` record carries it. Each refusal is shown next to a success on the same
+port."""
 
 import socket
 import ssl
@@ -112,7 +113,8 @@ class ClientCertificateTest(unittest.TestCase):
 
 
 class ClientChainTrustTest(unittest.TestCase):
-    """Issue 12 item 5 (SPEC §7.1): `client_certs` accepts only chains that end in `client_ca`.
+    """Issue 12 item 5 (SECURITY.md, "What it trusts"): `client_certs` accepts only chains that
+    end in `client_ca`.
     At 0646f06 a self-signed MD5 client certificate was accepted (`outcome ok`, no finding for
     its MD5 signature): the default on_untrusted = "log" only logged the untrusted chain. Every
     variant here is refused on the listener whose client_ca is ca.crt — whatever on_untrusted

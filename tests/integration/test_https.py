@@ -1,4 +1,4 @@
-"""HTTPS listeners (protocol = "https", SPEC §4 HTTPS) against a TLS-1.0-only legacy IIS
+"""HTTPS listeners (protocol = "https", README, "HTTPS") against a TLS-1.0-only legacy IIS
 stand-in (legacy_iis.py): connection pinning shown by an NTLM-style handshake that only succeeds
 on one TCP connection, long-held ActiveSync requests against request_timeout and the idle
 timeout, 50 MiB streamed both ways with the proxy's memory watched, smuggling refusals, allow_paths,

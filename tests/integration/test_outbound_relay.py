@@ -1,8 +1,9 @@
-"""The outbound relay (issue #3, SPEC §1 "Outbound"): the legacy host sends plain SMTP to the
-proxy, which delivers to a next hop over STARTTLS with the modern profile, `verify = "ca"` and
-`server_name`, judging the next hop's chain by policy. The next hop is a real Postfix on loopback
-presenting either an MD5-signed intermediate (TLS 1.2+) or — the other failure — only TLS 1.0.
-The sending side is swaks speaking plain SMTP, as Exchange 2010's send connector would."""
+"""The outbound relay (issue #3; README, "Deploy"; conf/outbound-relay.toml): the legacy host sends
+plain SMTP to the proxy, which delivers to a next hop over STARTTLS with the modern profile,
+`verify = "ca"` and `server_name`, judging the next hop's chain by policy. The next hop is a real
+Postfix on loopback presenting either an MD5-signed intermediate (TLS 1.2+) or — the other failure —
+only TLS 1.0. The sending side is swaks speaking plain SMTP, as Exchange 2010's send connector
+would."""
 
 import os
 import shutil

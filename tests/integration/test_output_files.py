@@ -1,9 +1,9 @@
-"""Files the proxy writes (issue 12 item 7; SPEC §7.1 "The audit file is opened with O_NOFOLLOW
-and never through a symlink"). The proxy opens the audit file and `[log] file` as root, before
-the privilege drop; at 0646f06 it followed a symlink planted in their directory, so whoever could
-write there (the service user, after a compromise) could make root append to any file at the next
-start. Each refusal sits next to the normal path working, and `check-config` reports the same
-problem. Runs as root, as CI does (the privilege drop and chown need it)."""
+"""Files the proxy writes (issue 12 item 7; SECURITY.md, "What it trusts": "The audit file is opened
+with O_NOFOLLOW and never through a symlink"). The proxy opens the audit file and `[log] file` as
+root, before the privilege drop; at 0646f06 it followed a symlink planted in their directory, so
+whoever could write there (the service user, after a compromise) could make root append to any file
+at the next start. Each refusal sits next to the normal path working, and `check-config` reports the
+same problem. Runs as root, as CI does (the privilege drop and chown need it)."""
 
 import os
 import pwd
@@ -160,7 +160,8 @@ class OutputFileTest(unittest.TestCase):
         self.assertEqual(stat.S_IMODE(os.lstat(log_file).st_mode), 0o640)
 
     def test_sigusr1_reopens_the_log_file_with_the_same_checks(self):
-        """SPEC §7.2: [log] file is reopened on SIGUSR1 (logrotate), never through a symlink."""
+        """README, "Operate": [log] file is reopened on SIGUSR1 (logrotate), never through a
+        symlink."""
         log_dir = lab.make_lab_dir("tlsbridge-log.")
         self.addCleanup(lambda: subprocess.run(["rm", "-rf", log_dir], check=False))
         log_file = os.path.join(log_dir, "tlsbridge.log")

@@ -1,5 +1,5 @@
-"""max_connections_per_ip counts IPv6 clients by /64 (issue 12, SPEC §7.3 "IPv6: per /64"). One
-host owns a whole /64, so counting each /128 let it open the limit again from every address. The
+"""max_connections_per_ip counts IPv6 clients by /64 (issue 12; README, "Deviations": IPv6 per /64).
+One host owns a whole /64, so counting each /128 let it open the limit again from every address. The
 lab has only ::1, so the clients' IPv6 addresses come in PROXY v2 headers from a trusted proxy on
 ::1, to a listener bound to [::1] (an IPv6 socket end to end); IPv4-mapped IPv6 and IPv4 count as
 the same client. Backend: the lab's real Postfix."""

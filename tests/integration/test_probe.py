@@ -1,5 +1,6 @@
-"""`tlsbridge probe` and `tlsbridge inspect-cert` (SPEC §2, issue #3 item 4) against real local
-servers and the generated test PKI, and `check-config` on an expired own certificate (item 3).
+"""`tlsbridge probe` and `tlsbridge inspect-cert` (README, "Command line"; issue #3 item 4) against
+real local servers and the generated test PKI, and `check-config` on an expired own certificate
+(item 3).
 
 Exit codes: 0 the policy would let the peer through (clean, or findings it only logs), 2 it would
 refuse, 1 no connection / no TLS version accepted / unreadable file. The test CA is not in the

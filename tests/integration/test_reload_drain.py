@@ -1,4 +1,4 @@
-"""Reload without drops and drain on SIGTERM (SPEC §5, issue #7), against a real Postfix.
+"""Reload without drops and drain on SIGTERM (README, "Operate"; issue #7), against a real Postfix.
 
 * SIGHUP ten times under a steady SMTP load, swapping the front certificate and adding/removing a
   listener: no session on the kept listener fails, new handshakes show the new certificate's

@@ -1,7 +1,8 @@
-"""Operations (issue #7, SPEC §3 limits, §5 PROXY protocol and scale-out): connection limits give
-the protocol's own refusal, PROXY v1/v2 is accepted only from trusted proxies and carries the
-real client address into the audit log, malformed headers are refused without harm, and HAProxy
-(Debian's) in TCP mode with send-proxy-v2 spreads clients over two tlsbridge instances."""
+"""Operations (issue #7; limits in conf/tlsbridge.toml, PROXY protocol and scale-out in README,
+"Scale out"): connection limits give the protocol's own refusal, PROXY v1/v2 is accepted only from
+trusted proxies and carries the real client address into the audit log, malformed headers are
+refused without harm, and HAProxy (Debian's) in TCP mode with send-proxy-v2 spreads clients over two
+tlsbridge instances."""
 
 import os
 import socket
@@ -94,7 +95,7 @@ class LimitsTest(PlainBackendMixin, unittest.TestCase):
 
 
 class MailboxLimitsTest(unittest.TestCase):
-    """IMAP and POP3 answer the (N+1)th connection in their own words (SPEC §3 limits)."""
+    """IMAP and POP3 answer the (N+1)th connection in their own words (limits)."""
 
     @classmethod
     def setUpClass(cls):

@@ -1,5 +1,6 @@
-"""The HTTPS shield (issue 12; SPEC §4 HTTPS, §7.1): the proxy and the backend must agree about
-where every request ends, and only requests the proxy checked may reach the backend.
+"""The HTTPS shield (issue 12; README "HTTPS"; SECURITY.md, "The shield"): the proxy and the backend
+must agree about where every request ends, and only requests the proxy checked may reach the
+backend.
 
 Backends: the legacy IIS stand-in (legacy_iis.py, TLS 1.0, logs every request it handles) and
 a byte-logging backend (http_shield.ByteLoggingBackend) that records the exact bytes it received

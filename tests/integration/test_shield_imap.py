@@ -1,5 +1,5 @@
-"""The shield holds for IMAP and POP3 (issue 12 item 3, SPEC §7.1): a client cannot make the proxy
-and the backend disagree about where a command ends.
+"""The shield holds for IMAP and POP3 (issue 12 item 3, SECURITY.md, "The shield"): a client cannot
+make the proxy and the backend disagree about where a command ends.
 
 Real peers: the lab's Dovecot (its auth log, auth_verbose + auth_debug, names every user it was asked
 to authenticate) behind the real tlsbridge binary; for POP3 lines Dovecot does not log, a

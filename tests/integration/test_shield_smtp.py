@@ -1,5 +1,5 @@
-"""The SMTP shield (issue 12 items 4 and 8; SPEC §7.1): the proxy and the backend must never
-disagree about where a command or a message ends.
+"""The SMTP shield (issue 12 items 4 and 8; SECURITY.md, "The shield"): the proxy and the backend
+must never disagree about where a command or a message ends.
 
 Every vector is sent through the real tlsbridge binary to a real Postfix (what Postfix received is
 read back from its command log, debug_peer_list) or, for what Postfix cannot show (NUL and other
@@ -8,7 +8,7 @@ byte-logging backend that records every byte it got (smtp_shield_lab.ByteLogging
 Each refusal is checked three ways: the proxy's own reply, nothing of it at the backend, and the
 success path right behind it on the same connection. The generated family (verbs x separators x
 states) is the differential check: the lines the backend logged must be exactly the lines the
-proxy relayed, and by SPEC §7.1 it relays none of them.
+proxy relayed, and by SECURITY.md ("The shield") it relays none of them.
 """
 
 import os
@@ -224,7 +224,8 @@ class ShieldAgainstPostfixTest(unittest.TestCase):
 
     def test_generated_family_differential_against_postfix(self):
         """Every verb x separator in four states: Postfix's log must hold exactly the lines the
-        proxy relayed (answered by the backend), and by SPEC §7.1 the proxy relays none."""
+        proxy relayed (answered by the backend), and by SECURITY.md ("The shield") the proxy relays
+        none."""
         family = generated_family()
         states = [("before TLS, require_tls", self.port, False, False),
                   ("before TLS, require_tls = false", self.open_port, False, False),
@@ -251,7 +252,8 @@ class ShieldAgainstPostfixTest(unittest.TestCase):
                 seen = self.commands_between(self.postfix, f"{marker}-begin", f"{marker}-end")
                 # The differential: what the backend logged is what the proxy relayed.
                 self.assertEqual(seen, expected, self.proxy.describe())
-                self.assertEqual(not_refused, [], "relayed instead of 500 5.5.2 (SPEC §7.1)")
+                self.assertEqual(not_refused, [],
+                                 "relayed instead of 500 5.5.2 (SECURITY.md, 'The shield')")
                 if transaction:
                     code, lines = s.client.command("DATA")
                     self.assertEqual(code, "354", lines)
@@ -405,7 +407,7 @@ class ShieldByteLogTest(unittest.TestCase):
         expected = [b"EHLO client.test"] * 2 + relayed + [b"NOOP " + marker.encode(), b"QUIT"]
         self.assertEqual(data, b"".join(line + b"\r\n" for line in expected))
         self.assertEqual(self.backend.commands(index), expected)
-        self.assertEqual(relayed, [], "relayed instead of 500 5.5.2 (SPEC §7.1)")
+        self.assertEqual(relayed, [], "relayed instead of 500 5.5.2 (SECURITY.md, 'The shield')")
 
 
 class BareLfPassWarningTest(unittest.TestCase):

@@ -128,7 +128,8 @@ class StartTlsToLegacyBackendTest(ProxyTestCase):
         self.assertRegex(conn["ts"], RFC3339_MS)
         chain = conn["backend"]["chain"]
         self.assertEqual(chain["certs"][0]["sig_alg"], "sha1WithRSAEncryption", chain)
-        # verify = "none": the SHA-1 chain is inspected and logged, never refused (SPEC §4).
+        # verify = "none": the SHA-1 chain is inspected and logged, never refused (README, "What
+        # works today").
         self.assertEqual(chain["verdict"], "logged", chain)
         self.assertIn("weak_signature", [f["kind"] for f in chain["findings"]], chain)
 

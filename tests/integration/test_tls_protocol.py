@@ -1,6 +1,6 @@
-"""Raw TLS listeners (protocol = "tls", SPEC §4 "Raw TLS"): implicit TLS 1.2+ at the front, bytes
-relayed unchanged to the back leg — plaintext to a Postfix without TLS, or implicit TLS 1.0 to a
-465-style Postfix. The relayed SMTP dialogue proves the bytes went through both ways."""
+"""Raw TLS listeners (protocol = "tls", README, "Protocol `tls`"): implicit TLS 1.2+ at the front,
+bytes relayed unchanged to the back leg — plaintext to a Postfix without TLS, or implicit TLS 1.0 to
+a 465-style Postfix. The relayed SMTP dialogue proves the bytes went through both ways."""
 
 import socket
 import unittest

@@ -1,6 +1,7 @@
-// client_certs trust rule (SPEC §7.1, issue 12 item 5): a client chain is accepted only when its
-// path ends in client_ca, whatever [policy] on_untrusted says, and a chain that does not is still
-// inspected in full (a self-signed MD5 leaf is a weak_signature finding, not an exempt anchor).
+// client_certs trust rule (SECURITY.md, "What it trusts"; issue 12 item 5): a client chain is
+// accepted only when its path ends in client_ca, whatever [policy] on_untrusted says, and a chain
+// that does not is still inspected in full (a self-signed MD5 leaf is a weak_signature finding, not
+// an exempt anchor).
 #include "certs/client_cert_check.hpp"
 
 #include <catch2/catch.hpp>

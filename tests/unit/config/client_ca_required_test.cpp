@@ -1,5 +1,6 @@
-// client_certs needs client_ca (SPEC §7.1: client chains are trusted only from client_ca): without
-// it the system store would make every publicly trusted certificate a valid client identity.
+// client_certs needs client_ca (SECURITY.md, "What it trusts": client chains are trusted only from
+// client_ca): without it the system store would make every publicly trusted certificate a valid
+// client identity.
 #include <catch2/catch.hpp>
 #include <string>
 

@@ -133,7 +133,7 @@ TEST_CASE("a minimal config gets the documented defaults", "[config][loader]") {
   CHECK(ls.timeouts.handshake == std::chrono::seconds(15));
   CHECK(ls.timeouts.idle == std::chrono::minutes(5));
   CHECK(ls.timeouts.connect == std::chrono::seconds(10));
-  CHECK(ls.timeouts.request_head == std::chrono::seconds(30));  // SPEC §7.1
+  CHECK(ls.timeouts.request_head == std::chrono::seconds(30));  // SECURITY.md, "The shield"
   REQUIRE(ls.backend.addresses.size() == 1);
   CHECK(ls.backend.addresses[0].to_string() == "127.0.0.1:25");
   CHECK(ls.backend.tls == back_tls::none);

@@ -1,4 +1,4 @@
-// Yes/no tables for every value syntax of the config file (SPEC §3).
+// Yes/no tables for every value syntax of the config file (conf/tlsbridge.toml).
 #include <catch2/catch.hpp>
 
 #include "config/value_parsers.hpp"

@@ -49,3 +49,34 @@ TEST_CASE("imap opener: BYE greeting and injected bytes after OK fail", "[imap]"
   inj.on_written();
   CHECK(inj.on_read("A1 OK go\r\n* injected\r\n").what == kind::fail);
 }
+
+TEST_CASE("imap opener: untagged lines before A1 OK, split anywhere; A1 NO fails with its text",
+          "[imap]") {
+  const std::string greeting = "* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n";
+  const std::string reply =
+      "* CAPABILITY IMAP4rev1 STARTTLS\r\nA1 OK Begin TLS negotiation now\r\n";
+  for (std::size_t chunk : {1u, 5u, 64u}) {
+    CAPTURE(chunk);
+    imap_backend_opener o(config::back_tls::starttls, true);
+    o.start();
+    protocols::backend_opener::action a{kind::read, {}};
+    for (std::size_t i = 0; i < greeting.size(); i += chunk)
+      a = o.on_read(greeting.substr(i, chunk));
+    REQUIRE(a.what == kind::write);
+    CHECK(a.data == "A1 STARTTLS\r\n");
+    o.on_written();
+    for (std::size_t i = 0; i < reply.size(); i += chunk) a = o.on_read(reply.substr(i, chunk));
+    CHECK(a.what == kind::handshake);
+  }
+  imap_backend_opener no(config::back_tls::starttls, true);
+  no.on_read(greeting);
+  no.on_written();
+  auto a = no.on_read("A1 NO not now\r\n");
+  REQUIRE(a.what == kind::fail);
+  CHECK(a.data.find("A1 NO not now") != std::string::npos);
+}
+
+TEST_CASE("imap opener: an overlong line fails instead of buffering", "[imap]") {
+  imap_backend_opener o(config::back_tls::starttls, true);
+  CHECK(o.on_read(std::string(imap_backend_opener::max_line + 10, 'x')).what == kind::fail);
+}

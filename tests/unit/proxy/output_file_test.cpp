@@ -1,6 +1,6 @@
-// Files the proxy writes as root (issue 12 item 7; SPEC §7.1 "never through a symlink"): what
-// open_output_file refuses, what it creates, and that check_output_path (check-config, reload)
-// agrees with it.
+// Files the proxy writes as root (issue 12 item 7; SECURITY.md, "What it trusts": "never through a
+// symlink"): what open_output_file refuses, what it creates, and that check_output_path
+// (check-config, reload) agrees with it.
 #include "proxy/output_file.hpp"
 
 #include <fcntl.h>

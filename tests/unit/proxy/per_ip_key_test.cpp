@@ -1,5 +1,5 @@
-// The key per-client limits count under (SPEC §7.3: max_connections_per_ip, "IPv6: per /64";
-// issue 12): IPv4 and IPv4-mapped IPv6 per address, other IPv6 per /64.
+// The key per-client limits count under (README, "Deviations": max_connections_per_ip, IPv6 per
+// /64; issue 12): IPv4 and IPv4-mapped IPv6 per address, other IPv6 per /64.
 #include <catch2/catch.hpp>
 
 #include "config/value_parsers.hpp"

@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "../certs/test_pki.hpp"
 #include "config/config.hpp"
 #include "policy/policy_decision.hpp"
 #include "proxy/cli_tools.hpp"
+#include "test_pki.hpp"
 
 using namespace tlsbridge;
 
