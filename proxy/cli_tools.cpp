@@ -31,11 +31,14 @@ constexpr const char* inspect_usage =
     "usage: tlsbridge inspect-cert [--config FILE] [--ca FILE] [--json] FILE...\n";
 
 // [policy] from --config (the whole file is loaded and validated, as check-config would), or the
-// documented defaults. nullptr after printing every error.
-std::unique_ptr<config::policy_config> load_policy(const po::variables_map& vm, std::ostream& err) {
+// documented defaults; `hostname`, when given, gets its [server] hostname (the name the proxy's
+// SMTP opener says EHLO with). nullptr after printing every error.
+std::unique_ptr<config::policy_config> load_policy(const po::variables_map& vm, std::ostream& err,
+                                                   std::string* hostname = nullptr) {
   if (!vm.count("config")) return std::make_unique<config::policy_config>();
   try {
     auto cfg = config::load_config(vm["config"].as<std::string>());
+    if (hostname) *hostname = cfg->server.hostname;
     return std::make_unique<config::policy_config>(cfg->policy);
   } catch (const config::config_load_error& e) {
     for (const auto& error : e.errors()) err << error.to_string() << "\n";
@@ -159,7 +162,8 @@ int probe_command(int argc, const char* const* argv, std::ostream& out, std::ost
   if (vm.count("servername")) options.servername = vm["servername"].as<std::string>();
   if (vm.count("ca")) options.ca_file = vm["ca"].as<std::string>();
   const bool json = vm.count("json") != 0;
-  const auto policy_cfg = load_policy(vm, err);
+  // The probe opens STARTTLS as the proxy would: EHLO with the config's [server] hostname.
+  const auto policy_cfg = load_policy(vm, err, &options.ehlo_name);
   if (!policy_cfg) return exit_failure;
 
   // A server that closes mid-handshake must not kill the tool with SIGPIPE (OpenSSL writes with
