@@ -1,4 +1,4 @@
-// The admin endpoint (SPEC §3 [admin], §5): GET /metrics (Prometheus text), /healthz (the process
+// The admin endpoint ([admin]): GET /metrics (Prometheus text), /healthz (the process
 // answers), /readyz (every listener is bound and the proxy is not draining). Plain HTTP/1.1 with
 // Beast, on the main thread's io_context, one request per connection; loopback by default.
 #pragma once

@@ -1,4 +1,4 @@
-// The audit sink (SPEC §6): one JSON object per line, UTF-8, written whole or not at all.
+// The audit sink: one JSON object per line, UTF-8, written whole or not at all.
 // Boost.JSON escapes control characters, so a CR LF a peer put in a HELO name stays inside its
 // string; bytes that are not valid UTF-8 are replaced with U+FFFD before serialising. Several
 // io_context threads share one sink: a line is formatted outside the lock and appended under it.

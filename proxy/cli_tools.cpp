@@ -66,7 +66,7 @@ int exit_code_for(policy::verdict v) {
   return v == policy::verdict::refused ? exit_refused : exit_pass;
 }
 
-// chain_to_json (SPEC §6 `chain`) plus what a diagnosis wants on top: each finding's action and
+// chain_to_json (the audit `chain`) plus what a diagnosis wants on top: each finding's action and
 // each certificate's depth and not_before.
 boost::json::value chain_json(const policy::chain_evidence& chain, const policy::decision& d) {
   auto value = policy::chain_to_json(chain, d.findings, d.result);

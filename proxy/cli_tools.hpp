@@ -1,4 +1,4 @@
-// The diagnostic subcommands of SPEC §2, `probe` and `inspect-cert`: command-line parsing, the
+// The diagnostic subcommands, `probe` and `inspect-cert`: command-line parsing, the
 // optional `--config` (only its [policy] is used), judging the collected chain with
 // policy::judge_chain, and the report (a human table, or one JSON object with --json). The
 // analysis itself lives in certs/probe and certs/inspect. Exit codes: 0 the policy would let the

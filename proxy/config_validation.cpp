@@ -18,7 +18,7 @@ void check_permissions(const config::config& cfg, validation_report& report) {
     report.errors.push_back(cfg.source.string() +
                             ": the configuration file is world-writable; refusing it "
                             "(chmod o-w)");
-  // Files the proxy writes (SPEC §7.1, §7.2): opened as root, so neither the file nor any
+  // Files the proxy writes (SECURITY.md): opened as root, so neither the file nor any
   // directory above it may be something another user can aim elsewhere (proxy/output_file).
   const auto owners = owners_for(cfg.server.user);
   if (cfg.audit.path != "-" && cfg.audit.path != "syslog")
@@ -68,7 +68,7 @@ void check_admin_exposure(const config::config& cfg, validation_report& report) 
                             "authentication; keep it on 127.0.0.1 or firewall it");
 }
 
-// SPEC §7.1: smtp_bare_lf = "pass" relays a bare LF in message data as it came; a backend that
+// SECURITY.md: smtp_bare_lf = "pass" relays a bare LF in message data as it came; a backend that
 // ends lines at a bare LF then sees "<LF>.<LF>" as the end of data and the rest as new commands
 // the proxy never judged (SMTP smuggling, CVE-2023-51764).
 void check_smtp_bare_lf(const config::config& cfg, validation_report& report) {

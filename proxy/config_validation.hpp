@@ -1,4 +1,4 @@
-// Everything a start or a reload checks before anything changes (SPEC §3, §5): the TOML, the own
+// Everything a start or a reload checks before anything changes: the TOML, the own
 // certificates, every TLS context built once (a bad cipher string shows up here, not at the first
 // connection), and file permissions — a world-writable config is refused, a private key others can
 // read is warned about. Used by `check-config`, `run` and SIGHUP alike, so they agree.

@@ -17,7 +17,7 @@ std::shared_ptr<listener_runtime> make_listener_runtime(
   if (settings.tls != config::front_tls::none) {
     const auto* profile = root->find_profile(settings.tls_profile);
     if (!profile) throw std::runtime_error("listener " + settings.name + ": unknown tls_profile");
-    // HTTPS offers ALPN http/1.1 (SPEC §4): the proxy speaks HTTP/1.1 only, never h2.
+    // HTTPS offers ALPN http/1.1 (README): the proxy speaks HTTP/1.1 only, never h2.
     rt->front_certs = certs::sni_store::build(
         *profile, root->certs,
         settings.protocol == config::protocol::https ? std::string("\x08http/1.1") : std::string());
@@ -31,7 +31,7 @@ std::shared_ptr<listener_runtime> make_listener_runtime(
       for (std::size_t i = 0; i < rt->front_certs->size(); ++i)
         certs::enable_client_certificates(rt->front_certs->context(i), settings.client_certs,
                                           settings.client_ca);
-      // Only client_ca, never the system store (SPEC §7.1; the loader refuses an empty client_ca,
+      // Only client_ca, never the system store (SECURITY.md; the loader refuses an empty client_ca,
       // and this keeps a config built in code from falling back to the system store).
       if (settings.client_ca.empty())
         throw std::runtime_error("client_certs needs client_ca (never the system store)");

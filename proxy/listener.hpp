@@ -20,7 +20,7 @@
 
 namespace tlsbridge::proxy {
 
-// The key per-client limits count under (SPEC §7.3: "IPv6: per /64"). An IPv6 host is given a
+// The key per-client limits count under (see below). An IPv6 host is given a
 // whole /64 (RFC 4291 §2.5.1 interface identifiers; RFC 8981 temporary addresses rotate inside it),
 // so counting each /128 would let one host open max_connections_per_ip from every address it
 // owns. IPv4 — and IPv4-mapped IPv6, RFC 4291 §2.5.5.2, which is how an IPv4 client arrives on a

@@ -1,7 +1,7 @@
-// The operational log's file sink ([log] file, SPEC §3): spdlog's own file sink opens by name with
+// The operational log's file sink ([log] file): spdlog's own file sink opens by name with
 // fopen, which follows a symlink planted in the log directory — as root, before the privilege
 // drop. This sink writes to a descriptor from open_output_file (proxy/output_file: O_NOFOLLOW,
-// directory and file checked) and reopens the same way on SIGUSR1 (SPEC §7.2), keeping the old
+// directory and file checked) and reopens the same way on SIGUSR1, keeping the old
 // file when the new one fails the checks.
 #pragma once
 

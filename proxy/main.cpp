@@ -1,4 +1,4 @@
-// tlsbridge's command line (SPEC §2): run, check-config, probe, inspect-cert, --version, --help.
+// tlsbridge's command line (README): run, check-config, probe, inspect-cert, --version, --help.
 // probe and inspect-cert have their own options and live in cli_tools.cpp. Start-up is the one
 // place exceptions are used: every problem is printed as one line and the exit status is non-zero;
 // nothing starts half-configured.

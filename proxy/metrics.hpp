@@ -1,4 +1,4 @@
-// Prometheus metrics (SPEC §5), rendered in the text exposition format by the admin endpoint.
+// Prometheus metrics (README), rendered in the text exposition format by the admin endpoint.
 // Updates happen at connection boundaries (a session adds its totals when it ends), never per
 // byte, so one mutex is enough and the data path stays lock-free. Label values are escaped per
 // the exposition format; names are fixed by the code (`tlsbridge_*`).

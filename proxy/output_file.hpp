@@ -1,6 +1,6 @@
 // Files the proxy opens for writing — the audit file ([audit] path) and the operational log
 // ([log] file) — opened so that nobody but root and the service user can aim them elsewhere
-// (SPEC §7.1: "The audit file is opened with O_NOFOLLOW and never through a symlink"). The proxy
+// (SECURITY.md: never through a symlink). The proxy
 // opens them as root, before the privilege drop, so a symlink or hard link planted in their
 // directory would make root append to any file on the system. The directory is opened first and
 // checked on its descriptor (owner root or the service user; not writable by group or others

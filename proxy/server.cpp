@@ -116,7 +116,7 @@ asio::awaitable<void> accept_loop(worker& w, std::shared_ptr<listener_slot> slot
   }
 }
 
-// Own certificates' notAfter as gauges, so an expiry is seen coming (SPEC §4, §5).
+// Own certificates' notAfter as gauges, so an expiry is seen coming (README, Operate).
 void record_certificate_expiry(const config::config& cfg, proxy::metrics& m) {
   for (const auto& entry : cfg.certs) {
     std::FILE* f = std::fopen(entry.cert.c_str(), "r");
@@ -251,7 +251,7 @@ int server::run() {
             spdlog::info("SIGUSR1: audit log reopened");
           else
             spdlog::error("SIGUSR1: audit log not reopened, still writing the old file: {}", error);
-          // [log] file too (SPEC §7.2), with the same checks.
+          // [log] file too, with the same checks.
           for (auto& sink : spdlog::default_logger()->sinks())
             if (auto* file = dynamic_cast<log_file_sink*>(sink.get())) {
               if (auto error = file->reopen(); error.empty())

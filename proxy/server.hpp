@@ -1,6 +1,6 @@
 // The running proxy: one io_context per worker thread, each with its own acceptor on every
 // listener (SO_REUSEPORT: the kernel spreads connections, no cross-thread hand-off), sessions
-// that stay on the thread that accepted them, and the operations of SPEC §5 on the main thread:
+// that stay on the thread that accepted them, and the operations (README) on the main thread:
 //  * SIGHUP reloads: the new config is validated in full first (a bad one is logged and changes
 //    nothing); then kept listeners switch to the new settings and certificates for new
 //    connections, added ones are bound and open, removed ones stop accepting. Existing sessions

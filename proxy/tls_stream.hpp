@@ -1,7 +1,7 @@
 // One connection leg: a TCP socket that may become TLS. OpenSSL runs on the socket itself
 // (SSL_set_fd on a non-blocking fd) — no BIO pair and no per-stream buffers of ours — and we wait
 // for readiness with the reactor. With SSL_MODE_RELEASE_BUFFERS an idle leg holds only OpenSSL's
-// own state: this is the thin TLS layer of STYLE.md §8, the reason an idle ActiveSync Ping or IMAP
+// own state: the thin TLS layer of ARCHITECTURE.md, the reason an idle ActiveSync Ping or IMAP
 // IDLE costs kilobytes, not the ≥34 KiB of asio::ssl::stream.
 //
 // Reads are two-phase: `wait_readable()` suspends with no buffer held, then `read_some()` is a

@@ -19,7 +19,7 @@ TEST_CASE("verdict names", "[policy][json]") {
   CHECK(std::string(policy::to_string(policy::verdict::refused)) == "refused");
 }
 
-TEST_CASE("chain_to_json has the SPEC §6 shape", "[policy][json]") {
+TEST_CASE("chain_to_json has the audit chain shape", "[policy][json]") {
   auto leaf = test::load_cert("md5leaf.crt");
   auto stack = test::make_stack({"md5inter.crt"});
   const auto chain = certs::collect_chain(leaf.get(), stack.get(), {});

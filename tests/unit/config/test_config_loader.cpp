@@ -146,7 +146,7 @@ TEST_CASE("a minimal config gets the documented defaults", "[config][loader]") {
   CHECK(ls.http.forwarded_headers);
 }
 
-TEST_CASE("the full SPEC example parses with every value", "[config][loader]") {
+TEST_CASE("the full example config parses with every value", "[config][loader]") {
   lab l;
   l.dir.write("certs/mail.pem", "dummy\n");
   l.dir.write("certs/mail.key", "dummy\n");
