@@ -67,6 +67,18 @@ TEST_CASE("output file: a new file is created 0640 and appended to", "[proxy][ou
   CHECK(proxy::check_output_path(file, owners).empty());
 }
 
+TEST_CASE("output file: the null device discards a sink; other devices are refused",
+          "[proxy][output_file]") {
+  auto r = proxy::open_output_file("/dev/null", owners);
+  REQUIRE(r);
+  CHECK(::write(r.fd, "a\n", 2) == 2);
+  ::close(r.fd);
+  CHECK(proxy::check_output_path("/dev/null", owners).empty());
+  auto zero = proxy::open_output_file("/dev/zero", owners);
+  CHECK_FALSE(zero);
+  CHECK(mentions(zero.error, "not a regular file"));
+}
+
 TEST_CASE("output file: a symlink as the file is refused, its target untouched",
           "[proxy][output_file]") {
   temp_dir d;
