@@ -24,8 +24,8 @@ std::unique_ptr<protocols::session_machine> make_session_machine(
 bool opens_backend_first(config::protocol p);
 
 // The driver builds the machine once, after the back leg is up; a client refused before that
-// gets these bytes — the same as the machine's service_unavailable() and over_limit() (checked
-// in tests/unit/proxy/protocol_factory_test.cpp). "" = just close.
+// (over a connection limit, or no backend reachable or acceptable) gets these bytes, in its
+// protocol's own words. "" = just close.
 enum class early_refusal { service_unavailable, over_limit };
 std::string refusal_text(const config::config& root, const config::listener_config& l,
                          early_refusal why);

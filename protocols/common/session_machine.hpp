@@ -122,13 +122,14 @@ class session_machine {
   // True while the driver must not read from the client: after STARTTLS was accepted and before
   // the front handshake, every client byte is a handshake byte, not plaintext (RFC 3207 §4.2).
   virtual bool client_input_paused() const = 0;
-  // The reply the client gets when no backend is reachable or acceptable ("" = just close).
-  virtual std::string service_unavailable() const = 0;
-  // The reply when the listener, the client's address or the process is over its connection
-  // limit (SMTP 421 4.7.0; IMAP * BYE; POP3 -ERR; HTTPS 503).
-  virtual std::string over_limit() const { return service_unavailable(); }
 
   const session_facts& facts() const { return facts_; }
+  // How many requests the proxy refused itself so far, whatever the rule.
+  std::uint64_t refusals() const {
+    std::uint64_t n = 0;
+    for (const auto& rule : facts_.refusals) n += rule.second;
+    return n;
+  }
   // Audit records the machine produced since the last call (smtp.message, imap.login, ...);
   // the driver adds ts/conn/listener.
   std::vector<boost::json::object> take_audit_events() { return std::move(events_); }

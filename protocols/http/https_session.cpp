@@ -73,14 +73,6 @@ std::optional<std::chrono::milliseconds> https_session::head_time_left() const {
   return std::max(left, std::chrono::milliseconds(1));
 }
 
-std::string https_session::service_unavailable() const {
-  return proxy_response(502, true);
-}
-
-std::string https_session::over_limit() const {
-  return proxy_response(503, true);
-}
-
 https_session::exchange* https_session::response_front() {
   for (auto& ex : exchanges_)
     if (!ex.response_done) return &ex;

@@ -94,8 +94,6 @@ class https_session final : public session_machine {
   void on_idle_timeout(step_list& out) override;
   void on_shutdown(step_list& out) override;
   bool client_input_paused() const override { return false; }
-  std::string service_unavailable() const override;
-  std::string over_limit() const override;  // 503: the connection limits
 
  private:
   enum class client_mode { head, body, held, tunnel, ignore };

@@ -31,10 +31,7 @@ std::string login_result(std::string_view after_tag) {
 }  // namespace
 
 imap_session::imap_session(session_settings settings, std::string backend_greeting_wire)
-    : settings_(std::move(settings)),
-      greeting_(std::move(backend_greeting_wire)),
-      front_encrypted_(settings_.front == config::front_tls::implicit),
-      client_(settings_.max_command_line),
+    : mail_machine(std::move(settings), std::move(backend_greeting_wire)),
       backend_(settings_.max_response_line) {
   std::string_view line(greeting_);
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
@@ -45,19 +42,6 @@ imap_session::imap_session(session_settings settings, std::string backend_greeti
 // client literals may be relayed. The greeting's list, then each CAPABILITY the backend sends.
 void imap_session::note_capabilities(std::string_view line) {
   if (auto caps = capabilities_in(line)) backend_caps_ = std::move(*caps);
-}
-
-// Over a connection limit; the response code says "try later" (RFC 5530 / RFC 3206).
-std::string imap_session::over_limit() const {
-  return "* BYE [UNAVAILABLE] " + settings_.hostname + " too many connections\r\n";
-}
-
-std::string imap_session::service_unavailable() const {
-  return "* BYE " + settings_.hostname + " Service not available\r\n";
-}
-
-bool imap_session::before_tls() const {
-  return settings_.front == config::front_tls::starttls && !front_encrypted_;
 }
 
 capability_view imap_session::view() const {
@@ -79,23 +63,10 @@ void imap_session::on_start(step_list& out) {
 // ---------------------------------------------------------------------------------------------
 // Client side
 
-void imap_session::on_client_data(std::string_view data, step_list& out) {
-  if (mode_ == mode::closed) return;
-  client_.append(data);  // after STARTTLS/STLS accepted: dropped below
-  process_client(out);
-}
-
-void imap_session::process_client(step_list& out) {
+void imap_session::read_client(step_list& out) {
   std::string line;
-  for (;;) {
+  while (may_read_client()) {
     switch (mode_) {
-      case mode::closed:
-        return;
-      case mode::awaiting_front_tls:
-        // RFC 9051 §6.2.1 / CVE-2011-0411: nothing sent after STARTTLS/STLS, before the handshake,
-        // counts.
-        discard_injected(client_);
-        return;
       case mode::await_plus:
         // A synchronizing literal: the client must wait for "+" (RFC 9051 §7.5). Hold what it
         // sent early, bounded.
@@ -201,9 +172,7 @@ void imap_session::handle_command_start(const std::string& line, step_list& out)
     if (before_tls()) {
       // RFC 9051 §6.2.1 and RFC 2595 §3.1 (CVE-2011-0411): whatever the client pipelined after
       // STARTTLS is plaintext an attacker may have injected; it is discarded, never relayed.
-      discard_injected(client_);
-      mode_ = mode::awaiting_front_tls;
-      pending_.answer(tag + " OK Begin TLS negotiation now\r\n", out, /*starttls=*/true);
+      accept_starttls(tag + " OK Begin TLS negotiation now\r\n", out);
       return;
     }
     refusal = {tag + (front_encrypted_ ? " BAD TLS is already active\r\n"
@@ -306,7 +275,6 @@ void imap_session::refuse_command(std::string reply, std::string rule, step_list
   cmd_.relayed = false;
   cmd_.refusal = std::move(reply);
   record_refusal(std::move(rule), {{"event", "imap.refused"}, {"command", cmd_.name}});
-  ++refusals_;
 }
 
 // Follows a refused command's framing as the client sees it, dropping everything: a {n+} literal's
@@ -349,7 +317,6 @@ void imap_session::handle_fragment_end(std::string_view line, step_list& out) {
     // Part of the command is at the backend: it cannot be finished as the client meant nor
     // taken back, so both legs end here (the backend never sees the rest).
     record_refusal(*rule, {{"event", "imap.refused"}, {"command", cmd_.name}});
-    ++refusals_;
     close_with("* BYE " + settings_.hostname + " command refused by proxy\r\n", "refused_policy",
                *rule, out);
     return;
@@ -401,14 +368,7 @@ void imap_session::handle_exchange_line(const std::string& line, step_list& out)
   }
 }
 
-void imap_session::on_front_tls_established(step_list& out) {
-  (void)out;
-  // The driver finishes a handshake it started even if a backend event closed the machine in the
-  // meantime (proxy/session.cpp runs both loops): a closed machine must stay closed.
-  if (mode_ == mode::closed) return;
-  // RFC 9051 §6.2.1: the client must discard what it knew (capabilities); so does the proxy.
-  front_encrypted_ = true;
-  client_.clear();
+void imap_session::forget_before_tls() {
   cmd_ = current_command{};
   mode_ = mode::command;
 }
@@ -417,14 +377,14 @@ void imap_session::on_front_tls_established(step_list& out) {
 // Backend side
 
 void imap_session::on_backend_data(std::string_view data, step_list& out) {
-  if (mode_ == mode::closed) return;
+  if (closed()) return;
   backend_.append(data);
   process_backend(out);
 }
 
 void imap_session::process_backend(step_list& out) {
   std::string line;
-  while (mode_ != mode::closed) {
+  while (!closed()) {
     if (backend_literal_ > 0) {
       // FETCH BODY[] {n} and the like: message bytes, streamed untouched — a message containing
       // "A1 OK" or "* CAPABILITY" is never taken for a response or rewritten.
@@ -534,7 +494,7 @@ void imap_session::on_client_eof(step_list& out) {
 }
 
 void imap_session::on_backend_eof(step_list& out) {
-  if (mode_ == mode::closed) return;
+  if (closed()) return;
   // No BYE of the proxy's when the backend said goodbye itself (its own autologout), nor inside
   // a response the client is reading.
   const bool mid_response = backend_literal_ > 0 || !backend_at_response_start_;
@@ -545,19 +505,14 @@ void imap_session::on_backend_eof(step_list& out) {
 }
 
 void imap_session::on_idle_timeout(step_list& out) {
-  if (mode_ == mode::closed) return;
+  if (closed()) return;
   const bool mid_response = backend_literal_ > 0 || !backend_at_response_start_;
   close_with(mid_response ? "" : "* BYE " + settings_.hostname + " Autologout; idle timeout\r\n",
              "timeout", "idle timeout", out);
 }
 
-void imap_session::on_shutdown(step_list& out) {
-  pending_.start_drain();
-  maybe_finish_drain(out);
-}
-
 void imap_session::maybe_finish_drain(step_list& out) {
-  if (!pending_.draining() || mode_ == mode::closed) return;
+  if (!pending_.draining() || closed()) return;
   if (client_.buffered() != 0 || backend_literal_ > 0 || !backend_at_response_start_) return;
   // Safe points: no command in flight, or an IDLE the client is just waiting in (RFC 2177: the
   // server may end it; a BYE is what a client in IDLE expects from a server going away).
@@ -565,12 +520,6 @@ void imap_session::maybe_finish_drain(step_list& out) {
   if (!(mode_ == mode::command && pending_.empty()) && !idle_only) return;
   close_with("* BYE " + settings_.hostname + " shutting down\r\n", "shutdown",
              "proxy shutting down", out);
-}
-
-void imap_session::close_with(std::string wire, std::string outcome, std::string reason,
-                              step_list& out) {
-  if (pending_.close_with(std::move(wire), std::move(outcome), std::move(reason), facts_, out))
-    mode_ = mode::closed;
 }
 
 }  // namespace tlsbridge::protocols::imap

@@ -38,9 +38,8 @@
 
 #include "config/config.hpp"
 #include "protocols/common/line_framer.hpp"
+#include "protocols/common/mail_machine.hpp"
 #include "protocols/common/mail_settings.hpp"
-#include "protocols/common/reply_queue.hpp"
-#include "protocols/common/session_machine.hpp"
 #include "protocols/imap/imap_syntax.hpp"
 
 namespace tlsbridge::protocols::imap {
@@ -52,33 +51,30 @@ struct session_settings : mail_settings {
   std::size_t max_held_bytes = 256 * 1024;          // client bytes held while a "+" is awaited
 };
 
-class imap_session final : public session_machine {
+enum class imap_kind { other, login, authenticate, idle, logout };
+
+// What a relayed command keeps until its tagged reply (reply_queue holds the order).
+struct imap_pending {
+  std::uint64_t id = 0;  // the command's number, to tell commands with the same tag apart
+  std::string tag;
+  imap_kind what = imap_kind::other;
+  std::string user;  // login/authenticate: for the audit record
+};
+
+class imap_session final : public mail_machine<session_settings, imap_pending> {
  public:
   imap_session(session_settings settings, std::string backend_greeting_wire);
 
   void on_start(step_list& out) override;
-  void on_client_data(std::string_view data, step_list& out) override;
   void on_backend_data(std::string_view data, step_list& out) override;
-  void on_front_tls_established(step_list& out) override;
   void on_client_eof(step_list& out) override;
   void on_backend_eof(step_list& out) override;
   void on_idle_timeout(step_list& out) override;
-  void on_shutdown(step_list& out) override;
-  bool client_input_paused() const override { return mode_ == mode::awaiting_front_tls; }
-  std::string service_unavailable() const override;
-  std::string over_limit() const override;
 
  private:
-  enum class mode { command, fragment, literal, await_plus, exchange, awaiting_front_tls, closed };
-  enum class kind { other, login, authenticate, idle, logout };
-
-  // What a relayed command keeps until its tagged reply (reply_queue holds the order).
-  struct pending {
-    std::uint64_t id = 0;  // the command's number, to tell commands with the same tag apart
-    std::string tag;
-    kind what = kind::other;
-    std::string user;  // login/authenticate: for the audit record
-  };
+  enum class mode { command, fragment, literal, await_plus, exchange };
+  using kind = imap_kind;
+  using pending = imap_pending;
 
   // The command being read from the client, across its fragments and literals.
   struct current_command {
@@ -91,7 +87,9 @@ class imap_session final : public session_machine {
     bool sasl_plain = false;  // AUTHENTICATE PLAIN without initial response
   };
 
-  void process_client(step_list& out);
+  void read_client(step_list& out) override;
+  void forget_before_tls() override;
+  void maybe_finish_drain(step_list& out) override;
   void handle_command_start(const std::string& line, step_list& out);
   void handle_fragment_end(std::string_view line, step_list& out);
   void relay_fragment(std::string_view line, std::optional<literal_marker> lit, step_list& out);
@@ -106,17 +104,9 @@ class imap_session final : public session_machine {
   void complete(const std::string& tag, const std::string& line, step_list& out);
   void emit_login_event(const pending& p, std::string_view reply_after_tag);
   capability_view view() const;
-  bool before_tls() const;
-  void close_with(std::string wire, std::string outcome, std::string reason, step_list& out);
-  void maybe_finish_drain(step_list& out);
 
-  session_settings settings_;
-  std::string greeting_;
   mode mode_ = mode::command;
-  bool front_encrypted_;
-  line_framer client_;
   line_framer backend_;
-  reply_queue<pending> pending_;
   current_command cmd_;
   command_scanner scanner_;  // the relayed command being read
   std::uint64_t next_id_ = 0;
@@ -129,12 +119,8 @@ class imap_session final : public session_machine {
   unsigned continuations_owed_ = 0;  // backend "+" not yet answered by a client line
   bool idling_ = false;              // IDLE accepted ("+ idling") and DONE not yet sent
   bool bye_relayed_ = false;
-  std::size_t refusals_ = 0;
 
  public:
-  // Commands the proxy refused itself (each also an "imap.refused" audit record with its rule).
-  std::size_t refusals() const { return refusals_; }
-
   // Test and fuzz hook (tests/fuzz/fuzz_imap_differential.cpp): called with tag and upper-cased
   // name for every command the machine decides to relay, before its first byte is sent.
   void set_relay_observer(std::function<void(std::string_view, std::string_view)> f) {

@@ -15,24 +15,8 @@ std::string_view trim(std::string_view s) {
 }  // namespace
 
 pop3_session::pop3_session(session_settings settings, std::string backend_greeting_wire)
-    : settings_(std::move(settings)),
-      greeting_(std::move(backend_greeting_wire)),
-      front_encrypted_(settings_.front == config::front_tls::implicit),
-      client_(settings_.max_command_line),
+    : mail_machine(std::move(settings), std::move(backend_greeting_wire)),
       backend_(settings_.max_response_line) {}
-
-// Over a connection limit; the response code says "try later" (RFC 5530 / RFC 3206).
-std::string pop3_session::over_limit() const {
-  return "-ERR [SYS/TEMP] " + settings_.hostname + " too many connections\r\n";
-}
-
-std::string pop3_session::service_unavailable() const {
-  return "-ERR " + settings_.hostname + " Service not available\r\n";
-}
-
-bool pop3_session::before_tls() const {
-  return settings_.front == config::front_tls::starttls && !front_encrypted_;
-}
 
 void pop3_session::on_start(step_list& out) {
   if (!greeting_.empty()) out.send_client(greeting_);
@@ -41,23 +25,10 @@ void pop3_session::on_start(step_list& out) {
 // ---------------------------------------------------------------------------------------------
 // Client side
 
-void pop3_session::on_client_data(std::string_view data, step_list& out) {
-  if (mode_ == mode::closed) return;
-  client_.append(data);  // after STARTTLS/STLS accepted: dropped below
-  process_client(out);
-}
-
-void pop3_session::process_client(step_list& out) {
+void pop3_session::read_client(step_list& out) {
   std::string line;
-  for (;;) {
+  while (may_read_client()) {
     switch (mode_) {
-      case mode::closed:
-        return;
-      case mode::awaiting_front_tls:
-        // RFC 2595 §4 / CVE-2011-0411: nothing sent after STARTTLS/STLS, before the handshake,
-        // counts.
-        discard_injected(client_);
-        return;
       case mode::exchange:
         if (continuations_owed_ == 0) {
           if (client_.buffered() > settings_.max_held_bytes)
@@ -114,9 +85,7 @@ void pop3_session::handle_command(const std::string& line, step_list& out) {
   if (verb == "STLS") {
     if (before_tls() && !authenticated_) {
       // RFC 2595 §4 and CVE-2011-0411: pipelined plaintext after STLS is discarded, never relayed.
-      discard_injected(client_);
-      mode_ = mode::awaiting_front_tls;
-      pending_.answer("+OK Begin TLS negotiation\r\n", out, /*starttls=*/true);
+      accept_starttls("+OK Begin TLS negotiation\r\n", out);
       return;
     }
     refuse(front_encrypted_ ? "-ERR TLS is already active\r\n" : "-ERR STLS is not available\r\n",
@@ -168,7 +137,6 @@ void pop3_session::handle_command(const std::string& line, step_list& out) {
 void pop3_session::refuse(std::string reply, const std::string& keyword, std::string rule,
                           step_list& out) {
   record_refusal(std::move(rule), {{"event", "pop3.refused"}, {"command", keyword}});
-  ++refusals_;
   pending_.answer(std::move(reply), out);
 }
 
@@ -183,13 +151,7 @@ void pop3_session::handle_exchange_line(const std::string& line, step_list& out)
   }
 }
 
-void pop3_session::on_front_tls_established(step_list& out) {
-  (void)out;
-  // The driver finishes a handshake it started even if a backend event closed the machine in the
-  // meantime (proxy/session.cpp runs both loops): a closed machine must stay closed.
-  if (mode_ == mode::closed) return;
-  front_encrypted_ = true;
-  client_.clear();
+void pop3_session::forget_before_tls() {
   mode_ = mode::command;
 }
 
@@ -197,14 +159,14 @@ void pop3_session::on_front_tls_established(step_list& out) {
 // Backend side
 
 void pop3_session::on_backend_data(std::string_view data, step_list& out) {
-  if (mode_ == mode::closed) return;
+  if (closed()) return;
   backend_.append(data);
   process_backend(out);
 }
 
 void pop3_session::process_backend(step_list& out) {
   std::string line;
-  while (mode_ != mode::closed) {
+  while (!closed()) {
     if (backend_state_ == backend_state::body) {
       // A message or listing: streamed as it comes, only its end is looked for.
       std::string_view in = backend_.peek();
@@ -324,7 +286,7 @@ void pop3_session::on_client_eof(step_list& out) {
 }
 
 void pop3_session::on_backend_eof(step_list& out) {
-  if (mode_ == mode::closed) return;
+  if (closed()) return;
   // No reply in the middle of a body, nor to a client that asked nothing.
   const bool in_turn = backend_state_ == backend_state::status && !pending_.empty();
   close_with(in_turn ? "-ERR " + settings_.hostname + " connection to backend lost\r\n" : "",
@@ -332,15 +294,10 @@ void pop3_session::on_backend_eof(step_list& out) {
 }
 
 void pop3_session::on_idle_timeout(step_list& out) {
-  if (mode_ == mode::closed) return;
+  if (closed()) return;
   const bool in_body = backend_state_ != backend_state::status;
   close_with(in_body ? "" : "-ERR " + settings_.hostname + " autologout; idle timeout\r\n",
              "timeout", "idle timeout", out);
-}
-
-void pop3_session::on_shutdown(step_list& out) {
-  pending_.start_drain();
-  maybe_finish_drain(out);
 }
 
 bool pop3_session::at_boundary() const {
@@ -349,15 +306,9 @@ bool pop3_session::at_boundary() const {
 }
 
 void pop3_session::maybe_finish_drain(step_list& out) {
-  if (!pending_.draining() || mode_ == mode::closed || !at_boundary()) return;
+  if (!pending_.draining() || closed() || !at_boundary()) return;
   close_with("-ERR " + settings_.hostname + " shutting down\r\n", "shutdown", "proxy shutting down",
              out);
-}
-
-void pop3_session::close_with(std::string wire, std::string outcome, std::string reason,
-                              step_list& out) {
-  if (pending_.close_with(std::move(wire), std::move(outcome), std::move(reason), facts_, out))
-    mode_ = mode::closed;
 }
 
 }  // namespace tlsbridge::protocols::pop3

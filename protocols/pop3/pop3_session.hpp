@@ -21,9 +21,8 @@
 
 #include "config/config.hpp"
 #include "protocols/common/line_framer.hpp"
+#include "protocols/common/mail_machine.hpp"
 #include "protocols/common/mail_settings.hpp"
-#include "protocols/common/reply_queue.hpp"
-#include "protocols/common/session_machine.hpp"
 #include "protocols/pop3/pop3_syntax.hpp"
 
 namespace tlsbridge::protocols::pop3 {
@@ -35,67 +34,55 @@ struct session_settings : mail_settings {
   std::size_t max_held_bytes = 256 * 1024;    // client bytes held while AUTH awaits a "+"
 };
 
-class pop3_session final : public session_machine {
+enum class pop3_kind { other, user, pass, apop, auth, quit, capa };
+
+// What a relayed command keeps until its reply (reply_queue holds the order).
+struct pop3_pending {
+  pop3_kind what = pop3_kind::other;
+  bool multiline = false;  // a +OK reply carries a body
+  std::string user;
+};
+
+class pop3_session final : public mail_machine<session_settings, pop3_pending> {
  public:
   pop3_session(session_settings settings, std::string backend_greeting_wire);
 
   void on_start(step_list& out) override;
-  void on_client_data(std::string_view data, step_list& out) override;
   void on_backend_data(std::string_view data, step_list& out) override;
-  void on_front_tls_established(step_list& out) override;
   void on_client_eof(step_list& out) override;
   void on_backend_eof(step_list& out) override;
   void on_idle_timeout(step_list& out) override;
-  void on_shutdown(step_list& out) override;
-  bool client_input_paused() const override { return mode_ == mode::awaiting_front_tls; }
-  std::string service_unavailable() const override;
-  std::string over_limit() const override;
 
  private:
-  enum class mode { command, exchange, awaiting_front_tls, closed };
+  enum class mode { command, exchange };
   enum class backend_state { status, body, capa_body };
-  enum class kind { other, user, pass, apop, auth, quit, capa };
+  using kind = pop3_kind;
+  using pending = pop3_pending;
 
-  // What a relayed command keeps until its reply (reply_queue holds the order).
-  struct pending {
-    kind what = kind::other;
-    bool multiline = false;  // a +OK reply carries a body
-    std::string user;
-  };
-
-  void process_client(step_list& out);
+  void read_client(step_list& out) override;
+  void forget_before_tls() override;
+  void maybe_finish_drain(step_list& out) override;
   void handle_command(const std::string& line, step_list& out);
   void handle_exchange_line(const std::string& line, step_list& out);
   void refuse(std::string reply, const std::string& keyword, std::string rule, step_list& out);
   void process_backend(step_list& out);
   bool handle_status_line(const std::string& line, step_list& out);
   void complete(const std::string& status_line, step_list& out);
-  bool before_tls() const;
   bool at_boundary() const;
-  void close_with(std::string wire, std::string outcome, std::string reason, step_list& out);
-  void maybe_finish_drain(step_list& out);
 
-  session_settings settings_;
-  std::string greeting_;
   mode mode_ = mode::command;
   backend_state backend_state_ = backend_state::status;
-  bool front_encrypted_;
   bool authenticated_ = false;
-  line_framer client_;
   line_framer backend_;
   multiline_scanner scanner_;
-  reply_queue<pending> pending_;
   std::string user_;                 // the last USER argument
   unsigned continuations_owed_ = 0;  // backend "+ " not yet answered by a client line
   bool sasl_plain_ = false;          // AUTH PLAIN without initial response: next line holds it
   std::string capa_status_;
   std::vector<std::string> capa_lines_;
   std::size_t capa_bytes_ = 0;
-  std::size_t refusals_ = 0;
 
  public:
-  // Commands the proxy refused itself (each also a "pop3.refused" audit record with its rule).
-  std::size_t refusals() const { return refusals_; }
   // Test and fuzz hook (tests/fuzz/fuzz_imap_differential.cpp): called with the upper-cased
   // keyword of every command the machine decides to relay, before its bytes are sent.
   void set_relay_observer(std::function<void(std::string_view)> f) {

@@ -41,32 +41,15 @@ smtp_session::pending smtp_session::expect(verb cmd, std::string text, bool mess
 }
 
 smtp_session::smtp_session(session_settings settings, std::string backend_greeting_wire)
-    : settings_(std::move(settings)),
-      greeting_(std::move(backend_greeting_wire)),
-      front_encrypted_(settings_.front == config::front_tls::implicit),
-      client_(settings_.max_command_line) {}
-
-std::string smtp_session::service_unavailable() const {
-  return "421 4.3.0 " + settings_.hostname + " Service not available\r\n";
-}
-
-std::string smtp_session::over_limit() const {
-  return "421 4.7.0 " + settings_.hostname + " too many connections\r\n";
-}
+    : mail_machine(std::move(settings), std::move(backend_greeting_wire)) {}
 
 void smtp_session::on_start(step_list& out) {
   out.send_client(greeting_);
 }
 
-void smtp_session::on_client_data(std::string_view data, step_list& out) {
-  if (mode_ == mode::closed) return;
-  client_.append(data);  // after STARTTLS accepted: dropped below
-  process_client(out);
-}
-
-void smtp_session::process_client(step_list& out) {
+void smtp_session::read_client(step_list& out) {
   std::string line;
-  while (mode_ != mode::closed) {
+  while (may_read_client()) {
     switch (mode_) {
       case mode::data: {
         std::string_view in = client_.peek();
@@ -124,17 +107,10 @@ void smtp_session::process_client(step_list& out) {
                          (mode_ == mode::awaiting_data_reply ? "DATA" : "AUTH") + " reply\r\n",
                      "", "client sent data before the DATA or AUTH reply", out);
         return;
-      case mode::awaiting_front_tls:
-        // RFC 3207 §4.2 / CVE-2011-0411: nothing the client sent after STARTTLS, before the
-        // handshake, may be acted on.
-        discard_injected(client_);
-        return;
       case mode::quit_sent:
         // RFC 5321 §4.1.1.10: QUIT ends the session; the backend reads nothing after it, so
         // neither does the proxy (nothing after QUIT may be relayed or answered).
         client_.clear();
-        return;
-      case mode::closed:
         return;
       case mode::command:
       case mode::sasl_response: {
@@ -252,9 +228,7 @@ void smtp_session::handle_command(std::string line, bool bare_lf, step_list& out
       }
       // RFC 3207 §4.2 (CVE-2011-0411): "there must not be any pending plaintext" — whatever the
       // client pipelined after STARTTLS is discarded, never relayed after the handshake.
-      discard_injected(client_);
-      mode_ = mode::awaiting_front_tls;
-      pending_.answer("220 2.0.0 Ready to start TLS\r\n", out, /*starttls=*/true);
+      accept_starttls("220 2.0.0 Ready to start TLS\r\n", out);
       return;
     }
     case verb::ehlo:
@@ -378,15 +352,13 @@ void smtp_session::audit_refusal(std::string_view rule, std::string_view name,
                                  std::string_view reply) {
   // Every refusal is counted in the conn record's reason; the first max_refusal_events also get
   // their own audit event, so a client cannot flood the audit log with refused lines.
-  ++refusals_;
-  facts_.reason = std::to_string(refusals_) + " command(s) refused, last: " + std::string(rule);
-  if (refusals_ > max_refusal_events) {
+  if (refusals() >= max_refusal_events)
     count_refusal(rule);
-    return;
-  }
-  record_refusal(
-      std::string(rule),
-      {{"event", "smtp.refused"}, {"verb", std::string(name)}, {"reply", std::string(reply)}});
+  else
+    record_refusal(
+        std::string(rule),
+        {{"event", "smtp.refused"}, {"verb", std::string(name)}, {"reply", std::string(reply)}});
+  facts_.reason = std::to_string(refusals()) + " command(s) refused, last: " + std::string(rule);
 }
 
 void smtp_session::skip_refused_chunk(const command& cmd) {
@@ -409,7 +381,7 @@ void smtp_session::relay(std::string_view line, pending entry, step_list& out) {
 }
 
 void smtp_session::on_backend_data(std::string_view data, step_list& out) {
-  if (mode_ == mode::closed) return;
+  if (closed()) return;
   backend_.append(data);
   reply r;
   for (;;) {
@@ -424,7 +396,7 @@ void smtp_session::on_backend_data(std::string_view data, step_list& out) {
         return;
       case reply_parser::status::reply_ready:
         handle_reply(r, out);
-        if (mode_ == mode::closed) return;
+        if (closed()) return;
         break;
     }
   }
@@ -567,24 +539,18 @@ void smtp_session::reset_transaction() {
   rcpt_.clear();
 }
 
-void smtp_session::on_front_tls_established(step_list& out) {
-  (void)out;
-  // The driver finishes a handshake it started even if a backend event closed the machine in the
-  // meantime (proxy/session.cpp runs both loops): a closed machine must stay closed.
-  if (mode_ == mode::closed) return;
+void smtp_session::forget_before_tls() {
   // RFC 3207 §4.2: the server discards any knowledge obtained from the client before TLS; the
   // client must send EHLO again.
-  front_encrypted_ = true;
   need_ehlo_ = true;
   helo_.clear();
   reset_transaction();
   bdat_total_ = 0;
-  client_.clear();
   mode_ = mode::command;
 }
 
 void smtp_session::on_client_eof(step_list& out) {
-  if (mode_ == mode::closed) return;
+  if (closed()) return;
   if (mode_ == mode::data || mode_ == mode::bdat) {
     out.abort_backend();  // never let a half message reach a final dot
   } else if (mode_ == mode::awaiting_data_reply || mode_ == mode::sasl_response ||
@@ -599,20 +565,15 @@ void smtp_session::on_client_eof(step_list& out) {
 }
 
 void smtp_session::on_backend_eof(step_list& out) {
-  if (mode_ == mode::closed) return;
+  if (closed()) return;
   close_with("421 4.4.2 " + settings_.hostname + " connection to backend lost\r\n",
              "backend_unavailable", "backend closed the connection", out);
 }
 
 void smtp_session::on_idle_timeout(step_list& out) {
-  if (mode_ == mode::closed) return;
+  if (closed()) return;
   if (mode_ == mode::data || mode_ == mode::bdat) out.abort_backend();
   close_with("421 4.4.2 " + settings_.hostname + " timeout\r\n", "timeout", "idle timeout", out);
-}
-
-void smtp_session::on_shutdown(step_list& out) {
-  pending_.start_drain();
-  maybe_finish_drain(out);
 }
 
 bool smtp_session::at_command_boundary() const {
@@ -622,7 +583,7 @@ bool smtp_session::at_command_boundary() const {
 }
 
 void smtp_session::maybe_finish_drain(step_list& out) {
-  if (!pending_.draining() || mode_ == mode::closed || !at_command_boundary()) return;
+  if (!pending_.draining() || closed() || !at_command_boundary()) return;
   send_quit(out);
   close_with("421 4.3.2 " + settings_.hostname + " shutting down\r\n", "shutdown",
              "proxy shutting down", out);
@@ -631,12 +592,6 @@ void smtp_session::maybe_finish_drain(step_list& out) {
 void smtp_session::send_quit(step_list& out) {
   out.send_backend("QUIT\r\n");
   if (observer_) observer_->command(parse_command("QUIT"), "QUIT");
-}
-
-void smtp_session::close_with(std::string wire, std::string outcome, std::string reason,
-                              step_list& out) {
-  if (pending_.close_with(std::move(wire), std::move(outcome), std::move(reason), facts_, out))
-    mode_ = mode::closed;
 }
 
 }  // namespace tlsbridge::protocols::smtp

@@ -36,9 +36,8 @@
 
 #include "config/config.hpp"
 #include "protocols/common/line_framer.hpp"
+#include "protocols/common/mail_machine.hpp"
 #include "protocols/common/mail_settings.hpp"
-#include "protocols/common/reply_queue.hpp"
-#include "protocols/common/session_machine.hpp"
 #include "protocols/smtp/data_scanner.hpp"
 #include "protocols/smtp/smtp_command.hpp"
 #include "protocols/smtp/smtp_reply.hpp"
@@ -65,23 +64,25 @@ class relay_observer {
   virtual void message_end() = 0;
 };
 
-class smtp_session final : public session_machine {
+// What a relayed command keeps until its reply (reply_queue holds the order).
+struct smtp_pending {
+  verb cmd = verb::other;
+  std::string text;          // helo/ehlo: the name; mail/rcpt: the address
+  bool message_end = false;  // the reply to <CRLF>.<CRLF> or BDAT LAST
+  std::uint64_t size = 0;    // message_end: the message's size, known on the client side
+};
+
+class smtp_session final : public mail_machine<session_settings, smtp_pending> {
  public:
   smtp_session(session_settings settings, std::string backend_greeting_wire);
 
   void set_observer(relay_observer* observer) { observer_ = observer; }
 
   void on_start(step_list& out) override;
-  void on_client_data(std::string_view data, step_list& out) override;
   void on_backend_data(std::string_view data, step_list& out) override;
-  void on_front_tls_established(step_list& out) override;
   void on_client_eof(step_list& out) override;
   void on_backend_eof(step_list& out) override;
   void on_idle_timeout(step_list& out) override;
-  void on_shutdown(step_list& out) override;
-  bool client_input_paused() const override { return mode_ == mode::awaiting_front_tls; }
-  std::string service_unavailable() const override;
-  std::string over_limit() const override;
 
  private:
   enum class mode {
@@ -91,21 +92,14 @@ class smtp_session final : public session_machine {
     bdat,
     awaiting_auth_reply,
     sasl_response,
-    awaiting_front_tls,
     quit_sent,
-    closed
   };
-
-  // What a relayed command keeps until its reply (reply_queue holds the order).
-  struct pending {
-    verb cmd = verb::other;
-    std::string text;          // helo/ehlo: the name; mail/rcpt: the address
-    bool message_end = false;  // the reply to <CRLF>.<CRLF> or BDAT LAST
-    std::uint64_t size = 0;    // message_end: the message's size, known on the client side
-  };
+  using pending = smtp_pending;
 
   static pending expect(verb cmd, std::string text = {}, bool message_end = false);
-  void process_client(step_list& out);
+  void read_client(step_list& out) override;
+  void forget_before_tls() override;
+  void maybe_finish_drain(step_list& out) override;
   void handle_command(std::string line, bool bare_lf, step_list& out);
   void handle_sasl_response(const std::string& line, bool bare_lf, step_list& out);
   bool next_line_ends_in_bare_lf() const;
@@ -117,26 +111,19 @@ class smtp_session final : public session_machine {
   void handle_reply(const reply& r, step_list& out);
   void emit_message_event(const reply& final_reply, std::uint64_t size);
   void reset_transaction();
-  void close_with(std::string wire, std::string outcome, std::string reason, step_list& out);
-  void maybe_finish_drain(step_list& out);
   void send_quit(step_list& out);
   bool at_command_boundary() const;
 
-  session_settings settings_;
-  std::string greeting_;
   mode mode_ = mode::command;
-  bool front_encrypted_;
   bool need_ehlo_ = false;  // after STARTTLS the client must say EHLO again (RFC 3207 §4.2)
-  line_framer client_{4096};
   reply_parser backend_;
-  reply_queue<pending> pending_;
   std::optional<data_scanner> scanner_;
   std::uint64_t bdat_remaining_ = 0;
   bool bdat_discard_ = false;     // the chunk of a BDAT the proxy refused: read, never relayed
   std::uint64_t bdat_total_ = 0;  // client side: chunk sizes of the current BDAT message so far
   // RFC 3030 §2: BDAT only when the backend's most recent EHLO reply listed CHUNKING.
   bool backend_chunking_ = false;
-  std::size_t refusals_ = 0;  // audited one by one up to max_refusal_events, then only counted
+  // Refusals are audited one by one up to max_refusal_events, then only counted.
   static constexpr std::size_t max_refusal_events = 32;
   relay_observer* observer_ = nullptr;
 

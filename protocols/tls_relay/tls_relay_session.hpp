@@ -21,7 +21,6 @@ class tls_relay_session final : public session_machine {
   void on_idle_timeout(step_list& out) override;
   void on_shutdown(step_list&) override {}  // raw bytes have no safe point: runs until the grace ends
   bool client_input_paused() const override { return false; }
-  std::string service_unavailable() const override { return {}; }
 
  private:
   bool client_done_ = false;

@@ -500,12 +500,6 @@ TEST_CASE("https: byte-at-a-time equals whole for a mixed script", "[http][sessi
   CHECK(bytes.connects == 1);
 }
 
-TEST_CASE("https: over the connection limits the client gets 503", "[http][session]") {
-  harness h(settings());
-  CHECK(h.machine.over_limit().rfind("HTTP/1.1 503 Service Unavailable\r\n", 0) == 0);
-  CHECK(h.machine.service_unavailable().rfind("HTTP/1.1 502 Bad Gateway\r\n", 0) == 0);
-}
-
 TEST_CASE("https: random and mutated input never breaks the machine", "[http][session][robust]") {
   // Not a fuzzer (tests/fuzz holds those): a fixed-seed sweep that every event sequence ends in
   // steps, never an exception, and that nothing reaches the backend without connect_backend.

@@ -132,11 +132,6 @@ TEST_CASE("smtp_session: greeting on start, EHLO relayed and rewritten, QUIT", "
   });
 }
 
-TEST_CASE("smtp_session: service_unavailable names the proxy", "[smtp][session]") {
-  smtp_session m(default_settings(), greeting);
-  CHECK(m.service_unavailable() == "421 4.3.0 proxy.example Service not available\r\n");
-}
-
 TEST_CASE("smtp_session: require_tls refuses mail commands before STARTTLS", "[smtp][session]") {
   run_all_feeds([](session_script& s, smtp_session&) {
     open_plain(s);
