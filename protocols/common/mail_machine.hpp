@@ -3,8 +3,9 @@
 // reply_queue, and every transition that does not depend on the protocol — client bytes into the
 // framer, STARTTLS/STLS accepted (nothing the client sends before the handshake counts), the front
 // handshake done (what was learnt before it is forgotten), the SIGTERM drain, and the one ending,
-// `close_with`. A machine adds its grammar: `read_client` reads the framer, `maybe_finish_drain`
-// knows its safe points, `forget_before_tls` resets what it learnt in plaintext.
+// `close_with`; events after the end are ignored here. A machine adds its grammar (`read_client`,
+// `read_backend`), its safe points (`maybe_finish_drain`), its words for an ending (`end`), and
+// what it forgets of the plaintext part (`forget_before_tls`).
 #pragma once
 
 #include <cstddef>
@@ -22,10 +23,26 @@ namespace tlsbridge::protocols {
 template <class Settings, class Pending>
 class mail_machine : public session_machine {
  public:
+  // Why a session ends other than by the protocol's own goodbye or the proxy's refusal.
+  enum class ending { client_closed, backend_lost, idle_timeout };
+
   void on_client_data(std::string_view data, step_list& out) final {
     if (closed()) return;
     client_.append(data);
     process_client(out);
+  }
+
+  void on_backend_data(std::string_view data, step_list& out) final {
+    if (!closed()) read_backend(data, out);
+  }
+  void on_client_eof(step_list& out) final {
+    if (!closed()) end(ending::client_closed, out);
+  }
+  void on_backend_eof(step_list& out) final {
+    if (!closed()) end(ending::backend_lost, out);
+  }
+  void on_idle_timeout(step_list& out) final {
+    if (!closed()) end(ending::idle_timeout, out);
   }
 
   void on_front_tls_established(step_list& out) final {
@@ -56,6 +73,10 @@ class mail_machine : public session_machine {
 
   // Reads the client's commands from `client_` as far as the machine's state allows.
   virtual void read_client(step_list& out) = 0;
+  // Reads the backend's replies, `data` first.
+  virtual void read_backend(std::string_view data, step_list& out) = 0;
+  // Ends the open session: what the client is told, and how the backend leg is left.
+  virtual void end(ending why, step_list& out) = 0;
   // Ends the draining session if it stands at a safe point (never mid-command or mid-message).
   virtual void maybe_finish_drain(step_list& out) = 0;
   // The front handshake is done: reset what the client said before it.
@@ -89,6 +110,27 @@ class mail_machine : public session_machine {
   // record (empty: keep what is there), then close.
   void close_with(std::string wire, std::string outcome, std::string reason, step_list& out) {
     pending_.close_with(std::move(wire), std::move(outcome), std::move(reason), facts_, out);
+  }
+
+  // The next line of a line-based backend (IMAP, POP3) into `line`. False when none is complete
+  // yet (a drain may end the session here) or the line is over the machine's max_response_line
+  // (the session ends: `reply_prefix` + "<host> backend protocol error").
+  bool next_backend_line(line_framer& backend, std::string& line, std::string_view reply_prefix,
+                         step_list& out) {
+    switch (backend.next_line(line)) {
+      case line_framer::status::line:
+        return true;
+      case line_framer::status::need_more:
+        maybe_finish_drain(out);
+        return false;
+      case line_framer::status::too_long:
+        close_with(std::string(reply_prefix) + settings_.hostname + " backend protocol error\r\n",
+                   "backend_unavailable",
+                   "backend line over " + std::to_string(settings_.max_response_line) + " bytes",
+                   out);
+        return false;
+    }
+    return false;
   }
 
   bool closed() const { return pending_.closed(); }

@@ -8,6 +8,7 @@
 #include <boost/url/url_view.hpp>
 #include <cctype>
 
+#include "protocols/common/ascii.hpp"
 #include "protocols/http/http_grammar.hpp"
 
 namespace tlsbridge::protocols::http {
@@ -172,7 +173,7 @@ std::optional<std::string> normalized_path(std::string_view target) {
   std::string decoded = url->encoded_path().decode();
   if (decoded.empty()) decoded = "/";
   for (char& c : decoded) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return std::nullopt;
+    if (is_ctl(c)) return std::nullopt;
     if (c == '\\') c = '/';  // IIS takes a backslash as a separator
   }
   // Segments; empty ones (from "//") are dropped, as IIS collapses them.
@@ -277,37 +278,6 @@ std::string proxy_response(unsigned status, bool close) {
   if (close) out += "Connection: close\r\n";
   out += "\r\n";
   out += body;
-  return out;
-}
-
-std::optional<std::string> base64_decode(std::string_view text) {
-  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    int v;
-    if (c >= 'A' && c <= 'Z')
-      v = c - 'A';
-    else if (c >= 'a' && c <= 'z')
-      v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9')
-      v = c - '0' + 52;
-    else if (c == '+' || c == '-')
-      v = 62;
-    else if (c == '/' || c == '_')
-      v = 63;
-    else
-      return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  if (bits >= 6) return std::nullopt;  // one stray character: not base64
   return out;
 }
 

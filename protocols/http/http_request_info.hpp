@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "protocols/common/base64.hpp"
 #include "protocols/http/http_message_parser.hpp"
 
 namespace tlsbridge::protocols::http {
@@ -50,8 +51,7 @@ std::string strip_folded_fields(std::string_view raw_head);
 // A small response from the proxy itself (400, 404, 408, 431, 501, 502, 504), text/plain.
 std::string proxy_response(unsigned status, bool close);
 
-// RFC 4648 base64, standard or URL-safe alphabet, padding optional; nullopt on any other byte.
-std::optional<std::string> base64_decode(std::string_view text);
+using protocols::base64_decode;
 
 struct ntlm_identity {
   std::string domain;

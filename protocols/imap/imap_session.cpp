@@ -376,13 +376,8 @@ void imap_session::forget_before_tls() {
 // ---------------------------------------------------------------------------------------------
 // Backend side
 
-void imap_session::on_backend_data(std::string_view data, step_list& out) {
-  if (closed()) return;
+void imap_session::read_backend(std::string_view data, step_list& out) {
   backend_.append(data);
-  process_backend(out);
-}
-
-void imap_session::process_backend(step_list& out) {
   std::string line;
   while (!closed()) {
     if (backend_literal_ > 0) {
@@ -397,19 +392,8 @@ void imap_session::process_backend(step_list& out) {
       backend_literal_ -= n;
       continue;
     }
-    switch (backend_.next_line(line)) {
-      case line_framer::status::need_more:
-        maybe_finish_drain(out);
-        return;
-      case line_framer::status::too_long:
-        close_with(
-            "* BYE " + settings_.hostname + " backend protocol error\r\n", "backend_unavailable",
-            "backend line over " + std::to_string(settings_.max_response_line) + " bytes", out);
-        return;
-      case line_framer::status::line:
-        handle_response_line(line, out);
-        break;
-    }
+    if (!next_backend_line(backend_, line, "* BYE ", out)) return;
+    handle_response_line(line, out);
   }
 }
 
@@ -489,26 +473,27 @@ void imap_session::emit_login_event(const pending& p, std::string_view after_tag
 // ---------------------------------------------------------------------------------------------
 // Endings
 
-void imap_session::on_client_eof(step_list& out) {
-  close_with({}, "client_closed", {}, out);
-}
-
-void imap_session::on_backend_eof(step_list& out) {
-  if (closed()) return;
-  // No BYE of the proxy's when the backend said goodbye itself (its own autologout), nor inside
-  // a response the client is reading.
+void imap_session::end(ending why, step_list& out) {
+  // No BYE of the proxy's inside a response the client is reading, nor when the backend said
+  // goodbye itself (its own autologout).
   const bool mid_response = backend_literal_ > 0 || !backend_at_response_start_;
-  close_with(bye_relayed_ || mid_response
-                 ? ""
-                 : "* BYE " + settings_.hostname + " connection to backend lost\r\n",
-             bye_relayed_ ? "ok" : "backend_unavailable", "backend closed the connection", out);
-}
-
-void imap_session::on_idle_timeout(step_list& out) {
-  if (closed()) return;
-  const bool mid_response = backend_literal_ > 0 || !backend_at_response_start_;
-  close_with(mid_response ? "" : "* BYE " + settings_.hostname + " Autologout; idle timeout\r\n",
-             "timeout", "idle timeout", out);
+  switch (why) {
+    case ending::client_closed:
+      close_with({}, "client_closed", {}, out);
+      return;
+    case ending::backend_lost:
+      close_with(bye_relayed_ || mid_response
+                     ? ""
+                     : "* BYE " + settings_.hostname + " connection to backend lost\r\n",
+                 bye_relayed_ ? "ok" : "backend_unavailable", "backend closed the connection",
+                 out);
+      return;
+    case ending::idle_timeout:
+      close_with(
+          mid_response ? "" : "* BYE " + settings_.hostname + " Autologout; idle timeout\r\n",
+          "timeout", "idle timeout", out);
+      return;
+  }
 }
 
 void imap_session::maybe_finish_drain(step_list& out) {

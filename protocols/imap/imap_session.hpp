@@ -66,10 +66,6 @@ class imap_session final : public mail_machine<session_settings, imap_pending> {
   imap_session(session_settings settings, std::string backend_greeting_wire);
 
   void on_start(step_list& out) override;
-  void on_backend_data(std::string_view data, step_list& out) override;
-  void on_client_eof(step_list& out) override;
-  void on_backend_eof(step_list& out) override;
-  void on_idle_timeout(step_list& out) override;
 
  private:
   enum class mode { command, fragment, literal, await_plus, exchange };
@@ -88,6 +84,8 @@ class imap_session final : public mail_machine<session_settings, imap_pending> {
   };
 
   void read_client(step_list& out) override;
+  void read_backend(std::string_view data, step_list& out) override;
+  void end(ending why, step_list& out) override;
   void forget_before_tls() override;
   void maybe_finish_drain(step_list& out) override;
   void handle_command_start(const std::string& line, step_list& out);
@@ -99,7 +97,6 @@ class imap_session final : public mail_machine<session_settings, imap_pending> {
   void note_capabilities(std::string_view line);
   void end_command(step_list& out);
   void handle_exchange_line(const std::string& line, step_list& out);
-  void process_backend(step_list& out);
   void handle_response_line(const std::string& line, step_list& out);
   void complete(const std::string& tag, const std::string& line, step_list& out);
   void emit_login_event(const pending& p, std::string_view reply_after_tag);

@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include "protocols/common/ascii.hpp"
+
 namespace tlsbridge::protocols::imap {
 
 namespace {
@@ -92,11 +94,6 @@ std::optional<literal_marker> trailing_literal(std::string_view line) {
 }
 
 namespace {
-
-bool is_ctl(char c) {
-  const auto u = static_cast<unsigned char>(c);
-  return u < 0x20 || u == 0x7f;
-}
 
 bool is_8bit(char c) {
   return static_cast<unsigned char>(c) >= 0x80;

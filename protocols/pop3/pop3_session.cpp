@@ -158,13 +158,8 @@ void pop3_session::forget_before_tls() {
 // ---------------------------------------------------------------------------------------------
 // Backend side
 
-void pop3_session::on_backend_data(std::string_view data, step_list& out) {
-  if (closed()) return;
+void pop3_session::read_backend(std::string_view data, step_list& out) {
   backend_.append(data);
-  process_backend(out);
-}
-
-void pop3_session::process_backend(step_list& out) {
   std::string line;
   while (!closed()) {
     if (backend_state_ == backend_state::body) {
@@ -180,18 +175,7 @@ void pop3_session::process_backend(step_list& out) {
       }
       continue;
     }
-    switch (backend_.next_line(line)) {
-      case line_framer::status::need_more:
-        maybe_finish_drain(out);
-        return;
-      case line_framer::status::too_long:
-        close_with(
-            "-ERR " + settings_.hostname + " backend protocol error\r\n", "backend_unavailable",
-            "backend line over " + std::to_string(settings_.max_response_line) + " bytes", out);
-        return;
-      case line_framer::status::line:
-        break;
-    }
+    if (!next_backend_line(backend_, line, "-ERR ", out)) return;
     if (backend_state_ == backend_state::capa_body) {
       if (line != ".") {
         capa_bytes_ += line.size() + 2;
@@ -281,23 +265,25 @@ void pop3_session::complete(const std::string& status_line, step_list& out) {
 // Endings. Without QUIT a POP3 server never enters the UPDATE state (RFC 1939 §6), so messages
 // marked for deletion stay: the proxy never sends QUIT on the client's behalf.
 
-void pop3_session::on_client_eof(step_list& out) {
-  close_with({}, "client_closed", {}, out);
-}
-
-void pop3_session::on_backend_eof(step_list& out) {
-  if (closed()) return;
-  // No reply in the middle of a body, nor to a client that asked nothing.
-  const bool in_turn = backend_state_ == backend_state::status && !pending_.empty();
-  close_with(in_turn ? "-ERR " + settings_.hostname + " connection to backend lost\r\n" : "",
-             "backend_unavailable", "backend closed the connection", out);
-}
-
-void pop3_session::on_idle_timeout(step_list& out) {
-  if (closed()) return;
+void pop3_session::end(ending why, step_list& out) {
+  // No reply in the middle of a body; after the backend is lost, none to a client that asked
+  // nothing.
   const bool in_body = backend_state_ != backend_state::status;
-  close_with(in_body ? "" : "-ERR " + settings_.hostname + " autologout; idle timeout\r\n",
-             "timeout", "idle timeout", out);
+  switch (why) {
+    case ending::client_closed:
+      close_with({}, "client_closed", {}, out);
+      return;
+    case ending::backend_lost:
+      close_with(!in_body && !pending_.empty()
+                     ? "-ERR " + settings_.hostname + " connection to backend lost\r\n"
+                     : "",
+                 "backend_unavailable", "backend closed the connection", out);
+      return;
+    case ending::idle_timeout:
+      close_with(in_body ? "" : "-ERR " + settings_.hostname + " autologout; idle timeout\r\n",
+                 "timeout", "idle timeout", out);
+      return;
+  }
 }
 
 bool pop3_session::at_boundary() const {

@@ -48,10 +48,6 @@ class pop3_session final : public mail_machine<session_settings, pop3_pending> {
   pop3_session(session_settings settings, std::string backend_greeting_wire);
 
   void on_start(step_list& out) override;
-  void on_backend_data(std::string_view data, step_list& out) override;
-  void on_client_eof(step_list& out) override;
-  void on_backend_eof(step_list& out) override;
-  void on_idle_timeout(step_list& out) override;
 
  private:
   enum class mode { command, exchange };
@@ -60,12 +56,13 @@ class pop3_session final : public mail_machine<session_settings, pop3_pending> {
   using pending = pop3_pending;
 
   void read_client(step_list& out) override;
+  void read_backend(std::string_view data, step_list& out) override;
+  void end(ending why, step_list& out) override;
   void forget_before_tls() override;
   void maybe_finish_drain(step_list& out) override;
   void handle_command(const std::string& line, step_list& out);
   void handle_exchange_line(const std::string& line, step_list& out);
   void refuse(std::string reply, const std::string& keyword, std::string rule, step_list& out);
-  void process_backend(step_list& out);
   bool handle_status_line(const std::string& line, step_list& out);
   void complete(const std::string& status_line, step_list& out);
   bool at_boundary() const;

@@ -1,7 +1,10 @@
 #include "protocols/pop3/pop3_syntax.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
+
+#include "protocols/common/ascii.hpp"
 
 namespace tlsbridge::protocols::pop3 {
 
@@ -60,16 +63,14 @@ command_line parse_command(std::string_view line, bool allow_8bit) {
     c.rule = "empty command line (RFC 1939 §3)";
     return c;
   }
-  for (char ch : line) {
-    const auto u = static_cast<unsigned char>(ch);
-    if (u < 0x20 || u == 0x7f) {
-      c.rule = "control character in a command line (RFC 1939 §3: printable ASCII)";
-      return c;
-    }
-    if (u >= 0x80 && !allow_8bit) {
-      c.rule = "8-bit byte in a command line before TLS (RFC 1939 §3)";
-      return c;
-    }
+  if (has_ctl(line)) {
+    c.rule = "control character in a command line (RFC 1939 §3: printable ASCII)";
+    return c;
+  }
+  if (!allow_8bit &&
+      std::any_of(line.begin(), line.end(), [](char ch) { return (ch & 0x80) != 0; })) {
+    c.rule = "8-bit byte in a command line before TLS (RFC 1939 §3)";
+    return c;
   }
   std::size_t i = 0;
   while (i < line.size() && std::isalpha(static_cast<unsigned char>(line[i])) &&

@@ -4,6 +4,8 @@
 #include <charconv>
 #include <utility>
 
+#include "protocols/common/ascii.hpp"
+
 namespace tlsbridge::protocols::smtp {
 
 namespace {
@@ -60,12 +62,9 @@ command parse_command(std::string_view line) {
   }
   // A control character anywhere: a tolerant backend may end the line or the verb at it (Postfix
   // splits words at TAB, so "DATA<TAB>" is its DATA), or strip it (NUL).
-  for (char ch : line) {
-    const auto u = static_cast<unsigned char>(ch);
-    if (u < 0x20 || u == 0x7f) {
-      c.problem = "control character in command line";
-      return c;
-    }
+  if (has_ctl(line)) {
+    c.problem = "control character in command line";
+    return c;
   }
   std::size_t n = 0;
   while (n < line.size() && (is_alpha(line[n]) || is_digit(line[n]) || line[n] == '-')) ++n;

@@ -380,8 +380,7 @@ void smtp_session::relay(std::string_view line, pending entry, step_list& out) {
   pending_.expect(std::move(entry));
 }
 
-void smtp_session::on_backend_data(std::string_view data, step_list& out) {
-  if (closed()) return;
+void smtp_session::read_backend(std::string_view data, step_list& out) {
   backend_.append(data);
   reply r;
   for (;;) {
@@ -549,31 +548,31 @@ void smtp_session::forget_before_tls() {
   mode_ = mode::command;
 }
 
-void smtp_session::on_client_eof(step_list& out) {
-  if (closed()) return;
-  if (mode_ == mode::data || mode_ == mode::bdat) {
-    out.abort_backend();  // never let a half message reach a final dot
-  } else if (mode_ == mode::awaiting_data_reply || mode_ == mode::sasl_response ||
-             mode_ == mode::awaiting_auth_reply) {
-    // The backend may already read message data (its 354 is on the way) or a SASL response: a
-    // QUIT would not be read as QUIT there. Just drop the leg.
-    out.abort_backend();
-  } else if (mode_ != mode::quit_sent) {
-    send_quit(out);
+void smtp_session::end(ending why, step_list& out) {
+  switch (why) {
+    case ending::client_closed:
+      if (mode_ == mode::data || mode_ == mode::bdat) {
+        out.abort_backend();  // never let a half message reach a final dot
+      } else if (mode_ == mode::awaiting_data_reply || mode_ == mode::sasl_response ||
+                 mode_ == mode::awaiting_auth_reply) {
+        // The backend may already read message data (its 354 is on the way) or a SASL
+        // response: a QUIT would not be read as QUIT there. Just drop the leg.
+        out.abort_backend();
+      } else if (mode_ != mode::quit_sent) {
+        send_quit(out);
+      }
+      close_with({}, "client_closed", {}, out);
+      return;
+    case ending::backend_lost:
+      close_with("421 4.4.2 " + settings_.hostname + " connection to backend lost\r\n",
+                 "backend_unavailable", "backend closed the connection", out);
+      return;
+    case ending::idle_timeout:
+      if (mode_ == mode::data || mode_ == mode::bdat) out.abort_backend();
+      close_with("421 4.4.2 " + settings_.hostname + " timeout\r\n", "timeout", "idle timeout",
+                 out);
+      return;
   }
-  close_with({}, "client_closed", {}, out);
-}
-
-void smtp_session::on_backend_eof(step_list& out) {
-  if (closed()) return;
-  close_with("421 4.4.2 " + settings_.hostname + " connection to backend lost\r\n",
-             "backend_unavailable", "backend closed the connection", out);
-}
-
-void smtp_session::on_idle_timeout(step_list& out) {
-  if (closed()) return;
-  if (mode_ == mode::data || mode_ == mode::bdat) out.abort_backend();
-  close_with("421 4.4.2 " + settings_.hostname + " timeout\r\n", "timeout", "idle timeout", out);
 }
 
 bool smtp_session::at_command_boundary() const {

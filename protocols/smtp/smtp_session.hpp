@@ -79,10 +79,6 @@ class smtp_session final : public mail_machine<session_settings, smtp_pending> {
   void set_observer(relay_observer* observer) { observer_ = observer; }
 
   void on_start(step_list& out) override;
-  void on_backend_data(std::string_view data, step_list& out) override;
-  void on_client_eof(step_list& out) override;
-  void on_backend_eof(step_list& out) override;
-  void on_idle_timeout(step_list& out) override;
 
  private:
   enum class mode {
@@ -98,6 +94,8 @@ class smtp_session final : public mail_machine<session_settings, smtp_pending> {
 
   static pending expect(verb cmd, std::string text = {}, bool message_end = false);
   void read_client(step_list& out) override;
+  void read_backend(std::string_view data, step_list& out) override;
+  void end(ending why, step_list& out) override;
   void forget_before_tls() override;
   void maybe_finish_drain(step_list& out) override;
   void handle_command(std::string line, bool bare_lf, step_list& out);
