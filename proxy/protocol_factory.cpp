@@ -1,14 +1,14 @@
 #include "proxy/protocol_factory.hpp"
 
 #include "protocols/http/http_request_info.hpp"
-#include "protocols/http/https_session.hpp"
+#include "protocols/http/https_machine.hpp"
 #include "protocols/imap/imap_backend_opener.hpp"
-#include "protocols/imap/imap_session.hpp"
+#include "protocols/imap/imap_machine.hpp"
 #include "protocols/pop3/pop3_backend_opener.hpp"
-#include "protocols/pop3/pop3_session.hpp"
+#include "protocols/pop3/pop3_machine.hpp"
 #include "protocols/smtp/backend_opener.hpp"
-#include "protocols/smtp/smtp_session.hpp"
-#include "protocols/tls_relay/tls_relay_session.hpp"
+#include "protocols/smtp/smtp_machine.hpp"
+#include "protocols/tls_relay/tls_relay_machine.hpp"
 
 namespace tlsbridge::proxy {
 
@@ -34,41 +34,41 @@ std::unique_ptr<protocols::session_machine> make_session_machine(
     const protocols::backend_opener& opener) {
   switch (l.protocol) {
     case config::protocol::smtp: {
-      protocols::smtp::session_settings s;
+      protocols::smtp::machine_settings s;
       s.front = l.tls;
       s.require_tls = l.require_tls;
       s.bare_lf = l.smtp_bare_lf;
       s.hostname = root.server.hostname;
       s.audit_envelope = root.audit.envelope;
-      return std::make_unique<protocols::smtp::smtp_session>(s, opener.greeting());
+      return std::make_unique<protocols::smtp::smtp_machine>(s, opener.greeting());
     }
     case config::protocol::imap: {
-      protocols::imap::session_settings s;
+      protocols::imap::machine_settings s;
       s.front = l.tls;
       s.require_tls = l.require_tls;
       s.hostname = root.server.hostname;
       s.audit_envelope = root.audit.envelope;
-      return std::make_unique<protocols::imap::imap_session>(s, opener.greeting());
+      return std::make_unique<protocols::imap::imap_machine>(s, opener.greeting());
     }
     case config::protocol::pop3: {
-      protocols::pop3::session_settings s;
+      protocols::pop3::machine_settings s;
       s.front = l.tls;
       s.require_tls = l.require_tls;
       s.hostname = root.server.hostname;
       s.audit_envelope = root.audit.envelope;
-      return std::make_unique<protocols::pop3::pop3_session>(s, opener.greeting());
+      return std::make_unique<protocols::pop3::pop3_machine>(s, opener.greeting());
     }
     case config::protocol::https: {
-      protocols::http::session_settings s;
+      protocols::http::machine_settings s;
       s.allow_paths = l.http.allow_paths;
       s.request_timeout = l.http.request_timeout;
       s.request_head_timeout = l.timeouts.request_head;
       s.forwarded_headers = l.http.forwarded_headers;
       s.audit_envelope = root.audit.envelope;
-      return std::make_unique<protocols::http::https_session>(std::move(s));
+      return std::make_unique<protocols::http::https_machine>(std::move(s));
     }
     default:
-      return std::make_unique<protocols::tls_relay_session>();
+      return std::make_unique<protocols::tls_relay_machine>();
   }
 }
 

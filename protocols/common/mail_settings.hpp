@@ -1,7 +1,7 @@
 // What the three mail machines (SMTP, IMAP, POP3) share in their settings: the front leg's TLS
 // mode and whether credentials need it, the name the proxy answers with, whether audit records
 // carry the envelope, and how many pipelined commands may await their replies (reply_queue). Each
-// machine's `session_settings` adds its own line and buffer limits.
+// machine's `machine_settings` adds its own line and buffer limits.
 #pragma once
 
 #include <cstddef>

@@ -1,6 +1,6 @@
 // Differential fuzz target for the HTTPS machine (issue 12): the proxy and the backend
 // must agree about where every request ends. The input is one client byte stream, fed to
-// https_session in pieces; whatever the machine sends to the backend is read by a reference
+// https_machine in pieces; whatever the machine sends to the backend is read by a reference
 // reader written here, independently of the machine's parsers (no Beast, no http_grammar), and
 // as tolerant as a backend may be (RFC 9112 §2.2): lines end at LF with or without CR, empty
 // lines before a request line are skipped, field names are compared case-insensitively with '_'
@@ -34,7 +34,7 @@
 #include <utility>
 #include <vector>
 
-#include "protocols/http/https_session.hpp"
+#include "protocols/http/https_machine.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
 using namespace tlsbridge::protocols;
@@ -182,7 +182,7 @@ constexpr std::array<std::string_view, 17> relayed_methods{
 
 class harness {
  public:
-  explicit harness(session_settings s) : forwarded_(s.forwarded_headers), machine_(std::move(s)) {
+  explicit harness(machine_settings s) : forwarded_(s.forwarded_headers), machine_(std::move(s)) {
     connection_info info;
     info.client = std::string(client_ip) + ":40000";
     info.client_ip = std::string(client_ip);
@@ -291,7 +291,7 @@ class harness {
   }
 
   bool forwarded_;
-  https_session machine_;
+  https_machine machine_;
   bool connected_ = false;
   bool aborted_ = false;
   bool closed_ = false;
@@ -306,7 +306,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   tlsbridge::fuzz::fuzz_input in(data, size);
   const std::uint8_t flags = in.byte();
   const std::uint8_t pattern = in.byte();
-  session_settings s;
+  machine_settings s;
   s.forwarded_headers = (flags & 0x01) == 0;
   s.max_header_bytes = 2048;  // small enough for the fuzzer to cross
   s.max_pending_exchanges = 16;

@@ -1,4 +1,4 @@
-// Fuzz target for protocols/http: the HTTPS machine (https_session) with the message parser and
+// Fuzz target for protocols/http: the HTTPS machine (https_machine) with the message parser and
 // the request checks it uses (http_message_parser, http_request_info). The input is a script: three
 // bytes of settings (X-Forwarded-* on or off, allow_paths, audit envelope, whether the backend
 // connect succeeds, limits), then events, each chosen by one byte — client bytes (raw, or picked
@@ -41,7 +41,7 @@
 
 #include "protocols/http/http_message_parser.hpp"
 #include "protocols/http/http_request_info.hpp"
-#include "protocols/http/https_session.hpp"
+#include "protocols/http/https_machine.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
 using namespace tlsbridge::protocols;
@@ -330,7 +330,7 @@ void check_pure(std::uint8_t which, std::string_view data) {
 
 class harness {
  public:
-  harness(session_settings s, bool connect_ok)
+  harness(machine_settings s, bool connect_ok)
       : forwarded_(s.forwarded_headers),
         envelope_(s.audit_envelope),
         allow_(s.allow_paths),
@@ -505,7 +505,7 @@ class harness {
   bool envelope_;
   std::vector<std::string> allow_;
   std::size_t mirror_limit_;
-  https_session machine_;
+  https_machine machine_;
   bool connect_ok_;
   int connects_ = 0;
   bool backend_connected_ = false;
@@ -527,7 +527,7 @@ class harness {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   tlsbridge::fuzz::fuzz_input in(data, size);
-  session_settings s;
+  machine_settings s;
   const std::uint8_t mode = in.byte();
   s.forwarded_headers = (mode & 0x01) == 0;
   if (mode & 0x02) s.allow_paths = {"/EWS", "/Microsoft-Server-ActiveSync/", "/rpc"};
@@ -567,10 +567,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         h.backend_eof();
         break;
       case 6:
-        h.event(&https_session::on_idle_timeout);
+        h.event(&https_machine::on_idle_timeout);
         break;
       case 7:
-        h.event(&https_session::on_shutdown);
+        h.event(&https_machine::on_shutdown);
         break;
       case 8: {
         const std::uint8_t which = in.byte();

@@ -1,6 +1,6 @@
 // Differential fuzz target for the IMAP machine (issue 12): the bug class is "the proxy
 // and the backend disagree about where a command ends". Fuzzed client bytes go through
-// protocols/imap/imap_session; everything it sends to the backend is read by a reference server
+// protocols/imap/imap_machine; everything it sends to the backend is read by a reference server
 // written here, independently of imap_syntax (it shares no code with the machine's tokeniser), that
 // frames the stream the way RFC 3501 §4.3 / RFC 7888 / RFC 3516 servers do and answers like one:
 // "+" for a synchronizing literal (or a refusal), "+" and one line per round for AUTHENTICATE and
@@ -13,7 +13,7 @@
 //  * both readers agree on every line the machine relayed: no relayed line is framed differently
 //    by two plausible backends;
 //  * every command the reference server reads is the next one the machine decided to relay, with
-//    the same tag and name (imap_session's relay observer): nothing reaches the backend as a
+//    the same tag and name (imap_machine's relay observer): nothing reaches the backend as a
 //    command that the machine took for data, or for another command;
 //  * before front TLS on a require_tls STARTTLS front, no LOGIN, AUTHENTICATE or STARTTLS reaches
 //    the backend, and no non-synchronizing literal at all;
@@ -21,7 +21,7 @@
 //    at most 4096 bytes), literal8 only in APPEND to a BINARY server;
 //  * no step after close; a start_front_tls only after the proxy's own OK.
 //
-// With bit 7 of the mode byte the same is done for protocols/pop3/pop3_session (RFC 1939, RFC 2449,
+// With bit 7 of the mode byte the same is done for protocols/pop3/pop3_machine (RFC 1939, RFC 2449,
 // RFC 5034): a reference POP3 server reads each relayed line with a strict keyword reader (up to
 // the first SP, as RFC 1939 §3 and Dovecot) and a loose one (leading blanks skipped, ended by SP or
 // TAB, as a tolerant server); both must agree with each other and with the keyword the machine
@@ -38,8 +38,8 @@
 #include <string>
 #include <utility>
 
-#include "protocols/imap/imap_session.hpp"
-#include "protocols/pop3/pop3_session.hpp"
+#include "protocols/imap/imap_machine.hpp"
+#include "protocols/pop3/pop3_machine.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
 using namespace tlsbridge::protocols;
@@ -192,7 +192,7 @@ struct capabilities {
 
 class differential {
  public:
-  differential(session_settings s, std::string_view greeting, capabilities caps)
+  differential(machine_settings s, std::string_view greeting, capabilities caps)
       : settings_(s),
         caps_(caps),
         machine_(std::move(s), std::string(greeting)),
@@ -414,9 +414,9 @@ class differential {
     }
   }
 
-  session_settings settings_;
+  machine_settings settings_;
   capabilities caps_;
-  imap_session machine_;
+  imap_machine machine_;
   bool front_encrypted_;
   bool tls_pending_ = false;
   bool closed_ = false;
@@ -465,7 +465,7 @@ constexpr std::array<std::string_view, 24> pop3_pieces{
 
 class pop3_differential {
  public:
-  explicit pop3_differential(pop3::session_settings s)
+  explicit pop3_differential(pop3::machine_settings s)
       : settings_(s),
         machine_(std::move(s), "+OK ready <1.2@x>\r\n"),
         front_encrypted_(settings_.front == config::front_tls::implicit) {
@@ -614,8 +614,8 @@ class pop3_differential {
     }
   }
 
-  pop3::session_settings settings_;
-  pop3::pop3_session machine_;
+  pop3::machine_settings settings_;
+  pop3::pop3_machine machine_;
   bool front_encrypted_;
   bool tls_pending_ = false;
   bool closed_ = false;
@@ -628,7 +628,7 @@ class pop3_differential {
 };
 
 void run_pop3(std::uint8_t mode, tlsbridge::fuzz::fuzz_input& in) {
-  pop3::session_settings s;
+  pop3::machine_settings s;
   s.front = (mode & 1) ? config::front_tls::implicit : config::front_tls::starttls;
   s.require_tls = (mode & 2) == 0;
   s.hostname = "proxy.example";
@@ -660,11 +660,11 @@ void run_pop3(std::uint8_t mode, tlsbridge::fuzz::fuzz_input& in) {
       case 6:
         // The one line a POP3 server sends unasked: its last, before it closes (RFC 2449 §8).
         d.backend("-ERR [SYS/TEMP] closing\r\n");
-        d.event(&pop3::pop3_session::on_backend_eof);
+        d.event(&pop3::pop3_machine::on_backend_eof);
         break;
       case 7:
-        d.event(in.byte() & 1 ? &pop3::pop3_session::on_idle_timeout
-                              : &pop3::pop3_session::on_shutdown);
+        d.event(in.byte() & 1 ? &pop3::pop3_machine::on_idle_timeout
+                              : &pop3::pop3_machine::on_shutdown);
         break;
     }
   }
@@ -679,7 +679,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     run_pop3(mode, in);
     return 0;
   }
-  session_settings s;
+  machine_settings s;
   s.front = (mode & 1) ? config::front_tls::implicit : config::front_tls::starttls;
   s.require_tls = (mode & 2) == 0;
   s.hostname = "proxy.example";
@@ -729,13 +729,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 9:
         switch (in.byte() % 3) {
           case 0:
-            d.event(&imap_session::on_idle_timeout);
+            d.event(&imap_machine::on_idle_timeout);
             break;
           case 1:
-            d.event(&imap_session::on_shutdown);
+            d.event(&imap_machine::on_shutdown);
             break;
           default:
-            d.event(&imap_session::on_client_eof);
+            d.event(&imap_machine::on_client_eof);
         }
         break;
     }

@@ -1,6 +1,6 @@
 // Differential fuzz target for the SMTP machine (issue 12). The bug class: the proxy
 // and the backend disagree about where a command, a SASL response or a message ends. The machine
-// (protocols/smtp/smtp_session) is driven with fuzzed client bytes; everything it sends to the
+// (protocols/smtp/smtp_machine) is driven with fuzzed client bytes; everything it sends to the
 // backend is read by an independent reference backend written here from RFC 5321/3030/4954 and
 // the habits of lenient servers, not from the machine's parser:
 //  * lines end at CRLF, a bare LF or a bare CR; a command's verb is its first word after any
@@ -31,7 +31,7 @@
 #include <string>
 #include <vector>
 
-#include "protocols/smtp/smtp_session.hpp"
+#include "protocols/smtp/smtp_machine.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
 using namespace tlsbridge::protocols;
@@ -336,7 +336,7 @@ class machine_log final : public relay_observer {
 
 class harness {
  public:
-  harness(const session_settings& s, std::uint32_t seed, int chunking)
+  harness(const machine_settings& s, std::uint32_t seed, int chunking)
       : machine_(s, "220 ref.example ESMTP\r\n"),
         reference_(seed, s.bare_lf == config::bare_lf_mode::pass, chunking),
         front_encrypted_(s.front == config::front_tls::implicit) {
@@ -374,7 +374,7 @@ class harness {
     front_encrypted_ = true;
     event([&](step_list& o) { machine_.on_front_tls_established(o); });
   }
-  smtp_session& machine() { return machine_; }
+  smtp_machine& machine() { return machine_; }
 
  private:
   void apply(const step_list& out) {
@@ -411,7 +411,7 @@ class harness {
     FUZZ_CHECK(ref == mine);
   }
 
-  smtp_session machine_;
+  smtp_machine machine_;
   machine_log log_;
   reference_backend reference_;
   bool front_encrypted_;
@@ -424,7 +424,7 @@ class harness {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   tlsbridge::fuzz::fuzz_input in(data, size);
-  session_settings s;
+  machine_settings s;
   const std::uint8_t mode = in.byte();
   s.front = static_cast<config::front_tls>((mode & 0x03) % 3);
   s.require_tls = (mode & 0x04) == 0;

@@ -67,7 +67,7 @@ for mode, mname in enumerate(["reject", "normalize", "pass"]):
           bytes([mode, 2]) + b"a\r.\r\nb\r\n.\rc\r\n.\r\n")
     write("data_scanner", mname + "-immediate-end", bytes([mode, 1]) + b".\r\n")
 
-# --- smtp_session: [mode][line limit][held limit][pending limit] then events -------------------
+# --- smtp_machine: [mode][line limit][held limit][pending limit] then events -------------------
 # mode: front % 3 (0 starttls, 1 implicit, 2 none) | 0x04 require_tls off | bare-LF mode << 3
 # events: 0 client raw, 1 backend raw (length byte + bytes), 2 client piece, 3 backend piece
 # (index byte; client piece | 0x80 appends the injection marker after a STARTTLS line),
@@ -94,7 +94,7 @@ def script(name, mode, events, limits=(255, 255, 63)):
             out += bytes([0 if kind == "craw" else 1, len(data)]) + data
         else:
             out += bytes([{"tls": 4, "ceof": 5, "beof": 6, "idle": 7, "shutdown": 8}[kind]])
-    write("smtp_session", name, bytes(out))
+    write("smtp_machine", name, bytes(out))
 
 
 transaction = [("c", "mail"), ("b", "250"), ("c", "rcpt"), ("b", "250"), ("c", "data"),
@@ -144,13 +144,13 @@ script("small-limits", 1,
        [("craw", "EHLO " + "x" * 80 + "\r\n"), ("c", "pipelined"), ("c", "pipelined"),
         ("c", "pipelined")], limits=(0, 0, 2))
 
-# --- imap_session: [mode][line limits][literal limit][held|pending] then events -------------
+# --- imap_machine: [mode][line limits][literal limit][held|pending] then events -------------
 # mode: front % 3 (0 starttls, 1 implicit, 2 none) | 0x04 require_tls off | 0x08 no audit envelope
 # events: 0 client raw, 1 backend raw (length byte + bytes), 2 client piece (index; | 0x80 appends
 # the injection marker after a STARTTLS line), 3 backend piece, 4 tagged reply (tag + 19 * status),
 # 5 front TLS established, 6 client EOF, 7 backend EOF, 8 idle, 9 shutdown, 10 APPEND with a
 # literal (how: 1 = synchronizing; length byte + bytes), 11 literal probe (how: 1 = synchronizing,
-# how >> 5 split bytes; length byte + bytes). Indexes follow tests/fuzz/fuzz_imap_session.cpp.
+# how >> 5 split bytes; length byte + bytes). Indexes follow tests/fuzz/fuzz_imap_machine.cpp.
 IC = {"capability": 0, "starttls": 1, "login": 2, "login{5}": 3, "login{5+}": 4, "auth-plain": 5,
       "sasl-plain": 6, "auth-plain-ir": 7, "idle": 8, "done": 9, "select": 10, "fetch": 11,
       "append{5}": 12, "hello": 13, "append-login-literal": 14, "noop+starttls": 15,
@@ -185,7 +185,7 @@ def imap(name, mode, events, limits=(255, 255, 0xff)):
             out += bytes([len(data)]) + data
         else:
             out += bytes([{"tls": 5, "ceof": 6, "beof": 7, "idle": 8, "shutdown": 9}[kind]])
-    write("imap_session", name, bytes(out))
+    write("imap_machine", name, bytes(out))
 
 
 MESSAGE = "Subject: x\r\n\r\nb STARTTLS\r\nc LOGIN a b\r\n* CAPABILITY\r\n"
@@ -230,8 +230,8 @@ imap("backend-eof-after-bye", 1, [("b", "bye"), ("beof",)])
 imap("tls-after-close", 0,
      [("c", "starttls", True), ("beof",), ("tls",), ("c", "capability")])
 
-# --- pop3_session: [mode][line limits][capa limit][held|pending] then events ----------------
-# mode as for imap_session. events: 0 client raw, 1 backend raw, 2 client piece (| 0x80 marker
+# --- pop3_machine: [mode][line limits][capa limit][held|pending] then events ----------------
+# mode as for imap_machine. events: 0 client raw, 1 backend raw, 2 client piece (| 0x80 marker
 # after STLS), 3 backend piece, 4 front TLS established, 5 client EOF, 6 backend EOF, 7 idle,
 # 8 shutdown, 9 RETR probe (split count byte, split bytes, length byte + body lines).
 PC = {"capa": 0, "stls": 1, "user": 2, "pass": 3, "user+pass": 4, "apop": 5, "auth-plain": 6,
@@ -261,7 +261,7 @@ def pop3(name, mode, events, limits=(255, 255, 0xff)):
             out += bytes([9, len(split)]) + split + bytes([len(data)]) + data
         else:
             out += bytes([{"tls": 4, "ceof": 5, "beof": 6, "idle": 7, "shutdown": 8}[kind]])
-    write("pop3_session", name, bytes(out))
+    write("pop3_machine", name, bytes(out))
 
 
 pop3("stls-dialogue", 0,

@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "protocols/common/session_machine.hpp"
-#include "protocols/http/https_session.hpp"
+#include "protocols/http/https_machine.hpp"
 
 namespace tlsbridge::test::http {
 
@@ -62,11 +62,11 @@ struct transcript {
 
 // A machine with its transcript. `bytewise` feeds every byte as its own event.
 struct harness {
-  protocols::http::https_session machine;
+  protocols::http::https_machine machine;
   transcript t;
   bool bytewise = false;
 
-  explicit harness(protocols::http::session_settings s = {}, bool bytewise_feed = false)
+  explicit harness(protocols::http::machine_settings s = {}, bool bytewise_feed = false)
       : machine(std::move(s)), bytewise(bytewise_feed) {
     protocols::connection_info info;
     info.client = "203.0.113.9:50123";

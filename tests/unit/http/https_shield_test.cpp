@@ -17,8 +17,8 @@ namespace {
 
 const std::string xff = "X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\n\r\n";
 
-session_settings settings() {
-  session_settings s;
+machine_settings settings() {
+  machine_settings s;
   s.request_timeout = std::chrono::seconds(30);
   return s;
 }

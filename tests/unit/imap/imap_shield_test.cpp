@@ -8,13 +8,13 @@
 #include <vector>
 
 #include "machine_harness.hpp"
-#include "protocols/imap/imap_session.hpp"
+#include "protocols/imap/imap_machine.hpp"
 #include "protocols/imap/imap_syntax.hpp"
 
 using namespace tlsbridge;
 using protocols::imap::command_scanner;
-using protocols::imap::imap_session;
-using protocols::imap::session_settings;
+using protocols::imap::imap_machine;
+using protocols::imap::machine_settings;
 using test::machine_harness;
 
 namespace {
@@ -22,22 +22,22 @@ namespace {
 const std::string greeting =
     "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ IDLE STARTTLS AUTH=PLAIN] Dovecot ready.\r\n";
 
-session_settings starttls_front() {
-  session_settings s;
+machine_settings starttls_front() {
+  machine_settings s;
   s.front = config::front_tls::starttls;
   s.require_tls = true;
   s.hostname = "proxy.test";
   return s;
 }
 
-using scenario = std::function<void(machine_harness&, imap_session&)>;
+using scenario = std::function<void(machine_harness&, imap_machine&)>;
 
-void both_feeds(const session_settings& settings, const scenario& body,
+void both_feeds(const machine_settings& settings, const scenario& body,
                 const std::string& hello = greeting) {
   std::string transcripts[2];
   for (int bytewise = 0; bytewise < 2; ++bytewise) {
     INFO((bytewise ? "bytes one at a time" : "whole chunks"));
-    imap_session m(settings, hello);
+    imap_machine m(settings, hello);
     machine_harness h(m, bytewise == 1);
     h.start();
     h.take_client();
@@ -165,7 +165,7 @@ TEST_CASE("imap command_scanner: arguments however spelled, across literals", "[
 TEST_CASE("imap shield: the issue's literal vectors are refused, never relayed", "[imap][shield]") {
   // Issue 12 item 3: "a NOOP x{22+}" + "b LOGIN alice secret" (22 bytes) before STARTTLS.
   for (std::string first : {"a NOOP x{22+}", "a NOOP ~{22+}", "a NOOP \"{22+}", "a NOOP x~{22+}"}) {
-    both_feeds(starttls_front(), [&](machine_harness& h, imap_session& m) {
+    both_feeds(starttls_front(), [&](machine_harness& h, imap_machine& m) {
       INFO(first);
       h.client(first + "\r\nb LOGIN alice secret\r\n");
       CHECK(h.take_backend().empty());
@@ -187,7 +187,7 @@ TEST_CASE("imap shield: the issue's literal vectors are refused, never relayed",
 }
 
 TEST_CASE("imap shield: malformed lines get BAD from the proxy", "[imap][shield]") {
-  both_feeds(starttls_front(), [](machine_harness& h, imap_session& m) {
+  both_feeds(starttls_front(), [](machine_harness& h, imap_machine& m) {
     h.client("a\tLOGIN alice secret\r\n");
     CHECK(h.take_client().starts_with("* BAD "));  // no valid tag
     h.client(" a LOGIN alice secret\r\n");
@@ -214,7 +214,7 @@ TEST_CASE("imap shield: malformed lines get BAD from the proxy", "[imap][shield]
 
 TEST_CASE("imap shield: non-synchronizing literals before TLS are refused and dropped",
           "[imap][shield]") {
-  both_feeds(starttls_front(), [](machine_harness& h, imap_session&) {
+  both_feeds(starttls_front(), [](machine_harness& h, imap_machine&) {
     // Even in a command that is otherwise fine: its bytes are read and dropped with the rest of
     // the command, so no command can hide in one.
     h.client("a ID ({4+}\r\nname {21+}\r\nb LOGIN alice secret)\r\nc NOOP\r\n");
@@ -232,7 +232,7 @@ TEST_CASE("imap shield: non-synchronizing literals before TLS are refused and dr
 
 TEST_CASE("imap shield: logins are recognised however they are spelled", "[imap][shield]") {
   // Before TLS: refused with PRIVACYREQUIRED, no "+" for a synchronizing literal.
-  both_feeds(starttls_front(), [](machine_harness& h, imap_session&) {
+  both_feeds(starttls_front(), [](machine_harness& h, imap_machine&) {
     for (std::string login :
          {"a LOGIN \"alice\" \"secret\"", "a login alice secret", "a LoGiN {5}",
           "a AUTHENTICATE \"PLAIN\"", "a authenticate PLAIN =", "a AUTHENTICATE {5}"}) {
@@ -243,7 +243,7 @@ TEST_CASE("imap shield: logins are recognised however they are spelled", "[imap]
     }
   });
   // After TLS: relayed and audited with the user name, from a quoted string or a literal.
-  both_feeds(starttls_front(), [](machine_harness& h, imap_session& m) {
+  both_feeds(starttls_front(), [](machine_harness& h, imap_machine& m) {
     to_tls(h);
     h.client("b LOGIN {5}\r\n");
     CHECK(h.take_backend() == "b LOGIN {5}\r\n");
@@ -267,7 +267,7 @@ TEST_CASE("imap shield: logins are recognised however they are spelled", "[imap]
 }
 
 TEST_CASE("imap shield: AUTHENTICATE continuations and IDLE's DONE still work", "[imap][shield]") {
-  both_feeds(starttls_front(), [](machine_harness& h, imap_session& m) {
+  both_feeds(starttls_front(), [](machine_harness& h, imap_machine& m) {
     to_tls(h);
     h.client("a AUTHENTICATE PLAIN\r\nAGFsaWNlAHNlY3JldA==\r\n");
     CHECK(h.take_backend() == "a AUTHENTICATE PLAIN\r\n");  // the response waits for "+"
@@ -294,7 +294,7 @@ TEST_CASE("imap shield: AUTHENTICATE continuations and IDLE's DONE still work", 
 
 TEST_CASE("imap shield: tags, pipelining behind a synchronizing literal, capabilities",
           "[imap][shield]") {
-  both_feeds(starttls_front(), [](machine_harness& h, imap_session&) {
+  both_feeds(starttls_front(), [](machine_harness& h, imap_machine&) {
     to_tls(h);
     // A second command with the tag of one in flight is refused: the backend's tagged reply to
     // the first would otherwise end the second's wait for "+".
@@ -328,7 +328,7 @@ TEST_CASE("imap shield: tags, pipelining behind a synchronizing literal, capabil
   // A backend without LITERAL+/LITERAL- would read "{n+}" as text: refused after TLS too.
   both_feeds(
       starttls_front(),
-      [](machine_harness& h, imap_session&) {
+      [](machine_harness& h, imap_machine&) {
         to_tls(h);
         h.client("a LOGIN {5+}\r\nalice x\r\nb NOOP\r\n");
         CHECK(h.take_client().starts_with("a BAD "));
@@ -346,7 +346,7 @@ TEST_CASE("imap shield: literals only in commands whose grammar has strings", "[
   CHECK(!literal_allowed_in("NOOP", ""));
   CHECK(!literal_allowed_in("AUTHENTICATE", ""));
   CHECK(!literal_allowed_in("XFOO", ""));
-  both_feeds(starttls_front(), [](machine_harness& h, imap_session& m) {
+  both_feeds(starttls_front(), [](machine_harness& h, imap_machine& m) {
     to_tls(h);
     // Dovecot's imap process answers NOOP (or an unknown command) without parsing its arguments
     // and skips to the next LF: the literal's bytes would be its next command.
@@ -380,7 +380,7 @@ TEST_CASE("imap shield: the backend's status texts never announce a literal", "[
   CHECK(response_literal("* 1 FETCH (BINARY[] ~{5}", true)->size == 5);
   CHECK(response_literal("* LIST () \"/\" {5}", true)->size == 5);
   CHECK(response_literal(" BODY[HEADER] {7}", false)->size == 7);
-  both_feeds(starttls_front(), [](machine_harness& h, imap_session&) {
+  both_feeds(starttls_front(), [](machine_harness& h, imap_machine&) {
     to_tls(h);
     // The server echoes a mailbox name ending in "{30}" in a NO; the FETCH after it holds a
     // message whose lines would otherwise be read as responses (a "+" and a tagged OK).

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "../imap/machine_harness.hpp"
-#include "protocols/pop3/pop3_session.hpp"
+#include "protocols/pop3/pop3_machine.hpp"
 #include "protocols/pop3/pop3_syntax.hpp"
 
 using namespace tlsbridge;
@@ -18,21 +18,21 @@ namespace {
 
 const std::string greeting = "+OK Dovecot ready. <1.2@backend>\r\n";
 
-session_settings starttls_front() {
-  session_settings s;
+machine_settings starttls_front() {
+  machine_settings s;
   s.front = config::front_tls::starttls;
   s.require_tls = true;
   s.hostname = "proxy.test";
   return s;
 }
 
-using scenario = std::function<void(machine_harness&, pop3_session&)>;
+using scenario = std::function<void(machine_harness&, pop3_machine&)>;
 
-void both_feeds(const session_settings& settings, const scenario& body) {
+void both_feeds(const machine_settings& settings, const scenario& body) {
   std::string transcripts[2];
   for (int bytewise = 0; bytewise < 2; ++bytewise) {
     INFO((bytewise ? "bytes one at a time" : "whole chunks"));
-    pop3_session m(settings, greeting);
+    pop3_machine m(settings, greeting);
     machine_harness h(m, bytewise == 1);
     h.start();
     h.take_client();
@@ -85,7 +85,7 @@ TEST_CASE("pop3 parse_command: yes/no table", "[pop3][shield]") {
 }
 
 TEST_CASE("pop3 shield: malformed lines get -ERR from the proxy, never relayed", "[pop3][shield]") {
-  both_feeds(starttls_front(), [](machine_harness& h, pop3_session& m) {
+  both_feeds(starttls_front(), [](machine_harness& h, pop3_machine& m) {
     for (std::string line :
          {"USER\talice", " USER alice", "PASS\tsecret", "", "AUTH\tPLAIN", "STLS\t", "CAPA "}) {
       INFO(line);
@@ -107,7 +107,7 @@ TEST_CASE("pop3 shield: malformed lines get -ERR from the proxy, never relayed",
 }
 
 TEST_CASE("pop3 shield: credentials however spelled are refused before TLS", "[pop3][shield]") {
-  both_feeds(starttls_front(), [](machine_harness& h, pop3_session&) {
+  both_feeds(starttls_front(), [](machine_harness& h, pop3_machine&) {
     for (std::string line : {"user alice", "UsEr alice", "pass secret", "apop alice 0123",
                              "auth PLAIN", "Auth", "AUTH PLAIN AGFsaWNlAHNlY3JldA=="}) {
       INFO(line);
@@ -119,7 +119,7 @@ TEST_CASE("pop3 shield: credentials however spelled are refused before TLS", "[p
 }
 
 TEST_CASE("pop3 shield: AUTH continuations only while the backend asked", "[pop3][shield]") {
-  both_feeds(starttls_front(), [](machine_harness& h, pop3_session& m) {
+  both_feeds(starttls_front(), [](machine_harness& h, pop3_machine& m) {
     h.client("STLS\r\n");
     h.front_tls();
     h.take_client();
@@ -141,9 +141,9 @@ TEST_CASE("pop3 shield: a -ERR in the middle of AUTH ends the exchange", "[pop3]
   // corpus/imap_differential/crash-79bf3ca3 (a fault of the fuzz harness's reference server, which
   // went on waiting for a SASL response): for the machine the backend's -ERR answers AUTH, so the
   // lines held behind it are commands again - never sent as SASL responses.
-  session_settings s = starttls_front();
+  machine_settings s = starttls_front();
   s.front = config::front_tls::implicit;
-  both_feeds(s, [](machine_harness& h, pop3_session&) {
+  both_feeds(s, [](machine_harness& h, pop3_machine&) {
     h.client("AUTH PLAIN\r\nUSER alice\r\nCAPA\r\n");
     CHECK(h.take_backend() == "AUTH PLAIN\r\n");
     h.backend("-ERR [SYS/TEMP] closing\r\n");
@@ -158,9 +158,9 @@ TEST_CASE("pop3 shield: AUTH pipelined behind CAPA waits for CAPA's reply",
   // corpus/imap_differential/crash-6ef3c184 (again the reference server's fault: it answered AUTH
   // before the CAPA sent ahead of it). POP3 replies come in command order (RFC 2449 §6.6); the
   // machine holds the line after AUTH until the server's "+ ".
-  session_settings s = starttls_front();
+  machine_settings s = starttls_front();
   s.front = config::front_tls::implicit;
-  both_feeds(s, [](machine_harness& h, pop3_session&) {
+  both_feeds(s, [](machine_harness& h, pop3_machine&) {
     h.client("CAPA\r\nAUTH PLAIN\r\nAUTH PLAIN\r\n");
     CHECK(h.take_backend() == "CAPA\r\nAUTH PLAIN\r\n");
     h.backend("+OK\r\nSASL PLAIN\r\n.\r\n");

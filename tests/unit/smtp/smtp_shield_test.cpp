@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "protocols/smtp/smtp_session.hpp"
+#include "protocols/smtp/smtp_machine.hpp"
 #include "session_script.hpp"
 
 using namespace tlsbridge::protocols::smtp;
@@ -26,8 +26,8 @@ const std::string bare_line_end = "500 5.5.2 Bare CR or LF in command line refus
 const std::string no_chunking =
     "502 5.5.1 BDAT not available: the server did not offer CHUNKING\r\n";
 
-session_settings settings(bool require_tls = true) {
-  session_settings s;
+machine_settings settings(bool require_tls = true) {
+  machine_settings s;
   s.front = config::front_tls::starttls;
   s.require_tls = require_tls;
   s.hostname = "proxy.example";
@@ -35,10 +35,10 @@ session_settings settings(bool require_tls = true) {
 }
 
 template <class Scenario>
-void run_all_feeds(const session_settings& settings, Scenario&& scenario) {
+void run_all_feeds(const machine_settings& settings, Scenario&& scenario) {
   std::string client_ref, backend_ref;
   for (feed f : all_feeds) {
-    smtp_session machine(settings, greeting);
+    smtp_machine machine(settings, greeting);
     session_script s(machine, f);
     scenario(s, machine);
     if (f == feed::whole) {
@@ -53,7 +53,7 @@ void run_all_feeds(const session_settings& settings, Scenario&& scenario) {
 }
 
 // Greeting, STARTTLS, handshake, EHLO (answered with backend_ehlo): ready for mail.
-void open_tls_session(session_script& s, smtp_session&, const std::string& backend_ehlo) {
+void open_tls_session(session_script& s, smtp_machine&, const std::string& backend_ehlo) {
   s.start({expect_client(greeting)});
   s.client("STARTTLS\r\n",
            {expect_client("220 2.0.0 Ready to start TLS\r\n"), expect_start_front_tls()});
@@ -62,7 +62,7 @@ void open_tls_session(session_script& s, smtp_session&, const std::string& backe
   s.backend(backend_ehlo, {expect_client(backend_ehlo)});
 }
 
-std::vector<std::string> refusal_reasons(smtp_session& m) {
+std::vector<std::string> refusal_reasons(smtp_machine& m) {
   std::vector<std::string> out;
   for (auto& e : m.take_audit_events())
     if (e.at("event").as_string() == "smtp.refused")
@@ -98,7 +98,7 @@ TEST_CASE("shield: malformed command lines get 500 5.5.2 and never reach the bac
           "[smtp][session][shield]") {
   for (const auto& bad : malformed_lines()) {
     INFO("line: " << printable(bad));
-    run_all_feeds(settings(), [&](session_script& s, smtp_session& m) {
+    run_all_feeds(settings(), [&](session_script& s, smtp_machine& m) {
       open_tls_session(s, m, ehlo_chunking);
       s.client(bad + "\r\n", {expect_client(syntax_error)});
       // The success path right behind it, on the same session.
@@ -114,7 +114,7 @@ TEST_CASE("shield: malformed command lines get 500 5.5.2 and never reach the bac
 
 TEST_CASE("shield: DATA<TAB> leaves the machine in command mode, as the backend never saw it",
           "[smtp][session][shield]") {
-  run_all_feeds(settings(), [&](session_script& s, smtp_session& m) {
+  run_all_feeds(settings(), [&](session_script& s, smtp_machine& m) {
     open_tls_session(s, m, ehlo_chunking);
     s.client("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n",
              {expect_backend("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n")});
@@ -128,7 +128,7 @@ TEST_CASE("shield: DATA<TAB> leaves the machine in command mode, as the backend 
 
 TEST_CASE("shield: AUTH<TAB>PLAIN on a require_tls = false listener is refused, not relayed",
           "[smtp][session][shield]") {
-  run_all_feeds(settings(false), [&](session_script& s, smtp_session& m) {
+  run_all_feeds(settings(false), [&](session_script& s, smtp_machine& m) {
     s.start({expect_client(greeting)});
     s.client("EHLO c\r\n", {expect_backend("EHLO c\r\n")});
     s.backend(ehlo_plain, {expect_client("250-backend.example\r\n250-PIPELINING\r\n"
@@ -148,7 +148,7 @@ TEST_CASE("shield: AUTH<TAB>PLAIN on a require_tls = false listener is refused, 
 
 TEST_CASE("shield: a bare CR or a bare LF in a command line is refused",
           "[smtp][session][shield]") {
-  run_all_feeds(settings(), [&](session_script& s, smtp_session& m) {
+  run_all_feeds(settings(), [&](session_script& s, smtp_machine& m) {
     open_tls_session(s, m, ehlo_chunking);
     s.client("NOOP\nMAIL FROM:<a@b>\r\n",
              {expect_client(bare_line_end), expect_backend("MAIL FROM:<a@b>\r\n")});
@@ -162,7 +162,7 @@ TEST_CASE("shield: a bare CR or a bare LF in a command line is refused",
 TEST_CASE("shield: SASL responses follow the backend's 334, never tokenised as commands",
           "[smtp][session][shield]") {
   SECTION("LOGIN, responses with = + /, then a command") {
-    run_all_feeds(settings(), [&](session_script& s, smtp_session& m) {
+    run_all_feeds(settings(), [&](session_script& s, smtp_machine& m) {
       open_tls_session(s, m, ehlo_chunking);
       s.client("AUTH LOGIN\r\n", {expect_backend("AUTH LOGIN\r\n")});
       s.backend("334 VXNlcm5hbWU6\r\n", {expect_client("334 VXNlcm5hbWU6\r\n")});
@@ -176,7 +176,7 @@ TEST_CASE("shield: SASL responses follow the backend's 334, never tokenised as c
     });
   }
   SECTION("a response pipelined before the 334 is held, then relayed as a response") {
-    run_all_feeds(settings(), [&](session_script& s, smtp_session& m) {
+    run_all_feeds(settings(), [&](session_script& s, smtp_machine& m) {
       open_tls_session(s, m, ehlo_chunking);
       s.client("AUTH LOGIN\r\nYWxpY2U=\r\n", {expect_backend("AUTH LOGIN\r\n")});
       s.backend("334 VXNlcm5hbWU6\r\n",
@@ -186,7 +186,7 @@ TEST_CASE("shield: SASL responses follow the backend's 334, never tokenised as c
     });
   }
   SECTION("'*' cancels (RFC 4954 §4), the backend's 501 ends the exchange") {
-    run_all_feeds(settings(), [&](session_script& s, smtp_session& m) {
+    run_all_feeds(settings(), [&](session_script& s, smtp_machine& m) {
       open_tls_session(s, m, ehlo_chunking);
       s.client("AUTH PLAIN\r\n", {expect_backend("AUTH PLAIN\r\n")});
       s.backend("334 \r\n", {expect_client("334 \r\n")});
@@ -202,7 +202,7 @@ TEST_CASE("shield: SASL responses follow the backend's 334, never tokenised as c
     for (const std::string& bad :
          {"MAIL FROM:<a@b>"s, "dGVz\tdA=="s, "RCPT TO:<x@y>"s, "dGVzdA\0=="s, " dGVzdA=="s}) {
       INFO("response: " << printable(bad));
-      run_all_feeds(settings(), [&](session_script& s, smtp_session& m) {
+      run_all_feeds(settings(), [&](session_script& s, smtp_machine& m) {
         open_tls_session(s, m, ehlo_chunking);
         s.client("X-EXPS GSSAPI\r\n", {expect_backend("X-EXPS GSSAPI\r\n")});
         s.backend("334 \r\n", {expect_client("334 \r\n")});
@@ -219,7 +219,7 @@ TEST_CASE("shield: SASL responses follow the backend's 334, never tokenised as c
   SECTION("an over-long response is cancelled too") {
     auto st = settings();
     st.max_command_line = 64;
-    run_all_feeds(st, [&](session_script& s, smtp_session& m) {
+    run_all_feeds(st, [&](session_script& s, smtp_machine& m) {
       open_tls_session(s, m, ehlo_chunking);
       s.client("AUTH PLAIN\r\n", {expect_backend("AUTH PLAIN\r\n")});
       s.backend("334 \r\n", {expect_client("334 \r\n")});
@@ -229,7 +229,7 @@ TEST_CASE("shield: SASL responses follow the backend's 334, never tokenised as c
     });
   }
   SECTION("a 334 to anything but AUTH is a backend protocol error") {
-    run_all_feeds(settings(), [&](session_script& s, smtp_session& m) {
+    run_all_feeds(settings(), [&](session_script& s, smtp_machine& m) {
       open_tls_session(s, m, ehlo_chunking);
       s.client("NOOP\r\n", {expect_backend("NOOP\r\n")});
       s.backend(
@@ -237,7 +237,7 @@ TEST_CASE("shield: SASL responses follow the backend's 334, never tokenised as c
           {expect_client("421 4.4.2 proxy.example backend protocol error\r\n"), expect_close()});
       (void)m;
     });
-    run_all_feeds(settings(), [&](session_script& s, smtp_session& m) {
+    run_all_feeds(settings(), [&](session_script& s, smtp_machine& m) {
       open_tls_session(s, m, ehlo_chunking);
       s.client("MAIL FROM:<a@b>\r\n", {expect_backend("MAIL FROM:<a@b>\r\n")});
       s.backend(
@@ -251,7 +251,7 @@ TEST_CASE("shield: SASL responses follow the backend's 334, never tokenised as c
 TEST_CASE("shield: BDAT only while the backend offers CHUNKING (RFC 3030)",
           "[smtp][session][shield]") {
   SECTION("no CHUNKING: 502, the chunk framed and dropped, the next command relayed") {
-    run_all_feeds(settings(), [&](session_script& s, smtp_session& m) {
+    run_all_feeds(settings(), [&](session_script& s, smtp_machine& m) {
       open_tls_session(s, m, ehlo_plain);
       s.client("MAIL FROM:<a@b>\r\n", {expect_backend("MAIL FROM:<a@b>\r\n")});
       s.backend("250 ok\r\n", {expect_client("250 ok\r\n")});
@@ -263,14 +263,14 @@ TEST_CASE("shield: BDAT only while the backend offers CHUNKING (RFC 3030)",
     });
   }
   SECTION("BDAT 0 LAST without CHUNKING: 502, nothing to drop") {
-    run_all_feeds(settings(), [&](session_script& s, smtp_session& m) {
+    run_all_feeds(settings(), [&](session_script& s, smtp_machine& m) {
       open_tls_session(s, m, ehlo_plain);
       s.client("BDAT 0 LAST\r\nNOOP\r\n", {expect_client(no_chunking), expect_backend("NOOP\r\n")});
       (void)m;
     });
   }
   SECTION("CHUNKING offered: relayed; a later EHLO without it turns it off") {
-    run_all_feeds(settings(), [&](session_script& s, smtp_session& m) {
+    run_all_feeds(settings(), [&](session_script& s, smtp_machine& m) {
       open_tls_session(s, m, ehlo_chunking);
       s.client("BDAT 3 LAST\r\nabc", {expect_backend("BDAT 3 LAST\r\nabc")});
       s.backend("250 2.0.0 queued\r\n", {expect_client("250 2.0.0 queued\r\n")});
@@ -286,7 +286,7 @@ TEST_CASE("shield: BDAT only while the backend offers CHUNKING (RFC 3030)",
     for (const char* bad : {"BDAT +5 LAST", "BDAT 05 LAST", "BDAT 010", "BDAT 2147483648",
                             "BDAT 18446744073709551615 LAST", "BDAT 5 LAST ", "BDAT 5  LAST"}) {
       INFO(bad);
-      run_all_feeds(settings(), [&](session_script& s, smtp_session& m) {
+      run_all_feeds(settings(), [&](session_script& s, smtp_machine& m) {
         open_tls_session(s, m, ehlo_chunking);
         s.client(std::string(bad) + "\r\nhello",
                  {expect_client("501 5.5.4 Malformed BDAT command\r\n"
@@ -300,7 +300,7 @@ TEST_CASE("shield: BDAT only while the backend offers CHUNKING (RFC 3030)",
 }
 
 TEST_CASE("shield: nothing after QUIT is relayed or answered", "[smtp][session][shield]") {
-  run_all_feeds(settings(), [&](session_script& s, smtp_session& m) {
+  run_all_feeds(settings(), [&](session_script& s, smtp_machine& m) {
     open_tls_session(s, m, ehlo_chunking);
     s.client("QUIT\r\nMAIL FROM:<a@b>\r\nDATA\t\r\n", {expect_backend("QUIT\r\n")});
     s.client("RCPT TO:<c@d>\r\n", {});
@@ -312,7 +312,7 @@ TEST_CASE("shield: nothing after QUIT is relayed or answered", "[smtp][session][
 
 TEST_CASE("shield: refusals are audited one by one up to a bound, then counted",
           "[smtp][session][shield]") {
-  smtp_session m(settings(), greeting);
+  smtp_machine m(settings(), greeting);
   session_script s(m, feed::whole);
   open_tls_session(s, m, ehlo_chunking);
   std::string many;
@@ -339,7 +339,7 @@ struct recorder final : relay_observer {
 
 TEST_CASE("shield: the relay observer sees exactly what was relayed, in order",
           "[smtp][session][shield]") {
-  smtp_session m(settings(), greeting);
+  smtp_machine m(settings(), greeting);
   recorder r;
   m.set_observer(&r);
   session_script s(m, feed::whole);
@@ -362,13 +362,13 @@ TEST_CASE("shield: the relay observer sees exactly what was relayed, in order",
 TEST_CASE("shield: client EOF while the backend may read data or a SASL response drops the leg",
           "[smtp][session][shield]") {
   // A QUIT there would be message data (the 354 is on its way) or a SASL response, not a QUIT.
-  run_all_feeds(settings(), [&](session_script& s, smtp_session& m) {
+  run_all_feeds(settings(), [&](session_script& s, smtp_machine& m) {
     open_tls_session(s, m, ehlo_chunking);
     s.client("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n",
              {expect_backend("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n")});
     s.client_eof({expect_abort_backend(), expect_close()});
   });
-  run_all_feeds(settings(), [&](session_script& s, smtp_session& m) {
+  run_all_feeds(settings(), [&](session_script& s, smtp_machine& m) {
     open_tls_session(s, m, ehlo_chunking);
     s.client("AUTH LOGIN\r\n", {expect_backend("AUTH LOGIN\r\n")});
     s.backend("334 VXNlcm5hbWU6\r\n", {expect_client("334 VXNlcm5hbWU6\r\n")});
@@ -378,7 +378,7 @@ TEST_CASE("shield: client EOF while the backend may read data or a SASL response
 
 TEST_CASE("shield: AUTH after STARTTLS waits for the new EHLO (RFC 3207 §4.2)",
           "[smtp][session][shield]") {
-  run_all_feeds(settings(), [&](session_script& s, smtp_session& m) {
+  run_all_feeds(settings(), [&](session_script& s, smtp_machine& m) {
     s.start({expect_client(greeting)});
     s.client("EHLO c\r\n", {expect_backend("EHLO c\r\n")});
     s.backend(ehlo_plain, {expect_client("250-backend.example\r\n250-PIPELINING\r\n"

@@ -1,4 +1,4 @@
-#include "protocols/imap/imap_session.hpp"
+#include "protocols/imap/imap_machine.hpp"
 
 #include <catch2/catch.hpp>
 #include <functional>
@@ -6,8 +6,8 @@
 #include "machine_harness.hpp"
 
 using namespace tlsbridge;
-using protocols::imap::imap_session;
-using protocols::imap::session_settings;
+using protocols::imap::imap_machine;
+using protocols::imap::machine_settings;
 using test::machine_harness;
 
 namespace {
@@ -15,28 +15,28 @@ namespace {
 const std::string greeting =
     "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ IDLE STARTTLS AUTH=PLAIN] Dovecot ready.\r\n";
 
-session_settings starttls_front() {
-  session_settings s;
+machine_settings starttls_front() {
+  machine_settings s;
   s.front = config::front_tls::starttls;
   s.require_tls = true;
   s.hostname = "proxy.test";
   return s;
 }
 
-session_settings implicit_front() {
+machine_settings implicit_front() {
   auto s = starttls_front();
   s.front = config::front_tls::implicit;
   return s;
 }
 
-using scenario = std::function<void(machine_harness&, imap_session&)>;
+using scenario = std::function<void(machine_harness&, imap_machine&)>;
 
 // Runs the scenario with whole chunks and byte by byte; both must give the same transcript.
-void both_feeds(const session_settings& settings, const scenario& body) {
+void both_feeds(const machine_settings& settings, const scenario& body) {
   std::string transcripts[2];
   for (int bytewise = 0; bytewise < 2; ++bytewise) {
     INFO((bytewise ? "bytes one at a time" : "whole chunks"));
-    imap_session m(settings, greeting);
+    imap_machine m(settings, greeting);
     machine_harness h(m, bytewise == 1);
     h.start();
     h.take_client();
@@ -50,7 +50,7 @@ void both_feeds(const session_settings& settings, const scenario& body) {
 
 TEST_CASE("imap greeting is rewritten for the front leg's state", "[imap]") {
   {
-    imap_session m(starttls_front(), greeting);
+    imap_machine m(starttls_front(), greeting);
     machine_harness h(m, false);
     h.start();
     CHECK(h.take_client() ==
@@ -58,7 +58,7 @@ TEST_CASE("imap greeting is rewritten for the front leg's state", "[imap]") {
           "ready.\r\n");
   }
   {
-    imap_session m(implicit_front(), greeting);
+    imap_machine m(implicit_front(), greeting);
     machine_harness h(m, false);
     h.start();
     CHECK(h.take_client() ==
@@ -67,7 +67,7 @@ TEST_CASE("imap greeting is rewritten for the front leg's state", "[imap]") {
 }
 
 TEST_CASE("imap STARTTLS is answered by the proxy; pipelined plaintext is discarded", "[imap]") {
-  both_feeds(starttls_front(), [](machine_harness& h, imap_session& m) {
+  both_feeds(starttls_front(), [](machine_harness& h, imap_machine& m) {
     h.client("a1 CAPABILITY\r\n");
     CHECK(h.take_backend() == "a1 CAPABILITY\r\n");
     h.backend("* CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN IDLE\r\na1 OK done\r\n");
@@ -101,7 +101,7 @@ TEST_CASE("imap STARTTLS is answered by the proxy; pipelined plaintext is discar
 }
 
 TEST_CASE("imap STARTTLS waits for earlier relayed commands", "[imap]") {
-  both_feeds(starttls_front(), [](machine_harness& h, imap_session&) {
+  both_feeds(starttls_front(), [](machine_harness& h, imap_machine&) {
     h.client("a1 NOOP\r\na2 STARTTLS\r\n");
     CHECK(h.take_backend() == "a1 NOOP\r\n");
     CHECK(h.take_client().empty());
@@ -113,7 +113,7 @@ TEST_CASE("imap STARTTLS waits for earlier relayed commands", "[imap]") {
 }
 
 TEST_CASE("imap require_tls: LOGIN and AUTHENTICATE before TLS are refused locally", "[imap]") {
-  both_feeds(starttls_front(), [](machine_harness& h, imap_session& m) {
+  both_feeds(starttls_front(), [](machine_harness& h, imap_machine& m) {
     h.client("a1 LOGIN alice secret\r\n");
     CHECK(h.take_client() == "a1 NO [PRIVACYREQUIRED] Use STARTTLS before authenticating\r\n");
     h.client("a2 AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==\r\n");
@@ -140,7 +140,7 @@ TEST_CASE("imap require_tls: LOGIN and AUTHENTICATE before TLS are refused local
 TEST_CASE("imap literals are data: 'a STARTTLS' inside APPEND is carried to the backend",
           "[imap]") {
   const std::string message = "Subject: x\r\n\r\nb STARTTLS\r\nc LOGIN a b\r\n* CAPABILITY\r\n";
-  both_feeds(starttls_front(), [&](machine_harness& h, imap_session& m) {
+  both_feeds(starttls_front(), [&](machine_harness& h, imap_machine& m) {
     h.client("a1 STARTTLS\r\n");
     h.front_tls();
     h.take_client();
@@ -167,7 +167,7 @@ TEST_CASE("imap literals are data: 'a STARTTLS' inside APPEND is carried to the 
 }
 
 TEST_CASE("imap a synchronizing literal refused by the backend ends the command", "[imap]") {
-  both_feeds(implicit_front(), [](machine_harness& h, imap_session&) {
+  both_feeds(implicit_front(), [](machine_harness& h, imap_machine&) {
     h.client("a1 APPEND nobox {5}\r\n");
     CHECK(h.take_backend() == "a1 APPEND nobox {5}\r\n");
     h.client("a2 NOOP\r\n");  // early: held, not taken as the literal
@@ -182,7 +182,7 @@ TEST_CASE("imap backend literals are relayed untouched, never read as responses"
   const std::string body =
       "Subject: trap\r\n\r\n* CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN\r\na1 OK fake\r\n"
       "* OK [CAPABILITY STARTTLS] x\r\n";
-  both_feeds(starttls_front(), [&](machine_harness& h, imap_session&) {
+  both_feeds(starttls_front(), [&](machine_harness& h, imap_machine&) {
     // a2 is refused locally and must wait for a1's real completion.
     h.client("a1 FETCH 1 BODY[]\r\na2 COMPRESS DEFLATE\r\n");
     CHECK(h.take_backend() == "a1 FETCH 1 BODY[]\r\n");
@@ -197,7 +197,7 @@ TEST_CASE("imap backend literals are relayed untouched, never read as responses"
 }
 
 TEST_CASE("imap LOGIN user from quoted strings and literals; audit_envelope", "[imap]") {
-  both_feeds(implicit_front(), [](machine_harness& h, imap_session& m) {
+  both_feeds(implicit_front(), [](machine_harness& h, imap_machine& m) {
     h.client("a1 LOGIN \"al ice\" \"pw\"\r\n");
     h.backend("a1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n");
     h.client("a2 LOGIN {5+}\r\nalice {6+}\r\nsecret\r\n");
@@ -213,7 +213,7 @@ TEST_CASE("imap LOGIN user from quoted strings and literals; audit_envelope", "[
   });
   auto s = implicit_front();
   s.audit_envelope = false;
-  imap_session m(s, greeting);
+  imap_machine m(s, greeting);
   machine_harness h(m, false);
   h.client("a1 LOGIN alice secret\r\n");
   h.backend("a1 OK Logged in\r\n");
@@ -224,7 +224,7 @@ TEST_CASE("imap LOGIN user from quoted strings and literals; audit_envelope", "[
 }
 
 TEST_CASE("imap AUTHENTICATE PLAIN exchange after TLS", "[imap]") {
-  both_feeds(implicit_front(), [](machine_harness& h, imap_session& m) {
+  both_feeds(implicit_front(), [](machine_harness& h, imap_machine& m) {
     h.client("a1 AUTHENTICATE PLAIN\r\n");
     CHECK(h.take_backend() == "a1 AUTHENTICATE PLAIN\r\n");
     h.backend("+ \r\n");
@@ -240,7 +240,7 @@ TEST_CASE("imap AUTHENTICATE PLAIN exchange after TLS", "[imap]") {
 
 TEST_CASE("imap IDLE: DONE waits for '+ idling'; notifications pass; drain ends an IDLE",
           "[imap]") {
-  both_feeds(implicit_front(), [](machine_harness& h, imap_session&) {
+  both_feeds(implicit_front(), [](machine_harness& h, imap_machine&) {
     h.client("a1 IDLE\r\nDONE\r\na2 NOOP\r\n");
     CHECK(h.take_backend() == "a1 IDLE\r\n");
     h.backend("+ idling\r\n");
@@ -261,7 +261,7 @@ TEST_CASE("imap IDLE: DONE waits for '+ idling'; notifications pass; drain ends 
 }
 
 TEST_CASE("imap limits: oversized line and literal", "[imap]") {
-  both_feeds(implicit_front(), [](machine_harness& h, imap_session& m) {
+  both_feeds(implicit_front(), [](machine_harness& h, imap_machine& m) {
     h.client("a1 APPEND INBOX {100000000}\r\n");
     CHECK(h.take_client() == "a1 NO [TOOBIG] Literal too large\r\n");
     CHECK(h.take_backend().empty());
@@ -272,7 +272,7 @@ TEST_CASE("imap limits: oversized line and literal", "[imap]") {
     CHECK(h.closed());
     CHECK(m.facts().outcome == "limit");
   });
-  both_feeds(implicit_front(), [](machine_harness& h, imap_session& m) {
+  both_feeds(implicit_front(), [](machine_harness& h, imap_machine& m) {
     h.client("a1 SEARCH " + std::string(70 * 1024, 'x') + "\r\n");
     CHECK(h.take_client() == "* BYE proxy.test command line too long\r\n");
     CHECK(h.take_backend().empty());
@@ -282,7 +282,7 @@ TEST_CASE("imap limits: oversized line and literal", "[imap]") {
 }
 
 TEST_CASE("imap LOGOUT closes after the tagged reply; timeouts and backend loss", "[imap]") {
-  both_feeds(implicit_front(), [](machine_harness& h, imap_session& m) {
+  both_feeds(implicit_front(), [](machine_harness& h, imap_machine& m) {
     h.client("a1 LOGOUT\r\n");
     CHECK(h.take_backend() == "a1 LOGOUT\r\n");
     h.backend("* BYE Logging out\r\na1 OK Logout completed.\r\n");
@@ -290,12 +290,12 @@ TEST_CASE("imap LOGOUT closes after the tagged reply; timeouts and backend loss"
     CHECK(h.take_marks() == std::vector<std::string>{"close"});
     CHECK(m.facts().outcome == "ok");
   });
-  both_feeds(implicit_front(), [](machine_harness& h, imap_session& m) {
+  both_feeds(implicit_front(), [](machine_harness& h, imap_machine& m) {
     h.idle_timeout();
     CHECK(h.take_client() == "* BYE proxy.test Autologout; idle timeout\r\n");
     CHECK(m.facts().outcome == "timeout");
   });
-  both_feeds(implicit_front(), [](machine_harness& h, imap_session& m) {
+  both_feeds(implicit_front(), [](machine_harness& h, imap_machine& m) {
     h.client("a1 NOOP\r\n");
     h.shutdown();
     CHECK(h.take_client().empty());  // a command is in flight
@@ -303,7 +303,7 @@ TEST_CASE("imap LOGOUT closes after the tagged reply; timeouts and backend loss"
     CHECK(h.take_client() == "a1 OK done\r\n* BYE proxy.test shutting down\r\n");
     CHECK(m.facts().outcome == "shutdown");
   });
-  both_feeds(implicit_front(), [](machine_harness& h, imap_session& m) {
+  both_feeds(implicit_front(), [](machine_harness& h, imap_machine& m) {
     h.backend_eof();
     CHECK(h.take_client() == "* BYE proxy.test connection to backend lost\r\n");
     CHECK(m.facts().outcome == "backend_unavailable");

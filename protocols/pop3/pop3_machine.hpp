@@ -27,7 +27,7 @@
 
 namespace tlsbridge::protocols::pop3 {
 
-struct session_settings : mail_settings {
+struct machine_settings : mail_settings {
   std::size_t max_command_line = 64 * 1024;   // RFC 2449 says 255; SASL responses run longer
   std::size_t max_response_line = 64 * 1024;  // a status line or a CAPA line
   std::size_t max_capa_bytes = 64 * 1024;     // a CAPA reply is held whole to be rewritten
@@ -43,9 +43,9 @@ struct pop3_pending {
   std::string user;
 };
 
-class pop3_session final : public mail_machine<session_settings, pop3_pending> {
+class pop3_machine final : public mail_machine<machine_settings, pop3_pending> {
  public:
-  pop3_session(session_settings settings, std::string backend_greeting_wire);
+  pop3_machine(machine_settings settings, std::string backend_greeting_wire);
 
   void on_start(step_list& out) override;
 

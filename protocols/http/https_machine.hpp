@@ -56,7 +56,7 @@
 
 namespace tlsbridge::protocols::http {
 
-struct session_settings {
+struct machine_settings {
   std::vector<std::string> allow_paths{"/Microsoft-Server-ActiveSync",
                                        "/autodiscover",
                                        "/EWS",
@@ -77,9 +77,9 @@ struct session_settings {
   std::function<std::chrono::steady_clock::time_point()> clock;
 };
 
-class https_session final : public session_machine {
+class https_machine final : public session_machine {
  public:
-  explicit https_session(session_settings settings);
+  explicit https_machine(machine_settings settings);
 
   bool backend_first() const override { return false; }
   void on_backend_connected(bool ok, step_list& out) override;
@@ -147,7 +147,7 @@ class https_session final : public session_machine {
   void finish(std::string outcome, std::string reason, step_list& out);
   exchange* response_front();
 
-  session_settings settings_;
+  machine_settings settings_;
   client_mode client_mode_ = client_mode::head;
   backend_mode backend_mode_ = backend_mode::message;
   std::deque<exchange> exchanges_;

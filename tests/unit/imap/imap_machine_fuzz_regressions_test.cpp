@@ -1,25 +1,25 @@
-// Inputs fuzz_imap_session (tests/fuzz/) found, as scripted unit tests. Each names its corpus file
-// in tests/fuzz/corpus/imap_session/, which ctest also replays through the fuzz target.
+// Inputs fuzz_imap_machine (tests/fuzz/) found, as scripted unit tests. Each names its corpus file
+// in tests/fuzz/corpus/imap_machine/, which ctest also replays through the fuzz target.
 #include <catch2/catch.hpp>
 #include <string>
 
 #include "machine_harness.hpp"
-#include "protocols/imap/imap_session.hpp"
+#include "protocols/imap/imap_machine.hpp"
 
 using namespace tlsbridge;
-using protocols::imap::imap_session;
-using protocols::imap::session_settings;
+using protocols::imap::imap_machine;
+using protocols::imap::machine_settings;
 using test::machine_harness;
 
 TEST_CASE("imap fuzz regression: a machine closed during the front handshake stays closed",
           "[imap][fuzz]") {
-  // corpus/imap_session/seed-tls-after-close: STARTTLS is accepted (start_front_tls), the backend
+  // corpus/imap_machine/seed-tls-after-close: STARTTLS is accepted (start_front_tls), the backend
   // closes while the driver is in the handshake (the machine says BYE and close), and the driver
   // then completes the handshake it started. The machine used to reopen itself in command mode
   // and relay what the client sent next to a backend it had given up.
-  session_settings s;  // STARTTLS front, require_tls
+  machine_settings s;  // STARTTLS front, require_tls
   s.hostname = "proxy.test";
-  imap_session m(s, "* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n");
+  imap_machine m(s, "* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n");
   machine_harness h(m, false);
   h.start();
   h.take_client();

@@ -1,9 +1,9 @@
-// Inputs fuzz_smtp_session (tests/fuzz/) found, as scripted unit tests. Each names its corpus file
-// in tests/fuzz/corpus/smtp_session/, which ctest also replays through the fuzz target.
+// Inputs fuzz_smtp_machine (tests/fuzz/) found, as scripted unit tests. Each names its corpus file
+// in tests/fuzz/corpus/smtp_machine/, which ctest also replays through the fuzz target.
 #include <catch2/catch.hpp>
 #include <string>
 
-#include "protocols/smtp/smtp_session.hpp"
+#include "protocols/smtp/smtp_machine.hpp"
 
 using namespace tlsbridge::protocols;
 using namespace tlsbridge::protocols::smtp;
@@ -20,11 +20,11 @@ bool has(const step_list& out, step::kind k) {
 
 TEST_CASE("fuzz regression: a machine closed during the front handshake stays closed",
           "[smtp][session][fuzz]") {
-  // corpus/smtp_session/seed-starttls-behind-noop-then-backend-closes: the STARTTLS reply waits
+  // corpus/smtp_machine/seed-starttls-behind-noop-then-backend-closes: the STARTTLS reply waits
   // behind NOOP's; the backend's 250 releases it (start_front_tls), then the backend's unsolicited
   // 421 closes the machine while the driver is still in the handshake, which it then completes.
-  session_settings settings;  // STARTTLS front, require_tls
-  smtp_session m(settings, "220 backend ESMTP\r\n");
+  machine_settings settings;  // STARTTLS front, require_tls
+  smtp_machine m(settings, "220 backend ESMTP\r\n");
   step_list out;
   m.on_start(out);
   out.clear();
@@ -51,8 +51,8 @@ TEST_CASE("fuzz finding: a bare CR inside a command line is refused, never relay
           "[smtp][session][fuzz]") {
   // "NOOP\rMAIL FROM:<x>" would pass require_tls as a NOOP, and a backend that reads a bare CR as
   // a line end would then run MAIL before TLS.
-  session_settings settings;  // STARTTLS front, require_tls
-  smtp_session m(settings, "220 backend ESMTP\r\n");
+  machine_settings settings;  // STARTTLS front, require_tls
+  smtp_machine m(settings, "220 backend ESMTP\r\n");
   step_list out;
   m.on_start(out);
   out.clear();

@@ -1,4 +1,4 @@
-#include "protocols/imap/imap_session.hpp"
+#include "protocols/imap/imap_machine.hpp"
 
 #include <algorithm>
 
@@ -30,7 +30,7 @@ std::string login_result(std::string_view after_tag) {
 
 }  // namespace
 
-imap_session::imap_session(session_settings settings, std::string backend_greeting_wire)
+imap_machine::imap_machine(machine_settings settings, std::string backend_greeting_wire)
     : mail_machine(std::move(settings), std::move(backend_greeting_wire)),
       backend_(settings_.max_response_line) {
   std::string_view line(greeting_);
@@ -40,18 +40,18 @@ imap_session::imap_session(session_settings settings, std::string backend_greeti
 
 // What the backend can frame: LITERAL+ / LITERAL- (RFC 7888) and BINARY (RFC 3516) decide which
 // client literals may be relayed. The greeting's list, then each CAPABILITY the backend sends.
-void imap_session::note_capabilities(std::string_view line) {
+void imap_machine::note_capabilities(std::string_view line) {
   if (auto caps = capabilities_in(line)) backend_caps_ = std::move(*caps);
 }
 
-capability_view imap_session::view() const {
+capability_view imap_machine::view() const {
   // Before front TLS: the proxy's STARTTLS and LOGINDISABLED, and no AUTH= (RFC 3501 §6.2.3).
   return capability_view{.offer_starttls = before_tls(),
                          .hide_auth = before_tls(),
                          .login_disabled = before_tls() && settings_.require_tls};
 }
 
-void imap_session::on_start(step_list& out) {
+void imap_machine::on_start(step_list& out) {
   if (greeting_.empty()) return;
   std::string_view line(greeting_);
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
@@ -63,7 +63,7 @@ void imap_session::on_start(step_list& out) {
 // ---------------------------------------------------------------------------------------------
 // Client side
 
-void imap_session::read_client(step_list& out) {
+void imap_machine::read_client(step_list& out) {
   std::string line;
   while (may_read_client()) {
     switch (mode_) {
@@ -128,7 +128,7 @@ void imap_session::read_client(step_list& out) {
   }
 }
 
-void imap_session::handle_command_start(const std::string& line, step_list& out) {
+void imap_machine::handle_command_start(const std::string& line, step_list& out) {
   if (line.empty()) return;  // tolerated between commands, never relayed
   if (pending_.size() >= settings_.max_pending_commands) {
     close_with("* BYE " + settings_.hostname + " too many pipelined commands\r\n", "limit",
@@ -235,7 +235,7 @@ void imap_session::handle_command_start(const std::string& line, step_list& out)
 }
 
 // A fragment of the relayed command, tokenised: sent on, then its literal or the command's end.
-void imap_session::relay_fragment(std::string_view line, std::optional<literal_marker> lit,
+void imap_machine::relay_fragment(std::string_view line, std::optional<literal_marker> lit,
                                   step_list& out) {
   std::string wire(line);
   wire += "\r\n";
@@ -249,7 +249,7 @@ void imap_session::relay_fragment(std::string_view line, std::optional<literal_m
 }
 
 // Why a client literal may not be relayed, if it may not (the backend must read it as one).
-std::optional<std::string> imap_session::literal_refusal(const literal_marker& lit) const {
+std::optional<std::string> imap_machine::literal_refusal(const literal_marker& lit) const {
   // A server reads a literal only where it parses the command's arguments; for a command whose
   // grammar has no string (NOOP, CHECK, an unknown command...) it may skip to the end of the
   // line instead - Dovecot does after login - and then read the literal's bytes as commands.
@@ -270,7 +270,7 @@ std::optional<std::string> imap_session::literal_refusal(const literal_marker& l
 
 // A command the proxy answers itself: nothing of it reaches the backend; every refusal is audited
 // with the rule it broke.
-void imap_session::refuse_command(std::string reply, std::string rule, step_list& out) {
+void imap_machine::refuse_command(std::string reply, std::string rule, step_list& out) {
   (void)out;
   cmd_.relayed = false;
   cmd_.refusal = std::move(reply);
@@ -280,7 +280,7 @@ void imap_session::refuse_command(std::string reply, std::string rule, step_list
 // Follows a refused command's framing as the client sees it, dropping everything: a {n+} literal's
 // bytes arrive unasked and are read and dropped (bounded by max_literal); for {n} the proxy sends
 // no "+", so the client sends no literal and the refusal ends the command (RFC 3501 §7.5).
-void imap_session::follow_discarded(std::optional<literal_marker> lit, step_list& out) {
+void imap_machine::follow_discarded(std::optional<literal_marker> lit, step_list& out) {
   if (!lit || lit->synchronizing) {
     client_literal_ = 0;
     end_command(out);
@@ -297,7 +297,7 @@ void imap_session::follow_discarded(std::optional<literal_marker> lit, step_list
   mode_ = mode::literal;
 }
 
-void imap_session::handle_fragment_end(std::string_view line, step_list& out) {
+void imap_machine::handle_fragment_end(std::string_view line, step_list& out) {
   if (!cmd_.relayed) {
     follow_discarded(trailing_literal(line), out);
     return;
@@ -327,7 +327,7 @@ void imap_session::handle_fragment_end(std::string_view line, step_list& out) {
       out);
 }
 
-void imap_session::end_command(step_list& out) {
+void imap_machine::end_command(step_list& out) {
   mode_ = mode::command;
   if (!cmd_.relayed) {
     pending_.answer(cmd_.refusal, out);
@@ -357,7 +357,7 @@ void imap_session::end_command(step_list& out) {
   }
 }
 
-void imap_session::handle_exchange_line(const std::string& line, step_list& out) {
+void imap_machine::handle_exchange_line(const std::string& line, step_list& out) {
   --continuations_owed_;
   out.send_backend(line + "\r\n");
   if (exchange_kind_ == kind::idle && iequals(line, "DONE")) idling_ = false;
@@ -368,7 +368,7 @@ void imap_session::handle_exchange_line(const std::string& line, step_list& out)
   }
 }
 
-void imap_session::forget_before_tls() {
+void imap_machine::forget_before_tls() {
   cmd_ = current_command{};
   mode_ = mode::command;
 }
@@ -376,7 +376,7 @@ void imap_session::forget_before_tls() {
 // ---------------------------------------------------------------------------------------------
 // Backend side
 
-void imap_session::read_backend(std::string_view data, step_list& out) {
+void imap_machine::read_backend(std::string_view data, step_list& out) {
   backend_.append(data);
   std::string line;
   while (!closed()) {
@@ -397,7 +397,7 @@ void imap_session::read_backend(std::string_view data, step_list& out) {
   }
 }
 
-void imap_session::handle_response_line(const std::string& line, step_list& out) {
+void imap_machine::handle_response_line(const std::string& line, step_list& out) {
   auto lit = response_literal(line, backend_at_response_start_);
   if (!backend_at_response_start_) {
     // The rest of a response after a literal: data, relayed as it is.
@@ -433,7 +433,7 @@ void imap_session::handle_response_line(const std::string& line, step_list& out)
   complete(first_word(line), line, out);
 }
 
-void imap_session::complete(const std::string& tag, const std::string& line, step_list& out) {
+void imap_machine::complete(const std::string& tag, const std::string& line, step_list& out) {
   auto it = std::find_if(pending_.begin(), pending_.end(),
                          [&](const auto& p) { return !p.local && p.relayed.tag == tag; });
   std::uint64_t completed = 0;
@@ -462,7 +462,7 @@ void imap_session::complete(const std::string& tag, const std::string& line, ste
   process_client(out);
 }
 
-void imap_session::emit_login_event(const pending& p, std::string_view after_tag) {
+void imap_machine::emit_login_event(const pending& p, std::string_view after_tag) {
   boost::json::object e;
   e["event"] = "imap.login";
   if (settings_.audit_envelope) e["user"] = p.user;
@@ -473,7 +473,7 @@ void imap_session::emit_login_event(const pending& p, std::string_view after_tag
 // ---------------------------------------------------------------------------------------------
 // Endings
 
-void imap_session::end(ending why, step_list& out) {
+void imap_machine::end(ending why, step_list& out) {
   // No BYE of the proxy's inside a response the client is reading, nor when the backend said
   // goodbye itself (its own autologout).
   const bool mid_response = backend_literal_ > 0 || !backend_at_response_start_;
@@ -496,7 +496,7 @@ void imap_session::end(ending why, step_list& out) {
   }
 }
 
-void imap_session::maybe_finish_drain(step_list& out) {
+void imap_machine::maybe_finish_drain(step_list& out) {
   if (!pending_.draining() || closed()) return;
   if (client_.buffered() != 0 || backend_literal_ > 0 || !backend_at_response_start_) return;
   // Safe points: no command in flight, or an IDLE the client is just waiting in (RFC 2177: the

@@ -1,4 +1,4 @@
-#include "protocols/smtp/smtp_session.hpp"
+#include "protocols/smtp/smtp_machine.hpp"
 
 #include <algorithm>
 #include <boost/json/array.hpp>
@@ -32,7 +32,7 @@ bool exchange_internal(verb v) {
 
 }  // namespace
 
-smtp_session::pending smtp_session::expect(verb cmd, std::string text, bool message_end) {
+smtp_machine::pending smtp_machine::expect(verb cmd, std::string text, bool message_end) {
   pending p;
   p.cmd = cmd;
   p.text = std::move(text);
@@ -40,14 +40,14 @@ smtp_session::pending smtp_session::expect(verb cmd, std::string text, bool mess
   return p;
 }
 
-smtp_session::smtp_session(session_settings settings, std::string backend_greeting_wire)
+smtp_machine::smtp_machine(machine_settings settings, std::string backend_greeting_wire)
     : mail_machine(std::move(settings), std::move(backend_greeting_wire)) {}
 
-void smtp_session::on_start(step_list& out) {
+void smtp_machine::on_start(step_list& out) {
   out.send_client(greeting_);
 }
 
-void smtp_session::read_client(step_list& out) {
+void smtp_machine::read_client(step_list& out) {
   std::string line;
   while (may_read_client()) {
     switch (mode_) {
@@ -140,7 +140,7 @@ void smtp_session::read_client(step_list& out) {
   }
 }
 
-bool smtp_session::next_line_ends_in_bare_lf() const {
+bool smtp_machine::next_line_ends_in_bare_lf() const {
   // RFC 5321 §2.3.8: a line ends with CRLF. The framer also ends one at a bare LF; whether this
   // one did decides whether it is refused. Skip what the framer is still discarding (the rest of
   // an over-long line) to look at the line it will return.
@@ -155,7 +155,7 @@ bool smtp_session::next_line_ends_in_bare_lf() const {
   return lf != std::string_view::npos && (lf == from || in[lf - 1] != '\r');
 }
 
-void smtp_session::handle_command(std::string line, bool bare_lf, step_list& out) {
+void smtp_machine::handle_command(std::string line, bool bare_lf, step_list& out) {
   if (pending_.size() >= settings_.max_pending_commands) {
     close_with("421 4.7.0 " + settings_.hostname + " too many pipelined commands\r\n", "",
                "pipelining limit", out);
@@ -315,7 +315,7 @@ void smtp_session::handle_command(std::string line, bool bare_lf, step_list& out
   if (observer_) observer_->command(cmd, line);
 }
 
-void smtp_session::handle_sasl_response(const std::string& line, bool bare_lf, step_list& out) {
+void smtp_machine::handle_sasl_response(const std::string& line, bool bare_lf, step_list& out) {
   mode_ = mode::awaiting_auth_reply;
   if (bare_lf || !is_sasl_response(line)) {
     // The backend is waiting for exactly one response line; what is not one (a command, a
@@ -332,7 +332,7 @@ void smtp_session::handle_sasl_response(const std::string& line, bool bare_lf, s
   if (observer_) observer_->sasl_response(line);
 }
 
-bool smtp_session::chunking_offered() const {
+bool smtp_machine::chunking_offered() const {
   // The decision uses only what the backend has said: while an EHLO/HELO is still unanswered the
   // offer is unknown, and unknown is no.
   if (!backend_chunking_) return false;
@@ -341,14 +341,14 @@ bool smtp_session::chunking_offered() const {
   return true;
 }
 
-void smtp_session::refuse(std::string wire, std::string_view rule, std::string_view name,
+void smtp_machine::refuse(std::string wire, std::string_view rule, std::string_view name,
                           step_list& out) {
   audit_refusal(rule, name,
                 std::string_view(wire).substr(0, std::min<std::size_t>(9, wire.size())));
   pending_.answer(std::move(wire), out);
 }
 
-void smtp_session::audit_refusal(std::string_view rule, std::string_view name,
+void smtp_machine::audit_refusal(std::string_view rule, std::string_view name,
                                  std::string_view reply) {
   // Every refusal is counted in the conn record's reason; the first max_refusal_events also get
   // their own audit event, so a client cannot flood the audit log with refused lines.
@@ -361,7 +361,7 @@ void smtp_session::audit_refusal(std::string_view rule, std::string_view name,
   facts_.reason = std::to_string(refusals()) + " command(s) refused, last: " + std::string(rule);
 }
 
-void smtp_session::skip_refused_chunk(const command& cmd) {
+void smtp_machine::skip_refused_chunk(const command& cmd) {
   // RFC 3030 §2 (and Postfix smtpd's skip_bdat): a refused BDAT still frames its chunk. The chunk
   // is read and dropped; it must never be taken for commands. handle_command has closed the
   // session already when the size did not parse.
@@ -373,14 +373,14 @@ void smtp_session::skip_refused_chunk(const command& cmd) {
   mode_ = mode::bdat;
 }
 
-void smtp_session::relay(std::string_view line, pending entry, step_list& out) {
+void smtp_machine::relay(std::string_view line, pending entry, step_list& out) {
   std::string wire(line);
   wire += "\r\n";
   out.send_backend(std::move(wire));
   pending_.expect(std::move(entry));
 }
 
-void smtp_session::read_backend(std::string_view data, step_list& out) {
+void smtp_machine::read_backend(std::string_view data, step_list& out) {
   backend_.append(data);
   reply r;
   for (;;) {
@@ -401,7 +401,7 @@ void smtp_session::read_backend(std::string_view data, step_list& out) {
   }
 }
 
-void smtp_session::handle_reply(const reply& r, step_list& out) {
+void smtp_machine::handle_reply(const reply& r, step_list& out) {
   if (!pending_.backend_turn()) {
     // Nothing was asked. A 421 is the backend closing on us (RFC 5321 §3.8): pass it on.
     if (r.code == 421) {
@@ -517,7 +517,7 @@ void smtp_session::handle_reply(const reply& r, step_list& out) {
   pending_.flush(out);
 }
 
-void smtp_session::emit_message_event(const reply& final_reply, std::uint64_t size) {
+void smtp_machine::emit_message_event(const reply& final_reply, std::uint64_t size) {
   boost::json::object e;
   e["event"] = "smtp.message";
   if (settings_.audit_envelope) {
@@ -532,13 +532,13 @@ void smtp_session::emit_message_event(const reply& final_reply, std::uint64_t si
   events_.push_back(std::move(e));
 }
 
-void smtp_session::reset_transaction() {
+void smtp_machine::reset_transaction() {
   mail_from_.clear();
   in_transaction_ = false;
   rcpt_.clear();
 }
 
-void smtp_session::forget_before_tls() {
+void smtp_machine::forget_before_tls() {
   // RFC 3207 §4.2: the server discards any knowledge obtained from the client before TLS; the
   // client must send EHLO again.
   need_ehlo_ = true;
@@ -548,7 +548,7 @@ void smtp_session::forget_before_tls() {
   mode_ = mode::command;
 }
 
-void smtp_session::end(ending why, step_list& out) {
+void smtp_machine::end(ending why, step_list& out) {
   switch (why) {
     case ending::client_closed:
       if (mode_ == mode::data || mode_ == mode::bdat) {
@@ -575,20 +575,20 @@ void smtp_session::end(ending why, step_list& out) {
   }
 }
 
-bool smtp_session::at_command_boundary() const {
+bool smtp_machine::at_command_boundary() const {
   // A transaction the backend has accepted MAIL for is let finish (issue #7: never cut a sender
   // off mid-transaction during a drain); the grace period bounds how long that may take.
   return mode_ == mode::command && pending_.empty() && client_.buffered() == 0 && !in_transaction_;
 }
 
-void smtp_session::maybe_finish_drain(step_list& out) {
+void smtp_machine::maybe_finish_drain(step_list& out) {
   if (!pending_.draining() || closed() || !at_command_boundary()) return;
   send_quit(out);
   close_with("421 4.3.2 " + settings_.hostname + " shutting down\r\n", "shutdown",
              "proxy shutting down", out);
 }
 
-void smtp_session::send_quit(step_list& out) {
+void smtp_machine::send_quit(step_list& out) {
   out.send_backend("QUIT\r\n");
   if (observer_) observer_->command(parse_command("QUIT"), "QUIT");
 }

@@ -1,5 +1,5 @@
-// Fuzz target for protocols/pop3/pop3_session (and pop3_syntax, which it uses), the POP3 proxy
-// machine. The input is a script, as for fuzz_smtp_session: four bytes of settings (front TLS mode,
+// Fuzz target for protocols/pop3/pop3_machine (and pop3_syntax, which it uses), the POP3 proxy
+// machine. The input is a script, as for fuzz_smtp_machine: four bytes of settings (front TLS mode,
 // require_tls, limits), then events, each chosen by one byte — client bytes (raw, or picked from
 // real dialogue pieces: USER/PASS, APOP, AUTH PLAIN, CAPA, RETR, STLS pipelined), backend bytes
 // (raw, pieces: +OK, -ERR, CAPA with STLS/SASL, multi-line bodies with dot-stuffing, "+ "
@@ -26,7 +26,7 @@
 #include <cstdint>
 #include <string>
 
-#include "protocols/pop3/pop3_session.hpp"
+#include "protocols/pop3/pop3_machine.hpp"
 #include "protocols/pop3/pop3_syntax.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
@@ -91,7 +91,7 @@ constexpr std::array<std::string_view, 16> backend_pieces{
 
 class harness {
  public:
-  explicit harness(session_settings s)
+  explicit harness(machine_settings s)
       : settings_(s),
         machine_(std::move(s), greeting),
         front_encrypted_(settings_.front == config::front_tls::implicit),
@@ -201,8 +201,8 @@ class harness {
     pre_tls_backend_.erase(0, start);
   }
 
-  session_settings settings_;
-  pop3_session machine_;
+  machine_settings settings_;
+  pop3_machine machine_;
   bool front_encrypted_;
   bool check_pre_tls_;
   bool tls_pending_ = false;
@@ -217,10 +217,10 @@ class harness {
 // A fresh machine: RETR's body (the fuzzer's lines, dot-stuffed) reaches the client untouched and
 // the pipelined NOOP's reply after it is still a reply.
 void retr_probe(std::string_view lines, std::string_view split_at) {
-  session_settings s;
+  machine_settings s;
   s.front = config::front_tls::implicit;
   s.hostname = "proxy.example";
-  pop3_session m(s, greeting);
+  pop3_machine m(s, greeting);
   std::string to_client, to_backend;
   bool closed = false;
   auto run = [&](auto&& event) {
@@ -285,7 +285,7 @@ std::string without_marker(std::string_view data) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   tlsbridge::fuzz::fuzz_input in(data, size);
-  session_settings s;
+  machine_settings s;
   const std::uint8_t mode = in.byte();
   s.front = static_cast<config::front_tls>(mode % 3);
   s.require_tls = (mode & 0x04) == 0;
@@ -322,16 +322,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         h.front_tls_established();
         break;
       case 5:
-        h.event(&pop3_session::on_client_eof);
+        h.event(&pop3_machine::on_client_eof);
         break;
       case 6:
-        h.event(&pop3_session::on_backend_eof);
+        h.event(&pop3_machine::on_backend_eof);
         break;
       case 7:
-        h.event(&pop3_session::on_idle_timeout);
+        h.event(&pop3_machine::on_idle_timeout);
         break;
       case 8:
-        h.event(&pop3_session::on_shutdown);
+        h.event(&pop3_machine::on_shutdown);
         break;
       case 9: {
         const std::string_view split = in.bytes(in.byte() % 8);

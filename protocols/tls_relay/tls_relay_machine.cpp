@@ -1,8 +1,8 @@
-#include "protocols/tls_relay/tls_relay_session.hpp"
+#include "protocols/tls_relay/tls_relay_machine.hpp"
 
 namespace tlsbridge::protocols {
 
-void tls_relay_session::on_client_eof(step_list& out) {
+void tls_relay_machine::on_client_eof(step_list& out) {
   client_done_ = true;
   out.shutdown_backend_send();
   if (backend_done_) {
@@ -11,7 +11,7 @@ void tls_relay_session::on_client_eof(step_list& out) {
   }
 }
 
-void tls_relay_session::on_backend_eof(step_list& out) {
+void tls_relay_machine::on_backend_eof(step_list& out) {
   backend_done_ = true;
   out.shutdown_client_send();
   if (client_done_) {
@@ -20,7 +20,7 @@ void tls_relay_session::on_backend_eof(step_list& out) {
   }
 }
 
-void tls_relay_session::on_idle_timeout(step_list& out) {
+void tls_relay_machine::on_idle_timeout(step_list& out) {
   facts_.outcome = "timeout";
   facts_.reason = "idle timeout";
   out.close();

@@ -6,7 +6,7 @@
 
 namespace tlsbridge::protocols {
 
-class tls_relay_session final : public session_machine {
+class tls_relay_machine final : public session_machine {
  public:
   void on_start(step_list&) override {}
   void on_client_data(std::string_view data, step_list& out) override {

@@ -44,7 +44,7 @@
 
 namespace tlsbridge::protocols::smtp {
 
-struct session_settings : mail_settings {
+struct machine_settings : mail_settings {
   config::bare_lf_mode bare_lf = config::bare_lf_mode::reject;
   std::size_t max_command_line = 4096;       // longer lines are refused: 500 5.5.2
   std::size_t max_held_bytes = 1024 * 1024;  // client bytes held while DATA awaits its reply
@@ -72,9 +72,9 @@ struct smtp_pending {
   std::uint64_t size = 0;    // message_end: the message's size, known on the client side
 };
 
-class smtp_session final : public mail_machine<session_settings, smtp_pending> {
+class smtp_machine final : public mail_machine<machine_settings, smtp_pending> {
  public:
-  smtp_session(session_settings settings, std::string backend_greeting_wire);
+  smtp_machine(machine_settings settings, std::string backend_greeting_wire);
 
   void set_observer(relay_observer* observer) { observer_ = observer; }
 

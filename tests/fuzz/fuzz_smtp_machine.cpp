@@ -1,4 +1,4 @@
-// Fuzz target for protocols/smtp/smtp_session, the SMTP proxy machine. The input is a script: four
+// Fuzz target for protocols/smtp/smtp_machine, the SMTP proxy machine. The input is a script: four
 // bytes of settings (front TLS mode, require_tls, bare-LF mode, limits), then events, each chosen
 // by one byte — client bytes, backend bytes (raw, length-prefixed, or picked from real dialogue
 // pieces), front TLS established, client EOF, backend EOF, idle timeout, shutdown. The driver is
@@ -22,7 +22,7 @@
 
 #include "protocols/smtp/smtp_command.hpp"
 #include "protocols/smtp/smtp_reply.hpp"
-#include "protocols/smtp/smtp_session.hpp"
+#include "protocols/smtp/smtp_machine.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
 using namespace tlsbridge::protocols;
@@ -84,7 +84,7 @@ constexpr std::array<std::string_view, 14> backend_pieces{
 
 class harness {
  public:
-  explicit harness(session_settings s)
+  explicit harness(machine_settings s)
       : settings_(s),
         machine_(std::move(s), "220 mx.legacy.example Microsoft ESMTP MAIL Service ready\r\n"),
         front_encrypted_(settings_.front == config::front_tls::implicit) {}
@@ -243,8 +243,8 @@ class harness {
     }
   }
 
-  session_settings settings_;
-  smtp_session machine_;
+  machine_settings settings_;
+  smtp_machine machine_;
   bool front_encrypted_;
   bool tls_pending_ = false;
   bool closed_ = false;
@@ -276,7 +276,7 @@ std::string without_marker(std::string_view data) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   tlsbridge::fuzz::fuzz_input in(data, size);
-  session_settings s;
+  machine_settings s;
   const std::uint8_t mode = in.byte();
   s.front = static_cast<config::front_tls>(mode % 3);
   s.require_tls = (mode & 0x04) == 0;
@@ -309,16 +309,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         h.front_tls_established();
         break;
       case 5:
-        h.event(&smtp_session::on_client_eof);
+        h.event(&smtp_machine::on_client_eof);
         break;
       case 6:
-        h.event(&smtp_session::on_backend_eof);
+        h.event(&smtp_machine::on_backend_eof);
         break;
       case 7:
-        h.event(&smtp_session::on_idle_timeout);
+        h.event(&smtp_machine::on_idle_timeout);
         break;
       case 8:
-        h.event(&smtp_session::on_shutdown);
+        h.event(&smtp_machine::on_shutdown);
         break;
     }
   }

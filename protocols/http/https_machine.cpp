@@ -1,4 +1,4 @@
-#include "protocols/http/https_session.hpp"
+#include "protocols/http/https_machine.hpp"
 
 #include <algorithm>
 #include <boost/json/array.hpp>
@@ -44,15 +44,15 @@ constexpr std::string_view activesync_path = "/Microsoft-Server-ActiveSync";
 
 }  // namespace
 
-https_session::https_session(session_settings settings) : settings_(std::move(settings)) {
+https_machine::https_machine(machine_settings settings) : settings_(std::move(settings)) {
   if (!settings_.clock) settings_.clock = [] { return std::chrono::steady_clock::now(); };
 }
 
-std::chrono::steady_clock::time_point https_session::now() const {
+std::chrono::steady_clock::time_point https_machine::now() const {
   return settings_.clock();
 }
 
-std::optional<std::chrono::milliseconds> https_session::idle_limit() const {
+std::optional<std::chrono::milliseconds> https_machine::idle_limit() const {
   // A request in flight may be held by the backend (ActiveSync Ping up to its heartbeat, RPC
   // channels half-duplex for long): request_timeout. Between requests: the listener's idle.
   std::optional<std::chrono::milliseconds> limit;
@@ -66,14 +66,14 @@ std::optional<std::chrono::milliseconds> https_session::idle_limit() const {
   return limit;
 }
 
-std::optional<std::chrono::milliseconds> https_session::head_time_left() const {
+std::optional<std::chrono::milliseconds> https_machine::head_time_left() const {
   if (client_mode_ != client_mode::head || !head_started_) return std::nullopt;
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
       request_started_ + settings_.request_head_timeout - last_event_);
   return std::max(left, std::chrono::milliseconds(1));
 }
 
-https_session::exchange* https_session::response_front() {
+https_machine::exchange* https_machine::response_front() {
   for (auto& ex : exchanges_)
     if (!ex.response_done) return &ex;
   return nullptr;
@@ -82,7 +82,7 @@ https_session::exchange* https_session::response_front() {
 // ---------------------------------------------------------------------------------------------
 // Client side
 
-void https_session::on_client_data(std::string_view data, step_list& out) {
+void https_machine::on_client_data(std::string_view data, step_list& out) {
   if (closed_) return;
   last_event_ = now();
   switch (client_mode_) {
@@ -107,7 +107,7 @@ void https_session::on_client_data(std::string_view data, step_list& out) {
   }
 }
 
-void https_session::process_client(step_list& out) {
+void https_machine::process_client(step_list& out) {
   while (!closed_ && !client_pending_.empty()) {
     if (client_mode_ == client_mode::head) {
       if (!head_started_) {
@@ -225,7 +225,7 @@ void https_session::process_client(step_list& out) {
 
 // Client bytes after an Upgrade request, before its answer says what they are (RFC 9110 §7.8):
 // kept, bounded.
-void https_session::hold(std::string_view bytes, step_list& out) {
+void https_machine::hold(std::string_view bytes, step_list& out) {
   held_.append(bytes);
   if (held_.size() > settings_.max_held_bytes)
     finish("limit",
@@ -234,7 +234,7 @@ void https_session::hold(std::string_view bytes, step_list& out) {
            out);
 }
 
-void https_session::refuse_head(unsigned status, std::string reason, step_list& out) {
+void https_machine::refuse_head(unsigned status, std::string reason, step_list& out) {
   // The head never became a request: the record names what its first line says, bounded.
   const std::string_view pending(client_pending_);
   exchange& ex =
@@ -245,7 +245,7 @@ void https_session::refuse_head(unsigned status, std::string reason, step_list& 
 }
 
 // A new exchange record, named by its request line: the method (bounded) and the raw path.
-https_session::exchange& https_session::open_exchange(std::string_view request_line,
+https_machine::exchange& https_machine::open_exchange(std::string_view request_line,
                                                       std::size_t bytes_in) {
   exchanges_.emplace_back();
   exchange& ex = exchanges_.back();
@@ -260,7 +260,7 @@ https_session::exchange& https_session::open_exchange(std::string_view request_l
   return ex;
 }
 
-void https_session::on_request_head(std::string_view raw_head, step_list& out) {
+void https_machine::on_request_head(std::string_view raw_head, step_list& out) {
   exchange& ex = open_exchange(raw_head.substr(0, raw_head.find("\r\n")), raw_head.size());
 
   // Tokenised by the RFC grammar first; Beast then reads the fields of a head that
@@ -367,7 +367,7 @@ void https_session::on_request_head(std::string_view raw_head, step_list& out) {
   }
 }
 
-void https_session::request_complete(step_list& out) {
+void https_machine::request_complete(step_list& out) {
   if (closed_ || exchanges_.empty()) return;
   exchange& ex = exchanges_.back();
   ex.request_done = true;
@@ -382,7 +382,7 @@ void https_session::request_complete(step_list& out) {
   flush_local(out);
 }
 
-void https_session::refuse_request(exchange& ex, unsigned status, std::string reason,
+void https_machine::refuse_request(exchange& ex, unsigned status, std::string reason,
                                    step_list& out) {
   ex.local = true;
   ex.status = status;
@@ -402,7 +402,7 @@ void https_session::refuse_request(exchange& ex, unsigned status, std::string re
 // ---------------------------------------------------------------------------------------------
 // Backend side
 
-void https_session::on_backend_data(std::string_view data, step_list& out) {
+void https_machine::on_backend_data(std::string_view data, step_list& out) {
   if (closed_) return;
   last_event_ = now();
   backend_pending_.append(data);
@@ -410,7 +410,7 @@ void https_session::on_backend_data(std::string_view data, step_list& out) {
   if (backend_pending_.empty()) std::string().swap(backend_pending_);
 }
 
-void https_session::process_backend(step_list& out) {
+void https_machine::process_backend(step_list& out) {
   while (!closed_ && !backend_pending_.empty()) {
     if (backend_mode_ == backend_mode::tunnel) {
       exchange* t = exchanges_.empty() ? nullptr : &exchanges_.back();
@@ -471,7 +471,7 @@ void https_session::process_backend(step_list& out) {
   }
 }
 
-void https_session::on_response_head(exchange& ex, std::string_view raw_head, step_list& out) {
+void https_machine::on_response_head(exchange& ex, std::string_view raw_head, step_list& out) {
   const message_head& h = response_->head();
   ex.bytes_out += raw_head.size();
   ex.response_started = true;
@@ -500,7 +500,7 @@ void https_session::on_response_head(exchange& ex, std::string_view raw_head, st
   if (ex.upgrade && client_mode_ == client_mode::held) release_held_ = true;
 }
 
-void https_session::response_complete(exchange& ex, step_list& out) {
+void https_machine::response_complete(exchange& ex, step_list& out) {
   ex.response_done = true;
   const bool keep_alive = response_->head().keep_alive;
   response_.reset();
@@ -515,7 +515,7 @@ void https_session::response_complete(exchange& ex, step_list& out) {
 
 // The proxy answers `ex` itself at once (its response is the one the client reads next), and its
 // record says so and why; the session closes after it, so the answer says Connection: close.
-void https_session::answer_now(exchange& ex, unsigned status, std::string reason, step_list& out) {
+void https_machine::answer_now(exchange& ex, unsigned status, std::string reason, step_list& out) {
   std::string wire = proxy_response(status, true);
   ex.bytes_out += wire.size();
   out.send_client(std::move(wire));
@@ -525,7 +525,7 @@ void https_session::answer_now(exchange& ex, unsigned status, std::string reason
   ex.details["reason"] = std::move(reason);
 }
 
-void https_session::bad_backend_response(exchange& ex, std::string reason, step_list& out) {
+void https_machine::bad_backend_response(exchange& ex, std::string reason, step_list& out) {
   const std::string why = "malformed backend " + reason;
   if (!ex.response_started)
     answer_now(ex, 502, why, out);
@@ -534,7 +534,7 @@ void https_session::bad_backend_response(exchange& ex, std::string reason, step_
   finish("", why, out);
 }
 
-void https_session::start_tunnel(step_list& out) {
+void https_machine::start_tunnel(step_list& out) {
   client_mode_ = client_mode::tunnel;
   backend_mode_ = backend_mode::tunnel;
   std::string early = std::move(held_);
@@ -546,7 +546,7 @@ void https_session::start_tunnel(step_list& out) {
 
 // One side's EOF. In a tunnel (after 101) each direction runs until its own EOF: it becomes a
 // half-close towards the other side, and the session ends when both are done. True: handled.
-bool https_session::side_ended(bool client_side, step_list& out) {
+bool https_machine::side_ended(bool client_side, step_list& out) {
   (client_side ? client_done_ : backend_gone_) = true;
   const bool tunnel =
       client_side ? client_mode_ == client_mode::tunnel : backend_mode_ == backend_mode::tunnel;
@@ -559,7 +559,7 @@ bool https_session::side_ended(bool client_side, step_list& out) {
   return true;
 }
 
-void https_session::on_backend_connected(bool ok, step_list& out) {
+void https_machine::on_backend_connected(bool ok, step_list& out) {
   if (ok || closed_) return;
   backend_open_ = false;
   exchange* ex = response_front();
@@ -568,7 +568,7 @@ void https_session::on_backend_connected(bool ok, step_list& out) {
   finish("backend_unavailable", "", out);
 }
 
-void https_session::on_backend_eof(step_list& out) {
+void https_machine::on_backend_eof(step_list& out) {
   if (closed_ || side_ended(/*client_side=*/false, out)) return;
   exchange* ex = response_front();
   if (response_ && response_->header_done()) {
@@ -589,7 +589,7 @@ void https_session::on_backend_eof(step_list& out) {
 // ---------------------------------------------------------------------------------------------
 // Both sides
 
-void https_session::on_client_eof(step_list& out) {
+void https_machine::on_client_eof(step_list& out) {
   if (closed_ || side_ended(/*client_side=*/true, out)) return;
   const bool inside_request =
       !client_pending_.empty() || client_mode_ == client_mode::body;  // empty lines are not
@@ -604,7 +604,7 @@ void https_session::on_client_eof(step_list& out) {
   // Requests complete, responses outstanding: they are delivered, then the session ends.
 }
 
-void https_session::on_idle_timeout(step_list& out) {
+void https_machine::on_idle_timeout(step_list& out) {
   if (closed_) return;
   const auto head_left = head_time_left();
   if (head_left && (exchanges_.empty() || *head_left <= settings_.request_timeout)) {
@@ -632,7 +632,7 @@ void https_session::on_idle_timeout(step_list& out) {
       out);
 }
 
-void https_session::on_shutdown(step_list& out) {
+void https_machine::on_shutdown(step_list& out) {
   if (closed_) return;
   draining_ = true;
   // A tunnel has no boundary to stop at: it runs until the grace period ends.
@@ -640,7 +640,7 @@ void https_session::on_shutdown(step_list& out) {
   maybe_close(out);
 }
 
-void https_session::flush_local(step_list& out) {
+void https_machine::flush_local(step_list& out) {
   while (!closed_) {
     exchange* ex = response_front();
     if (!ex || !ex->local) break;
@@ -657,7 +657,7 @@ void https_session::flush_local(step_list& out) {
   maybe_close(out);
 }
 
-void https_session::maybe_close(step_list& out) {
+void https_machine::maybe_close(step_list& out) {
   if (closed_ || !exchanges_.empty() || client_mode_ != client_mode::head) return;
   if (draining_) {
     finish("shutdown", "shutting down", out);
@@ -666,7 +666,7 @@ void https_session::maybe_close(step_list& out) {
   }
 }
 
-void https_session::emit_ready_records() {
+void https_machine::emit_ready_records() {
   while (!exchanges_.empty() && exchanges_.front().request_done &&
          exchanges_.front().response_done) {
     emit_record(exchanges_.front());
@@ -674,7 +674,7 @@ void https_session::emit_ready_records() {
   }
 }
 
-void https_session::emit_record(exchange& ex) {
+void https_machine::emit_record(exchange& ex) {
   if (ex.recorded) return;
   ex.recorded = true;
   boost::json::object e;
@@ -693,7 +693,7 @@ void https_session::emit_record(exchange& ex) {
   events_.push_back(std::move(e));
 }
 
-void https_session::finish(std::string outcome, std::string reason, step_list& out) {
+void https_machine::finish(std::string outcome, std::string reason, step_list& out) {
   if (closed_) return;
   closed_ = true;
   if (!outcome.empty()) facts_.outcome = std::move(outcome);

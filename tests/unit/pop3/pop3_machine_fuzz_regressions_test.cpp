@@ -1,25 +1,25 @@
-// Inputs fuzz_pop3_session (tests/fuzz/) found, as scripted unit tests. Each names its corpus file
-// in tests/fuzz/corpus/pop3_session/, which ctest also replays through the fuzz target.
+// Inputs fuzz_pop3_machine (tests/fuzz/) found, as scripted unit tests. Each names its corpus file
+// in tests/fuzz/corpus/pop3_machine/, which ctest also replays through the fuzz target.
 #include <catch2/catch.hpp>
 #include <string>
 
 #include "../imap/machine_harness.hpp"
-#include "protocols/pop3/pop3_session.hpp"
+#include "protocols/pop3/pop3_machine.hpp"
 
 using namespace tlsbridge;
-using protocols::pop3::pop3_session;
-using protocols::pop3::session_settings;
+using protocols::pop3::pop3_machine;
+using protocols::pop3::machine_settings;
 using test::machine_harness;
 
 TEST_CASE("pop3 fuzz regression: a machine closed during the front handshake stays closed",
           "[pop3][fuzz]") {
-  // corpus/pop3_session/seed-tls-after-close: STLS is accepted (start_front_tls), the idle
+  // corpus/pop3_machine/seed-tls-after-close: STLS is accepted (start_front_tls), the idle
   // timeout closes the machine while the driver is in the handshake, and the driver then
   // completes the handshake it started. The machine used to reopen itself in command mode and
   // relay what the client sent next.
-  session_settings s;  // STARTTLS front, require_tls
+  machine_settings s;  // STARTTLS front, require_tls
   s.hostname = "proxy.test";
-  pop3_session m(s, "+OK ready\r\n");
+  pop3_machine m(s, "+OK ready\r\n");
   machine_harness h(m, false);
   h.start();
   h.take_client();

@@ -1,4 +1,4 @@
-#include "protocols/pop3/pop3_session.hpp"
+#include "protocols/pop3/pop3_machine.hpp"
 
 #include "protocols/common/sasl_plain.hpp"
 
@@ -14,18 +14,18 @@ std::string_view trim(std::string_view s) {
 
 }  // namespace
 
-pop3_session::pop3_session(session_settings settings, std::string backend_greeting_wire)
+pop3_machine::pop3_machine(machine_settings settings, std::string backend_greeting_wire)
     : mail_machine(std::move(settings), std::move(backend_greeting_wire)),
       backend_(settings_.max_response_line) {}
 
-void pop3_session::on_start(step_list& out) {
+void pop3_machine::on_start(step_list& out) {
   if (!greeting_.empty()) out.send_client(greeting_);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Client side
 
-void pop3_session::read_client(step_list& out) {
+void pop3_machine::read_client(step_list& out) {
   std::string line;
   while (may_read_client()) {
     switch (mode_) {
@@ -66,7 +66,7 @@ void pop3_session::read_client(step_list& out) {
   }
 }
 
-void pop3_session::handle_command(const std::string& line, step_list& out) {
+void pop3_machine::handle_command(const std::string& line, step_list& out) {
   if (pending_.size() >= settings_.max_pending_commands) {
     close_with("-ERR " + settings_.hostname + " too many pipelined commands\r\n", "limit",
                "pipelining limit", out);
@@ -134,13 +134,13 @@ void pop3_session::handle_command(const std::string& line, step_list& out) {
 }
 
 // A command the proxy answers itself, never relayed; audited with the rule it broke.
-void pop3_session::refuse(std::string reply, const std::string& keyword, std::string rule,
+void pop3_machine::refuse(std::string reply, const std::string& keyword, std::string rule,
                           step_list& out) {
   record_refusal(std::move(rule), {{"event", "pop3.refused"}, {"command", keyword}});
   pending_.answer(std::move(reply), out);
 }
 
-void pop3_session::handle_exchange_line(const std::string& line, step_list& out) {
+void pop3_machine::handle_exchange_line(const std::string& line, step_list& out) {
   --continuations_owed_;
   out.send_backend(line + "\r\n");
   if (sasl_plain_) {
@@ -151,14 +151,14 @@ void pop3_session::handle_exchange_line(const std::string& line, step_list& out)
   }
 }
 
-void pop3_session::forget_before_tls() {
+void pop3_machine::forget_before_tls() {
   mode_ = mode::command;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Backend side
 
-void pop3_session::read_backend(std::string_view data, step_list& out) {
+void pop3_machine::read_backend(std::string_view data, step_list& out) {
   backend_.append(data);
   std::string line;
   while (!closed()) {
@@ -205,7 +205,7 @@ void pop3_session::read_backend(std::string_view data, step_list& out) {
   }
 }
 
-bool pop3_session::handle_status_line(const std::string& line, step_list& out) {
+bool pop3_machine::handle_status_line(const std::string& line, step_list& out) {
   if (mode_ == mode::exchange && (line == "+" || line.starts_with("+ "))) {
     // A SASL challenge (RFC 5034): the client may send one line.
     out.send_client(line + "\r\n");
@@ -237,7 +237,7 @@ bool pop3_session::handle_status_line(const std::string& line, step_list& out) {
 }
 
 // The front relayed command has its full reply; `status_line` is its first line ("" after a body).
-void pop3_session::complete(const std::string& status_line, step_list& out) {
+void pop3_machine::complete(const std::string& status_line, step_list& out) {
   if (pending_.empty()) return;
   pending p = std::move(pending_.take_front().relayed);
   if (p.what == kind::pass || p.what == kind::apop || p.what == kind::auth) {
@@ -265,7 +265,7 @@ void pop3_session::complete(const std::string& status_line, step_list& out) {
 // Endings. Without QUIT a POP3 server never enters the UPDATE state (RFC 1939 §6), so messages
 // marked for deletion stay: the proxy never sends QUIT on the client's behalf.
 
-void pop3_session::end(ending why, step_list& out) {
+void pop3_machine::end(ending why, step_list& out) {
   // No reply in the middle of a body; after the backend is lost, none to a client that asked
   // nothing.
   const bool in_body = backend_state_ != backend_state::status;
@@ -286,12 +286,12 @@ void pop3_session::end(ending why, step_list& out) {
   }
 }
 
-bool pop3_session::at_boundary() const {
+bool pop3_machine::at_boundary() const {
   return mode_ == mode::command && pending_.empty() && client_.buffered() == 0 &&
          backend_state_ == backend_state::status;
 }
 
-void pop3_session::maybe_finish_drain(step_list& out) {
+void pop3_machine::maybe_finish_drain(step_list& out) {
   if (!pending_.draining() || closed() || !at_boundary()) return;
   close_with("-ERR " + settings_.hostname + " shutting down\r\n", "shutdown", "proxy shutting down",
              out);

@@ -26,8 +26,8 @@ std::string get_forwarded(std::string_view path, std::string_view extra = "") {
 
 const std::string ok_response = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
 
-session_settings settings() {
-  session_settings s;
+machine_settings settings() {
+  machine_settings s;
   s.request_timeout = std::chrono::seconds(30);
   return s;
 }

@@ -1,4 +1,4 @@
-#include "protocols/pop3/pop3_session.hpp"
+#include "protocols/pop3/pop3_machine.hpp"
 
 #include <catch2/catch.hpp>
 #include <functional>
@@ -17,27 +17,27 @@ const std::string greeting = "+OK Dovecot ready. <1.2@backend>\r\n";
 const std::string backend_capa =
     "+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\nSTLS\r\nUSER\r\nSASL PLAIN\r\n.\r\n";
 
-session_settings starttls_front() {
-  session_settings s;
+machine_settings starttls_front() {
+  machine_settings s;
   s.front = config::front_tls::starttls;
   s.require_tls = true;
   s.hostname = "proxy.test";
   return s;
 }
 
-session_settings implicit_front() {
+machine_settings implicit_front() {
   auto s = starttls_front();
   s.front = config::front_tls::implicit;
   return s;
 }
 
-using scenario = std::function<void(machine_harness&, pop3_session&)>;
+using scenario = std::function<void(machine_harness&, pop3_machine&)>;
 
-void both_feeds(const session_settings& settings, const scenario& body) {
+void both_feeds(const machine_settings& settings, const scenario& body) {
   std::string transcripts[2];
   for (int bytewise = 0; bytewise < 2; ++bytewise) {
     INFO((bytewise ? "bytes one at a time" : "whole chunks"));
-    pop3_session m(settings, greeting);
+    pop3_machine m(settings, greeting);
     machine_harness h(m, bytewise == 1);
     h.start();
     CHECK(h.take_client() == greeting);
@@ -105,7 +105,7 @@ TEST_CASE("pop3 multi-line commands and CAPA rewriting table", "[pop3]") {
 }
 
 TEST_CASE("pop3 CAPA is rewritten for the front state; STLS answered locally", "[pop3]") {
-  both_feeds(starttls_front(), [](machine_harness& h, pop3_session& m) {
+  both_feeds(starttls_front(), [](machine_harness& h, pop3_machine& m) {
     h.client("CAPA\r\n");
     CHECK(h.take_backend() == "CAPA\r\n");
     h.backend(backend_capa);
@@ -128,7 +128,7 @@ TEST_CASE("pop3 CAPA is rewritten for the front state; STLS answered locally", "
 }
 
 TEST_CASE("pop3 require_tls refuses USER/PASS/APOP/AUTH before TLS", "[pop3]") {
-  both_feeds(starttls_front(), [](machine_harness& h, pop3_session& m) {
+  both_feeds(starttls_front(), [](machine_harness& h, pop3_machine& m) {
     h.client("USER alice\r\nPASS secret\r\nAPOP alice 0123\r\nAUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n");
     const std::string refusal = "-ERR Plaintext authentication is not allowed: use STLS first\r\n";
     CHECK(h.take_client() == refusal + refusal + refusal + refusal);
@@ -142,7 +142,7 @@ TEST_CASE("pop3 require_tls refuses USER/PASS/APOP/AUTH before TLS", "[pop3]") {
 
 TEST_CASE("pop3 pipelined login, RETR with dot-stuffed trap lines, QUIT", "[pop3]") {
   const std::string body = "Subject: trap\r\n\r\n..\r\n+OK fake\r\n...\r\n.STLS\r\n-ERR fake\r\n";
-  both_feeds(implicit_front(), [&](machine_harness& h, pop3_session& m) {
+  both_feeds(implicit_front(), [&](machine_harness& h, pop3_machine& m) {
     h.client("USER alice\r\nPASS secret\r\nSTAT\r\n");
     CHECK(h.take_backend() == "USER alice\r\nPASS secret\r\nSTAT\r\n");
     h.backend("+OK\r\n+OK Logged in.\r\n+OK 1 100\r\n");
@@ -167,7 +167,7 @@ TEST_CASE("pop3 pipelined login, RETR with dot-stuffed trap lines, QUIT", "[pop3
 }
 
 TEST_CASE("pop3 AUTH PLAIN exchange and -ERR multi-line commands", "[pop3]") {
-  both_feeds(implicit_front(), [](machine_harness& h, pop3_session& m) {
+  both_feeds(implicit_front(), [](machine_harness& h, pop3_machine& m) {
     h.client("AUTH PLAIN\r\n");
     CHECK(h.take_backend() == "AUTH PLAIN\r\n");
     h.backend("+ \r\n");
@@ -188,7 +188,7 @@ TEST_CASE("pop3 AUTH PLAIN exchange and -ERR multi-line commands", "[pop3]") {
 }
 
 TEST_CASE("pop3 oversized line is refused and the session goes on; endings", "[pop3]") {
-  both_feeds(implicit_front(), [](machine_harness& h, pop3_session& m) {
+  both_feeds(implicit_front(), [](machine_harness& h, pop3_machine& m) {
     h.client("NOOP " + std::string(70 * 1024, 'x') + "\r\nNOOP\r\n");
     CHECK(h.take_client() == "-ERR Line too long\r\n");
     CHECK(h.take_backend() == "NOOP\r\n");
@@ -197,7 +197,7 @@ TEST_CASE("pop3 oversized line is refused and the session goes on; endings", "[p
     CHECK(h.take_client() == "+OK\r\n-ERR proxy.test shutting down\r\n");
     CHECK(m.facts().outcome == "shutdown");
   });
-  pop3_session m(starttls_front(), greeting);
+  pop3_machine m(starttls_front(), greeting);
   machine_harness h(m, false);
   h.idle_timeout();
   CHECK(h.take_client() == "-ERR proxy.test autologout; idle timeout\r\n");

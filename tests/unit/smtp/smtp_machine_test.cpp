@@ -1,7 +1,7 @@
-// smtp_session driven by scripted I/O (session_script.hpp). Every scenario runs under three feeds
+// smtp_machine driven by scripted I/O (session_script.hpp). Every scenario runs under three feeds
 // — whole chunks, the client's bytes one at a time, and both sides' bytes one at a time — with the
 // same expected steps, and the bytes each side received are compared across the feeds.
-#include "protocols/smtp/smtp_session.hpp"
+#include "protocols/smtp/smtp_machine.hpp"
 
 #include <boost/json/serialize.hpp>
 #include <catch2/catch.hpp>
@@ -45,8 +45,8 @@ const std::string must_starttls = "530 5.7.0 Must issue a STARTTLS command first
 const std::string backend_lost = "421 4.4.2 proxy.example connection to backend lost\r\n";
 const std::string protocol_error = "421 4.4.2 proxy.example backend protocol error\r\n";
 
-session_settings default_settings() {
-  session_settings s;
+machine_settings default_settings() {
+  machine_settings s;
   s.front = config::front_tls::starttls;
   s.require_tls = true;
   s.bare_lf = config::bare_lf_mode::reject;
@@ -57,10 +57,10 @@ session_settings default_settings() {
 // Runs `scenario(script, machine)` under every feed; the bytes each side got must not depend on
 // how the input was chunked.
 template <class Scenario>
-void run_all_feeds(const session_settings& settings, Scenario&& scenario) {
+void run_all_feeds(const machine_settings& settings, Scenario&& scenario) {
   std::string client_ref, backend_ref, transcript_ref;
   for (feed f : all_feeds) {
-    smtp_session machine(settings, greeting);
+    smtp_machine machine(settings, greeting);
     session_script s(machine, f);
     scenario(s, machine);
     if (f == feed::whole) {
@@ -89,7 +89,7 @@ void open_plain(session_script& s) {
 }
 
 // Greeting, EHLO, STARTTLS, handshake, EHLO again: ready for a transaction.
-void open_tls(session_script& s, smtp_session& m) {
+void open_tls(session_script& s, smtp_machine& m) {
   open_plain(s);
   s.client("STARTTLS\r\n", {expect_client(ready_tls), expect_start_front_tls()});
   CHECK(m.client_input_paused());
@@ -100,7 +100,7 @@ void open_tls(session_script& s, smtp_session& m) {
 }
 
 // MAIL + RCPT accepted, DATA answered 354: the session is in message data.
-void open_data(session_script& s, smtp_session& m) {
+void open_data(session_script& s, smtp_machine& m) {
   open_tls(s, m);
   s.client("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n",
            {expect_backend("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n")});
@@ -115,8 +115,8 @@ bool contains(const std::string& haystack, const std::string& needle) {
 
 }  // namespace
 
-TEST_CASE("smtp_session: greeting on start, EHLO relayed and rewritten, QUIT", "[smtp][session]") {
-  run_all_feeds([](session_script& s, smtp_session& m) {
+TEST_CASE("smtp_machine: greeting on start, EHLO relayed and rewritten, QUIT", "[smtp][session]") {
+  run_all_feeds([](session_script& s, smtp_machine& m) {
     open_plain(s);
     s.client("QUIT\r\n", {expect_backend("QUIT\r\n")});
     s.backend(
@@ -132,8 +132,8 @@ TEST_CASE("smtp_session: greeting on start, EHLO relayed and rewritten, QUIT", "
   });
 }
 
-TEST_CASE("smtp_session: require_tls refuses mail commands before STARTTLS", "[smtp][session]") {
-  run_all_feeds([](session_script& s, smtp_session&) {
+TEST_CASE("smtp_machine: require_tls refuses mail commands before STARTTLS", "[smtp][session]") {
+  run_all_feeds([](session_script& s, smtp_machine&) {
     open_plain(s);
     for (const char* line : {"MAIL FROM:<a@b>\r\n", "RCPT TO:<c@d>\r\n", "DATA\r\n",
                              "VRFY postmaster\r\n", "EXPN list\r\n", "HELP\r\n", "FOO bar\r\n"}) {
@@ -152,8 +152,8 @@ TEST_CASE("smtp_session: require_tls refuses mail commands before STARTTLS", "[s
   });
 }
 
-TEST_CASE("smtp_session: pipelined refused commands are answered in order", "[smtp][session]") {
-  run_all_feeds([](session_script& s, smtp_session&) {
+TEST_CASE("smtp_machine: pipelined refused commands are answered in order", "[smtp][session]") {
+  run_all_feeds([](session_script& s, smtp_machine&) {
     s.start({expect_client(greeting)});
     s.client("EHLO c\r\nMAIL FROM:<a@b>\r\nNOOP\r\nRCPT TO:<x>\r\n",
              {expect_backend("EHLO c\r\nNOOP\r\n")});
@@ -162,14 +162,14 @@ TEST_CASE("smtp_session: pipelined refused commands are answered in order", "[sm
   });
 }
 
-TEST_CASE("smtp_session: AUTH before front TLS gets 538, after it is relayed", "[smtp][session]") {
+TEST_CASE("smtp_machine: AUTH before front TLS gets 538, after it is relayed", "[smtp][session]") {
   const std::string refused =
       "538 5.7.11 Encryption required for requested authentication mechanism\r\n";
   for (bool require_tls : {true, false}) {
     INFO("require_tls " << require_tls);
     auto settings = default_settings();
     settings.require_tls = require_tls;
-    run_all_feeds(settings, [&](session_script& s, smtp_session& m) {
+    run_all_feeds(settings, [&](session_script& s, smtp_machine& m) {
       open_plain(s);
       s.client("AUTH NTLM TlRMTVNTUAABAAAA\r\n", {expect_client(refused)});
       s.client("X-EXPS GSSAPI\r\n", {expect_client(refused)});
@@ -188,9 +188,9 @@ TEST_CASE("smtp_session: AUTH before front TLS gets 538, after it is relayed", "
   }
 }
 
-TEST_CASE("smtp_session: STARTTLS with pipelined plaintext discards it (CVE-2011-0411)",
+TEST_CASE("smtp_machine: STARTTLS with pipelined plaintext discards it (CVE-2011-0411)",
           "[smtp][session]") {
-  run_all_feeds([](session_script& s, smtp_session& m) {
+  run_all_feeds([](session_script& s, smtp_machine& m) {
     open_plain(s);
     CHECK_FALSE(m.client_input_paused());
     s.client("STARTTLS\r\nMAIL FROM:<evil@attacker>\r\n",
@@ -218,9 +218,9 @@ TEST_CASE("smtp_session: STARTTLS with pipelined plaintext discards it (CVE-2011
   });
 }
 
-TEST_CASE("smtp_session: STARTTLS pipelined behind EHLO waits for the EHLO reply",
+TEST_CASE("smtp_machine: STARTTLS pipelined behind EHLO waits for the EHLO reply",
           "[smtp][session]") {
-  run_all_feeds([](session_script& s, smtp_session& m) {
+  run_all_feeds([](session_script& s, smtp_machine& m) {
     s.start({expect_client(greeting)});
     s.client("EHLO c\r\nSTARTTLS\r\nMAIL FROM:<evil@attacker>\r\n", {expect_backend("EHLO c\r\n")});
     CHECK(m.client_input_paused());
@@ -231,16 +231,16 @@ TEST_CASE("smtp_session: STARTTLS pipelined behind EHLO waits for the EHLO reply
   });
 }
 
-TEST_CASE("smtp_session: a clean STARTTLS records no injection", "[smtp][session]") {
-  run_all_feeds([](session_script& s, smtp_session& m) {
+TEST_CASE("smtp_machine: a clean STARTTLS records no injection", "[smtp][session]") {
+  run_all_feeds([](session_script& s, smtp_machine& m) {
     open_tls(s, m);
     CHECK_FALSE(m.facts().starttls_injection);
     CHECK(m.facts().injected_bytes == 0);
   });
 }
 
-TEST_CASE("smtp_session: pipelined transaction, replies in order, audit event", "[smtp][session]") {
-  run_all_feeds([](session_script& s, smtp_session& m) {
+TEST_CASE("smtp_machine: pipelined transaction, replies in order, audit event", "[smtp][session]") {
+  run_all_feeds([](session_script& s, smtp_machine& m) {
     open_tls(s, m);
     const std::string commands =
         "MAIL FROM:<alice@example.org> SIZE=21\r\n"
@@ -287,10 +287,10 @@ TEST_CASE("smtp_session: pipelined transaction, replies in order, audit event", 
   });
 }
 
-TEST_CASE("smtp_session: audit_envelope = false leaves addresses out", "[smtp][session]") {
+TEST_CASE("smtp_machine: audit_envelope = false leaves addresses out", "[smtp][session]") {
   auto settings = default_settings();
   settings.audit_envelope = false;
-  run_all_feeds(settings, [](session_script& s, smtp_session& m) {
+  run_all_feeds(settings, [](session_script& s, smtp_machine& m) {
     open_data(s, m);
     s.client("x\r\n.\r\n", {expect_backend("x\r\n.\r\n")});
     s.backend("250 queued\r\n", {expect_client("250 queued\r\n")});
@@ -303,8 +303,8 @@ TEST_CASE("smtp_session: audit_envelope = false leaves addresses out", "[smtp][s
   });
 }
 
-TEST_CASE("smtp_session: commands pipelined after the end of data", "[smtp][session]") {
-  run_all_feeds([](session_script& s, smtp_session& m) {
+TEST_CASE("smtp_machine: commands pipelined after the end of data", "[smtp][session]") {
+  run_all_feeds([](session_script& s, smtp_machine& m) {
     open_data(s, m);
     s.client("body\r\n.\r\nEHLO other.example\r\nQUIT\r\n",
              {expect_backend("body\r\n.\r\nEHLO other.example\r\nQUIT\r\n")});
@@ -321,8 +321,8 @@ TEST_CASE("smtp_session: commands pipelined after the end of data", "[smtp][sess
   });
 }
 
-TEST_CASE("smtp_session: a local reply waits behind pending backend replies", "[smtp][session]") {
-  run_all_feeds([](session_script& s, smtp_session& m) {
+TEST_CASE("smtp_machine: a local reply waits behind pending backend replies", "[smtp][session]") {
+  run_all_feeds([](session_script& s, smtp_machine& m) {
     open_tls(s, m);
     s.client("MAIL FROM:<a@b>\r\nXEXCH50 10 2\r\nNOOP\r\n",
              {expect_backend("MAIL FROM:<a@b>\r\nNOOP\r\n")});
@@ -333,7 +333,7 @@ TEST_CASE("smtp_session: a local reply waits behind pending backend replies", "[
   });
 }
 
-TEST_CASE("smtp_session: Exchange-internal commands are refused, never relayed",
+TEST_CASE("smtp_machine: Exchange-internal commands are refused, never relayed",
           "[smtp][session]") {
   auto check = [](session_script& s) {
     for (const char* verb : {"X-ANONYMOUSTLS", "XEXCH50", "XSHADOW", "XSHADOWREQUEST", "XRDST"}) {
@@ -346,7 +346,7 @@ TEST_CASE("smtp_session: Exchange-internal commands are refused, never relayed",
              {expect_client("502 5.5.1 X-ANONYMOUSTLS is not available through this proxy\r\n")});
   };
   SECTION("after front TLS") {
-    run_all_feeds([&](session_script& s, smtp_session& m) {
+    run_all_feeds([&](session_script& s, smtp_machine& m) {
       open_tls(s, m);
       check(s);
     });
@@ -354,13 +354,13 @@ TEST_CASE("smtp_session: Exchange-internal commands are refused, never relayed",
   SECTION("before front TLS without require_tls") {
     auto settings = default_settings();
     settings.require_tls = false;
-    run_all_feeds(settings, [&](session_script& s, smtp_session&) {
+    run_all_feeds(settings, [&](session_script& s, smtp_machine&) {
       open_plain(s);
       check(s);
     });
   }
   SECTION("before front TLS with require_tls: refused too (530)") {
-    run_all_feeds([&](session_script& s, smtp_session&) {
+    run_all_feeds([&](session_script& s, smtp_machine&) {
       open_plain(s);
       s.client("X-ANONYMOUSTLS\r\n", {expect_client(must_starttls)});
       s.client("XEXCH50 1 2\r\n", {expect_client(must_starttls)});
@@ -369,8 +369,8 @@ TEST_CASE("smtp_session: Exchange-internal commands are refused, never relayed",
   }
 }
 
-TEST_CASE("smtp_session: BDAT chunks are data, never commands (RFC 3030)", "[smtp][session]") {
-  run_all_feeds([](session_script& s, smtp_session& m) {
+TEST_CASE("smtp_machine: BDAT chunks are data, never commands (RFC 3030)", "[smtp][session]") {
+  run_all_feeds([](session_script& s, smtp_machine& m) {
     open_tls(s, m);
     s.client("MAIL FROM:<a@example.org> BODY=BINARYMIME\r\nRCPT TO:<b@example.net>\r\n",
              {expect_backend(
@@ -398,8 +398,8 @@ TEST_CASE("smtp_session: BDAT chunks are data, never commands (RFC 3030)", "[smt
   });
 }
 
-TEST_CASE("smtp_session: BDAT pipelined with its envelope", "[smtp][session]") {
-  run_all_feeds([](session_script& s, smtp_session& m) {
+TEST_CASE("smtp_machine: BDAT pipelined with its envelope", "[smtp][session]") {
+  run_all_feeds([](session_script& s, smtp_machine& m) {
     open_tls(s, m);
     const std::string all =
         "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nBDAT 4 LAST\r\nabcd"
@@ -419,9 +419,9 @@ TEST_CASE("smtp_session: BDAT pipelined with its envelope", "[smtp][session]") {
   });
 }
 
-TEST_CASE("smtp_session: a BDAT the proxy refuses still frames its chunk", "[smtp][session]") {
+TEST_CASE("smtp_machine: a BDAT the proxy refuses still frames its chunk", "[smtp][session]") {
   SECTION("before STARTTLS (530)") {
-    run_all_feeds([](session_script& s, smtp_session&) {
+    run_all_feeds([](session_script& s, smtp_machine&) {
       open_plain(s);
       s.client("BDAT 10 LAST\r\nSTARTTLS\r\nNOOP\r\n",
                {expect_client(must_starttls), expect_backend("NOOP\r\n")});
@@ -429,7 +429,7 @@ TEST_CASE("smtp_session: a BDAT the proxy refuses still frames its chunk", "[smt
     });
   }
   SECTION("after STARTTLS, before EHLO (503)") {
-    run_all_feeds([](session_script& s, smtp_session& m) {
+    run_all_feeds([](session_script& s, smtp_machine& m) {
       open_plain(s);
       s.client("STARTTLS\r\n", {expect_client(ready_tls), expect_start_front_tls()});
       s.front_tls_established({});
@@ -441,8 +441,8 @@ TEST_CASE("smtp_session: a BDAT the proxy refuses still frames its chunk", "[smt
   }
 }
 
-TEST_CASE("smtp_session: malformed BDAT closes (its chunk cannot be framed)", "[smtp][session]") {
-  run_all_feeds([](session_script& s, smtp_session& m) {
+TEST_CASE("smtp_machine: malformed BDAT closes (its chunk cannot be framed)", "[smtp][session]") {
+  run_all_feeds([](session_script& s, smtp_machine& m) {
     open_tls(s, m);
     s.client("BDAT lots\r\nQUIT\r\n",
              {expect_client("501 5.5.4 Malformed BDAT command\r\n"
@@ -453,9 +453,9 @@ TEST_CASE("smtp_session: malformed BDAT closes (its chunk cannot be framed)", "[
   });
 }
 
-TEST_CASE("smtp_session: DATA refused or accepted with data sent early", "[smtp][session]") {
+TEST_CASE("smtp_machine: DATA refused or accepted with data sent early", "[smtp][session]") {
   SECTION("refused DATA: held bytes are commands again") {
-    run_all_feeds([](session_script& s, smtp_session& m) {
+    run_all_feeds([](session_script& s, smtp_machine& m) {
       open_tls(s, m);
       s.client("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nNOOP\r\n",
                {expect_backend("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n")});
@@ -466,7 +466,7 @@ TEST_CASE("smtp_session: DATA refused or accepted with data sent early", "[smtp]
     });
   }
   SECTION("accepted DATA: held bytes are message data") {
-    run_all_feeds([](session_script& s, smtp_session& m) {
+    run_all_feeds([](session_script& s, smtp_machine& m) {
       open_tls(s, m);
       s.client("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nhi\r\n.\r\n",
                {expect_backend("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n")});
@@ -479,7 +479,7 @@ TEST_CASE("smtp_session: DATA refused or accepted with data sent early", "[smtp]
   SECTION("too much data before the DATA reply") {
     auto settings = default_settings();
     settings.max_held_bytes = 64;
-    run_all_feeds(settings, [](session_script& s, smtp_session& m) {
+    run_all_feeds(settings, [](session_script& s, smtp_machine& m) {
       open_tls(s, m);
       s.client("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n" + std::string(100, 'x'),
                {expect_backend("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"),
@@ -489,9 +489,9 @@ TEST_CASE("smtp_session: DATA refused or accepted with data sent early", "[smtp]
   }
 }
 
-TEST_CASE("smtp_session: backend EOF", "[smtp][session]") {
+TEST_CASE("smtp_machine: backend EOF", "[smtp][session]") {
   SECTION("at a command boundary: 421 4.4.2 and close") {
-    run_all_feeds([](session_script& s, smtp_session& m) {
+    run_all_feeds([](session_script& s, smtp_machine& m) {
       open_tls(s, m);
       s.client("MAIL FROM:<a@b>\r\n", {expect_backend("MAIL FROM:<a@b>\r\n")});
       s.backend_eof({expect_client(backend_lost), expect_close()});
@@ -501,7 +501,7 @@ TEST_CASE("smtp_session: backend EOF", "[smtp][session]") {
     });
   }
   SECTION("during DATA: no 250, ever") {
-    run_all_feeds([](session_script& s, smtp_session& m) {
+    run_all_feeds([](session_script& s, smtp_machine& m) {
       open_data(s, m);
       s.client("partial message\r\n", {expect_backend("partial message\r\n")});
       s.backend_eof({expect_client(backend_lost), expect_close()});
@@ -511,7 +511,7 @@ TEST_CASE("smtp_session: backend EOF", "[smtp][session]") {
     });
   }
   SECTION("after the dot, before the final reply: no 250") {
-    run_all_feeds([](session_script& s, smtp_session& m) {
+    run_all_feeds([](session_script& s, smtp_machine& m) {
       open_data(s, m);
       s.client("msg\r\n.\r\n", {expect_backend("msg\r\n.\r\n")});
       s.backend_eof({expect_client(backend_lost), expect_close()});
@@ -520,16 +520,16 @@ TEST_CASE("smtp_session: backend EOF", "[smtp][session]") {
   }
 }
 
-TEST_CASE("smtp_session: client EOF", "[smtp][session]") {
+TEST_CASE("smtp_machine: client EOF", "[smtp][session]") {
   SECTION("at a command boundary: QUIT to the backend") {
-    run_all_feeds([](session_script& s, smtp_session& m) {
+    run_all_feeds([](session_script& s, smtp_machine& m) {
       open_tls(s, m);
       s.client_eof({expect_backend("QUIT\r\n"), expect_close()});
       CHECK(m.facts().outcome == "client_closed");
     });
   }
   SECTION("during DATA: the back leg is aborted, no final dot") {
-    run_all_feeds([](session_script& s, smtp_session& m) {
+    run_all_feeds([](session_script& s, smtp_machine& m) {
       open_data(s, m);
       s.client("Subject: half\r\n\r\nbody\r\n", {expect_backend("Subject: half\r\n\r\nbody\r\n")});
       s.client_eof({expect_abort_backend(), expect_close()});
@@ -538,7 +538,7 @@ TEST_CASE("smtp_session: client EOF", "[smtp][session]") {
     });
   }
   SECTION("during DATA with a held dot: still no final dot") {
-    run_all_feeds([](session_script& s, smtp_session& m) {
+    run_all_feeds([](session_script& s, smtp_machine& m) {
       open_data(s, m);
       s.client("body\r\n.\r", {expect_backend("body\r\n")});
       s.client_eof({expect_abort_backend(), expect_close()});
@@ -546,7 +546,7 @@ TEST_CASE("smtp_session: client EOF", "[smtp][session]") {
     });
   }
   SECTION("inside a BDAT chunk: aborted") {
-    run_all_feeds([](session_script& s, smtp_session& m) {
+    run_all_feeds([](session_script& s, smtp_machine& m) {
       open_tls(s, m);
       s.client("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 100 LAST\r\nabc",
                {expect_backend("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 100 LAST\r\nabc")});
@@ -555,12 +555,12 @@ TEST_CASE("smtp_session: client EOF", "[smtp][session]") {
   }
 }
 
-TEST_CASE("smtp_session: SMTP smuggling in message data", "[smtp][session]") {
+TEST_CASE("smtp_machine: SMTP smuggling in message data", "[smtp][session]") {
   const std::string refused =
       "554 5.6.0 Message contains a bare CR or LF, refused (SMTP smuggling)\r\n"
       "421 4.4.2 proxy.example closing connection\r\n";
   SECTION("reject: bare LF aborts the back leg before any final dot") {
-    run_all_feeds([&](session_script& s, smtp_session& m) {
+    run_all_feeds([&](session_script& s, smtp_machine& m) {
       open_data(s, m);
       s.client("Subject: x\r\n\r\nline1\r\n.\nMAIL FROM:<evil@attacker>\r\n.\r\n",
                {expect_backend("Subject: x\r\n\r\nline1\r\n"), expect_abort_backend(),
@@ -574,7 +574,7 @@ TEST_CASE("smtp_session: SMTP smuggling in message data", "[smtp][session]") {
     });
   }
   SECTION("reject: bare CR") {
-    run_all_feeds([&](session_script& s, smtp_session& m) {
+    run_all_feeds([&](session_script& s, smtp_machine& m) {
       open_data(s, m);
       s.client("abc\r.\r\n", {expect_backend("abc"), expect_abort_backend(), expect_client(refused),
                               expect_close()});
@@ -583,7 +583,7 @@ TEST_CASE("smtp_session: SMTP smuggling in message data", "[smtp][session]") {
   SECTION("normalize: rewritten to CRLF, the smuggled dot is stuffed") {
     auto settings = default_settings();
     settings.bare_lf = config::bare_lf_mode::normalize;
-    run_all_feeds(settings, [&](session_script& s, smtp_session& m) {
+    run_all_feeds(settings, [&](session_script& s, smtp_machine& m) {
       open_data(s, m);
       s.client("line1\n.\nMAIL FROM:<evil@attacker>\r\n.\r\n",
                {expect_backend("line1\r\n..\r\nMAIL FROM:<evil@attacker>\r\n.\r\n")});
@@ -597,7 +597,7 @@ TEST_CASE("smtp_session: SMTP smuggling in message data", "[smtp][session]") {
   SECTION("pass: unchanged, but a bare LF never ends the data") {
     auto settings = default_settings();
     settings.bare_lf = config::bare_lf_mode::pass;
-    run_all_feeds(settings, [&](session_script& s, smtp_session& m) {
+    run_all_feeds(settings, [&](session_script& s, smtp_machine& m) {
       open_data(s, m);
       s.client("a\n.\nb\r\n", {expect_backend("a\n.\nb\r\n")});
       s.client(".\r\n", {expect_backend(".\r\n")});
@@ -607,16 +607,16 @@ TEST_CASE("smtp_session: SMTP smuggling in message data", "[smtp][session]") {
   }
 }
 
-TEST_CASE("smtp_session: idle timeout", "[smtp][session]") {
+TEST_CASE("smtp_machine: idle timeout", "[smtp][session]") {
   SECTION("in commands") {
-    run_all_feeds([](session_script& s, smtp_session& m) {
+    run_all_feeds([](session_script& s, smtp_machine& m) {
       open_plain(s);
       s.idle_timeout({expect_client("421 4.4.2 proxy.example timeout\r\n"), expect_close()});
       CHECK(m.facts().outcome == "timeout");
     });
   }
   SECTION("in message data: the back leg is aborted first") {
-    run_all_feeds([](session_script& s, smtp_session& m) {
+    run_all_feeds([](session_script& s, smtp_machine& m) {
       open_data(s, m);
       s.client("some data\r\n", {expect_backend("some data\r\n")});
       s.idle_timeout({expect_abort_backend(), expect_client("421 4.4.2 proxy.example timeout\r\n"),
@@ -626,17 +626,17 @@ TEST_CASE("smtp_session: idle timeout", "[smtp][session]") {
   }
 }
 
-TEST_CASE("smtp_session: shutdown drains at a command boundary", "[smtp][session]") {
+TEST_CASE("smtp_machine: shutdown drains at a command boundary", "[smtp][session]") {
   const std::string bye = "421 4.3.2 proxy.example shutting down\r\n";
   SECTION("idle at a boundary: at once") {
-    run_all_feeds([&](session_script& s, smtp_session& m) {
+    run_all_feeds([&](session_script& s, smtp_machine& m) {
       open_tls(s, m);
       s.shutdown({expect_backend("QUIT\r\n"), expect_client(bye), expect_close()});
       CHECK(m.facts().outcome == "shutdown");
     });
   }
   SECTION("a reply pending: after it") {
-    run_all_feeds([&](session_script& s, smtp_session& m) {
+    run_all_feeds([&](session_script& s, smtp_machine& m) {
       open_tls(s, m);
       s.client("NOOP\r\n", {expect_backend("NOOP\r\n")});
       s.shutdown({});
@@ -645,7 +645,7 @@ TEST_CASE("smtp_session: shutdown drains at a command boundary", "[smtp][session
     });
   }
   SECTION("mid-transaction in DATA: after the final reply") {
-    run_all_feeds([&](session_script& s, smtp_session& m) {
+    run_all_feeds([&](session_script& s, smtp_machine& m) {
       open_data(s, m);
       s.client("Subject: x\r\n", {expect_backend("Subject: x\r\n")});
       s.shutdown({});
@@ -657,7 +657,7 @@ TEST_CASE("smtp_session: shutdown drains at a command boundary", "[smtp][session
     });
   }
   SECTION("a partial command line: waits for the line and its reply") {
-    run_all_feeds([&](session_script& s, smtp_session& m) {
+    run_all_feeds([&](session_script& s, smtp_machine& m) {
       open_tls(s, m);
       s.client("NO", {});
       s.shutdown({});
@@ -668,9 +668,9 @@ TEST_CASE("smtp_session: shutdown drains at a command boundary", "[smtp][session
   }
 }
 
-TEST_CASE("smtp_session: command lines over 4096 bytes get 500 and the session goes on",
+TEST_CASE("smtp_machine: command lines over 4096 bytes get 500 and the session goes on",
           "[smtp][session]") {
-  run_all_feeds([](session_script& s, smtp_session&) {
+  run_all_feeds([](session_script& s, smtp_machine&) {
     open_plain(s);
     const std::string long_line = "NOOP " + std::string(5000, 'x') + "\r\n";
     s.client(long_line, {expect_client("500 5.5.2 Line too long\r\n")});
@@ -688,9 +688,9 @@ TEST_CASE("smtp_session: command lines over 4096 bytes get 500 and the session g
   });
 }
 
-TEST_CASE("smtp_session: backend replies nobody asked for", "[smtp][session]") {
+TEST_CASE("smtp_machine: backend replies nobody asked for", "[smtp][session]") {
   SECTION("an unsolicited 421 is relayed and closes") {
-    run_all_feeds([](session_script& s, smtp_session& m) {
+    run_all_feeds([](session_script& s, smtp_machine& m) {
       open_plain(s);
       s.backend("421 4.3.2 Service not available, closing transmission channel\r\n",
                 {expect_client("421 4.3.2 Service not available, closing transmission channel\r\n"),
@@ -699,20 +699,20 @@ TEST_CASE("smtp_session: backend replies nobody asked for", "[smtp][session]") {
     });
   }
   SECTION("an unsolicited 250 is a protocol error, not relayed") {
-    run_all_feeds([](session_script& s, smtp_session&) {
+    run_all_feeds([](session_script& s, smtp_machine&) {
       open_plain(s);
       s.backend("250 2.6.0 queued\r\n", {expect_client(protocol_error), expect_close()});
     });
   }
   SECTION("garbage from the backend") {
-    run_all_feeds([](session_script& s, smtp_session&) {
+    run_all_feeds([](session_script& s, smtp_machine&) {
       open_plain(s);
       s.client("NOOP\r\n", {expect_backend("NOOP\r\n")});
       s.backend("HTTP/1.1 400 Bad Request\r\n", {expect_client(protocol_error), expect_close()});
     });
   }
   SECTION("garbage during DATA aborts the back leg") {
-    run_all_feeds([](session_script& s, smtp_session& m) {
+    run_all_feeds([](session_script& s, smtp_machine& m) {
       open_data(s, m);
       s.backend("garbage\r\n",
                 {expect_abort_backend(), expect_client(protocol_error), expect_close()});
@@ -720,10 +720,10 @@ TEST_CASE("smtp_session: backend replies nobody asked for", "[smtp][session]") {
   }
 }
 
-TEST_CASE("smtp_session: implicit-TLS front leg", "[smtp][session]") {
+TEST_CASE("smtp_machine: implicit-TLS front leg", "[smtp][session]") {
   auto settings = default_settings();
   settings.front = config::front_tls::implicit;
-  run_all_feeds(settings, [](session_script& s, smtp_session&) {
+  run_all_feeds(settings, [](session_script& s, smtp_machine&) {
     s.start({expect_client(greeting)});
     s.client("EHLO c\r\n", {expect_backend("EHLO c\r\n")});
     s.backend(backend_ehlo, {expect_client(ehlo_after_tls)});
@@ -733,10 +733,10 @@ TEST_CASE("smtp_session: implicit-TLS front leg", "[smtp][session]") {
   });
 }
 
-TEST_CASE("smtp_session: plaintext front leg without require_tls", "[smtp][session]") {
+TEST_CASE("smtp_machine: plaintext front leg without require_tls", "[smtp][session]") {
   auto settings = default_settings();
   settings.front = config::front_tls::none;
-  run_all_feeds(settings, [](session_script& s, smtp_session&) {
+  run_all_feeds(settings, [](session_script& s, smtp_machine&) {
     s.start({expect_client(greeting)});
     s.client("EHLO c\r\n", {expect_backend("EHLO c\r\n")});
     s.backend(backend_ehlo,
@@ -748,10 +748,10 @@ TEST_CASE("smtp_session: plaintext front leg without require_tls", "[smtp][sessi
   });
 }
 
-TEST_CASE("smtp_session: too many pipelined commands", "[smtp][session]") {
+TEST_CASE("smtp_machine: too many pipelined commands", "[smtp][session]") {
   auto settings = default_settings();
   settings.max_pending_commands = 3;
-  run_all_feeds(settings, [](session_script& s, smtp_session&) {
+  run_all_feeds(settings, [](session_script& s, smtp_machine&) {
     s.start({expect_client(greeting)});
     s.client(
         "NOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\n",
@@ -760,7 +760,7 @@ TEST_CASE("smtp_session: too many pipelined commands", "[smtp][session]") {
   });
 }
 
-TEST_CASE("smtp_session: a whole conversation coalesced, split at every point", "[smtp][session]") {
+TEST_CASE("smtp_machine: a whole conversation coalesced, split at every point", "[smtp][session]") {
   // Everything the client says after TLS, in one stream; the backend answers only afterwards.
   // However the stream is cut into two reads, both sides must receive the same bytes.
   const std::string client_stream =
@@ -778,7 +778,7 @@ TEST_CASE("smtp_session: a whole conversation coalesced, split at every point", 
       "RSET\r\nQUIT\r\n";
   for (std::size_t cut = 0; cut <= client_stream.size(); ++cut) {
     INFO("split at " << cut);
-    smtp_session m(default_settings(), greeting);
+    smtp_machine m(default_settings(), greeting);
     std::string to_backend, to_client;
     bool closed = false;
     auto collect = [&](const tlsbridge::protocols::step_list& out) {

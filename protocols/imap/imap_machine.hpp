@@ -44,7 +44,7 @@
 
 namespace tlsbridge::protocols::imap {
 
-struct session_settings : mail_settings {
+struct machine_settings : mail_settings {
   std::size_t max_command_line = 64 * 1024;         // one client line fragment
   std::uint64_t max_literal = 64ull * 1024 * 1024;  // one client literal (APPEND's message)
   std::size_t max_response_line = 4 * 1024 * 1024;  // one backend line (a big SEARCH result)
@@ -61,9 +61,9 @@ struct imap_pending {
   std::string user;  // login/authenticate: for the audit record
 };
 
-class imap_session final : public mail_machine<session_settings, imap_pending> {
+class imap_machine final : public mail_machine<machine_settings, imap_pending> {
  public:
-  imap_session(session_settings settings, std::string backend_greeting_wire);
+  imap_machine(machine_settings settings, std::string backend_greeting_wire);
 
   void on_start(step_list& out) override;
 

@@ -1,5 +1,5 @@
-// Fuzz target for protocols/imap/imap_session (and imap_syntax, which it uses), the IMAP proxy
-// machine. The input is a script, as for fuzz_smtp_session: four bytes of settings (front TLS mode,
+// Fuzz target for protocols/imap/imap_machine (and imap_syntax, which it uses), the IMAP proxy
+// machine. The input is a script, as for fuzz_smtp_machine: four bytes of settings (front TLS mode,
 // require_tls, limits), then events, each chosen by one byte — client bytes (raw, or picked from
 // real dialogue pieces: literals {n}/{n+}, APPEND, LOGIN, AUTHENTICATE, IDLE, STARTTLS), backend
 // bytes (raw, pieces: capabilities, "+ go ahead", tagged OK/NO/BAD for the pieces' tags, FETCH
@@ -33,7 +33,7 @@
 #include <string>
 #include <vector>
 
-#include "protocols/imap/imap_session.hpp"
+#include "protocols/imap/imap_machine.hpp"
 #include "protocols/imap/imap_syntax.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
@@ -105,7 +105,7 @@ constexpr std::array<std::string_view, 5> statuses{
 // What a client sees of one machine: bytes each way and the other steps, checked as they come.
 class harness {
  public:
-  explicit harness(session_settings s)
+  explicit harness(machine_settings s)
       : settings_(s),
         machine_(std::move(s), greeting),
         front_encrypted_(settings_.front == config::front_tls::implicit),
@@ -244,8 +244,8 @@ class harness {
     }
   }
 
-  session_settings settings_;
-  imap_session machine_;
+  machine_settings settings_;
+  imap_machine machine_;
   bool front_encrypted_;
   bool check_pre_tls_;
   bool tls_pending_ = false;
@@ -263,11 +263,11 @@ class harness {
 // A fresh machine, before TLS with require_tls: literals carry the fuzzer's bytes untouched in
 // both directions, and the LOGIN after an APPEND is still a command (refused).
 void literal_probe(std::string_view content, std::uint8_t how, std::string_view split_at) {
-  session_settings s;
+  machine_settings s;
   s.front = config::front_tls::starttls;
   s.require_tls = true;
   s.hostname = "proxy.example";
-  imap_session m(s, greeting);
+  imap_machine m(s, greeting);
   std::string to_client, to_backend;
   bool closed = false;
   auto run = [&](auto&& feed) {
@@ -352,7 +352,7 @@ std::string without_marker(std::string_view data) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   tlsbridge::fuzz::fuzz_input in(data, size);
-  session_settings s;
+  machine_settings s;
   const std::uint8_t mode = in.byte();
   s.front = static_cast<config::front_tls>(mode % 3);
   s.require_tls = (mode & 0x04) == 0;
@@ -396,16 +396,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         h.front_tls_established();
         break;
       case 6:
-        h.event(&imap_session::on_client_eof);
+        h.event(&imap_machine::on_client_eof);
         break;
       case 7:
-        h.event(&imap_session::on_backend_eof);
+        h.event(&imap_machine::on_backend_eof);
         break;
       case 8:
-        h.event(&imap_session::on_idle_timeout);
+        h.event(&imap_machine::on_idle_timeout);
         break;
       case 9:
-        h.event(&imap_session::on_shutdown);
+        h.event(&imap_machine::on_shutdown);
         break;
       case 10: {
         // An APPEND with a literal of the right size (synchronizing or not) and its bytes.
