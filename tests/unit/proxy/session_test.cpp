@@ -1,7 +1,9 @@
-// The session driver end to end on loopback sockets (no fake stream): an SMTP listener in plain
-// text in front of a backend thread. A backend lost mid-session gives the client the machine's
-// 421 and the record outcome backend_unavailable; a drain (SIGTERM's request_shutdown) at a
-// command boundary gives 421 4.3.2, QUIT to the backend, outcome shutdown.
+// The session driver end to end on loopback sockets (no fake stream): an SMTP listener in front
+// of a backend thread. A backend lost mid-session gives the client the machine's 421 and the
+// record outcome backend_unavailable; a drain (SIGTERM's request_shutdown) at a command boundary
+// gives 421 4.3.2, QUIT to the backend, outcome shutdown; STARTTLS is ordered: the earlier
+// command's reply first, then 220, then the front handshake, and the plaintext pipelined after
+// STARTTLS never reaches the backend.
 #include "proxy/session.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -12,11 +14,14 @@
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
 #include <catch2/catch.hpp>
+#include <openssl/ssl.h>
 #include <chrono>
 #include <csignal>
 #include <memory>
 #include <string>
 #include <thread>
+
+#include "../certs/test_pki.hpp"
 
 namespace asio = boost::asio;
 using namespace tlsbridge;
@@ -40,13 +45,20 @@ struct smtp_through_proxy {
   std::shared_ptr<config::config> root = std::make_shared<config::config>();
   proxy::metrics metrics;
 
-  explicit smtp_through_proxy(std::uint16_t backend_port) {
+  explicit smtp_through_proxy(std::uint16_t backend_port,
+                              config::front_tls front = config::front_tls::none) {
     std::signal(SIGPIPE, SIG_IGN);
     root->server.hostname = "mx.test";
+    config::tls_profile modern;
+    modern.name = "modern";
+    root->tls_profiles["modern"] = modern;
+    if (front != config::front_tls::none)
+      root->certs.push_back(test::test_pki::get().entry("server"));
     config::listener_config l;
     l.name = "smtp";
     l.protocol = config::protocol::smtp;
-    l.tls = config::front_tls::none;
+    l.tls = front;
+    l.tls_profile = "modern";
     l.require_tls = false;
     l.backend.addresses = {{"127.0.0.1", backend_port}};
     l.timeouts.handshake = std::chrono::milliseconds(3000);
@@ -80,6 +92,9 @@ struct smtp_through_proxy {
   bool counted(const std::string& outcome) const {
     return metrics.render().find("tlsbridge_connections_total{listener=\"smtp\",outcome=\"" +
                                  outcome + "\"} 1") != std::string::npos;
+  }
+  bool rendered(const std::string& line) const {
+    return metrics.render().find(line) != std::string::npos;
   }
 };
 
@@ -134,4 +149,83 @@ TEST_CASE("session: a drain at a command boundary", "[session_driver]") {
   CHECK(seen.find("421 4.3.2 mx.test shutting down\r\n") != std::string::npos);
   CHECK(backend_got == "QUIT\r\n");
   CHECK(proxy.counted("shutdown"));
+}
+
+namespace {
+
+// An SMTP backend that answers every line until QUIT (EHLO with a two-line reply) and keeps all
+// it was sent.
+void answer_until_quit(tcp::socket& s, std::string& got) {
+  for (int i = 0; i < 20; ++i) {
+    std::string line = read_until_text(s, "\r\n");
+    if (line.empty()) return;
+    got += line;
+    boost::system::error_code ec;
+    if (line.rfind("EHLO", 0) == 0)
+      asio::write(s, asio::buffer(std::string("250-backend\r\n250 PIPELINING\r\n")), ec);
+    else if (line.rfind("QUIT", 0) == 0) {
+      asio::write(s, asio::buffer(std::string("221 bye\r\n")), ec);
+      return;
+    } else
+      asio::write(s, asio::buffer(std::string("250 ok\r\n")), ec);
+  }
+}
+
+// Reads one CRLF line through OpenSSL, byte by byte (small replies only).
+std::string ssl_read_line(SSL* ssl) {
+  std::string line;
+  char c;
+  while (line.size() < 4096 && SSL_read(ssl, &c, 1) == 1) {
+    line += c;
+    if (line.ends_with("\r\n")) break;
+  }
+  return line;
+}
+
+}  // namespace
+
+TEST_CASE("session: STARTTLS is ordered and pipelined plaintext never reaches the backend",
+          "[session_driver]") {
+  asio::io_context io;
+  tcp::acceptor backend_acceptor(io, loopback);
+  std::string backend_got;
+  auto backend = smtp_backend(backend_acceptor,
+                              [&backend_got](tcp::socket& s) { answer_until_quit(s, backend_got); });
+  smtp_through_proxy proxy(backend_acceptor.local_endpoint().port(), config::front_tls::starttls);
+  std::string plain, after_tls;
+  bool handshake_ok = false;
+  proxy.run([&](tcp::socket& c, auto) {
+    plain = read_until_text(c, "\r\n");  // the greeting
+    // NOOP is relayed, STARTTLS answered by the proxy, the MAIL an injection (CVE-2011-0411).
+    boost::system::error_code ec;
+    asio::write(c, asio::buffer(std::string("NOOP\r\nSTARTTLS\r\nMAIL FROM:<evil@x>\r\n")), ec);
+    plain += read_until_text(c, "Ready to start TLS\r\n");
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, c.native_handle());
+    handshake_ok = SSL_connect(ssl) == 1;
+    if (handshake_ok) {
+      const std::string ehlo = "EHLO client.test\r\n";
+      SSL_write(ssl, ehlo.data(), static_cast<int>(ehlo.size()));
+      for (int i = 0; i < 4 && !after_tls.ends_with("250 PIPELINING\r\n"); ++i)
+        after_tls += ssl_read_line(ssl);
+      const std::string quit = "QUIT\r\n";
+      SSL_write(ssl, quit.data(), static_cast<int>(quit.size()));
+      after_tls += ssl_read_line(ssl);
+      SSL_shutdown(ssl);
+    }
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+  });
+  backend.join();
+  // The relayed NOOP's reply comes before the proxy's own 220, and nothing follows 220 in
+  // plaintext: the handshake would fail on a stray byte.
+  CHECK(plain.find("250 ok\r\n220 2.0.0 Ready to start TLS\r\n") != std::string::npos);
+  CHECK(plain.ends_with("220 2.0.0 Ready to start TLS\r\n"));
+  REQUIRE(handshake_ok);
+  CHECK(after_tls.find("250 PIPELINING\r\n") != std::string::npos);
+  CHECK(after_tls.find("221 bye\r\n") != std::string::npos);
+  // The backend saw NOOP, then the EHLO and QUIT sent after the handshake, never the MAIL.
+  CHECK(backend_got == "NOOP\r\nEHLO client.test\r\nQUIT\r\n");
+  CHECK(proxy.rendered("tlsbridge_starttls_injections_total{listener=\"smtp\"} 1"));
 }
