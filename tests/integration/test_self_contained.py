@@ -1,5 +1,6 @@
-"""The repository documents itself (docs/README.md): no tracked file points at documents a user of
-the repository never has, and every relative link in its markdown leads to a file that exists.
+"""The repository documents itself: no tracked file points at documents a user of the repository
+never has, every relative link in its markdown leads to a file that exists, and every key the
+configuration loader reads is in the configuration reference (docs/configuration.md).
 
 No peers here; it reads the checkout (the files git tracks, or every file outside build/ when the
 tree is not a git checkout)."""
@@ -75,6 +76,23 @@ def broken_links(root, files):
     return broken
 
 
+def loader_keys(root):
+    """Every table and key name config/config_loader.cpp reads (read("x"), read_enum("x", ...),
+    read_table("x"), the timeouts' {"x", &field} pairs...)."""
+    with open(os.path.join(root, "config", "config_loader.cpp")) as f:
+        source = f.read()
+    return (set(re.findall(r'\bread\w*\(\s*"(\w+)"', source))
+            | set(re.findall(r'std::pair\{"(\w+)"', source)))
+
+
+def undocumented(keys, reference):
+    """The keys neither written as `key` in the reference nor part of a [table] name in it."""
+    tables = set()
+    for header in re.findall(r"\[\[?([\w.]+)\]", reference):
+        tables.update(header.split("."))
+    return sorted(k for k in keys if f"`{k}`" not in reference and k not in tables)
+
+
 class SelfContainedTest(unittest.TestCase):
     root = os.path.realpath(lab.SOURCE_DIR)
 
@@ -97,6 +115,16 @@ class SelfContainedTest(unittest.TestCase):
         self.assertTrue("docs/configuration.md" in files, "docs/configuration.md is not tracked")
         self.assertEqual(broken_links(self.root, files), [],
                          "relative markdown links that lead nowhere or out of the repository")
+
+    def test_every_config_key_is_in_the_reference(self):
+        keys = loader_keys(self.root)
+        self.assertGreater(len(keys), 50, "the loader's keys were not found: has it moved?")
+        with open(os.path.join(self.root, "docs", "configuration.md")) as f:
+            reference = f.read()
+        self.assertEqual(undocumented(keys, reference), [],
+                         "keys the loader reads that docs/configuration.md does not describe")
+        # The check itself sees a missing key.
+        self.assertEqual(undocumented(keys | {"brand_new_key"}, reference), ["brand_new_key"])
 
 
 if __name__ == "__main__":
