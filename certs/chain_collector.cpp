@@ -115,7 +115,7 @@ policy::cert_evidence describe_certificate(X509* cert, int depth) {
   ev.sig_alg = object_text(alg_obj);
   // The hash comes from the algorithm's OID through OpenSSL's sigid table, never from computing
   // anything: md2WithRSAEncryption is still in the table although OpenSSL 3 cannot run MD2, which
-  // is exactly how MD2 must be detected (PEERS.md).
+  // is exactly how MD2 must be detected: no verify result can show it (docs/legacy-peers.md).
   const int sig_nid = OBJ_obj2nid(alg_obj);
   int md_nid = NID_undef;
   int pk_nid = NID_undef;

@@ -84,8 +84,8 @@ std::string last_openssl_error(const std::string& fallback) {
 void apply_profile(SSL_CTX* ctx, const config::tls_profile& profile) {
   const std::string where = "TLS profile '" + profile.name + "'";
   // Level 0 first: OpenSSL 3 at its default level 2 refuses TLS 1.0/1.1 signature algorithms and
-  // will not even load a SHA-1/MD5-signed certificate or an RSA-1024 key (PEERS.md). An explicit
-  // @SECLEVEL=n in the cipher string, applied below, still has the last word.
+  // will not even load a SHA-1/MD5-signed certificate or an RSA-1024 key (docs/legacy-peers.md).
+  // An explicit @SECLEVEL=n in the cipher string, applied below, still has the last word.
   if (is_legacy(profile)) SSL_CTX_set_security_level(ctx, 0);
   if (SSL_CTX_set_min_proto_version(ctx, profile.min_version) != 1)
     fail(where + ": bad min_version");

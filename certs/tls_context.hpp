@@ -2,8 +2,9 @@
 // conf/tlsbridge.toml): version bounds, cipher lists, groups, renegotiation off,
 // SSL_MODE_RELEASE_BUFFERS so an idle connection holds no record buffers. Legacy profiles (min <
 // TLS 1.2) get security level 0 before any certificate is loaded, because OpenSSL 3 refuses TLS
-// 1.0/1.1 signatures and SHA-1/MD5 certificates at its default level (see PEERS.md). Errors throw
-// std::runtime_error carrying OpenSSL's reason: contexts are built at start-up and reload only.
+// 1.0/1.1 signatures and SHA-1/MD5 certificates at its default level (docs/legacy-peers.md).
+// Errors throw std::runtime_error carrying OpenSSL's reason: contexts are built at start-up and
+// reload only.
 #pragma once
 
 #include <openssl/ssl.h>

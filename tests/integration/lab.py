@@ -183,7 +183,8 @@ def client_context(cafile=None):
 
 def legacy_client_context():
     """A client that speaks TLS 1.0 to the legacy backend (needs SECLEVEL=0 and the minimum
-    version lowered; see PEERS.md)."""
+    version lowered: OpenSSL 3 allows TLS 1.0 only at security level 0 on both ends; see
+    docs/legacy-peers.md)."""
     import warnings
     ctx = client_context()
     ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
