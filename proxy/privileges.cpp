@@ -78,9 +78,10 @@ void trim_bounding_set() {
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) ++kept_back;
   }
   if (kept_back)
-    spdlog::debug("[server] user: {} capabilities stay in the bounding set (no CAP_SETPCAP); "
-                  "they are out of the permitted set all the same",
-                  kept_back);
+    spdlog::debug(
+        "[server] user: {} capabilities stay in the bounding set (no CAP_SETPCAP); "
+        "they are out of the permitted set all the same",
+        kept_back);
 }
 
 }  // namespace
@@ -130,7 +131,7 @@ std::string read_denial(const std::filesystem::path& file, const service_identit
       return "cannot search " + dir.string() + " (" + describe_inode(st) + ")";
   }
   if (::stat(real.c_str(), &st) == 0 && !mode_grants(st, who, want_read))
-    return "cannot read it (" + describe_inode(st) + ")";
+    return "has no read permission (" + describe_inode(st) + ")";
   return {};
 }
 
@@ -142,8 +143,8 @@ std::vector<std::string> unreadable_after_drop(const config::config& cfg) {
   for (const auto& file : cfg.tls_files())
     if (auto why = read_denial(file, *who); !why.empty())
       warnings.push_back(file.string() + ": [server] user " + who->name + " " + why +
-                         ": a reload after the privilege drop cannot read it (give it a group " +
-                         who->name + " is in, as Debian does: root:ssl-cert, mode 0640, and " +
+                         ", so a reload after the privilege drop cannot read it (Debian: the key "
+                         "root:ssl-cert 0640 in a directory root:ssl-cert 0710, and " +
                          who->name + " in ssl-cert)");
   return warnings;
 }

@@ -42,10 +42,9 @@ address = "127.0.0.1:25"
 )"));
   CHECK_FALSE(cfg->server.watch_certs);
   const auto base = dir.path().lexically_normal();
-  CHECK(cfg->tls_files() == std::vector<std::filesystem::path>{base / "a.pem", base / "a.key",
-                                                               base / "b.pem", base / "b.key",
-                                                               base / "clients.pem",
-                                                               base / "backend-ca.pem"});
+  CHECK(cfg->tls_files() == std::vector<std::filesystem::path>{
+                                base / "a.pem", base / "a.key", base / "b.pem", base / "b.key",
+                                base / "clients.pem", base / "backend-ca.pem"});
 }
 
 TEST_CASE("watch_certs must be a boolean", "[config][cert_watch]") {

@@ -47,8 +47,8 @@ TEST_CASE("cert watch: a change is reported once it has been still for the settl
   CHECK(d.observe(files(2, 2), t0 + 500ms).empty());   // seen
   CHECK(d.observe(files(2, 2), t0 + 1000ms).empty());  // still for 0.5 s
   const auto changed = d.observe(files(2, 2), t0 + 1500ms);
-  CHECK(changed == std::vector<std::filesystem::path>{"/etc/ssl/cert.pem",
-                                                      "/etc/ssl/private/key.pem"});
+  CHECK(changed ==
+        std::vector<std::filesystem::path>{"/etc/ssl/cert.pem", "/etc/ssl/private/key.pem"});
   CHECK(d.observe(files(2, 2), t0 + 2000ms).empty());  // once
 }
 

@@ -29,14 +29,14 @@ const service_identity service{"tlsbridge", 120, 130, {130, 103}};
 }  // namespace
 
 TEST_CASE("privileges: the class that applies decides, as the kernel does", "[proxy][privileges]") {
-  CHECK_FALSE(mode_grants(inode(0, 0, 0600), service, 4));     // root only
-  CHECK(mode_grants(inode(0, 103, 0640), service, 4));         // Debian: root:ssl-cert 0640
-  CHECK(mode_grants(inode(0, 130, 0640), service, 4));         // the primary group
-  CHECK_FALSE(mode_grants(inode(0, 104, 0640), service, 4));   // a group it is not in
-  CHECK(mode_grants(inode(120, 0, 0400), service, 4));         // its own key
-  CHECK_FALSE(mode_grants(inode(120, 103, 0044), service, 4)); // owner class wins, even if empty
-  CHECK(mode_grants(inode(0, 0, 0644), service, 4));           // other
-  CHECK(mode_grants(inode(0, 103, 0710), service, 1));         // /etc/ssl/private: search only
+  CHECK_FALSE(mode_grants(inode(0, 0, 0600), service, 4));      // root only
+  CHECK(mode_grants(inode(0, 103, 0640), service, 4));          // Debian: root:ssl-cert 0640
+  CHECK(mode_grants(inode(0, 130, 0640), service, 4));          // the primary group
+  CHECK_FALSE(mode_grants(inode(0, 104, 0640), service, 4));    // a group it is not in
+  CHECK(mode_grants(inode(120, 0, 0400), service, 4));          // its own key
+  CHECK_FALSE(mode_grants(inode(120, 103, 0044), service, 4));  // owner class wins, even if empty
+  CHECK(mode_grants(inode(0, 0, 0644), service, 4));            // other
+  CHECK(mode_grants(inode(0, 103, 0710), service, 1));          // /etc/ssl/private: search only
   CHECK_FALSE(mode_grants(inode(0, 103, 0710), service, 4));
 }
 
@@ -62,9 +62,9 @@ TEST_CASE("privileges: read_denial checks the file and every directory to it",
   CHECK(read_denial(link, service).empty());
 
   ::chmod(key.c_str(), 0600);
-  CHECK_THAT(read_denial(key, service), Catch::StartsWith("cannot read it") &&
-                                            Catch::Contains("mode 0600"));
-  CHECK_THAT(read_denial(link, service), Catch::StartsWith("cannot read it"));
+  CHECK_THAT(read_denial(key, service),
+             Catch::StartsWith("has no read permission") && Catch::Contains("mode 0600"));
+  CHECK_THAT(read_denial(link, service), Catch::StartsWith("has no read permission"));
 
   ::chmod(key.c_str(), 0640);
   ::chmod(private_dir.c_str(), 0700);  // the directory on the way, reached through the link too
