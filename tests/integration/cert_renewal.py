@@ -7,6 +7,7 @@ import re
 import shutil
 import socket
 import threading
+import unittest
 import urllib.request
 
 import lab
@@ -123,3 +124,33 @@ def metric(admin, name):
         if line.startswith(name + " ") or line.startswith(name + "{"):
             return float(line.rsplit(" ", 1)[1])
     return None
+
+
+class RenewalTestCase(unittest.TestCase):
+    """An echo backend for the class, a fresh key directory per test, and proxies with one raw
+    `tls` listener, the given [[certs]] pair, an admin endpoint and extra [server] lines."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = lab.shared_certs()
+        cls.backend = EchoBackend()
+        cls.addClassCleanup(cls.backend.stop)
+
+    def setUp(self):
+        self.keys = lab.make_lab_dir("tlsbridge-keys.")
+        self.addCleanup(lambda: lab.keep_lab() or shutil.rmtree(self.keys, True))
+
+    def issue(self, name, group="nogroup", mode=0o640):
+        """A new leaf in the key directory, its key laid out root:group mode."""
+        cert, key, serial = issue_leaf(self.certs, self.keys, name)
+        own_key(key, group, mode)
+        return cert, key, serial
+
+    def make_proxy(self, cert, key, server_lines):
+        """(proxy, port, admin address), not started."""
+        port, admin = lab.free_port(), f"127.0.0.1:{lab.free_port()}"
+        proxy = lab.Tlsbridge([tls_listener(port, self.backend.port)], [(cert, key)], admin=admin)
+        self.addCleanup(proxy.cleanup)
+        original = proxy.config_text
+        proxy.config_text = lambda: original().replace("[server]\n", "[server]\n" + server_lines, 1)
+        return proxy, port, admin

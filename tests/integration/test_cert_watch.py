@@ -17,34 +17,14 @@ import lab
 PICKUP_LIMIT = 5.0  # seconds (README, "Operate")
 
 
-class CertWatchTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.certs = lab.shared_certs()
-        cls.backend = cert_renewal.EchoBackend()
-        cls.addClassCleanup(cls.backend.stop)
-
-    def setUp(self):
-        self.keys = lab.make_lab_dir("tlsbridge-keys.")
-        self.addCleanup(lambda: lab.keep_lab() or shutil.rmtree(self.keys, True))
-
+class CertWatchTest(cert_renewal.RenewalTestCase):
     def start(self, cert, key, watch_certs=None):
-        port, admin = lab.free_port(), f"127.0.0.1:{lab.free_port()}"
-        proxy = lab.Tlsbridge([cert_renewal.tls_listener(port, self.backend.port)], [(cert, key)],
-                              admin=admin)
-        self.addCleanup(proxy.cleanup)
         server = 'user = "nobody"\n'
         if watch_certs is not None:
             server += f"watch_certs = {str(watch_certs).lower()}\n"
-        original = proxy.config_text
-        proxy.config_text = lambda: original().replace("[server]\n", "[server]\n" + server, 1)
+        proxy, port, admin = self.make_proxy(cert, key, server)
         proxy.start()
         return proxy, port, admin
-
-    def issue(self, name):
-        cert, key, serial = cert_renewal.issue_leaf(self.certs, self.keys, name)
-        cert_renewal.own_key(key, "nogroup", 0o640)
-        return cert, key, serial
 
     def wait_for_serial(self, port, serial, limit=PICKUP_LIMIT):
         """Seconds until the proxy serves `serial` (polled), or None after `limit`."""

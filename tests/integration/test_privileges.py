@@ -8,7 +8,6 @@ across setuid with PR_SET_KEEPCAPS does not need an execve, so it works there. A
 read is a warning at start. Each reload's result is a log line and tlsbridge_last_reload_success."""
 
 import os
-import shutil
 import signal
 import subprocess
 import unittest
@@ -38,27 +37,11 @@ def task_status(pid):
     return out
 
 
-class PrivilegesTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.certs = lab.shared_certs()
-        cls.backend = cert_renewal.EchoBackend()
-        cls.addClassCleanup(cls.backend.stop)
-
-    def setUp(self):
-        self.keys = lab.make_lab_dir("tlsbridge-keys.")
-        self.addCleanup(lambda: lab.keep_lab() or shutil.rmtree(self.keys, True))
-
-    def make_proxy(self, key_group, key_mode, name="front"):
-        cert, key, serial = cert_renewal.issue_leaf(self.certs, self.keys, name)
-        cert_renewal.own_key(key, key_group, key_mode)
-        port, admin = lab.free_port(), f"127.0.0.1:{lab.free_port()}"
-        proxy = lab.Tlsbridge([cert_renewal.tls_listener(port, self.backend.port)], [(cert, key)],
-                              admin=admin)
-        self.addCleanup(proxy.cleanup)
-        original = proxy.config_text
-        proxy.config_text = lambda: original().replace(
-            "[server]\n", '[server]\nuser = "nobody"\nwatch_certs = false\n', 1)
+class PrivilegesTest(cert_renewal.RenewalTestCase):
+    def make_renewable_proxy(self, key_group, key_mode, name="front"):
+        """A proxy running as nobody with the watch off, so only SIGHUP reloads it."""
+        cert, key, serial = self.issue(name, key_group, key_mode)
+        proxy, port, admin = self.make_proxy(cert, key, 'user = "nobody"\nwatch_certs = false\n')
         return proxy, port, admin, (cert, key, serial)
 
     def start_without_new_privileges(self, proxy):
@@ -77,7 +60,7 @@ class PrivilegesTest(unittest.TestCase):
         self.assertTrue(done, "the reload's result is counted" + proxy.describe())
 
     def test_keeps_only_net_bind_service_and_reloads_a_renewed_key_and_a_low_port(self):
-        proxy, port, admin, (cert, key, serial) = self.make_proxy("nogroup", 0o640)
+        proxy, port, admin, (cert, key, serial) = self.make_renewable_proxy("nogroup", 0o640)
         self.start_without_new_privileges(proxy)
 
         threads = task_status(proxy.proc.pid)
@@ -98,8 +81,7 @@ class PrivilegesTest(unittest.TestCase):
                          "1 at start")
 
         # Renewal: a new certificate and key (new serial), laid out root:nogroup 0640 again.
-        new_cert, new_key, new_serial = cert_renewal.issue_leaf(self.certs, self.keys, "renewed")
-        cert_renewal.own_key(new_key, "nogroup", 0o640)
+        new_cert, new_key, new_serial = self.issue("renewed")
         os.rename(new_cert, cert)
         os.rename(new_key, key)
         self.reload(proxy, admin, 0)
@@ -127,7 +109,7 @@ class PrivilegesTest(unittest.TestCase):
         self.assertEqual(cert_renewal.served_serial(low), new_serial)
 
     def test_a_rejected_reload_sets_the_gauge_to_zero_and_says_why(self):
-        proxy, port, admin, (_, _, serial) = self.make_proxy("nogroup", 0o640)
+        proxy, port, admin, (_, _, serial) = self.make_renewable_proxy("nogroup", 0o640)
         proxy.start()
         with open(proxy.config_path, "w") as f:
             f.write(proxy.config_text().replace('protocol = "tls"', 'protocol = "tlz"', 1))
@@ -148,7 +130,7 @@ class PrivilegesTest(unittest.TestCase):
 
     def test_a_key_only_root_can_read_is_a_warning_at_start(self):
         warning = "reload after the privilege drop cannot read it"
-        proxy, port, _, (_, key, serial) = self.make_proxy("root", 0o600)
+        proxy, port, _, (_, key, serial) = self.make_renewable_proxy("root", 0o600)
         proxy.start()
         lines = [line for line in proxy.stderr().splitlines() if warning in line]
         self.assertEqual(len(lines), 1, proxy.describe())
@@ -156,7 +138,7 @@ class PrivilegesTest(unittest.TestCase):
         self.assertIn("warning", lines[0])
         self.assertEqual(cert_renewal.served_serial(port), serial, "it starts all the same")
         # The Debian layout (root:<the user's group> 0640) is not warned about.
-        good, _, _, _ = self.make_proxy("nogroup", 0o640, name="debian")
+        good, _, _, _ = self.make_renewable_proxy("nogroup", 0o640, name="debian")
         good.start()
         self.assertNotIn(warning, good.stderr())
 
