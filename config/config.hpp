@@ -138,6 +138,8 @@ struct server_config {
   duration shutdown_grace = 30s;
   std::size_t max_connections = 100000;  // all listeners together (each also has its own cap)
   std::string hostname = "localhost";
+  // Reload by itself when a certificate, key or CA file it reads changes (proxy/cert_watch.hpp).
+  bool watch_certs = true;
 };
 
 struct log_config {
@@ -166,6 +168,9 @@ struct config {
   std::vector<listener_config> listeners;
 
   const tls_profile* find_profile(const std::string& name) const;
+  // Every certificate, key and CA file this config reads ([[certs]], client_ca, ca_file), each
+  // once, in config order: what a reload re-reads and what the certificate watch follows.
+  std::vector<std::filesystem::path> tls_files() const;
 };
 
 }  // namespace tlsbridge::config

@@ -46,6 +46,22 @@ const tls_profile* config::find_profile(const std::string& name) const {
   return it == tls_profiles.end() ? nullptr : &it->second;
 }
 
+std::vector<std::filesystem::path> config::tls_files() const {
+  std::vector<std::filesystem::path> out;
+  auto add = [&out](const std::filesystem::path& p) {
+    if (!p.empty() && std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
+  };
+  for (const auto& c : certs) {
+    add(c.cert);
+    add(c.key);
+  }
+  for (const auto& l : listeners) {
+    add(l.client_ca);
+    add(l.backend.ca_file);
+  }
+  return out;
+}
+
 namespace {
 
 template <class E>
@@ -166,6 +182,7 @@ class loader {
     r.read("user", cfg_.server.user);
     r.read_duration("shutdown_grace", cfg_.server.shutdown_grace);
     r.read_integer("max_connections", 1, 10'000'000, cfg_.server.max_connections);
+    r.read("watch_certs", cfg_.server.watch_certs);
     // The default stays "localhost" rather than gethostname(): the same file loads the same way on
     // every machine, and an operator who cares about the EHLO name sets it.
     if (r.read("hostname", cfg_.server.hostname) && cfg_.server.hostname.empty())

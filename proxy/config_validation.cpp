@@ -7,6 +7,7 @@
 #include "config/value_parsers.hpp"
 #include "proxy/listener.hpp"
 #include "proxy/output_file.hpp"
+#include "proxy/privileges.hpp"
 
 namespace tlsbridge::proxy {
 
@@ -33,6 +34,7 @@ void check_permissions(const config::config& cfg, validation_report& report) {
       report.warnings.push_back(c.key.string() +
                                 ": private key is readable by every user (chmod 600 or 640)");
   }
+  for (auto& warning : unreadable_after_drop(cfg)) report.warnings.push_back(std::move(warning));
 }
 
 // A trusted_proxies entry written in IPv6 that spans ::ffff:0:0/96 (e.g. "::/0", "::/64") also

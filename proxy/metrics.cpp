@@ -63,6 +63,11 @@ metrics::metrics() {
   declare("tlsbridge_certificate_expiry_seconds", "gauge",
           "Own front certificates: notAfter as a Unix timestamp, by file and subject.");
   declare("tlsbridge_config_reloads_total", "counter", "Configuration reloads by result.");
+  declare("tlsbridge_last_reload_success", "gauge",
+          "1 when the last reload (SIGHUP or certificate change) applied, 0 when it was rejected; "
+          "1 at start.");
+  declare("tlsbridge_last_reload_timestamp_seconds", "gauge",
+          "Unix time of the last reload attempt (or of the start).");
   declare("tlsbridge_audit_write_failures_total", "counter",
           "Audit records that could not be written.");
 }

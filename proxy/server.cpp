@@ -1,8 +1,6 @@
 #include "proxy/server.hpp"
 
-#include <grp.h>
 #include <malloc.h>
-#include <pwd.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -30,10 +28,13 @@
 #include "certs/chain_collector.hpp"
 #include "config/value_parsers.hpp"
 #include "proxy/admin_server.hpp"
+#include "proxy/cert_watch.hpp"
 #include "proxy/config_validation.hpp"
 #include "proxy/listener.hpp"
 #include "proxy/log_file_sink.hpp"
 #include "proxy/metrics.hpp"
+#include "proxy/privileges.hpp"
+#include "proxy/reload_report.hpp"
 #include "proxy/session.hpp"
 #include "proxy/systemd_notify.hpp"
 
@@ -132,19 +133,6 @@ void record_certificate_expiry(const config::config& cfg, proxy::metrics& m) {
   }
 }
 
-// [server] user: after every port is bound, give up root for good.
-void drop_privileges(const std::string& user) {
-  if (user.empty()) return;
-  struct passwd* pw = ::getpwnam(user.c_str());
-  if (!pw) throw std::runtime_error("[server] user: no such user " + user);
-  if (::initgroups(pw->pw_name, pw->pw_gid) != 0 || ::setgid(pw->pw_gid) != 0 ||
-      ::setuid(pw->pw_uid) != 0)
-    throw std::runtime_error("[server] user: cannot switch to " + user + ": " +
-                             std::strerror(errno));
-  if (::setuid(0) == 0) throw std::runtime_error("[server] user: could regain root, refusing");
-  spdlog::info("running as {}", user);
-}
-
 class server {
  public:
   server(std::filesystem::path path, std::shared_ptr<const config::config> cfg)
@@ -157,7 +145,10 @@ class server {
  private:
   std::map<std::string, std::shared_ptr<listener_runtime>> build_runtimes(
       const std::shared_ptr<const config::config>& cfg);
-  void reload();
+  void reload(const std::string& trigger);
+  // The files a reload re-reads, as on disk at the last successful load; and the watch on them.
+  file_states loaded_files() const;
+  void follow_files();
   void shutdown(int sig);
   std::size_t active() const { return process_active_.load(); }
 
@@ -171,6 +162,10 @@ class server {
   asio::io_context main_io_;
   asio::steady_timer grace_{main_io_};
   bool draining_ = false;
+  file_states loaded_files_;
+  cert_watch watch_{main_io_, [this](const std::vector<std::filesystem::path>& changed) {
+                      if (!draining_) reload("certificate change: " + join_paths(changed));
+                    }};
   std::function<void()> drain_check_;
 };
 
@@ -225,6 +220,8 @@ int server::run() {
     spdlog::info("admin endpoint on {}", cfg_->admin.listen);
   }
   drop_privileges(cfg_->server.user);
+  record_start(metrics_);
+  follow_files();
 
   for (auto& w : workers_)
     for (auto& [name, slot] : w->slots) asio::co_spawn(w->io, accept_loop(*w, slot), asio::detached);
@@ -245,7 +242,7 @@ int server::run() {
       [&](const boost::system::error_code& ec, int sig) {
         if (ec || draining_) return;
         if (sig == SIGHUP) {
-          reload();
+          reload("SIGHUP");
         } else {
           if (auto error = audit_.reopen(); error.empty())
             spdlog::info("SIGUSR1: audit log reopened");
@@ -288,8 +285,20 @@ int server::run() {
   return 0;
 }
 
-void server::reload() {
-  spdlog::info("SIGHUP: reloading {}", path_.string());
+file_states server::loaded_files() const {
+  auto files = cfg_->tls_files();
+  files.push_back(path_);
+  return stat_files(files);
+}
+
+void server::follow_files() {
+  loaded_files_ = loaded_files();
+  watch_.follow(cfg_->server.watch_certs ? cfg_->tls_files()
+                                         : std::vector<std::filesystem::path>{});
+}
+
+void server::reload(const std::string& trigger) {
+  spdlog::info("{}: reloading {}", trigger, path_.string());
   systemd_notify("RELOADING=1");
   struct ready_again {
     ~ready_again() { systemd_notify("READY=1"); }
@@ -297,8 +306,9 @@ void server::reload() {
   auto report = load_and_validate(path_);
   for (const auto& w : report.warnings) spdlog::warn("reload: {}", w);
   if (!report.config) {
-    for (const auto& e : report.errors) spdlog::error("reload rejected: {}", e);
-    metrics_.add("tlsbridge_config_reloads_total", {{"result", "failure"}});
+    std::string errors;
+    for (const auto& e : report.errors) errors += (errors.empty() ? "" : "; ") + e;
+    record_reload(metrics_, trigger, false, errors);
     return;
   }
   auto next = report.config;
@@ -321,8 +331,7 @@ void server::reload() {
       }
     }
   } catch (const std::exception& e) {
-    spdlog::error("reload rejected: {}", e.what());
-    metrics_.add("tlsbridge_config_reloads_total", {{"result", "failure"}});
+    record_reload(metrics_, trigger, false, e.what());
     return;  // the fresh acceptors close as `fresh` goes
   }
   if (next->audit.path != cfg_->audit.path)
@@ -350,19 +359,18 @@ void server::reload() {
   std::set<std::string> before, after;
   for (const auto& [name, rt] : runtimes_) before.insert(name);
   for (const auto& [name, rt] : next_rts) after.insert(name);
-  for (const auto& name : after)
-    if (!before.count(name)) spdlog::info("reload: listener {} added", name);
-  for (const auto& name : before)
-    if (!after.count(name)) spdlog::info("reload: listener {} removed", name);
+  const auto files_before = loaded_files_;
   cfg_ = next;
   runtimes_ = std::move(next_rts);
   record_certificate_expiry(*cfg_, metrics_);
-  metrics_.add("tlsbridge_config_reloads_total", {{"result", "success"}});
-  spdlog::info("reload done: {} listener(s)", runtimes_.size());
+  follow_files();
+  record_reload(metrics_, trigger, true,
+                describe_reload(before, after, changed_files(files_before, loaded_files_)));
 }
 
 void server::shutdown(int sig) {
   draining_ = true;
+  watch_.stop();
   systemd_notify("STOPPING=1");
   spdlog::info("signal {}: stop accepting, draining {} session(s) for up to {} ms", sig, active(),
                cfg_->server.shutdown_grace.count());

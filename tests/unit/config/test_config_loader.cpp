@@ -74,6 +74,7 @@ TEST_CASE("a minimal config gets the documented defaults", "[config][loader]") {
   CHECK(cfg->server.user.empty());
   CHECK(cfg->server.shutdown_grace == std::chrono::seconds(30));
   CHECK(cfg->server.hostname == "localhost");
+  CHECK(cfg->server.watch_certs);
   CHECK(cfg->log.level == "info");
   CHECK(cfg->log.file.empty());
   CHECK(cfg->audit.path == (base / "audit.jsonl").string());
