@@ -138,6 +138,7 @@ struct server_config {
   duration shutdown_grace = 30s;
   std::size_t max_connections = 100000;  // all listeners together (each also has its own cap)
   std::string hostname = "localhost";
+  std::filesystem::path pid_file;  // empty = none; locked while running (proxy/pid_file.hpp)
 };
 
 struct log_config {

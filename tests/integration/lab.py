@@ -99,6 +99,36 @@ def free_port():
     raise LabError("free_port: no free port after 50 tries")
 
 
+def listening_pids(port):
+    """PIDs holding a listening TCP socket on port: the socket inodes /proc/net/tcp{,6} list in
+    state LISTEN (0A), matched against every process's /proc/PID/fd links."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(f"socket:[{fields[9]}]")
+        except OSError:
+            continue
+    pids = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    pids.add(int(pid))
+                    break
+            except OSError:
+                continue
+    return pids
+
+
 def port_accepts(port, host="127.0.0.1", timeout=0.5):
     """True when a TCP connection to host:port is accepted (then closed at once)."""
     try:
@@ -1017,7 +1047,7 @@ class Tlsbridge:
     """
 
     def __init__(self, listeners, certs, hostname="proxy.test", shutdown_grace="2s",
-                 extra_toml="", directory=None, binary=None, admin=""):
+                 extra_toml="", directory=None, binary=None, admin="", server=None):
         self.binary = binary or os.environ.get("TLSBRIDGE_BINARY") or DEFAULT_BINARY
         self.dir = directory or make_lab_dir("tlsbridge-proxy.")
         self.config_path = os.path.join(self.dir, "tlsbridge.toml")
@@ -1029,12 +1059,13 @@ class Tlsbridge:
         self.shutdown_grace = shutdown_grace
         self.extra_toml = extra_toml
         self.admin = admin  # [admin] listen ("" = off), e.g. f"127.0.0.1:{free_port()}"
+        self.server = dict(server or {})  # more [server] keys, e.g. {"pid_file": ..., "threads": 3}
         self.proc = None
         self.probe_clients = set()  # our own readiness probes, left out of conn_records()
 
     def config_text(self):
         parts = [toml_table("server", {"hostname": self.hostname,
-                                       "shutdown_grace": self.shutdown_grace}),
+                                       "shutdown_grace": self.shutdown_grace, **self.server}),
                  toml_table("log", {"level": "debug"}),
                  toml_table("audit", {"path": self.audit_path}),
                  toml_table("admin", {"listen": self.admin})]
