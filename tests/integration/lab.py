@@ -99,9 +99,9 @@ def free_port():
     raise LabError("free_port: no free port after 50 tries")
 
 
-def listening_pids(port):
-    """PIDs holding a listening TCP socket on port: the socket inodes /proc/net/tcp{,6} list in
-    state LISTEN (0A), matched against every process's /proc/PID/fd links."""
+def listening_sockets(port):
+    """The inodes ("socket:[N]") of every listening TCP socket on port, from /proc/net/tcp{,6}
+    (state 0A): one per SO_REUSEPORT acceptor."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -113,6 +113,13 @@ def listening_pids(port):
                         inodes.add(f"socket:[{fields[9]}]")
         except OSError:
             continue
+    return inodes
+
+
+def listening_pids(port):
+    """PIDs holding a listening TCP socket on port (listening_sockets matched against every
+    process's /proc/PID/fd links)."""
+    inodes = listening_sockets(port)
     pids = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
