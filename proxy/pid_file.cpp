@@ -71,15 +71,16 @@ pid_file pid_file::acquire(const std::filesystem::path& path) {
 }
 
 pid_file pid_file::adopt(int fd, const std::filesystem::path& path) {
-  pid_file out;
-  out.fd_ = fd;
-  out.path_ = path;
   // Our copy of the open file description already holds the lock: taking it again succeeds at
-  // once. Failing here means the descriptor is not what the old process said it was.
+  // once. Failing here means the descriptor is not what the old process said it was (and it is
+  // not ours to close or remove).
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0)
     throw std::runtime_error("inherited " + describe(path) + " (fd " + std::to_string(fd) +
                              ") is not locked by us: " + std::strerror(errno));
   ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  pid_file out;
+  out.fd_ = fd;
+  out.path_ = path;
   return out;
 }
 

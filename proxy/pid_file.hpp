@@ -26,7 +26,7 @@ class pid_file {
   // the path and the reason when it cannot be opened or written.
   static pid_file acquire(const std::filesystem::path& path);
   // The descriptor an upgrading process handed over: the lock on it is already ours. Throws
-  // std::runtime_error when `fd` is not a locked pid file.
+  // std::runtime_error when `fd` is not a locked pid file (`fd` is then left to the caller).
   static pid_file adopt(int fd, const std::filesystem::path& path);
 
   ~pid_file();  // removes (or empties) the file unless handed over
