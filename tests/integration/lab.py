@@ -1092,7 +1092,9 @@ class Tlsbridge:
             ports += [int(p) for p in re.findall(r'listen\s*=\s*"[^"]*:(\d+)"', text)]
         return ports
 
-    def start(self):
+    def start(self, env=None):
+        """Starts the proxy (env: its environment, default ours) and waits until every listener
+        accepts."""
         if not (os.path.isfile(self.binary) and os.access(self.binary, os.X_OK)):
             raise LabError(
                 f"tlsbridge binary {self.binary} does not exist or is not executable: build it "
@@ -1103,7 +1105,7 @@ class Tlsbridge:
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen([self.binary, "run", "--config", self.config_path],
                                          stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                         cwd=self.dir)
+                                         cwd=self.dir, env=env)
         self._wait_ready()
         return self
 

@@ -17,6 +17,8 @@ import re
 import shutil
 import signal
 import smtplib
+import socket
+import struct
 import ssl
 import threading
 import time
@@ -120,7 +122,7 @@ class UpgradeTest(unittest.TestCase):
         cls.dovecot.start()
         cls.build = os.environ.get("TLSBRIDGE_BINARY") or lab.DEFAULT_BINARY
 
-    def start_proxy(self, listeners, threads):
+    def start_proxy(self, listeners, threads, env=None):
         """The proxy from a copy of the build's binary in a directory of its own, with a pid
         file; cleanup stops whichever process the pid file names at the end, by that PID."""
         bin_dir = lab.make_lab_dir("tlsbridge-bin.")
@@ -134,7 +136,7 @@ class UpgradeTest(unittest.TestCase):
         proxy.server.update(threads=threads, pid_file=os.path.join(proxy.dir, "tlsbridge.pid"))
         self.addCleanup(proxy.cleanup)
         self.addCleanup(self.stop_successor, proxy)
-        proxy.start()
+        proxy.start(env)
         return proxy
 
     def stop_successor(self, proxy):
@@ -283,8 +285,15 @@ class UpgradeTest(unittest.TestCase):
 
     def test_failed_upgrade_leaves_the_old_process_serving(self):
         port = lab.free_port()
+        # A stand-in for systemd's notification socket that sees who sends what (SO_PASSCRED).
+        notify_dir = lab.make_lab_dir("tlsbridge-notify.")
+        self.addCleanup(shutil.rmtree, notify_dir, True)
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(notify.close)
+        notify.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        notify.bind(os.path.join(notify_dir, "notify.sock"))
         proxy = self.start_proxy([lab.smtp_listener(port, self.postfix.port, name="smtp")],
-                                 threads=2)
+                                 threads=2, env=dict(os.environ, NOTIFY_SOCKET=notify.getsockname()))
         old_pid = proxy.proc.pid
         good_config = proxy.config_text()
 
@@ -321,6 +330,21 @@ class UpgradeTest(unittest.TestCase):
         sent = lab.swaks(port)
         self.assertEqual(sent.returncode, 0, sent.stdout + proxy.describe())
         self.assertEqual(proxy.proc.wait(GRACE_SECONDS + 10), 0, proxy.stderr())
+
+        # systemd hears of the new main PID from the old main process, and the old one never
+        # says STOPPING=1 (that would mark the service as stopping).
+        from_old = []
+        notify.settimeout(0.5)
+        while True:
+            try:
+                data, ancillary, _, _ = notify.recvmsg(256, socket.CMSG_SPACE(12))
+            except socket.timeout:
+                break
+            sender = next(struct.unpack("3i", d)[0] for level, kind, d in ancillary
+                          if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS)
+            if sender == old_pid:
+                from_old.append(data.decode())
+        self.assertEqual(from_old, ["READY=1", f"MAINPID={new_pid}"])
 
     def test_stale_or_missing_pid_file_is_refused_without_a_signal(self):
         directory = lab.make_lab_dir("tlsbridge-upgrade.")
