@@ -13,6 +13,7 @@ why and leaves the old process serving."""
 
 import imaplib
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -122,9 +123,10 @@ class UpgradeTest(unittest.TestCase):
         cls.dovecot.start()
         cls.build = os.environ.get("TLSBRIDGE_BINARY") or lab.DEFAULT_BINARY
 
-    def start_proxy(self, listeners, threads, env=None):
+    def start_proxy(self, listeners, threads, env=None, audit_path=None, **server):
         """The proxy from a copy of the build's binary in a directory of its own, with a pid
-        file; cleanup stops whichever process the pid file names at the end, by that PID."""
+        file (and more [server] keys); cleanup stops whichever process the pid file names at the
+        end, by that PID."""
         bin_dir = lab.make_lab_dir("tlsbridge-bin.")
         self.addCleanup(shutil.rmtree, bin_dir, True)
         binary = os.path.join(bin_dir, "tlsbridge")
@@ -133,7 +135,9 @@ class UpgradeTest(unittest.TestCase):
                                            f"{self.certs}/server.key")],
                               binary=binary, shutdown_grace=f"{GRACE_SECONDS}s",
                               admin=f"127.0.0.1:{lab.free_port()}")
-        proxy.server.update(threads=threads, pid_file=os.path.join(proxy.dir, "tlsbridge.pid"))
+        proxy.server.update(threads=threads, pid_file=os.path.join(proxy.dir, "tlsbridge.pid"),
+                            **server)
+        proxy.audit_path = audit_path or proxy.audit_path
         self.addCleanup(proxy.cleanup)
         self.addCleanup(self.stop_successor, proxy)
         proxy.start(env)
@@ -345,6 +349,35 @@ class UpgradeTest(unittest.TestCase):
             if sender == old_pid:
                 from_old.append(data.decode())
         self.assertEqual(from_old, ["READY=1", f"MAINPID={new_pid}"])
+
+    def test_upgrade_after_the_privilege_drop(self):
+        """The old process runs as `nobody`: so does the new one, which skips the drop it cannot
+        do, and a clean exit empties the pid file it can no longer remove (root's directory)."""
+        nobody = pwd.getpwnam("nobody")
+        port = lab.free_port()
+        listeners = [lab.smtp_listener(port, self.postfix.port, name="smtp")]
+        # The audit file the service user will reopen, as the package's logrotate creates it.
+        audit_dir = lab.make_lab_dir("tlsbridge-audit.")
+        self.addCleanup(shutil.rmtree, audit_dir, True)
+        audit = os.path.join(audit_dir, "audit.jsonl")
+        open(audit, "a").close()
+        os.chown(audit, nobody.pw_uid, -1)
+        proxy = self.start_proxy(listeners, threads=2, audit_path=audit, user="nobody")
+        old_pid = proxy.proc.pid
+        upgraded = self.upgrade(proxy)
+        self.assertEqual(upgraded.returncode, 0, upgraded.stderr + proxy.describe())
+        new_pid = self.pid_in(proxy)
+        with open(f"/proc/{new_pid}/status") as f:
+            self.assertRegex(f.read(), rf"\nUid:\s+{nobody.pw_uid}\s+{nobody.pw_uid}\s")
+        self.assertTrue(lab.wait_until(lambda: lab.listening_pids(port) == {new_pid}, 5))
+        sent = lab.swaks(port)
+        self.assertEqual(sent.returncode, 0, sent.stdout + proxy.describe())
+        self.assertEqual(proxy.proc.wait(GRACE_SECONDS + 10), 0, proxy.stderr())
+        self.assertNotEqual(new_pid, old_pid)
+        os.kill(new_pid, signal.SIGTERM)
+        self.assertTrue(lab.wait_until(lambda: not pid_alive(new_pid), 15))
+        with open(proxy.server["pid_file"]) as f:
+            self.assertEqual(f.read(), "", "emptied: it names nobody")
 
     def test_stale_or_missing_pid_file_is_refused_without_a_signal(self):
         directory = lab.make_lab_dir("tlsbridge-upgrade.")
