@@ -73,7 +73,8 @@ void keep_bind_capability_across_exec() {
   if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
     rlimit files{};
     ::getrlimit(RLIMIT_NOFILE, &files);
-    for (rlim_t fd = 3; fd < files.rlim_cur; ++fd) ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+    for (rlim_t fd = 3; fd < files.rlim_cur; ++fd)
+      ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
   }
   for (int fd : inherit) ::fcntl(fd, F_SETFD, 0);
   // Asio's signal handlers would write into the parent's self-pipe: defaults first, then
@@ -102,7 +103,10 @@ class upgrade_attempt : public std::enable_shared_from_this<upgrade_attempt> {
  public:
   upgrade_attempt(asio::io_context& io, pid_t child, int read_fd, std::string path,
                   std::function<void(upgrade_result)> done)
-      : pipe_(io, read_fd), timer_(io), child_(child), path_(std::move(path)),
+      : pipe_(io, read_fd),
+        timer_(io),
+        child_(child),
+        path_(std::move(path)),
         done_(std::move(done)) {}
 
   void start() {

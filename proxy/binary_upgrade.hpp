@@ -71,8 +71,7 @@ struct upgrade_result {
 // descriptors in `sockets` are closed by the attempt either way.
 void start_upgrade(boost::asio::io_context& io, const executable& exe,
                    std::vector<handed_socket> sockets, int pid_fd,
-                   const std::filesystem::path& pid_path,
-                   std::function<void(upgrade_result)> done);
+                   const std::filesystem::path& pid_path, std::function<void(upgrade_result)> done);
 
 // The abstract unix datagram address the result of the upgrade of `old_pid` is sent to.
 std::string upgrade_result_address(pid_t old_pid);

@@ -87,7 +87,8 @@ pid_file pid_file::adopt(int fd, const std::filesystem::path& path) {
 pid_file::~pid_file() {
   if (fd_ < 0) return;
   // Remove the name only while it is still our file (someone may have replaced it by hand).
-  struct stat by_fd {}, by_name {};
+  struct stat by_fd {};
+  struct stat by_name {};
   bool ours = ::fstat(fd_, &by_fd) == 0 && ::lstat(path_.c_str(), &by_name) == 0 &&
               by_fd.st_dev == by_name.st_dev && by_fd.st_ino == by_name.st_ino;
   // After the privilege drop the directory (root's /run/tlsbridge) may not be writable: an empty

@@ -20,8 +20,8 @@
 namespace tlsbridge::proxy {
 
 struct run_options {
-  std::filesystem::path pid_file;    // `run --pid-file`, else [server] pid_file; empty = none
-  executable self;                   // what SIGUSR2 starts
+  std::filesystem::path pid_file;      // `run --pid-file`, else [server] pid_file; empty = none
+  executable self;                     // what SIGUSR2 starts
   upgrade_handoff* handoff = nullptr;  // what an upgrading old process passed us, if anything
 };
 

@@ -117,8 +117,8 @@ int upgrade_command(int argc, const char* const* argv, std::ostream& out, std::o
   // A pid file nobody holds is stale: its PID may belong to anything by now, and SIGUSR2's
   // default action is to terminate.
   if (!pid_file_locked(path)) {
-    err << "tlsbridge upgrade: " << path << " is stale (no process holds its lock): PID "
-        << old_pid << " is not a running instance\n";
+    err << "tlsbridge upgrade: " << path << " is stale (no process holds its lock): PID " << old_pid
+        << " is not a running instance\n";
     return 1;
   }
   std::string error;
@@ -136,8 +136,8 @@ int upgrade_command(int argc, const char* const* argv, std::ostream& out, std::o
   std::string answer = wait_for_answer(fd, old_pid, timeout);
   ::close(fd);
   if (answer.rfind("ok ", 0) == 0) {
-    out << "upgraded: PID " << old_pid << " -> " << answer.substr(3) << " (" << path
-        << "); PID " << old_pid << " drains its sessions and exits\n";
+    out << "upgraded: PID " << old_pid << " -> " << answer.substr(3) << " (" << path << "); PID "
+        << old_pid << " drains its sessions and exits\n";
     return 0;
   }
   if (answer.rfind("failed ", 0) == 0) {

@@ -68,19 +68,23 @@ def wait_until(predicate, timeout, interval=0.05):
         time.sleep(interval)
 
 
-def _ports_in_use():
-    """Local ports of every TCP socket in any state (LISTEN, ESTABLISHED, TIME_WAIT, ...)."""
-    ports = set()
+def _tcp_sockets():
+    """(local port, state, inode) of every TCP socket on this host, from /proc/net/tcp{,6}
+    (state 0A is LISTEN)."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as f:
                 next(f)
                 for line in f:
-                    local = line.split()[1]
-                    ports.add(int(local.rsplit(":", 1)[1], 16))
+                    fields = line.split()
+                    yield int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
         except OSError:
             continue
-    return ports
+
+
+def _ports_in_use():
+    """Local ports of every TCP socket in any state (LISTEN, ESTABLISHED, TIME_WAIT, ...)."""
+    return {port for port, _, _ in _tcp_sockets()}
 
 
 def port_is_free(port):
@@ -100,20 +104,10 @@ def free_port():
 
 
 def listening_sockets(port):
-    """The inodes ("socket:[N]") of every listening TCP socket on port, from /proc/net/tcp{,6}
-    (state 0A): one per SO_REUSEPORT acceptor."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                next(f)
-                for line in f:
-                    fields = line.split()
-                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                        inodes.add(f"socket:[{fields[9]}]")
-        except OSError:
-            continue
-    return inodes
+    """The inodes ("socket:[N]") of every listening TCP socket on port: one per SO_REUSEPORT
+    acceptor."""
+    return {f"socket:[{inode}]" for local, state, inode in _tcp_sockets()
+            if local == port and state == "0A"}
 
 
 def listening_pids(port):
@@ -525,6 +519,14 @@ def _pid_alive(pid):
         return state != "Z"
     except OSError:
         return False
+
+
+def start_for_class(test_class, peer):
+    """Starts a peer (anything with start() and cleanup(): PostfixBackend, DovecotBackend) for a
+    TestCase class, its cleanup registered with the class first; returns it."""
+    test_class.addClassCleanup(peer.cleanup)
+    peer.start()
+    return peer
 
 
 def make_test_message(payload_bytes, marker, dot_lines=True):

@@ -17,84 +17,17 @@ import pwd
 import re
 import shutil
 import signal
-import smtplib
 import socket
 import struct
-import ssl
-import threading
 import time
 import unittest
 
-import http.client
-
+import client_loops
 import lab
 import legacy_iis
 
 USER, PASSWORD = "alice", "wonderland"
 GRACE_SECONDS = 6
-
-
-def client_context():
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    return context
-
-
-class LoadLoop(threading.Thread):
-    """Runs one client exchange after another until stopped (bounded to 120 s); records each
-    success with its time and every failure."""
-
-    def __init__(self, name):
-        super().__init__(daemon=True)
-        self.name_prefix = name
-        self.stopping = threading.Event()
-        self.done, self.failures = [], []   # (monotonic time, marker), "marker: error"
-
-    def run(self):
-        deadline = time.monotonic() + 120
-        n = 0
-        while not self.stopping.is_set() and time.monotonic() < deadline:
-            marker = f"{self.name_prefix}-{n}"
-            n += 1
-            try:
-                self.exchange(marker)
-                self.done.append((time.monotonic(), marker))
-            except Exception as e:  # noqa: BLE001 — every failure is the finding
-                self.failures.append(f"{marker}: {e!r}")
-
-    def finished_after(self, moment):
-        return [m for t, m in self.done if t > moment]
-
-
-class SmtpLoad(LoadLoop):
-    def __init__(self, name, port):
-        super().__init__(name)
-        self.port = port
-
-    def exchange(self, marker):
-        with smtplib.SMTP("127.0.0.1", self.port, timeout=15) as client:
-            client.starttls(context=client_context())
-            client.sendmail("load@example.test", ["x@example.test"],
-                            f"Subject: {marker}\r\nX-Lab-Marker: {marker}\r\n\r\nbody\r\n")
-            client.quit()
-
-
-class HttpsLoad(LoadLoop):
-    def __init__(self, name, port):
-        super().__init__(name)
-        self.port = port
-
-    def exchange(self, marker):
-        conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=15,
-                                           context=client_context())
-        try:
-            conn.request("GET", f"/EWS/{marker}")
-            response = conn.getresponse()
-            body = response.read()
-        finally:
-            conn.close()
-        if response.status != 200 or f"backend saw /EWS/{marker}".encode() not in body:
-            raise AssertionError(f"{response.status} {body[:80]!r}")
 
 
 def until_tagged(client, tag):
@@ -105,22 +38,24 @@ def until_tagged(client, tag):
     return lines
 
 
-def pid_alive(pid):
-    return lab._pid_alive(pid)
+def stop_by_pid(pid):
+    """SIGTERM to pid, SIGKILL if it is still there after 15 s; True when SIGTERM was enough."""
+    os.kill(pid, signal.SIGTERM)
+    if lab.wait_until(lambda: not lab._pid_alive(pid), 15):
+        return True
+    os.kill(pid, signal.SIGKILL)
+    return False
 
 
 class UpgradeTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = lab.shared_certs()
-        cls.postfix = lab.PostfixBackend(cls.certs, tls="tls1.0-starttls")
-        cls.addClassCleanup(cls.postfix.cleanup)
-        cls.postfix.start()
+        cls.postfix = lab.start_for_class(cls, lab.PostfixBackend(cls.certs))
+        cls.dovecot = lab.start_for_class(
+            cls, lab.DovecotBackend(cls.certs, user=USER, password=PASSWORD))
         cls.iis = legacy_iis.LegacyIis(cls.certs).start()
         cls.addClassCleanup(cls.iis.stop)
-        cls.dovecot = lab.DovecotBackend(cls.certs, user=USER, password=PASSWORD)
-        cls.addClassCleanup(cls.dovecot.cleanup)
-        cls.dovecot.start()
         cls.build = os.environ.get("TLSBRIDGE_BINARY") or lab.DEFAULT_BINARY
 
     def start_proxy(self, listeners, threads, env=None, audit_path=None, **server):
@@ -145,10 +80,8 @@ class UpgradeTest(unittest.TestCase):
 
     def stop_successor(self, proxy):
         pid = self.pid_in(proxy)
-        if pid and proxy.proc and pid != proxy.proc.pid and pid_alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            if not lab.wait_until(lambda: not pid_alive(pid), 15):
-                os.kill(pid, signal.SIGKILL)
+        if pid and proxy.proc and pid != proxy.proc.pid and lab._pid_alive(pid):
+            stop_by_pid(pid)
 
     def pid_in(self, proxy):
         try:
@@ -192,7 +125,7 @@ class UpgradeTest(unittest.TestCase):
         self.assertTrue(imap.read_line().startswith("* OK"))
         imap.send("a1 STARTTLS\r\n")
         self.assertRegex(until_tagged(imap, "a1")[-1], r"^a1 OK")
-        imap.starttls(client_context())
+        imap.starttls(client_loops.unverified_context())
         for tag, command in (("a2", f"LOGIN {USER} {PASSWORD}"), ("a3", "SELECT INBOX")):
             imap.send(f"{tag} {command}\r\n")
             lines = until_tagged(imap, tag)
@@ -202,8 +135,8 @@ class UpgradeTest(unittest.TestCase):
         imap.send("a4 IDLE\r\n")
         self.assertTrue(imap.read_line().startswith("+"))
 
-        loads = [SmtpLoad("smtp-a", smtp_port), SmtpLoad("smtp-b", smtp_port),
-                 HttpsLoad("web-a", web_port), HttpsLoad("web-b", web_port)]
+        loads = [client_loops.SmtpLoad("smtp-a", smtp_port), client_loops.SmtpLoad("smtp-b", smtp_port),
+                 client_loops.HttpsLoad("web-a", web_port), client_loops.HttpsLoad("web-b", web_port)]
         for load in loads:
             load.start()
             self.addCleanup(load.stopping.set)
@@ -221,7 +154,7 @@ class UpgradeTest(unittest.TestCase):
         new_pid = self.pid_in(proxy)
         self.assertNotIn(new_pid, (0, old_pid), "the pid file names the new process")
         self.assertIn(f"PID {old_pid} -> {new_pid}", upgraded.stdout)
-        self.assertTrue(pid_alive(new_pid))
+        self.assertTrue(lab._pid_alive(new_pid))
         self.assertEqual(os.stat(f"/proc/{new_pid}/exe").st_ino, new_inode,
                          "the new process runs the file now at the path, not the old binary")
         self.assertTrue(os.readlink(f"/proc/{old_pid}/exe").endswith("(deleted)"))
@@ -234,7 +167,7 @@ class UpgradeTest(unittest.TestCase):
 
         # New mail arrives through the new process; the IDLE session on the old one sees it.
         other = imaplib.IMAP4("127.0.0.1", imap_port, timeout=15)
-        other.starttls(client_context())
+        other.starttls(client_loops.unverified_context())
         other.login(USER, PASSWORD)
         other.append("INBOX", None, None, b"Subject: during upgrade\r\n\r\nnew mail\r\n")
         other.logout()
@@ -268,7 +201,7 @@ class UpgradeTest(unittest.TestCase):
         self.assertGreaterEqual(time.monotonic() - upgraded_at, GRACE_SECONDS - 1)
         # Closed, not merely quiet: a copy of it in the new process would keep it open.
         imap.read_until_closed(timeout=5)
-        self.assertTrue(pid_alive(new_pid))
+        self.assertTrue(lab._pid_alive(new_pid))
 
         # Every message a client saw accepted was delivered by Postfix.
         accepted = {m for load in loads[:2] for _, m in load.done}
@@ -283,8 +216,7 @@ class UpgradeTest(unittest.TestCase):
         self.assertEqual(accepted - delivered(), set(), "accepted but not delivered")
 
         # The new process stops cleanly and removes the pid file.
-        os.kill(new_pid, signal.SIGTERM)
-        self.assertTrue(lab.wait_until(lambda: not pid_alive(new_pid), 15))
+        self.assertTrue(stop_by_pid(new_pid))
         self.assertFalse(os.path.exists(proxy.server["pid_file"]))
 
     def test_failed_upgrade_leaves_the_old_process_serving(self):
@@ -374,8 +306,7 @@ class UpgradeTest(unittest.TestCase):
         self.assertEqual(sent.returncode, 0, sent.stdout + proxy.describe())
         self.assertEqual(proxy.proc.wait(GRACE_SECONDS + 10), 0, proxy.stderr())
         self.assertNotEqual(new_pid, old_pid)
-        os.kill(new_pid, signal.SIGTERM)
-        self.assertTrue(lab.wait_until(lambda: not pid_alive(new_pid), 15))
+        self.assertTrue(stop_by_pid(new_pid))
         with open(proxy.server["pid_file"]) as f:
             self.assertEqual(f.read(), "", "emptied: it names nobody")
 
