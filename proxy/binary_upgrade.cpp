@@ -340,6 +340,10 @@ std::pair<int, std::filesystem::path> upgrade_handoff::take_pid_file() {
 }
 
 void upgrade_handoff::report_ready() {
+  // Sockets of listeners our config no longer has: closed now, so their clients are refused
+  // rather than left waiting in a queue nobody accepts from.
+  for (auto& s : sockets_)
+    if (s.fd >= 0) ::close(std::exchange(s.fd, -1));
   if (ready_fd_ < 0) return;
   (void)!::write(ready_fd_, ready_line.data(), ready_line.size());
   ::close(std::exchange(ready_fd_, -1));

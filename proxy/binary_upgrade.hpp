@@ -85,7 +85,7 @@ class upgrade_handoff {
  public:
   static upgrade_handoff from_environment();
   upgrade_handoff() = default;
-  ~upgrade_handoff();  // closes inherited sockets nobody claimed (listeners the new config dropped)
+  ~upgrade_handoff();  // closes what nobody took
   upgrade_handoff(upgrade_handoff&& other) noexcept;
   upgrade_handoff& operator=(upgrade_handoff&&) = delete;
 
@@ -94,7 +94,9 @@ class upgrade_handoff {
   std::vector<int> take_listeners(const boost::asio::ip::tcp::endpoint& ep);
   // The inherited pid file descriptor and its path ({-1, ""} when none).
   std::pair<int, std::filesystem::path> take_pid_file();
-  void report_ready();                           // every listener is adopted or bound
+  // Every listener is adopted or bound: inherited sockets nobody took (listeners the new config
+  // dropped) are closed, and the old process is told.
+  void report_ready();
   void report_failure(std::string_view reason);  // then the process exits non-zero
 
  private:

@@ -228,8 +228,11 @@ class UpgradeTest(unittest.TestCase):
         self.addCleanup(notify.close)
         notify.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         notify.bind(os.path.join(notify_dir, "notify.sock"))
-        proxy = self.start_proxy([lab.smtp_listener(port, self.postfix.port, name="smtp")],
-                                 threads=2, env=dict(os.environ, NOTIFY_SOCKET=notify.getsockname()))
+        dropped_port = lab.free_port()
+        proxy = self.start_proxy(
+            [lab.smtp_listener(port, self.postfix.port, name="smtp"),
+             lab.smtp_listener(dropped_port, self.postfix.port, name="dropped")],
+            threads=2, env=dict(os.environ, NOTIFY_SOCKET=notify.getsockname()))
         old_pid = proxy.proc.pid
         good_config = proxy.config_text()
 
@@ -257,7 +260,11 @@ class UpgradeTest(unittest.TestCase):
         sent = lab.swaks(port)
         self.assertEqual(sent.returncode, 0, sent.stdout + proxy.describe())
 
-        # The success path on the same port: a good config upgrades.
+        # The success path on the same port: a good config upgrades. It no longer has the
+        # listener "dropped": the new process closes the socket it got for it.
+        proxy.listeners = proxy.listeners[:1]
+        with open(proxy.config_path, "w") as f:
+            f.write(proxy.config_text())
         upgraded = self.upgrade(proxy)
         self.assertEqual(upgraded.returncode, 0, upgraded.stderr + proxy.describe())
         new_pid = self.pid_in(proxy)
@@ -265,6 +272,9 @@ class UpgradeTest(unittest.TestCase):
         self.assertTrue(lab.wait_until(lambda: lab.listening_pids(port) == {new_pid}, 5))
         sent = lab.swaks(port)
         self.assertEqual(sent.returncode, 0, sent.stdout + proxy.describe())
+        self.assertTrue(lab.wait_until(lambda: not lab.listening_sockets(dropped_port), 5),
+                        "the dropped listener's sockets are closed, its clients refused")
+        self.assertFalse(lab.port_accepts(dropped_port))
         self.assertEqual(proxy.proc.wait(GRACE_SECONDS + 10), 0, proxy.stderr())
 
         # systemd hears of the new main PID from the old main process, and the old one never
