@@ -140,6 +140,7 @@ struct server_config {
   std::string hostname = "localhost";
   // Reload by itself when a certificate, key or CA file it reads changes (proxy/cert_watch.hpp).
   bool watch_certs = true;
+  std::filesystem::path pid_file;  // empty = none; locked while running (proxy/pid_file.hpp)
 };
 
 struct log_config {

@@ -183,6 +183,7 @@ class loader {
     r.read_duration("shutdown_grace", cfg_.server.shutdown_grace);
     r.read_integer("max_connections", 1, 10'000'000, cfg_.server.max_connections);
     r.read("watch_certs", cfg_.server.watch_certs);
+    r.read_path("pid_file", base_, cfg_.server.pid_file);
     // The default stays "localhost" rather than gethostname(): the same file loads the same way on
     // every machine, and an operator who cares about the EHLO name sets it.
     if (r.read("hostname", cfg_.server.hostname) && cfg_.server.hostname.empty())

@@ -1,5 +1,7 @@
 #include "proxy/admin_server.hpp"
 
+#include <unistd.h>
+
 #include <stdexcept>
 
 #include <boost/asio/as_tuple.hpp>
@@ -83,12 +85,18 @@ admin_server::admin_server(asio::io_context& io, proxy::metrics& m, std::functio
                            std::function<void()> refresh)
     : io_(io), metrics_(m), ready_(std::move(ready)), refresh_(std::move(refresh)) {}
 
-void admin_server::start(const config::endpoint& listen) {
+void admin_server::start(const config::endpoint& listen, upgrade_handoff* handoff) {
   boost::system::error_code ec;
   auto address = asio::ip::make_address(listen.host, ec);
   if (ec) throw std::runtime_error("[admin] listen: bad address " + listen.host);
   tcp::endpoint ep(address, listen.port);
   acceptor_ = std::make_shared<tcp::acceptor>(io_);
+  if (auto handed = handoff ? handoff->take_listeners(ep) : std::vector<int>{}; !handed.empty()) {
+    acceptor_->assign(ep.protocol(), handed.front());
+    for (std::size_t i = 1; i < handed.size(); ++i) ::close(handed[i]);
+    asio::co_spawn(io_, accept_loop(acceptor_, metrics_, ready_, refresh_), asio::detached);
+    return;
+  }
   acceptor_->open(ep.protocol(), ec);
   if (!ec) acceptor_->set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) acceptor_->bind(ep, ec);

@@ -10,6 +10,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "config/config.hpp"
+#include "proxy/binary_upgrade.hpp"
 #include "proxy/metrics.hpp"
 
 namespace tlsbridge::proxy {
@@ -19,9 +20,12 @@ class admin_server {
   // refresh: called before /metrics renders (gauges that are read, not counted).
   admin_server(boost::asio::io_context& io, proxy::metrics& m, std::function<bool()> ready,
                std::function<void()> refresh);
-  // Binds (throws std::runtime_error with the reason) and starts accepting.
-  void start(const config::endpoint& listen);
+  // Binds (throws std::runtime_error with the reason), or adopts the socket an upgrading old
+  // process handed over for `listen`, and starts accepting.
+  void start(const config::endpoint& listen, upgrade_handoff* handoff = nullptr);
   void stop();
+  // The listening socket (a binary upgrade hands it over); null before start.
+  boost::asio::ip::tcp::acceptor* acceptor() const { return acceptor_.get(); }
 
  private:
   boost::asio::io_context& io_;

@@ -1,5 +1,6 @@
-// tlsbridge's command line (README): run, check-config, probe, inspect-cert, --version, --help.
-// probe and inspect-cert have their own options and live in cli_tools.cpp. Start-up is the one
+// tlsbridge's command line (README): run, check-config, upgrade, probe, inspect-cert, --version,
+// --help. probe and inspect-cert have their own options and live in cli_tools.cpp, upgrade in
+// upgrade_command.cpp. Start-up is the one
 // place exceptions are used: every problem is printed as one line and the exit status is non-zero;
 // nothing starts half-configured.
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -20,6 +21,7 @@
 #include "proxy/listener.hpp"
 #include "proxy/log_file_sink.hpp"
 #include "proxy/server.hpp"
+#include "proxy/upgrade_command.hpp"
 
 namespace po = boost::program_options;
 using namespace tlsbridge;
@@ -28,8 +30,13 @@ namespace {
 
 constexpr const char* usage =
     "usage:\n"
-    "  tlsbridge [run] --config FILE          run the proxy (foreground)\n"
+    "  tlsbridge [run] --config FILE [--pid-file FILE]\n"
+    "                                         run the proxy (foreground); the pid file (else\n"
+    "                                         [server] pid_file) is locked: a second run with it\n"
+    "                                         exits 1 naming the running PID\n"
     "  tlsbridge check-config --config FILE   validate; print \"ok\" or every error\n"
+    "  tlsbridge upgrade --pid-file FILE      start the binary at the running instance's path on\n"
+    "                                         its sockets (as SIGUSR2); it drains and exits\n"
     "  tlsbridge probe [--starttls smtp|imap|pop3] [--servername NAME] [--config FILE]\n"
     "                  [--ca FILE] [--json] HOST:PORT\n"
     "                                         try TLS 1.0..1.3, judge the server's chain\n"
@@ -39,11 +46,16 @@ constexpr const char* usage =
     "  no TLS, unreadable file); [policy] comes from --config, else the defaults\n"
     "  tlsbridge --version | --help\n";
 
-// Loads and validates everything a start needs. Prints every problem; nullptr if any.
-std::shared_ptr<const config::config> load_and_validate(const std::string& path) {
+// Loads and validates everything a start needs. Prints every problem (also into `errors`);
+// nullptr if any.
+std::shared_ptr<const config::config> load_and_validate(const std::string& path,
+                                                        std::string& errors) {
   auto report = proxy::load_and_validate(path);
   for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
-  for (const auto& e : report.errors) std::cerr << e << "\n";
+  for (const auto& e : report.errors) {
+    std::cerr << e << "\n";
+    errors += e + "\n";
+  }
   return report.config;
 }
 
@@ -68,9 +80,14 @@ int main(int argc, char** argv) {
     return proxy::probe_command(argc - 1, argv + 1, std::cout, std::cerr);
   if (argc > 1 && std::string_view(argv[1]) == "inspect-cert")
     return proxy::inspect_cert_command(argc - 1, argv + 1, std::cout, std::cerr);
+  if (argc > 1 && std::string_view(argv[1]) == "upgrade")
+    return proxy::upgrade_command(argc - 1, argv + 1, std::cout, std::cerr);
+  // Started by an upgrading old process: its sockets and pid file, and where to say how it went.
+  auto handoff = proxy::upgrade_handoff::from_environment();
 
   po::options_description opts("options");
   opts.add_options()("config,c", po::value<std::string>(), "configuration file (TOML)")(
+      "pid-file", po::value<std::string>(), "pid file (run), overrides [server] pid_file")(
       "version", "print the version")("help,h", "print this help")(
       "command", po::value<std::string>(), "run | check-config");
   po::positional_options_description pos;
@@ -100,8 +117,12 @@ int main(int argc, char** argv) {
     std::cerr << "tlsbridge: --config FILE is required\n" << usage;
     return 1;
   }
-  auto cfg = load_and_validate(vm["config"].as<std::string>());
-  if (!cfg) return 1;
+  std::string errors;
+  auto cfg = load_and_validate(vm["config"].as<std::string>(), errors);
+  if (!cfg) {
+    handoff.report_failure(errors);
+    return 1;
+  }
   if (command == "check-config") {
     std::cout << "ok\n";
     return 0;
@@ -113,11 +134,16 @@ int main(int argc, char** argv) {
     files.rlim_cur = files.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &files);
   }
+  proxy::run_options options{
+      vm.count("pid-file") ? std::filesystem::absolute(vm["pid-file"].as<std::string>())
+                           : cfg->server.pid_file,
+      proxy::executable_from(argc, argv), handoff.active() ? &handoff : nullptr};
   try {
     setup_logging(*cfg);
-    return proxy::run_server(vm["config"].as<std::string>(), cfg);
+    return proxy::run_server(vm["config"].as<std::string>(), cfg, std::move(options));
   } catch (const std::exception& e) {
     std::cerr << "tlsbridge: " << e.what() << "\n";
+    handoff.report_failure(e.what());
     return 1;
   }
 }

@@ -153,6 +153,12 @@ void drop_privileges(const std::string& user) {
   if (user.empty()) return;
   const auto who = lookup_service_identity(user);
   if (!who) throw std::runtime_error("[server] user: no such user " + user);
+  // A binary upgrade's new process starts as the service user already (the old one dropped, and
+  // handed CAP_NET_BIND_SERVICE on through the ambient set).
+  if (::getuid() == who->uid && ::geteuid() == who->uid) {
+    spdlog::info("running as {} (uid {}) since start", user, who->uid);
+    return;
+  }
   trim_bounding_set();
   // Without KEEPCAPS, setuid from root to another user empties the permitted set (capabilities(7),
   // "Effect of user ID changes on capabilities"); with it only the effective set is cleared.

@@ -1,11 +1,14 @@
 #include "proxy/server.hpp"
 
+#include <fcntl.h>
+#include <grp.h>
 #include <malloc.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <csignal>
 #include <functional>
+#include <future>
 #include <map>
 #include <set>
 #include <thread>
@@ -35,6 +38,7 @@
 #include "proxy/metrics.hpp"
 #include "proxy/privileges.hpp"
 #include "proxy/reload_report.hpp"
+#include "proxy/pid_file.hpp"
 #include "proxy/session.hpp"
 #include "proxy/systemd_notify.hpp"
 
@@ -56,10 +60,11 @@ struct listener_slot {
 };
 
 // One worker thread: its io_context, its listener slots and the sessions it runs. Only its own
-// thread touches `slots` and `sessions` once it runs.
+// thread touches `slots` and `sessions` once it runs. A listener has one slot per worker, or more
+// after a binary upgrade from a process that had more workers (every handed socket is served).
 struct worker {
   asio::io_context io{1};
-  std::map<std::string, std::shared_ptr<listener_slot>> slots;
+  std::multimap<std::string, std::shared_ptr<listener_slot>> slots;
   std::unordered_map<std::string, std::weak_ptr<session>> sessions;
   std::thread thread;
 };
@@ -93,6 +98,37 @@ std::shared_ptr<listener_slot> bind_slot(worker& w, const config::listener_confi
     throw std::runtime_error("listener " + l.name + ": cannot listen on " + l.listen.to_string() +
                              ": " + ec.message());
   return slot;
+}
+
+// A listener at start: the sockets an upgrading old process handed over for its address, spread
+// over the workers (a worker shares one when there are fewer: binding a fresh one would fail for
+// a service user, as SO_REUSEPORT joins only sockets of the same user), else one fresh socket
+// per worker.
+void open_listener(std::vector<std::unique_ptr<worker>>& workers, const std::string& name,
+                   const std::shared_ptr<listener_runtime>& rt, upgrade_handoff* handoff) {
+  const auto& l = *rt->settings;
+  boost::system::error_code ec;
+  tcp::endpoint ep(asio::ip::make_address(l.listen.host, ec), l.listen.port);
+  std::vector<int> fds;
+  if (handoff && !ec) fds = handoff->take_listeners(ep);
+  if (fds.empty()) {
+    for (auto& w : workers) {
+      auto slot = bind_slot(*w, l);
+      slot->rt = rt;
+      w->slots.emplace(name, std::move(slot));
+    }
+    return;
+  }
+  // Slot i: on worker i % workers, socket i % sockets (a duplicate once every socket has one).
+  for (std::size_t i = 0; i < std::max(fds.size(), workers.size()); ++i) {
+    worker& w = *workers[i % workers.size()];
+    int fd = i < fds.size() ? fds[i] : ::fcntl(fds[i % fds.size()], F_DUPFD_CLOEXEC, 3);
+    auto slot = std::make_shared<listener_slot>(w.io);
+    slot->acceptor.assign(ep.protocol(), fd);
+    slot->rt = rt;
+    w.slots.emplace(name, std::move(slot));
+  }
+  spdlog::info("listener {}: {} socket(s) handed over by the old process", name, fds.size());
 }
 
 asio::awaitable<void> accept_loop(worker& w, std::shared_ptr<listener_slot> slot) {
@@ -135,8 +171,9 @@ void record_certificate_expiry(const config::config& cfg, proxy::metrics& m) {
 
 class server {
  public:
-  server(std::filesystem::path path, std::shared_ptr<const config::config> cfg)
-      : path_(std::move(path)),
+  server(std::filesystem::path path, std::shared_ptr<const config::config> cfg, run_options opts)
+      : opts_(std::move(opts)),
+        path_(std::move(path)),
         cfg_(std::move(cfg)),
         audit_(cfg_->audit.path, owners_for(cfg_->server.user)) {}
 
@@ -150,8 +187,14 @@ class server {
   file_states loaded_files() const;
   void follow_files();
   void shutdown(int sig);
+  void drain(bool ask_sessions);
+  pid_file open_pid_file();
+  void upgrade();
+  void finish_upgrade(const upgrade_result& result);
   std::size_t active() const { return process_active_.load(); }
 
+  run_options opts_;
+  pid_file pid_file_;  // first member, last destroyed: removed once everything else has closed
   std::filesystem::path path_;
   std::shared_ptr<const config::config> cfg_;
   audit_log audit_;
@@ -166,6 +209,9 @@ class server {
   cert_watch watch_{main_io_, [this](const std::vector<std::filesystem::path>& changed) {
                       if (!draining_) reload("certificate change: " + join_paths(changed));
                     }};
+  bool upgrading_ = false;    // SIGUSR2: a new process is starting
+  bool handed_over_ = false;  // it took over; we only drain
+  admin_server* admin_ = nullptr;
   std::function<void()> drain_check_;
 };
 
@@ -189,7 +235,8 @@ int server::run() {
   // handler, not take the default action (terminate) — systemd may reload right after READY=1.
   std::signal(SIGPIPE, SIG_IGN);
   asio::signal_set stop_signals(main_io_, SIGTERM, SIGINT);
-  asio::signal_set reload_signals(main_io_, SIGHUP, SIGUSR1);
+  asio::signal_set reload_signals(main_io_, SIGHUP, SIGUSR1, SIGUSR2);
+  pid_file_ = open_pid_file();  // before binding: a second instance must not share our ports
   runtimes_ = build_runtimes(cfg_);
   record_certificate_expiry(*cfg_, metrics_);
   unsigned threads = cfg_->server.threads ? cfg_->server.threads
@@ -197,12 +244,7 @@ int server::run() {
   for (unsigned i = 0; i < threads; ++i) workers_.push_back(std::make_unique<worker>());
 
   // Bind everything before anything runs: a port in use stops the start with a clear reason.
-  for (auto& w : workers_)
-    for (const auto& [name, rt] : runtimes_) {
-      auto slot = bind_slot(*w, *rt->settings);
-      slot->rt = rt;
-      w->slots.emplace(name, std::move(slot));
-    }
+  for (const auto& [name, rt] : runtimes_) open_listener(workers_, name, rt, opts_.handoff);
 
   admin_server admin(
       main_io_, metrics_, [this] { return !draining_; },
@@ -216,7 +258,8 @@ int server::run() {
   if (!cfg_->admin.listen.empty()) {
     auto ep = config::parse_endpoint(cfg_->admin.listen);
     if (!ep) throw std::runtime_error("[admin] listen: bad endpoint " + cfg_->admin.listen);
-    admin.start(*ep);
+    admin.start(*ep, opts_.handoff);
+    admin_ = &admin;
     spdlog::info("admin endpoint on {}", cfg_->admin.listen);
   }
   drop_privileges(cfg_->server.user);
@@ -235,14 +278,20 @@ int server::run() {
     w->thread = std::thread([&io = w->io] { io.run(); });
   }
 
-  stop_signals.async_wait([this](const boost::system::error_code& ec, int sig) {
-    if (!ec) shutdown(sig);
-  });
+  std::function<void(const boost::system::error_code&, int)> on_stop =
+      [&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        shutdown(sig);
+        stop_signals.async_wait(on_stop);
+      };
+  stop_signals.async_wait(on_stop);
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int sig) {
         if (ec || draining_) return;
         if (sig == SIGHUP) {
           reload("SIGHUP");
+        } else if (sig == SIGUSR2) {
+          upgrade();
         } else {
           if (auto error = audit_.reopen(); error.empty())
             spdlog::info("SIGUSR1: audit log reopened");
@@ -260,6 +309,7 @@ int server::run() {
         reload_signals.async_wait(on_signal);
       };
   reload_signals.async_wait(on_signal);
+  if (opts_.handoff) opts_.handoff->report_ready();
   systemd_notify("READY=1");
 
   // After a burst (a storm of half-open handshakes, a mass reconnect) glibc keeps the freed
@@ -351,7 +401,7 @@ void server::reload(const std::string& trigger) {
         }
       }
       for (auto& [name, slot] : add) {
-        w->slots[name] = slot;
+        w->slots.emplace(name, slot);
         asio::co_spawn(w->io, accept_loop(*w, slot), asio::detached);
       }
     });
@@ -368,20 +418,114 @@ void server::reload(const std::string& trigger) {
                 describe_reload(before, after, changed_files(files_before, loaded_files_)));
 }
 
+pid_file server::open_pid_file() {
+  if (opts_.handoff) {
+    auto [fd, path] = opts_.handoff->take_pid_file();
+    if (fd >= 0) {
+      if (path != opts_.pid_file)
+        spdlog::warn("pid file {} kept from the old process; {} takes effect at the next restart",
+                     path.string(), opts_.pid_file.string());
+      return pid_file::adopt(fd, path);  // the old process writes our PID once we are ready
+    }
+  }
+  return opts_.pid_file.empty() ? pid_file{} : pid_file::acquire(opts_.pid_file);
+}
+
+// SIGUSR2: our own duplicates of every listening socket (each worker's, the admin endpoint's),
+// collected on the threads that own them, go to the new process (proxy/binary_upgrade).
+void server::upgrade() {
+  if (upgrading_) {
+    spdlog::warn("SIGUSR2: an upgrade is already in progress");
+    return;
+  }
+  upgrading_ = true;
+  std::vector<handed_socket> sockets;
+  auto add = [&sockets](tcp::acceptor& acceptor) {
+    boost::system::error_code ec;
+    auto ep = acceptor.local_endpoint(ec);
+    int fd = ec ? -1 : ::fcntl(acceptor.native_handle(), F_DUPFD_CLOEXEC, 3);
+    if (fd >= 0) sockets.push_back({fd, endpoint_text(ep)});
+  };
+  for (auto& w : workers_) {
+    std::promise<void> collected;
+    asio::post(w->io, [&] {
+      for (auto& [name, slot] : w->slots)
+        if (slot->acceptor.is_open()) add(slot->acceptor);
+      collected.set_value();
+    });
+    collected.get_future().wait();
+  }
+  if (admin_ && admin_->acceptor() && admin_->acceptor()->is_open()) add(*admin_->acceptor());
+  spdlog::info("SIGUSR2: upgrade: starting {}", opts_.self.path);
+  start_upgrade(main_io_, opts_.self, std::move(sockets), pid_file_.fd(), pid_file_.path(),
+                [this](upgrade_result result) { finish_upgrade(result); });
+}
+
+void server::finish_upgrade(const upgrade_result& result) {
+  upgrading_ = false;
+  if (!result.ok) {
+    spdlog::error("upgrade failed, still serving: {}", result.reason);
+    send_upgrade_result(result);
+    return;
+  }
+  if (draining_) {  // SIGTERM came first: the service is stopping, so is the new process
+    ::kill(result.child, SIGTERM);
+    send_upgrade_result({false, result.child, "the old process is stopping (SIGTERM)"});
+    return;
+  }
+  // The pid file and systemd learn the new PID before we stop accepting.
+  if (pid_file_) {
+    try {
+      pid_file_.write_pid(result.child);
+    } catch (const std::exception& e) {
+      spdlog::error("upgrade: {}", e.what());
+    }
+    pid_file_.hand_over();
+  }
+  systemd_notify("MAINPID=" + std::to_string(result.child));
+  handed_over_ = true;
+  if (admin_) admin_->stop();
+  spdlog::info("upgrade: PID {} took over; stop accepting, {} session(s) may finish within {} ms",
+               result.child, active(), cfg_->server.shutdown_grace.count());
+  send_upgrade_result(result);
+  drain(false);
+}
+
 void server::shutdown(int sig) {
-  draining_ = true;
-  watch_.stop();
+  if (handed_over_) {
+    // SIGTERM while an upgrade's drain runs (systemd stops the whole cgroup): ask the sessions
+    // left to end at their next safe point, within the grace already counting.
+    spdlog::info("signal {}: asking {} session(s) to finish", sig, active());
+    for (auto& w : workers_)
+      asio::post(w->io, [&w = *w] {
+        for (auto& [id, weak] : w.sessions)
+          if (auto s = weak.lock()) s->request_shutdown();
+      });
+    return;
+  }
+  if (draining_) return;
   systemd_notify("STOPPING=1");
   spdlog::info("signal {}: stop accepting, draining {} session(s) for up to {} ms", sig, active(),
                cfg_->server.shutdown_grace.count());
+  drain(true);
+}
+
+// Stops accepting (our copies of the sockets close; after an upgrade the new process holds them)
+// and ends once every session has, or force-closes the rest at shutdown_grace. ask_sessions:
+// SIGTERM's drain (SMTP 421 4.3.2 at a command boundary); an upgrade's drain lets each session
+// run its course, as nothing forces its client elsewhere.
+void server::drain(bool ask_sessions) {
+  draining_ = true;
+  watch_.stop();
   for (auto& w : workers_) {
-    asio::post(w->io, [&w = *w] {
+    asio::post(w->io, [&w = *w, ask_sessions] {
       for (auto& [name, slot] : w.slots) {
         boost::system::error_code ignored;
         slot->acceptor.close(ignored);
       }
-      for (auto& [id, weak] : w.sessions)
-        if (auto s = weak.lock()) s->request_shutdown();
+      if (ask_sessions)
+        for (auto& [id, weak] : w.sessions)
+          if (auto s = weak.lock()) s->request_shutdown();
     });
   }
   auto deadline = std::chrono::steady_clock::now() + cfg_->server.shutdown_grace;
@@ -411,8 +555,9 @@ void server::shutdown(int sig) {
 
 }  // namespace
 
-int run_server(const std::filesystem::path& path, std::shared_ptr<const config::config> cfg) {
-  server s(path, std::move(cfg));
+int run_server(const std::filesystem::path& path, std::shared_ptr<const config::config> cfg,
+               run_options options) {
+  server s(path, std::move(cfg), std::move(options));
   return s.run();
 }
 

@@ -7,17 +7,27 @@
 //    keep the generation they started with until they end.
 //  * SIGUSR1 reopens the audit file (logrotate's postrotate).
 //  * SIGTERM/SIGINT stop accepting, let sessions finish within shutdown_grace, then close.
+//  * SIGUSR2 starts the binary at our own path on our listening sockets (proxy/binary_upgrade);
+//    once it is ready we stop accepting and let sessions end within shutdown_grace.
 #pragma once
 
 #include <filesystem>
 #include <memory>
 
 #include "config/config.hpp"
+#include "proxy/binary_upgrade.hpp"
 
 namespace tlsbridge::proxy {
 
+struct run_options {
+  std::filesystem::path pid_file;      // `run --pid-file`, else [server] pid_file; empty = none
+  executable self;                     // what SIGUSR2 starts
+  upgrade_handoff* handoff = nullptr;  // what an upgrading old process passed us, if anything
+};
+
 // Builds everything (throws std::runtime_error on a problem: nothing starts half-configured),
 // then runs until SIGTERM/SIGINT. `path` is re-read on SIGHUP. Returns the exit status.
-int run_server(const std::filesystem::path& path, std::shared_ptr<const config::config> cfg);
+int run_server(const std::filesystem::path& path, std::shared_ptr<const config::config> cfg,
+               run_options options);
 
 }  // namespace tlsbridge::proxy

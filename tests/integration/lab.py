@@ -68,19 +68,23 @@ def wait_until(predicate, timeout, interval=0.05):
         time.sleep(interval)
 
 
-def _ports_in_use():
-    """Local ports of every TCP socket in any state (LISTEN, ESTABLISHED, TIME_WAIT, ...)."""
-    ports = set()
+def _tcp_sockets():
+    """(local port, state, inode) of every TCP socket on this host, from /proc/net/tcp{,6}
+    (state 0A is LISTEN)."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as f:
                 next(f)
                 for line in f:
-                    local = line.split()[1]
-                    ports.add(int(local.rsplit(":", 1)[1], 16))
+                    fields = line.split()
+                    yield int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
         except OSError:
             continue
-    return ports
+
+
+def _ports_in_use():
+    """Local ports of every TCP socket in any state (LISTEN, ESTABLISHED, TIME_WAIT, ...)."""
+    return {port for port, _, _ in _tcp_sockets()}
 
 
 def port_is_free(port):
@@ -97,6 +101,33 @@ def free_port():
         if port_is_free(port) and not port_accepts(port, timeout=0.2):
             return port
     raise LabError("free_port: no free port after 50 tries")
+
+
+def listening_sockets(port):
+    """The inodes ("socket:[N]") of every listening TCP socket on port: one per SO_REUSEPORT
+    acceptor."""
+    return {f"socket:[{inode}]" for local, state, inode in _tcp_sockets()
+            if local == port and state == "0A"}
+
+
+def listening_pids(port):
+    """PIDs holding a listening TCP socket on port (listening_sockets matched against every
+    process's /proc/PID/fd links)."""
+    inodes = listening_sockets(port)
+    pids = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    pids.add(int(pid))
+                    break
+            except OSError:
+                continue
+    return pids
 
 
 def port_accepts(port, host="127.0.0.1", timeout=0.5):
@@ -489,6 +520,14 @@ def _pid_alive(pid):
         return state != "Z"
     except OSError:
         return False
+
+
+def start_for_class(test_class, peer):
+    """Starts a peer (anything with start() and cleanup(): PostfixBackend, DovecotBackend) for a
+    TestCase class, its cleanup registered with the class first; returns it."""
+    test_class.addClassCleanup(peer.cleanup)
+    peer.start()
+    return peer
 
 
 def make_test_message(payload_bytes, marker, dot_lines=True):
@@ -1018,7 +1057,7 @@ class Tlsbridge:
     """
 
     def __init__(self, listeners, certs, hostname="proxy.test", shutdown_grace="2s",
-                 extra_toml="", directory=None, binary=None, admin=""):
+                 extra_toml="", directory=None, binary=None, admin="", server=None):
         self.binary = binary or os.environ.get("TLSBRIDGE_BINARY") or DEFAULT_BINARY
         self.dir = directory or make_lab_dir("tlsbridge-proxy.")
         self.config_path = os.path.join(self.dir, "tlsbridge.toml")
@@ -1030,12 +1069,13 @@ class Tlsbridge:
         self.shutdown_grace = shutdown_grace
         self.extra_toml = extra_toml
         self.admin = admin  # [admin] listen ("" = off), e.g. f"127.0.0.1:{free_port()}"
+        self.server = dict(server or {})  # more [server] keys, e.g. {"pid_file": ..., "threads": 3}
         self.proc = None
         self.probe_clients = set()  # our own readiness probes, left out of conn_records()
 
     def config_text(self):
         parts = [toml_table("server", {"hostname": self.hostname,
-                                       "shutdown_grace": self.shutdown_grace}),
+                                       "shutdown_grace": self.shutdown_grace, **self.server}),
                  toml_table("log", {"level": "debug"}),
                  toml_table("audit", {"path": self.audit_path}),
                  toml_table("admin", {"listen": self.admin})]
@@ -1055,7 +1095,9 @@ class Tlsbridge:
             ports += [int(p) for p in re.findall(r'listen\s*=\s*"[^"]*:(\d+)"', text)]
         return ports
 
-    def start(self):
+    def start(self, env=None):
+        """Starts the proxy (env: its environment, default ours) and waits until every listener
+        accepts."""
         if not (os.path.isfile(self.binary) and os.access(self.binary, os.X_OK)):
             raise LabError(
                 f"tlsbridge binary {self.binary} does not exist or is not executable: build it "
@@ -1066,7 +1108,7 @@ class Tlsbridge:
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen([self.binary, "run", "--config", self.config_path],
                                          stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                         cwd=self.dir)
+                                         cwd=self.dir, env=env)
         self._wait_ready()
         return self
 

@@ -13,12 +13,10 @@ import signal
 import smtplib
 import socket
 import ssl
-import threading
 import time
 import unittest
 
-import http.client
-
+import client_loops
 import lab
 import legacy_iis
 
@@ -37,60 +35,6 @@ def front_fingerprint(port, certs):
 
 def pem_fingerprint(path):
     return hashlib.sha256(lab.cert_der(path)).hexdigest()
-
-
-class LoadLoop(threading.Thread):
-    """Sends messages through the proxy one after another until stopped; records failures."""
-
-    def __init__(self, port, certs):
-        super().__init__(daemon=True)
-        self.port, self.certs = port, certs
-        self.stopping = threading.Event()
-        self.sent, self.failures = 0, []
-
-    def run(self):
-        context = ssl.create_default_context(cafile=f"{self.certs}/ca.crt")
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE  # the certificate changes under us on purpose
-        deadline = time.monotonic() + 120
-        while not self.stopping.is_set() and time.monotonic() < deadline:
-            try:
-                with smtplib.SMTP("127.0.0.1", self.port, timeout=15) as client:
-                    client.starttls(context=context)
-                    client.sendmail("load@example.test", ["x@example.test"],
-                                    f"Subject: reload-load-{self.sent}\r\n\r\nbody\r\n")
-                    client.quit()
-                self.sent += 1
-            except Exception as e:  # noqa: BLE001 — every failure is the finding
-                self.failures.append(repr(e))
-
-
-class HttpsLoop(threading.Thread):
-    """Keeps HTTPS requests going (a new TLS connection each time) until stopped."""
-
-    def __init__(self, port):
-        super().__init__(daemon=True)
-        self.port = port
-        self.stopping = threading.Event()
-        self.sent, self.failures = 0, []
-
-    def run(self):
-        context = ssl.create_default_context()
-        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-        deadline = time.monotonic() + 120
-        while not self.stopping.is_set() and time.monotonic() < deadline:
-            try:
-                conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=15,
-                                                   context=context)
-                conn.request("GET", f"/EWS/reload-{self.sent}")
-                response = conn.getresponse()
-                body = response.read()
-                conn.close()
-                if response.status != 200 or b"backend saw" not in body:
-                    self.failures.append(f"{response.status} {body[:80]!r}")
-                self.sent += 1
-            except Exception as e:  # noqa: BLE001 — every failure is the finding
-                self.failures.append(repr(e))
 
 
 class ReloadTest(unittest.TestCase):
@@ -117,10 +61,10 @@ class ReloadTest(unittest.TestCase):
         self.addCleanup(proxy.cleanup)
         proxy.start()
 
-        load = LoadLoop(kept_port, self.certs)
+        load = client_loops.SmtpLoad("reload-smtp", kept_port)
         load.start()
         self.addCleanup(load.stopping.set)
-        web_load = HttpsLoop(web_port)
+        web_load = client_loops.HttpsLoad("reload-web", web_port)
         web_load.start()
         self.addCleanup(web_load.stopping.set)
         expected = {server_pair: pem_fingerprint(server_pair[0]),
@@ -156,9 +100,9 @@ class ReloadTest(unittest.TestCase):
         load.join(30)
         web_load.join(30)
         self.assertEqual(load.failures, [], "no SMTP session on the kept listener may fail")
-        self.assertGreater(load.sent, 5, "the SMTP load loop really ran during the reloads")
+        self.assertGreater(len(load.done), 5, "the SMTP load loop really ran during the reloads")
         self.assertEqual(web_load.failures, [], "no HTTPS request may fail")
-        self.assertGreater(web_load.sent, 5, "the HTTPS load loop really ran during the reloads")
+        self.assertGreater(len(web_load.done), 5, "the HTTPS load loop really ran during the reloads")
         self.assertIsNone(proxy.proc.poll(), "the proxy is still running")
 
 

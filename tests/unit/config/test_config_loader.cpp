@@ -75,6 +75,7 @@ TEST_CASE("a minimal config gets the documented defaults", "[config][loader]") {
   CHECK(cfg->server.shutdown_grace == std::chrono::seconds(30));
   CHECK(cfg->server.hostname == "localhost");
   CHECK(cfg->server.watch_certs);
+  CHECK(cfg->server.pid_file.empty());
   CHECK(cfg->log.level == "info");
   CHECK(cfg->log.file.empty());
   CHECK(cfg->audit.path == (base / "audit.jsonl").string());
@@ -158,6 +159,7 @@ threads = 4
 user = "tlsbridge"
 shutdown_grace = "500ms"
 hostname = "mail.contoso.com"
+pid_file = "run/tlsbridge.pid"
 
 [log]
 level = "debug"
@@ -256,6 +258,7 @@ forwarded_headers = false
   CHECK(cfg->server.user == "tlsbridge");
   CHECK(cfg->server.shutdown_grace == std::chrono::milliseconds(500));
   CHECK(cfg->server.hostname == "mail.contoso.com");
+  CHECK(cfg->server.pid_file == base / "run/tlsbridge.pid");
   CHECK(cfg->log.level == "debug");
   CHECK(cfg->log.file == base / "logs/tlsbridge.log");
   CHECK(cfg->audit.path == "syslog");

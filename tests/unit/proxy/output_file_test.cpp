@@ -13,28 +13,15 @@
 #include <iterator>
 #include <string>
 
+#include "temp_dir.hpp"
+
 using namespace tlsbridge;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string pattern = (fs::temp_directory_path() / "tlsbridge-output.XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-};
-
-std::string read(const fs::path& p) {
-  std::ifstream in(p);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using test::read;
+using test::temp_dir;
 
 const proxy::output_owners owners = proxy::owners_for("");
 
