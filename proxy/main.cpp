@@ -15,6 +15,7 @@
 
 #include "certs/own_cert_check.hpp"
 #include "config/config_loader.hpp"
+#include "proxy/build_info.hpp"
 #include "proxy/cli_tools.hpp"
 #include "proxy/config_validation.hpp"
 #include "proxy/listener.hpp"
@@ -37,7 +38,7 @@ constexpr const char* usage =
     "                                         judge a PEM chain (leaf first)\n"
     "  probe/inspect-cert exit 0 (clean or logged), 2 (policy would refuse), 1 (no connection,\n"
     "  no TLS, unreadable file); [policy] comes from --config, else the defaults\n"
-    "  tlsbridge --version | --help\n";
+    "  tlsbridge --version | --help            version, commit, OpenSSL in use\n";
 
 // Loads and validates everything a start needs. Prints every problem; nullptr if any.
 std::shared_ptr<const config::config> load_and_validate(const std::string& path) {
@@ -88,7 +89,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (vm.count("version")) {
-    std::cout << "tlsbridge " << TLSBRIDGE_VERSION << "\n";
+    std::cout << proxy::version_text() << "\n";
     return 0;
   }
   std::string command = vm.count("command") ? vm["command"].as<std::string>() : "run";
