@@ -18,6 +18,7 @@
 #include "proxy/build_info.hpp"
 #include "proxy/cli_tools.hpp"
 #include "proxy/config_validation.hpp"
+#include "proxy/journal_stream.hpp"
 #include "proxy/listener.hpp"
 #include "proxy/log_file_sink.hpp"
 #include "proxy/server.hpp"
@@ -43,19 +44,22 @@ constexpr const char* usage =
 // Loads and validates everything a start needs. Prints every problem; nullptr if any.
 std::shared_ptr<const config::config> load_and_validate(const std::string& path) {
   auto report = proxy::load_and_validate(path);
-  for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
-  for (const auto& e : report.errors) std::cerr << e << "\n";
+  const bool journal = proxy::stderr_is_journal();  // the journal files them by priority
+  for (const auto& w : report.warnings) std::cerr << (journal ? "<4>" : "") << "warning: " << w << "\n";
+  for (const auto& e : report.errors) std::cerr << (journal ? "<3>" : "") << e << "\n";
   return report.config;
 }
 
 void setup_logging(const config::config& cfg) {
   std::shared_ptr<spdlog::logger> logger;
-  if (cfg.log.file.empty())
+  if (cfg.log.file.empty()) {
     logger = spdlog::stderr_color_mt("tlsbridge");
-  else
+    if (proxy::stderr_is_journal()) logger->set_formatter(proxy::make_journal_formatter());
+  } else {
     logger = std::make_shared<spdlog::logger>(
         "tlsbridge", std::make_shared<proxy::log_file_sink>(cfg.log.file.string(),
                                                             proxy::owners_for(cfg.server.user)));
+  }
   logger->set_level(spdlog::level::from_str(cfg.log.level));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
@@ -118,7 +122,7 @@ int main(int argc, char** argv) {
     setup_logging(*cfg);
     return proxy::run_server(vm["config"].as<std::string>(), cfg);
   } catch (const std::exception& e) {
-    std::cerr << "tlsbridge: " << e.what() << "\n";
+    std::cerr << (proxy::stderr_is_journal() ? "<3>" : "") << "tlsbridge: " << e.what() << "\n";
     return 1;
   }
 }

@@ -165,6 +165,7 @@ class server {
   std::shared_ptr<const config::config> cfg_;
   audit_log audit_;
   proxy::metrics metrics_;
+  operational_warnings warnings_;  // kept across reloads, as the listeners' counters
   std::atomic<std::size_t> process_active_{0};
   std::map<std::string, std::shared_ptr<listener_runtime>> runtimes_;  // current generation
   std::vector<std::unique_ptr<worker>> workers_;
@@ -180,6 +181,7 @@ std::map<std::string, std::shared_ptr<listener_runtime>> server::build_runtimes(
   for (const auto& l : cfg->listeners) {
     auto rt = make_listener_runtime(cfg, l, &audit_);
     rt->metrics = &metrics_;
+    rt->warnings = &warnings_;
     rt->process_active = &process_active_;
     // A listener that lives on keeps its counters: its old sessions still count against limits.
     if (auto old = runtimes_.find(l.name); old != runtimes_.end())
