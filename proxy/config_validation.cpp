@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "certs/own_cert_check.hpp"
+#include "certs/tls_context.hpp"
 #include "config/config_loader.hpp"
 #include "config/value_parsers.hpp"
 #include "proxy/listener.hpp"
@@ -23,16 +24,30 @@ void check_permissions(const config::config& cfg, validation_report& report) {
   const auto owners = owners_for(cfg.server.user);
   if (cfg.audit.path != "-" && cfg.audit.path != "syslog")
     for (auto& problem : check_output_path(cfg.audit.path, owners))
-      report.errors.push_back("[audit] path: " + problem);
+      report.errors.push_back(config::error_at_key(cfg, "audit.path", problem).to_string());
   if (!cfg.log.file.empty())
     for (auto& problem : check_output_path(cfg.log.file, owners))
-      report.errors.push_back("[log] file: " + problem);
+      report.errors.push_back(config::error_at_key(cfg, "log.file", problem).to_string());
   for (const auto& c : cfg.certs) {
     if (::stat(c.key.c_str(), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)) && st.st_uid == 0 &&
         (st.st_mode & S_IROTH))
       report.warnings.push_back(c.key.string() +
                                 ": private key is readable by every user (chmod 600 or 640)");
   }
+}
+
+// Every TLS profile is built into a context once, so a cipher string OpenSSL refuses is reported
+// once, at its line, however many listeners use the profile (and also when none does yet).
+// False when any profile is bad.
+bool check_tls_profiles(const config::config& cfg, validation_report& report) {
+  bool good = true;
+  for (const auto& [name, profile] : cfg.tls_profiles)
+    if (auto error = certs::check_profile(profile)) {
+      const std::string key = "tls.profiles." + name + (error->key.empty() ? "" : "." + error->key);
+      report.errors.push_back(config::error_at_key(cfg, key, error->message).to_string());
+      good = false;
+    }
+  return good;
 }
 
 // A trusted_proxies entry written in IPv6 that spans ::ffff:0:0/96 (e.g. "::/0", "::/64") also
@@ -100,7 +115,9 @@ validation_report load_and_validate(const std::filesystem::path& path) {
   auto own = certs::check_own_certificates(*cfg);
   report.warnings.insert(report.warnings.end(), own.warnings.begin(), own.warnings.end());
   for (const auto& err : own.errors) report.errors.push_back(err.to_string());
-  if (own.errors.empty()) {
+  // Listeners build contexts from the profiles: a bad profile would be reported again by each.
+  const bool profiles_good = check_tls_profiles(*cfg, report);
+  if (own.errors.empty() && profiles_good) {
     for (const auto& l : cfg->listeners) {
       try {
         make_listener_runtime(cfg, l, nullptr);
