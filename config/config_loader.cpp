@@ -144,9 +144,10 @@ std::optional<endpoint> read_listen_endpoint(table_reader& r, std::string_view k
   const auto ep = parse_endpoint(text);
   // Port 0 would listen on whatever port the kernel picks, which no client could know.
   if (!ep || !parse_ip(ep->host) || ep->port == 0) {
-    r.sink().add_at_key(r.path_of(key),
-                        "invalid listen address " + in_quotes(text) +
-                            ", expected IP:port (port 1-65535) such as \"0.0.0.0:25\" or \"[::]:25\"");
+    r.sink().add_at_key(
+        r.path_of(key),
+        "invalid listen address " + in_quotes(text) +
+            ", expected IP:port (port 1-65535) such as \"0.0.0.0:25\" or \"[::]:25\"");
     return std::nullopt;
   }
   return ep;

@@ -45,7 +45,8 @@ constexpr const char* usage =
 std::shared_ptr<const config::config> load_and_validate(const std::string& path) {
   auto report = proxy::load_and_validate(path);
   const bool journal = proxy::stderr_is_journal();  // the journal files them by priority
-  for (const auto& w : report.warnings) std::cerr << (journal ? "<4>" : "") << "warning: " << w << "\n";
+  for (const auto& w : report.warnings)
+    std::cerr << (journal ? "<4>" : "") << "warning: " << w << "\n";
   for (const auto& e : report.errors) std::cerr << (journal ? "<3>" : "") << e << "\n";
   return report.config;
 }

@@ -29,12 +29,12 @@ void operational_warnings::back_leg_opened(const config::listener_config& listen
     return;
   }
   if (auto held_back = backends_.failure(listener.name, warning_throttle::clock::now()))
-    spdlog::warn("listener {}: backend {} unreachable: {}{}", listener.name,
-                 addresses_of(listener), *unavailable, held_back_note(*held_back));
+    spdlog::warn("listener {}: backend {} unreachable: {}{}", listener.name, addresses_of(listener),
+                 *unavailable, held_back_note(*held_back));
 }
 
-void operational_warnings::refused_by_policy(const std::string& listener,
-                                             const std::string& reason, const std::string& peer) {
+void operational_warnings::refused_by_policy(const std::string& listener, const std::string& reason,
+                                             const std::string& peer) {
   // One key per listener and kind of refusal ("backend chain refused by policy", "client
   // certificate refused by policy", a shield rule): the words before the first ':'.
   const std::string key = listener + "\n" + reason.substr(0, reason.find(':'));

@@ -583,11 +583,10 @@ void session::finish(outcome what, std::string reason) {
   else if (back_failure_)
     reason_ = back_failure_->reason;
   if (what == outcome::refused_policy && rt_->warnings)
-    rt_->warnings->refused_by_policy(
-        cfg_.name, reason_,
-        back_failure_ && back_failure_->what == outcome::refused_policy
-            ? "backend " + backend_->facts().address
-            : "client " + client_addr_);
+    rt_->warnings->refused_by_policy(cfg_.name, reason_,
+                                     back_failure_ && back_failure_->what == outcome::refused_policy
+                                         ? "backend " + backend_->facts().address
+                                         : "client " + client_addr_);
   client_.close();
   if (backend_) backend_->close();
   idle_timer_.cancel();

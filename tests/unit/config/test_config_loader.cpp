@@ -447,13 +447,17 @@ TEST_CASE("0.0.0.0:P and [::]:P may both listen; copies and same-family wildcard
            "[[listener]]\nname = \"b\"\nlisten = \"" + std::string(b) +
            "\"\n[listener.backend]\naddress = \"127.0.0.1:25\"\n";
   };
-  for (const auto& [a, b] : {std::pair{"0.0.0.0:2525", "[::]:2525"}, {"[::]:2525", "0.0.0.0:2525"},
-                             {"127.0.0.1:2525", "[::1]:2525"}, {"0.0.0.0:2525", "[::1]:2525"}}) {
+  for (const auto& [a, b] : {std::pair{"0.0.0.0:2525", "[::]:2525"},
+                             {"[::]:2525", "0.0.0.0:2525"},
+                             {"127.0.0.1:2525", "[::1]:2525"},
+                             {"0.0.0.0:2525", "[::1]:2525"}}) {
     INFO(a << " + " << b);
     CHECK(l.errors_of(two(a, b)).empty());
   }
-  for (const auto& [a, b] : {std::pair{"0.0.0.0:2525", "0.0.0.0:2525"}, {"[::]:2525", "[::]:2525"},
-                             {"[::]:2525", "[::1]:2525"}, {"[::1]:2525", "[::]:2525"},
+  for (const auto& [a, b] : {std::pair{"0.0.0.0:2525", "0.0.0.0:2525"},
+                             {"[::]:2525", "[::]:2525"},
+                             {"[::]:2525", "[::1]:2525"},
+                             {"[::1]:2525", "[::]:2525"},
                              {"127.0.0.1:2525", "0.0.0.0:2525"}}) {
     INFO(a << " + " << b);
     const auto text = two(a, b);
@@ -462,8 +466,7 @@ TEST_CASE("0.0.0.0:P and [::]:P may both listen; copies and same-family wildcard
   }
 }
 
-TEST_CASE("a listen address with port 0 is refused, the admin endpoint's too",
-          "[config][loader]") {
+TEST_CASE("a listen address with port 0 is refused, the admin endpoint's too", "[config][loader]") {
   lab l;
   std::string text(minimal);
   text.replace(text.find("127.0.0.1:2525"), 14, "127.0.0.1:0");
@@ -478,8 +481,8 @@ TEST_CASE("a listen address with port 0 is refused, the admin endpoint's too",
 // Checks made after loading (OpenSSL, the file system) place their errors with error_at_key.
 TEST_CASE("error_at_key places a key where it was written, else at its table", "[config][loader]") {
   lab l;
-  const std::string text = "[audit]\nenvelope = false\n[tls.profiles.weird]\nciphers = \"X\"\n" +
-                           std::string(minimal);
+  const std::string text =
+      "[audit]\nenvelope = false\n[tls.profiles.weird]\nciphers = \"X\"\n" + std::string(minimal);
   const auto cfg = load_config(l.dir.write("tlsbridge.toml", text));
   CHECK(error_at_key(*cfg, "tls.profiles.weird.ciphers", "bad").to_string() ==
         position(l, text, 4, "\"X\"", "tls.profiles.weird.ciphers") + ": bad");
