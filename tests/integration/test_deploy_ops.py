@@ -45,6 +45,33 @@ def smtp_hello(port, host="127.0.0.1"):
         client.close()
 
 
+CERTS = None
+PLAIN_BACKEND = None  # one plaintext Postfix for the tests that need a working backend
+
+
+def setUpModule():
+    global CERTS, PLAIN_BACKEND
+    CERTS = lab.shared_certs()
+    PLAIN_BACKEND = lab.PostfixBackend(CERTS, tls="none")
+    unittest.addModuleCleanup(PLAIN_BACKEND.cleanup)
+    PLAIN_BACKEND.start()
+
+
+def plain_listener(port, backend_port=None, **extra):
+    """A plaintext SMTP listener on 127.0.0.1:port in front of backend_port (default: the
+    module's Postfix)."""
+    return lab.smtp_listener(port, backend_port or PLAIN_BACKEND.port, tls="none",
+                             backend_tls="none", require_tls=False, **extra)
+
+
+def make_proxy(test, listeners):
+    """A lab.Tlsbridge (not started) with the test PKI's server certificate, cleaned up after
+    `test`."""
+    proxy = lab.Tlsbridge(listeners, [(f"{CERTS}/server.chain.pem", f"{CERTS}/server.key")])
+    test.addCleanup(proxy.cleanup)
+    return proxy
+
+
 def start_with_env(proxy, env, stderr_path=None):
     """Starts the proxy like lab.Tlsbridge.start, with `env` and stderr to `stderr_path` (created
     beforehand by the caller, whose inode it keeps)."""
@@ -135,26 +162,15 @@ class VersionTest(unittest.TestCase):
 class ServiceLogTest(unittest.TestCase):
     """Priorities on stderr under the journal, and the rate-limited warnings."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.certs = lab.shared_certs()
-
-    def make_proxy(self, listeners, **extra):
-        proxy = lab.Tlsbridge(listeners, [(f"{self.certs}/server.chain.pem",
-                                           f"{self.certs}/server.key")], **extra)
-        self.addCleanup(proxy.cleanup)
-        return proxy
-
     def closed_port_listener(self, name="dead-in"):
         port, backend_port = lab.free_port(), lab.free_port()
-        return port, backend_port, lab.smtp_listener(port, backend_port, name=name, tls="none",
-                                                     backend_tls="none", require_tls=False)
+        return port, backend_port, plain_listener(port, backend_port, name=name)
 
     def test_priority_prefixes_only_when_stderr_is_the_journal_stream(self):
         port, _, listener = self.closed_port_listener()
         for mode in ("journal", "other stream", "no variable"):
             with self.subTest(mode=mode):
-                proxy = self.make_proxy([listener])
+                proxy = make_proxy(self, [listener])
                 open(proxy.stderr_path, "wb").close()
                 st = os.stat(proxy.stderr_path)
                 env = dict(os.environ)
@@ -182,7 +198,7 @@ class ServiceLogTest(unittest.TestCase):
 
     def test_unreachable_backend_is_one_warning_then_one_info_when_back(self):
         port, backend_port, listener = self.closed_port_listener()
-        proxy = self.make_proxy([listener]).start()
+        proxy = make_proxy(self, [listener]).start()
         connections = 8
         for _ in range(connections):
             self.assertEqual(smtp_hello(port)[0], "421", proxy.describe())
@@ -198,7 +214,7 @@ class ServiceLogTest(unittest.TestCase):
         self.assertIn(f"127.0.0.1:{backend_port}", warnings[0])
         # The backend comes back: one info line, with the count held back since the warning
         # (our connections and the readiness probe's, all within the minute).
-        backend = lab.PostfixBackend(self.certs, tls="none", port=backend_port)
+        backend = lab.PostfixBackend(CERTS, tls="none", port=backend_port)
         self.addCleanup(backend.cleanup)
         backend.start()
         self.assertEqual(smtp_hello(port)[:2], ("220", "250"), proxy.describe())
@@ -214,18 +230,18 @@ class ServiceLogTest(unittest.TestCase):
                               if "reachable again" in l]), 1, "said once")
 
     def test_policy_refusal_is_one_warning_per_listener_and_kind(self):
-        backend = lab.PostfixBackend(self.certs, tls="tls1.0-starttls")
+        backend = lab.PostfixBackend(CERTS, tls="tls1.0-starttls")
         self.addCleanup(backend.cleanup)
         backend.start()
         port, ok_port = lab.free_port(), lab.free_port()
         # The legacy host's SHA-1 chain judged in full (verify = "ca"): refused by [policy].
         strict = lab.smtp_listener(port, backend.port, name="strict-in", tls="none",
                                    require_tls=False)
-        strict["backend"].update({"verify": "ca", "ca_file": f"{self.certs}/ca.crt",
+        strict["backend"].update({"verify": "ca", "ca_file": f"{CERTS}/ca.crt",
                                   "server_name": "localhost"})
         trusting = lab.smtp_listener(ok_port, backend.port, name="trusting-in", tls="none",
                                      require_tls=False)
-        proxy = self.make_proxy([strict, trusting]).start()
+        proxy = make_proxy(self, [strict, trusting]).start()
         self.assertEqual(smtp_hello(ok_port)[:2], ("220", "250"), "same backend, trusted leg")
         connections = 5
         for _ in range(connections):
@@ -248,21 +264,11 @@ class LogRotateTest(unittest.TestCase):
     operational log; SIGUSR1 reopens both; every connection's log line is in one of the two
     files exactly once."""
 
-    @classmethod
-    def setUpClass(cls):
+    def test_logrotate_snippet_rotates_the_log_file_and_no_line_is_lost(self):
         if shutil.which("logrotate") is None:
             raise lab.LabError("logrotate is not installed (scripts/setup installs it)")
-        cls.certs = lab.shared_certs()
-        cls.backend = lab.PostfixBackend(cls.certs, tls="none")
-        cls.addClassCleanup(cls.backend.cleanup)
-        cls.backend.start()
-
-    def test_logrotate_snippet_rotates_the_log_file_and_no_line_is_lost(self):
         port = lab.free_port()
-        proxy = lab.Tlsbridge([lab.smtp_listener(port, self.backend.port, tls="none",
-                                                 backend_tls="none", require_tls=False)],
-                              [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")])
-        self.addCleanup(proxy.cleanup)
+        proxy = make_proxy(self, [plain_listener(port)])
         logs = os.path.join(proxy.dir, "logs")  # stands for /var/log/tlsbridge
         os.mkdir(logs, 0o755)
         proxy.audit_path = os.path.join(logs, "audit.jsonl")
@@ -334,19 +340,8 @@ class LogRotateTest(unittest.TestCase):
 class CheckConfigTest(unittest.TestCase):
     """`tlsbridge check-config` on what `run` would open, with exit codes and file:line."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.certs = lab.shared_certs()
-
-    def make_proxy(self, listeners=None, **extra):
-        port = lab.free_port()
-        proxy = lab.Tlsbridge(listeners or [lab.smtp_listener(port, lab.free_port(), tls="none",
-                                                              backend_tls="none",
-                                                              require_tls=False)],
-                              [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")],
-                              **extra)
-        self.addCleanup(proxy.cleanup)
-        return proxy
+    def config_proxy(self, listeners=None):
+        return make_proxy(self, listeners or [plain_listener(lab.free_port())])
 
     def assert_refused(self, proxy, key, *needles, binary=None, prefix=()):
         result = check_config(proxy, binary, prefix)
@@ -364,7 +359,7 @@ class CheckConfigTest(unittest.TestCase):
         self.assertEqual((result.returncode, result.stdout), (0, "ok\n"), result.stderr)
 
     def test_audit_path_in_a_missing_directory_or_a_directory(self):
-        proxy = self.make_proxy()
+        proxy = self.config_proxy()
         proxy.audit_path = os.path.join(proxy.dir, "missing", "audit.jsonl")
         error = self.assert_refused(proxy, "audit.path", "No such file or directory")
         line = line_of(proxy.config_path, "path = ")
@@ -375,7 +370,7 @@ class CheckConfigTest(unittest.TestCase):
         self.assert_ok(proxy)
 
     def test_log_file_in_a_missing_directory(self):
-        proxy = self.make_proxy()
+        proxy = self.config_proxy()
         original = proxy.config_text
         target = [os.path.join(proxy.dir, "missing", "tlsbridge.log")]
         proxy.config_text = lambda: original().replace(
@@ -390,7 +385,7 @@ class CheckConfigTest(unittest.TestCase):
         not write; the same config is ok when that user may write there."""
         if shutil.which("setpriv") is None:
             self.skipTest("setpriv (util-linux) is not installed")
-        proxy = self.make_proxy()
+        proxy = self.config_proxy()
         binary = os.path.join(proxy.dir, "tlsbridge")  # reachable by nobody wherever CI clones
         shutil.copy(proxy.binary, binary)
         os.chmod(binary, 0o755)
@@ -411,7 +406,7 @@ class CheckConfigTest(unittest.TestCase):
                             prefix=as_nobody)
 
     def test_admin_address_must_be_ip_and_port(self):
-        proxy = self.make_proxy()
+        proxy = self.config_proxy()
         for bad in ("localhost:9900", "127.0.0.1", "127.0.0.1:0", "[::1]:99999", "::1:9900"):
             with self.subTest(admin=bad):
                 proxy.admin = bad
@@ -426,7 +421,7 @@ class CheckConfigTest(unittest.TestCase):
                                   backend_tls="none", tls_profile="custom")
         back = lab.smtp_listener(port_b, lab.free_port(), name="b", tls="starttls")
         back["backend"]["tls_profile"] = "custom"
-        proxy = self.make_proxy([front, back])
+        proxy = self.config_proxy([front, back])
         ciphers = ["NOT-A-CIPHER:ALSO-NOT"]
         original = proxy.config_text
         proxy.config_text = lambda: original() + (
@@ -447,27 +442,16 @@ class DualStackTest(unittest.TestCase):
     def setUpClass(cls):
         if not os.path.exists("/proc/net/if_inet6"):
             raise unittest.SkipTest("no IPv6 on this host")
-        cls.certs = lab.shared_certs()
-        cls.backend = lab.PostfixBackend(cls.certs, tls="none")
-        cls.addClassCleanup(cls.backend.cleanup)
-        cls.backend.start()
 
-    def listeners(self, port, v4="0.0.0.0", v6="[::]"):
-        common = dict(tls="none", backend_tls="none", require_tls=False)
-        a = lab.smtp_listener(port, self.backend.port, name="smtp-v4", **common)
-        b = lab.smtp_listener(port, self.backend.port, name="smtp-v6", **common)
+    @staticmethod
+    def listeners(port, v4="0.0.0.0", v6="[::]"):
+        a, b = plain_listener(port, name="smtp-v4"), plain_listener(port, name="smtp-v6")
         a["listen"], b["listen"] = f"{v4}:{port}", f"{v6}:{port}"
         return [a, b]
 
-    def make_proxy(self, listeners):
-        proxy = lab.Tlsbridge(listeners, [(f"{self.certs}/server.chain.pem",
-                                           f"{self.certs}/server.key")])
-        self.addCleanup(proxy.cleanup)
-        return proxy
-
     def test_both_wildcards_on_one_port_each_get_their_clients(self):
         port = lab.free_port()
-        proxy = self.make_proxy(self.listeners(port))
+        proxy = make_proxy(self, self.listeners(port))
         result = check_config(proxy)
         self.assertEqual((result.returncode, result.stdout), (0, "ok\n"), result.stderr)
         proxy.start()
@@ -489,7 +473,7 @@ class DualStackTest(unittest.TestCase):
             with self.subTest(first=v4, second=v6):
                 listeners = self.listeners(port)
                 listeners[0]["listen"], listeners[1]["listen"] = f"{v4}:{port}", f"{v6}:{port}"
-                proxy = self.make_proxy(listeners)
+                proxy = make_proxy(self, listeners)
                 result = check_config(proxy)
                 self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
                 self.assertIn("listener[1].listen: duplicate listener", result.stderr)
