@@ -13,7 +13,7 @@ namespace tlsbridge::proxy {
 
 namespace {
 
-void check_permissions(const config::config& cfg, validation_report& report) {
+void check_permissions(const config::config& cfg, bool reloading, validation_report& report) {
   struct stat st {};
   if (::stat(cfg.source.c_str(), &st) == 0 && (st.st_mode & S_IWOTH))
     report.errors.push_back(cfg.source.string() +
@@ -22,12 +22,18 @@ void check_permissions(const config::config& cfg, validation_report& report) {
   // Files the proxy writes (SECURITY.md): opened as root, so neither the file nor any
   // directory above it may be something another user can aim elsewhere (proxy/output_file).
   const auto owners = owners_for(cfg.server.user);
+  const auto check_output = [&](const std::filesystem::path& path, const std::string& key) {
+    auto problems = check_output_path(path, owners);
+    if (problems.empty() && !reloading) {
+      if (auto problem = check_writable(path); !problem.empty())
+        problems.push_back(std::move(problem));
+    }
+    for (auto& problem : problems)
+      report.errors.push_back(config::error_at_key(cfg, key, problem).to_string());
+  };
   if (cfg.audit.path != "-" && cfg.audit.path != "syslog")
-    for (auto& problem : check_output_path(cfg.audit.path, owners))
-      report.errors.push_back(config::error_at_key(cfg, "audit.path", problem).to_string());
-  if (!cfg.log.file.empty())
-    for (auto& problem : check_output_path(cfg.log.file, owners))
-      report.errors.push_back(config::error_at_key(cfg, "log.file", problem).to_string());
+    check_output(cfg.audit.path, "audit.path");
+  if (!cfg.log.file.empty()) check_output(cfg.log.file, "log.file");
   for (const auto& c : cfg.certs) {
     if (::stat(c.key.c_str(), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)) && st.st_uid == 0 &&
         (st.st_mode & S_IROTH))
@@ -99,7 +105,7 @@ void check_smtp_bare_lf(const config::config& cfg, validation_report& report) {
 
 }  // namespace
 
-validation_report load_and_validate(const std::filesystem::path& path) {
+validation_report load_and_validate(const std::filesystem::path& path, bool reloading) {
   validation_report report;
   std::shared_ptr<const config::config> cfg;
   try {
@@ -108,7 +114,7 @@ validation_report load_and_validate(const std::filesystem::path& path) {
     for (const auto& err : e.errors()) report.errors.push_back(err.to_string());
     return report;
   }
-  check_permissions(*cfg, report);
+  check_permissions(*cfg, reloading, report);
   check_trusted_proxies(*cfg, report);
   check_admin_exposure(*cfg, report);
   check_smtp_bare_lf(*cfg, report);

@@ -88,13 +88,6 @@ std::string ancestors_problem(const fs::path& dir, const output_owners& owners) 
   }
 }
 
-// Whether this process (its effective ids, as open(2) judges) may write `path`: a read-only file
-// system, or check-config run as another user than the one that starts the proxy.
-std::string not_writable(const fs::path& path, const char* what) {
-  if (::faccessat(AT_FDCWD, path.c_str(), W_OK, AT_EACCESS) == 0) return {};
-  return what + quoted(path) + " is not writable: " + std::strerror(errno);
-}
-
 }  // namespace
 
 output_owners owners_for(const std::string& service_user) {
@@ -181,10 +174,7 @@ std::vector<std::string> check_output_path(const fs::path& path, const output_ow
   }
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
-    if (errno != ENOENT)
-      problems.push_back(quoted(path) + ": " + std::strerror(errno));
-    else if (auto problem = not_writable(directory_of(path), "directory "); !problem.empty())
-      problems.push_back(std::move(problem));  // it could not be created there
+    if (errno != ENOENT) problems.push_back(quoted(path) + ": " + std::strerror(errno));
     return problems;  // not there yet: created at start, in a directory that passed
   }
   if (S_ISLNK(st.st_mode)) {
@@ -194,9 +184,16 @@ std::vector<std::string> check_output_path(const fs::path& path, const output_ow
   }
   if (auto problem = file_problem(path, st, owners); !problem.empty())
     problems.push_back(std::move(problem));
-  else if (auto unwritable = not_writable(path, ""); !unwritable.empty())
-    problems.push_back(std::move(unwritable));
   return problems;
+}
+
+std::string check_writable(const fs::path& path) {
+  // faccessat with AT_EACCESS judges by the effective ids, as open(2) will.
+  const bool exists = ::faccessat(AT_FDCWD, path.c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+  const fs::path target = exists ? path : directory_of(path);  // else it is created there
+  if (::faccessat(AT_FDCWD, target.c_str(), W_OK, AT_EACCESS) == 0) return {};
+  return (exists ? "" : "directory ") + quoted(target) +
+         " is not writable: " + std::strerror(errno);
 }
 
 }  // namespace tlsbridge::proxy

@@ -296,7 +296,7 @@ void server::reload() {
   struct ready_again {
     ~ready_again() { systemd_notify("READY=1"); }
   } notify_when_done;
-  auto report = load_and_validate(path_);
+  auto report = load_and_validate(path_, /*reloading=*/true);
   for (const auto& w : report.warnings) spdlog::warn("reload: {}", w);
   if (!report.config) {
     for (const auto& e : report.errors) spdlog::error("reload rejected: {}", e);

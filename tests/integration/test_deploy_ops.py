@@ -405,6 +405,24 @@ class CheckConfigTest(unittest.TestCase):
         self.assert_refused(proxy, "audit.path", "is not writable", binary=binary,
                             prefix=as_nobody)
 
+    def test_reload_after_the_privilege_drop_does_not_ask_to_write_open_files(self):
+        """A reload runs as `[server] user` and opens no output file: the audit file root
+        created at start (root's, 0640) is still in use, not a reason to reject the reload."""
+        proxy = self.config_proxy()
+        original = proxy.config_text
+        proxy.config_text = lambda: original().replace("[server]\n", '[server]\nuser = "nobody"\n')
+        logs = os.path.join(proxy.dir, "logs")
+        os.mkdir(logs, 0o755)
+        nobody = lab.pwd.getpwnam("nobody")
+        os.chown(logs, nobody.pw_uid, nobody.pw_gid)
+        proxy.audit_path = os.path.join(logs, "audit.jsonl")
+        proxy.start()
+        self.assertEqual(os.stat(proxy.audit_path).st_uid, 0)
+        proxy.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(lab.wait_until(lambda: "reload done" in proxy.stderr(), 10),
+                        proxy.stderr())
+        self.assertNotIn("reload rejected", proxy.stderr())
+
     def test_admin_address_must_be_ip_and_port(self):
         proxy = self.config_proxy()
         for bad in ("localhost:9900", "127.0.0.1", "127.0.0.1:0", "[::1]:99999", "::1:9900"):
