@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "proxy/back_leg.hpp"
+
 namespace tlsbridge::proxy {
 
 namespace {
@@ -21,8 +23,8 @@ std::string held_back_note(std::size_t held_back) {
 
 void operational_warnings::back_leg_opened(const config::listener_config& listener,
                                            const std::string& reached,
-                                           const std::string* unavailable) {
-  if (!unavailable) {
+                                           const back_leg_failure* failure) {
+  if (!failure || failure->what == outcome::refused_policy) {
     if (auto held_back = backends_.success(listener.name))
       spdlog::info("listener {}: backend reachable again at {}{}", listener.name, reached,
                    held_back_note(*held_back));
@@ -30,7 +32,7 @@ void operational_warnings::back_leg_opened(const config::listener_config& listen
   }
   if (auto held_back = backends_.failure(listener.name, warning_throttle::clock::now()))
     spdlog::warn("listener {}: backend {} unreachable: {}{}", listener.name, addresses_of(listener),
-                 *unavailable, held_back_note(*held_back));
+                 failure->reason, held_back_note(*held_back));
 }
 
 void operational_warnings::refused_by_policy(const std::string& listener, const std::string& reason,

@@ -15,15 +15,17 @@
 
 namespace tlsbridge::proxy {
 
+struct back_leg_failure;  // proxy/back_leg.hpp
+
 class operational_warnings {
  public:
   static constexpr std::chrono::seconds interval{60};
 
   // After each attempt to open a back leg: `reached` is the address it connected to ("" if
-  // none), `unavailable` the failure's reason when no usable backend was found (null when the
-  // leg is up, or was reachable and refused by policy — refused_by_policy reports that).
+  // none), `failure` null when the leg is up. A leg refused by policy was reachable:
+  // refused_by_policy reports that refusal.
   void back_leg_opened(const config::listener_config& listener, const std::string& reached,
-                       const std::string* unavailable);
+                       const back_leg_failure* failure);
 
   // A connection ended by policy; `reason` is the conn record's, `peer` whom it was about.
   void refused_by_policy(const std::string& listener, const std::string& reason,

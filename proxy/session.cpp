@@ -263,9 +263,7 @@ asio::awaitable<bool> session::open_backend() {
   back_failure_ = co_await backend_->open();
   if (rt_->warnings)
     rt_->warnings->back_leg_opened(cfg_, backend_->facts().address,
-                                   back_failure_ && back_failure_->what != outcome::refused_policy
-                                       ? &back_failure_->reason
-                                       : nullptr);
+                                   back_failure_ ? &*back_failure_ : nullptr);
   if (back_failure_) co_return false;
   touch();
   co_return true;
