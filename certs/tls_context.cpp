@@ -81,23 +81,39 @@ std::string last_openssl_error(const std::string& fallback) {
   return text.empty() ? fallback : "OpenSSL: " + text;
 }
 
-void apply_profile(SSL_CTX* ctx, const config::tls_profile& profile) {
-  const std::string where = "TLS profile '" + profile.name + "'";
+std::optional<profile_error> try_apply_profile(SSL_CTX* ctx, const config::tls_profile& profile) {
+  const auto refused = [](std::string key, const std::string& value) {
+    return profile_error{key, "bad " + key + (value.empty() ? "" : " \"" + value + "\"") + ": " +
+                                  last_openssl_error()};
+  };
   // Level 0 first: OpenSSL 3 at its default level 2 refuses TLS 1.0/1.1 signature algorithms and
   // will not even load a SHA-1/MD5-signed certificate or an RSA-1024 key (docs/legacy-peers.md).
   // An explicit @SECLEVEL=n in the cipher string, applied below, still has the last word.
   if (is_legacy(profile)) SSL_CTX_set_security_level(ctx, 0);
   if (SSL_CTX_set_min_proto_version(ctx, profile.min_version) != 1)
-    fail(where + ": bad min_version");
+    return refused("min_version", "");
   if (SSL_CTX_set_max_proto_version(ctx, profile.max_version) != 1)
-    fail(where + ": bad max_version");
+    return refused("max_version", "");
   if (!profile.ciphers.empty() && SSL_CTX_set_cipher_list(ctx, profile.ciphers.c_str()) != 1)
-    fail(where + ": bad ciphers \"" + profile.ciphers + "\"");
+    return refused("ciphers", profile.ciphers);
   if (!profile.ciphersuites.empty() &&
       SSL_CTX_set_ciphersuites(ctx, profile.ciphersuites.c_str()) != 1)
-    fail(where + ": bad ciphersuites \"" + profile.ciphersuites + "\"");
+    return refused("ciphersuites", profile.ciphersuites);
   if (!profile.groups.empty() && SSL_CTX_set1_groups_list(ctx, profile.groups.c_str()) != 1)
-    fail(where + ": bad groups \"" + profile.groups + "\"");
+    return refused("groups", profile.groups);
+  return std::nullopt;
+}
+
+void apply_profile(SSL_CTX* ctx, const config::tls_profile& profile) {
+  if (auto error = try_apply_profile(ctx, profile))
+    throw std::runtime_error("TLS profile '" + profile.name + "': " + error->message);
+}
+
+std::optional<profile_error> check_profile(const config::tls_profile& profile) {
+  ERR_clear_error();
+  ssl_ctx_ptr ctx(SSL_CTX_new(TLS_method()));
+  if (!ctx) return profile_error{"", "SSL_CTX_new: " + last_openssl_error()};
+  return try_apply_profile(ctx.get(), profile);
 }
 
 ssl_ctx_ptr make_server_context(const config::tls_profile& profile, const config::cert_entry& cert,

@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "config/config.hpp"
@@ -29,6 +30,17 @@ using x509_store_ptr = std::unique_ptr<X509_STORE, x509_store_deleter>;
 
 // Applies the profile to an existing context (versions, ciphers, suites, groups, security level).
 void apply_profile(SSL_CTX* ctx, const config::tls_profile& profile);
+
+// The first setting of a profile OpenSSL refuses: its key in [tls.profiles.NAME] ("ciphers",
+// "ciphersuites", "groups", "min_version", "max_version") and "bad KEY \"VALUE\": OpenSSL: …".
+struct profile_error {
+  std::string key;
+  std::string message;
+};
+std::optional<profile_error> try_apply_profile(SSL_CTX* ctx, const config::tls_profile& profile);
+
+// try_apply_profile on a fresh context: a profile checked once, whoever uses it (check-config).
+std::optional<profile_error> check_profile(const config::tls_profile& profile);
 
 // Front leg: server context with one certificate chain and key. `alpn` (wire format, e.g.
 // "\x08http/1.1") is selected when the client offers it; empty = no ALPN.

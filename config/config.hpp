@@ -157,8 +157,17 @@ struct admin_config {
   std::string listen = "127.0.0.1:9900";  // "" = off
 };
 
+// Where a key was written in the file (1-based; 0 = not written).
+struct source_position {
+  int line = 0;
+  int column = 0;
+};
+
 struct config {
   std::filesystem::path source;  // the file it was loaded from (absolute)
+  // Where each dotted key ("audit.path", "tls.profiles.NAME.ciphers") was written, so that checks
+  // made after loading (OpenSSL, the file system: proxy/config_validation.cpp) name the line too.
+  std::map<std::string, source_position> positions;
   server_config server;
   log_config log;
   audit_config audit;

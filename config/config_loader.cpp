@@ -41,6 +41,20 @@ std::string join_lines(const std::vector<config_error>& errors) {
 config_load_error::config_load_error(std::vector<config_error> errors)
     : std::runtime_error(join_lines(errors)), errors_(std::move(errors)) {}
 
+config_error error_at_key(const config& cfg, const std::string& key, std::string message) {
+  config_error e{cfg.source.string(), 0, 0, key, std::move(message)};
+  for (std::string at = key;;) {
+    if (const auto it = cfg.positions.find(at); it != cfg.positions.end()) {
+      e.line = it->second.line;
+      e.column = it->second.column;
+      return e;
+    }
+    const auto cut = at.find_last_of(".[");
+    if (cut == std::string::npos || cut == 0) return e;
+    at.resize(cut);
+  }
+}
+
 const tls_profile* config::find_profile(const std::string& name) const {
   const auto it = tls_profiles.find(name);
   return it == tls_profiles.end() ? nullptr : &it->second;
@@ -144,10 +158,12 @@ std::optional<endpoint> read_listen_endpoint(table_reader& r, std::string_view k
   std::string text;
   if (!r.read(key, text)) return std::nullopt;
   const auto ep = parse_endpoint(text);
-  if (!ep || !parse_ip(ep->host)) {
-    r.sink().add_at_key(r.path_of(key),
-                        "invalid listen address " + in_quotes(text) +
-                            ", expected IP:port such as \"0.0.0.0:25\" or \"[::]:25\"");
+  // Port 0 would listen on whatever port the kernel picks, which no client could know.
+  if (!ep || !parse_ip(ep->host) || ep->port == 0) {
+    r.sink().add_at_key(
+        r.path_of(key),
+        "invalid listen address " + in_quotes(text) +
+            ", expected IP:port (port 1-65535) such as \"0.0.0.0:25\" or \"[::]:25\"");
     return std::nullopt;
   }
   return ep;
@@ -172,6 +188,8 @@ class loader {
     for (const auto& [t, path] : root_.read_table_array("listener")) read_listener(*t, path);
     root_.report_unknown_keys();
     validate();
+    for (const auto& [key, at] : sink_.positions())
+      cfg_.positions[key] = {static_cast<int>(at.line), static_cast<int>(at.column)};
     return std::move(cfg_);
   }
 
@@ -473,8 +491,10 @@ class loader {
     return at ? " (line " + std::to_string(at->line) + ")" : "";
   }
 
-  // Two listeners collide on the same port when their addresses are equal or either is a wildcard
-  // (Linux refuses 0.0.0.0:25 next to 127.0.0.1:25, and [::]:25 is dual-stack by default).
+  // Two listeners collide on the same port when their addresses are equal or one is the wildcard
+  // of the other's family (Linux refuses 0.0.0.0:25 next to 127.0.0.1:25, [::]:25 next to
+  // [::1]:25). IPv6 listeners are bound IPV6_V6ONLY (proxy/server.cpp), so 0.0.0.0:25 and
+  // [::]:25 are two sockets that never meet: dual stack, RFC 3493 §5.3.
   static bool same_socket(const endpoint& a, const endpoint& b) {
     if (a.port != b.port || a.port == 0) return false;
     const auto ia = parse_ip(a.host), ib = parse_ip(b.host);
@@ -482,7 +502,8 @@ class loader {
     const auto wildcard = [](const std::array<std::uint8_t, 16>& ip) {
       return ip == *parse_ip("0.0.0.0") || ip == *parse_ip("::");
     };
-    return *ia == *ib || wildcard(*ia) || wildcard(*ib);
+    const auto is_v6 = [](const endpoint& e) { return e.host.find(':') != std::string::npos; };
+    return *ia == *ib || (is_v6(a) == is_v6(b) && (wildcard(*ia) || wildcard(*ib)));
   }
 
   std::string profile_list() const {

@@ -34,6 +34,10 @@ class config_load_error : public std::runtime_error {
   std::vector<config_error> errors_;
 };
 
+// An error found after loading about `key` of `cfg`, placed where the key was written (or, left
+// at its default, where its nearest table was written).
+config_error error_at_key(const config& cfg, const std::string& key, std::string message);
+
 // Parses, applies defaults, resolves relative paths against the file's directory, validates
 // everything that needs no OpenSSL (types, enums, durations, sizes, addresses, CIDRs, duplicate
 // names/ports, profile references, files exist). Certificate/key contents are checked by

@@ -89,6 +89,7 @@ class error_sink {
   }
 
   bool empty() const { return errors_.empty(); }
+  const std::map<std::string, toml::source_position>& positions() const { return positions_; }
 
   // In file order, which is how a reader fixes them; unpositioned (whole-file) errors first.
   std::vector<config_error> take_sorted() {

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "certs/own_cert_check.hpp"
+#include "certs/tls_context.hpp"
 #include "config/config_loader.hpp"
 #include "config/value_parsers.hpp"
 #include "proxy/listener.hpp"
@@ -13,7 +14,7 @@ namespace tlsbridge::proxy {
 
 namespace {
 
-void check_permissions(const config::config& cfg, validation_report& report) {
+void check_permissions(const config::config& cfg, bool reloading, validation_report& report) {
   struct stat st {};
   if (::stat(cfg.source.c_str(), &st) == 0 && (st.st_mode & S_IWOTH))
     report.errors.push_back(cfg.source.string() +
@@ -22,12 +23,18 @@ void check_permissions(const config::config& cfg, validation_report& report) {
   // Files the proxy writes (SECURITY.md): opened as root, so neither the file nor any
   // directory above it may be something another user can aim elsewhere (proxy/output_file).
   const auto owners = owners_for(cfg.server.user);
+  const auto check_output = [&](const std::filesystem::path& path, const std::string& key) {
+    auto problems = check_output_path(path, owners);
+    if (problems.empty() && !reloading) {
+      if (auto problem = check_writable(path); !problem.empty())
+        problems.push_back(std::move(problem));
+    }
+    for (auto& problem : problems)
+      report.errors.push_back(config::error_at_key(cfg, key, problem).to_string());
+  };
   if (cfg.audit.path != "-" && cfg.audit.path != "syslog")
-    for (auto& problem : check_output_path(cfg.audit.path, owners))
-      report.errors.push_back("[audit] path: " + problem);
-  if (!cfg.log.file.empty())
-    for (auto& problem : check_output_path(cfg.log.file, owners))
-      report.errors.push_back("[log] file: " + problem);
+    check_output(cfg.audit.path, "audit.path");
+  if (!cfg.log.file.empty()) check_output(cfg.log.file, "log.file");
   for (const auto& c : cfg.certs) {
     if (::stat(c.key.c_str(), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)) && st.st_uid == 0 &&
         (st.st_mode & S_IROTH))
@@ -35,6 +42,20 @@ void check_permissions(const config::config& cfg, validation_report& report) {
                                 ": private key is readable by every user (chmod 600 or 640)");
   }
   for (auto& warning : unreadable_after_drop(cfg)) report.warnings.push_back(std::move(warning));
+}
+
+// Every TLS profile is built into a context once, so a cipher string OpenSSL refuses is reported
+// once, at its line, however many listeners use the profile (and also when none does yet).
+// False when any profile is bad.
+bool check_tls_profiles(const config::config& cfg, validation_report& report) {
+  bool good = true;
+  for (const auto& [name, profile] : cfg.tls_profiles)
+    if (auto error = certs::check_profile(profile)) {
+      const std::string key = "tls.profiles." + name + (error->key.empty() ? "" : "." + error->key);
+      report.errors.push_back(config::error_at_key(cfg, key, error->message).to_string());
+      good = false;
+    }
+  return good;
 }
 
 // A trusted_proxies entry written in IPv6 that spans ::ffff:0:0/96 (e.g. "::/0", "::/64") also
@@ -86,7 +107,7 @@ void check_smtp_bare_lf(const config::config& cfg, validation_report& report) {
 
 }  // namespace
 
-validation_report load_and_validate(const std::filesystem::path& path) {
+validation_report load_and_validate(const std::filesystem::path& path, bool reloading) {
   validation_report report;
   std::shared_ptr<const config::config> cfg;
   try {
@@ -95,14 +116,16 @@ validation_report load_and_validate(const std::filesystem::path& path) {
     for (const auto& err : e.errors()) report.errors.push_back(err.to_string());
     return report;
   }
-  check_permissions(*cfg, report);
+  check_permissions(*cfg, reloading, report);
   check_trusted_proxies(*cfg, report);
   check_admin_exposure(*cfg, report);
   check_smtp_bare_lf(*cfg, report);
   auto own = certs::check_own_certificates(*cfg);
   report.warnings.insert(report.warnings.end(), own.warnings.begin(), own.warnings.end());
   for (const auto& err : own.errors) report.errors.push_back(err.to_string());
-  if (own.errors.empty()) {
+  // Listeners build contexts from the profiles: a bad profile would be reported again by each.
+  const bool profiles_good = check_tls_profiles(*cfg, report);
+  if (own.errors.empty() && profiles_good) {
     for (const auto& l : cfg->listeners) {
       try {
         make_listener_runtime(cfg, l, nullptr);

@@ -19,6 +19,8 @@ struct validation_report {
   std::vector<std::string> warnings;
 };
 
-validation_report load_and_validate(const std::filesystem::path& path);
+// `reloading`: SIGHUP after the start, when the output files are open already and the process may
+// run as [server] user: whether it could open them anew is not asked (output_file.hpp).
+validation_report load_and_validate(const std::filesystem::path& path, bool reloading = false);
 
 }  // namespace tlsbridge::proxy

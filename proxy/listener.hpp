@@ -17,6 +17,7 @@
 #include "proxy/audit_log.hpp"
 #include "proxy/backend_session_cache.hpp"
 #include "proxy/metrics.hpp"
+#include "proxy/operational_warnings.hpp"
 
 namespace tlsbridge::proxy {
 
@@ -55,6 +56,7 @@ struct listener_runtime {
   std::vector<config::cidr> trusted_proxies;
   audit_log* audit = nullptr;
   proxy::metrics* metrics = nullptr;  // null in check-config
+  operational_warnings* warnings = nullptr;  // null in check-config
   std::shared_ptr<listener_counters> counters = std::make_shared<listener_counters>();
   std::atomic<std::size_t>* process_active = nullptr;  // all listeners (null in check-config)
 

@@ -16,8 +16,10 @@
 
 #include "certs/own_cert_check.hpp"
 #include "config/config_loader.hpp"
+#include "proxy/build_info.hpp"
 #include "proxy/cli_tools.hpp"
 #include "proxy/config_validation.hpp"
+#include "proxy/journal_stream.hpp"
 #include "proxy/listener.hpp"
 #include "proxy/log_file_sink.hpp"
 #include "proxy/server.hpp"
@@ -44,16 +46,18 @@ constexpr const char* usage =
     "                                         judge a PEM chain (leaf first)\n"
     "  probe/inspect-cert exit 0 (clean or logged), 2 (policy would refuse), 1 (no connection,\n"
     "  no TLS, unreadable file); [policy] comes from --config, else the defaults\n"
-    "  tlsbridge --version | --help\n";
+    "  tlsbridge --version | --help            version, commit, OpenSSL in use\n";
 
 // Loads and validates everything a start needs. Prints every problem (also into `errors`);
 // nullptr if any.
 std::shared_ptr<const config::config> load_and_validate(const std::string& path,
                                                         std::string& errors) {
   auto report = proxy::load_and_validate(path);
-  for (const auto& w : report.warnings) std::cerr << "warning: " << w << "\n";
+  const bool journal = proxy::stderr_is_journal();  // the journal files them by priority
+  for (const auto& w : report.warnings)
+    std::cerr << (journal ? "<4>" : "") << "warning: " << w << "\n";
   for (const auto& e : report.errors) {
-    std::cerr << e << "\n";
+    std::cerr << (journal ? "<3>" : "") << e << "\n";
     errors += e + "\n";
   }
   return report.config;
@@ -61,12 +65,14 @@ std::shared_ptr<const config::config> load_and_validate(const std::string& path,
 
 void setup_logging(const config::config& cfg) {
   std::shared_ptr<spdlog::logger> logger;
-  if (cfg.log.file.empty())
+  if (cfg.log.file.empty()) {
     logger = spdlog::stderr_color_mt("tlsbridge");
-  else
+    if (proxy::stderr_is_journal()) logger->set_formatter(proxy::make_journal_formatter());
+  } else {
     logger = std::make_shared<spdlog::logger>(
         "tlsbridge", std::make_shared<proxy::log_file_sink>(cfg.log.file.string(),
                                                             proxy::owners_for(cfg.server.user)));
+  }
   logger->set_level(spdlog::level::from_str(cfg.log.level));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
@@ -105,7 +111,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (vm.count("version")) {
-    std::cout << "tlsbridge " << TLSBRIDGE_VERSION << "\n";
+    std::cout << proxy::version_text() << "\n";
     return 0;
   }
   std::string command = vm.count("command") ? vm["command"].as<std::string>() : "run";
@@ -142,7 +148,7 @@ int main(int argc, char** argv) {
     setup_logging(*cfg);
     return proxy::run_server(vm["config"].as<std::string>(), cfg, std::move(options));
   } catch (const std::exception& e) {
-    std::cerr << "tlsbridge: " << e.what() << "\n";
+    std::cerr << (proxy::stderr_is_journal() ? "<3>" : "") << "tlsbridge: " << e.what() << "\n";
     handoff.report_failure(e.what());
     return 1;
   }

@@ -187,4 +187,13 @@ std::vector<std::string> check_output_path(const fs::path& path, const output_ow
   return problems;
 }
 
+std::string check_writable(const fs::path& path) {
+  // faccessat with AT_EACCESS judges by the effective ids, as open(2) will.
+  const bool exists = ::faccessat(AT_FDCWD, path.c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+  const fs::path target = exists ? path : directory_of(path);  // else it is created there
+  if (::faccessat(AT_FDCWD, target.c_str(), W_OK, AT_EACCESS) == 0) return {};
+  return (exists ? "" : "directory ") + quoted(target) +
+         " is not writable: " + std::strerror(errno);
+}
+
 }  // namespace tlsbridge::proxy

@@ -42,4 +42,10 @@ output_open_result open_output_file(const std::filesystem::path& path, const out
 std::vector<std::string> check_output_path(const std::filesystem::path& path,
                                            const output_owners& owners);
 
+// Whether this process may write `path` (or, when it does not exist yet, create it in its
+// directory): "" or the reason — a read-only file system, or a user other than the one that will
+// open it. Asked before files are opened (check-config, start), not at reload: the files are open
+// already and the process runs as [server] user by then.
+std::string check_writable(const std::filesystem::path& path);
+
 }  // namespace tlsbridge::proxy

@@ -199,6 +199,7 @@ class server {
   std::shared_ptr<const config::config> cfg_;
   audit_log audit_;
   proxy::metrics metrics_;
+  operational_warnings warnings_;  // kept across reloads, as the listeners' counters
   std::atomic<std::size_t> process_active_{0};
   std::map<std::string, std::shared_ptr<listener_runtime>> runtimes_;  // current generation
   std::vector<std::unique_ptr<worker>> workers_;
@@ -221,6 +222,7 @@ std::map<std::string, std::shared_ptr<listener_runtime>> server::build_runtimes(
   for (const auto& l : cfg->listeners) {
     auto rt = make_listener_runtime(cfg, l, &audit_);
     rt->metrics = &metrics_;
+    rt->warnings = &warnings_;
     rt->process_active = &process_active_;
     // A listener that lives on keeps its counters: its old sessions still count against limits.
     if (auto old = runtimes_.find(l.name); old != runtimes_.end())
@@ -353,7 +355,7 @@ void server::reload(const std::string& trigger) {
   struct ready_again {
     ~ready_again() { systemd_notify("READY=1"); }
   } notify_when_done;
-  auto report = load_and_validate(path_);
+  auto report = load_and_validate(path_, /*reloading=*/true);
   for (const auto& w : report.warnings) spdlog::warn("reload: {}", w);
   if (!report.config) {
     std::string errors;

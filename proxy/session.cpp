@@ -261,6 +261,9 @@ asio::awaitable<bool> session::open_backend() {
   backend_eof_ = backend_aborted_ = false;
   backend_.emplace(rt_, client_ip_);  // the old leg, if any, caches its session and closes
   back_failure_ = co_await backend_->open();
+  if (rt_->warnings)
+    rt_->warnings->back_leg_opened(cfg_, backend_->facts().address,
+                                   back_failure_ ? &*back_failure_ : nullptr);
   if (back_failure_) co_return false;
   touch();
   co_return true;
@@ -577,6 +580,11 @@ void session::finish(outcome what, std::string reason) {
     reason_ = std::move(reason);
   else if (back_failure_)
     reason_ = back_failure_->reason;
+  if (what == outcome::refused_policy && rt_->warnings)
+    rt_->warnings->refused_by_policy(cfg_.name, reason_,
+                                     back_failure_ && back_failure_->what == outcome::refused_policy
+                                         ? "backend " + backend_->facts().address
+                                         : "client " + client_addr_);
   client_.close();
   if (backend_) backend_->close();
   idle_timer_.cancel();

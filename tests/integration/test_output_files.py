@@ -149,7 +149,7 @@ class OutputFileTest(unittest.TestCase):
         log_file = os.path.join(log_dir, "tlsbridge.log")
         os.symlink(target, log_file)
         proxy, _ = self.make_proxy(log_file=log_file)
-        self.assert_refused_at_start(proxy, "[log] file", "symbolic link")
+        self.assert_refused_at_start(proxy, "log.file", "symbolic link")
         self.assertEqual(read_bytes(target), content)
         # The normal path: the log is written to a plain file there.
         os.unlink(log_file)

@@ -439,6 +439,61 @@ TEST_CASE("duplicate listen endpoint, including behind a wildcard", "[config][lo
                              "\"smtp-in\" on 127.0.0.1:2525 (line 7)");
 }
 
+// Dual stack: IPv6 listeners are bound IPV6_V6ONLY, so the two wildcards of one port are two
+// sockets; each family's wildcard still collides with its own addresses, and copies collide.
+TEST_CASE("0.0.0.0:P and [::]:P may both listen; copies and same-family wildcards may not",
+          "[config][loader]") {
+  lab l;
+  const auto two = [](std::string_view a, std::string_view b) {
+    return std::string("[[certs]]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n") +
+           "[[listener]]\nname = \"a\"\nlisten = \"" + std::string(a) +
+           "\"\n[listener.backend]\naddress = \"127.0.0.1:25\"\n" +
+           "[[listener]]\nname = \"b\"\nlisten = \"" + std::string(b) +
+           "\"\n[listener.backend]\naddress = \"127.0.0.1:25\"\n";
+  };
+  for (const auto& [a, b] : {std::pair{"0.0.0.0:2525", "[::]:2525"},
+                             {"[::]:2525", "0.0.0.0:2525"},
+                             {"127.0.0.1:2525", "[::1]:2525"},
+                             {"0.0.0.0:2525", "[::1]:2525"}}) {
+    INFO(a << " + " << b);
+    CHECK(l.errors_of(two(a, b)).empty());
+  }
+  for (const auto& [a, b] : {std::pair{"0.0.0.0:2525", "0.0.0.0:2525"},
+                             {"[::]:2525", "[::]:2525"},
+                             {"[::]:2525", "[::1]:2525"},
+                             {"[::1]:2525", "[::]:2525"},
+                             {"127.0.0.1:2525", "0.0.0.0:2525"}}) {
+    INFO(a << " + " << b);
+    const auto text = two(a, b);
+    const auto e = error_for(l.errors_of(text), "listener[1].listen");
+    CHECK_THAT(e.message, Catch::StartsWith("duplicate listener: \"b\""));
+  }
+}
+
+TEST_CASE("a listen address with port 0 is refused, the admin endpoint's too", "[config][loader]") {
+  lab l;
+  std::string text(minimal);
+  text.replace(text.find("127.0.0.1:2525"), 14, "127.0.0.1:0");
+  CHECK(error_for(l.errors_of(text), "listener[0].listen").to_string() ==
+        position(l, text, 7, "\"127.0.0.1:0\"", "listener[0].listen") +
+            ": invalid listen address \"127.0.0.1:0\", expected IP:port (port 1-65535) such as "
+            "\"0.0.0.0:25\" or \"[::]:25\"");
+  const std::string admin = "[admin]\nlisten = \"[::1]:0\"\n" + std::string(minimal);
+  CHECK(error_for(l.errors_of(admin), "admin.listen").line == 2);
+}
+
+// Checks made after loading (OpenSSL, the file system) place their errors with error_at_key.
+TEST_CASE("error_at_key places a key where it was written, else at its table", "[config][loader]") {
+  lab l;
+  const std::string text =
+      "[audit]\nenvelope = false\n[tls.profiles.weird]\nciphers = \"X\"\n" + std::string(minimal);
+  const auto cfg = load_config(l.dir.write("tlsbridge.toml", text));
+  CHECK(error_at_key(*cfg, "tls.profiles.weird.ciphers", "bad").to_string() ==
+        position(l, text, 4, "\"X\"", "tls.profiles.weird.ciphers") + ": bad");
+  CHECK(error_at_key(*cfg, "audit.path", "bad").line == 1);  // default path: at [audit]
+  CHECK(error_at_key(*cfg, "log.file", "bad").to_string() == l.file() + ": log.file: bad");
+}
+
 TEST_CASE("starttls is refused on https", "[config][loader]") {
   lab l;
   constexpr std::string_view text = R"([[certs]]
