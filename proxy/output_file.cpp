@@ -95,8 +95,10 @@ output_owners owners_for(const std::string& service_user) {
   owners.uids.push_back(0);
   owners.uids.push_back(::geteuid());
   if (!service_user.empty()) {
-    if (const struct passwd* pw = ::getpwnam(service_user.c_str()))
+    if (const struct passwd* pw = ::getpwnam(service_user.c_str())) {
       owners.uids.push_back(pw->pw_uid);
+      owners.service_uid = pw->pw_uid;
+    }
   }
   return owners;
 }
@@ -131,11 +133,20 @@ output_open_result open_output_file(const fs::path& path, const output_owners& o
   // O_NOFOLLOW: a symlink as the last component fails with ELOOP instead of being followed, also
   // when it dangles (O_CREAT would otherwise create its target). O_NONBLOCK: a FIFO planted under
   // the name must not hang the start; it is cleared below once the file is known to be regular.
-  const int fd = ::openat(
-      dir_fd, name.c_str(),
-      O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0640);
+  // O_EXCL first tells a file created now from one that was there (a symlink counts as there).
+  constexpr int flags = O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+  int fd = ::openat(dir_fd, name.c_str(), flags | O_CREAT | O_EXCL, 0640);
+  const bool created = fd >= 0;
+  if (fd < 0 && errno == EEXIST) fd = ::openat(dir_fd, name.c_str(), flags);
   const int open_errno = errno;
   ::close(dir_fd);
+  // Root creates it before the drop; the service user must be able to open it again later.
+  if (created && ::geteuid() == 0 && owners.service_uid != static_cast<uid_t>(-1) &&
+      ::fchown(fd, owners.service_uid, static_cast<gid_t>(-1)) != 0) {
+    out.error = quoted(path) + ": cannot hand it to the service user: " + std::strerror(errno);
+    ::close(fd);
+    return out;
+  }
   if (fd < 0) {
     out.error =
         open_errno == ELOOP

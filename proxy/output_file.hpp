@@ -22,6 +22,9 @@ namespace tlsbridge::proxy {
 // user, and the `[server] user` it drops to.
 struct output_owners {
   std::vector<uid_t> uids;
+  // The `[server] user`, when there is one: a file root creates is handed to it, so that a
+  // SIGUSR1 reopen or a binary upgrade after the privilege drop can still open it.
+  uid_t service_uid = static_cast<uid_t>(-1);
 };
 
 // root + geteuid() + the uid of `service_user` ("" or unknown: none added).
@@ -34,7 +37,8 @@ struct output_open_result {
   explicit operator bool() const { return fd >= 0; }
 };
 
-// Opens `path` for appending as described above; never throws.
+// Opens `path` for appending as described above; a file it creates as root belongs to the
+// service user (owners.service_uid). Never throws.
 output_open_result open_output_file(const std::filesystem::path& path, const output_owners& owners);
 
 // What open_output_file would refuse, checked by name without creating anything (check-config,

@@ -174,3 +174,23 @@ TEST_CASE("output file: owned by another user (directory or file) is refused",
     CHECK(mentions(r.error, "owned by uid 65534"));
   }
 }
+
+TEST_CASE("output file: a file root creates belongs to the service user", "[proxy][output_file]") {
+  if (::geteuid() != 0) return;  // only root creates files for another user
+  temp_dir d;
+  const auto file = d.path / "audit.jsonl";
+  auto r = proxy::open_output_file(file, proxy::owners_for("nobody"));
+  REQUIRE(r);
+  ::close(r.fd);
+  struct stat st {};
+  REQUIRE(::stat(file.c_str(), &st) == 0);
+  CHECK(st.st_uid == proxy::owners_for("nobody").service_uid);
+  // One that was there keeps its owner (root's, here).
+  const auto old = d.path / "old.jsonl";
+  std::ofstream(old) << "x\n";
+  auto again = proxy::open_output_file(old, proxy::owners_for("nobody"));
+  REQUIRE(again);
+  ::close(again.fd);
+  REQUIRE(::stat(old.c_str(), &st) == 0);
+  CHECK(st.st_uid == 0);
+}
