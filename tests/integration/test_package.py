@@ -14,6 +14,7 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
@@ -67,6 +68,31 @@ def purge():
 def cmake_version():
     with open(os.path.join(lab.SOURCE_DIR, "CMakeLists.txt")) as f:
         return re.search(r"project\(tlsbridge VERSION ([0-9.]+)", f.read()).group(1)
+
+
+def unit_privileges():
+    """setpriv(1) with the installed unit's CapabilityBoundingSet= and NoNewPrivileges=: what
+    systemd would leave a root service, without a systemd to start it."""
+    with open(UNIT) as f:
+        unit = f.read()
+    caps = re.search(r"^CapabilityBoundingSet=(.+)$", unit, re.M).group(1).split()
+    assert re.search(r"^NoNewPrivileges=true$", unit, re.M), "the unit sets NoNewPrivileges"
+    bounding = ",".join(["-all"] + ["+" + cap.lower().removeprefix("cap_") for cap in caps])
+    return ["setpriv", "--no-new-privs", f"--bounding-set={bounding}"]
+
+
+def low_free_port():
+    """A free port below 1024 on 127.0.0.1 (only CAP_NET_BIND_SERVICE may bind it)."""
+    for port in range(1023, 899, -1):
+        if not lab.port_is_free(port):
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise lab.LabError("no free port in 900..1023")
 
 
 def setUpModule():
@@ -136,7 +162,7 @@ class InstalledPackageTest(unittest.TestCase):
         for page in MAN_PAGES:
             self.assert_owned(page, "root", "root", 0o644)
         self.assertTrue(os.path.islink(ENABLED_LINK), "dh_installsystemd enables the unit")
-        self.assertEqual(os.path.realpath(ENABLED_LINK), UNIT)
+        self.assertEqual(os.readlink(ENABLED_LINK), UNIT)
         self.assertEqual(lab.run(["/usr/sbin/tlsbridge", "--version"]).stdout.split()[:2],
                          ["tlsbridge", cmake_version()])
 
@@ -163,7 +189,7 @@ class InstalledPackageTest(unittest.TestCase):
                                         text=True, timeout=60, env=dict(os.environ, MANWIDTH="100"))
                 self.assertEqual(result.returncode, 0, result.stderr)
                 self.assertRegex(result.stdout, r"(?m)^NAME$")
-                self.assertIn(name_line, result.stdout)
+                self.assertIn(name_line, " ".join(result.stdout.split()))  # man justifies lines
         man8 = lab.run(["man", "-P", "cat", "8", "tlsbridge"], timeout=60).stdout
         for heading in ("SYNOPSIS", "COMMANDS", "OPTIONS", "SIGNALS", "EXIT STATUS", "FILES",
                         "SEE ALSO"):
@@ -209,14 +235,16 @@ class InstalledPackageTest(unittest.TestCase):
         # only the ports free ones and then the backend a real TLS 1.0-only Postfix.
         with open(CONFIG) as f:
             packaged = f.read()
-        port, admin = lab.free_port(), lab.free_port()
+        port, admin = low_free_port(), lab.free_port()
         packaged = packaged.replace('"127.0.0.1:8025"', f'"127.0.0.1:{port}"')
         packaged = packaged.replace('"127.0.0.1:9900"', f'"127.0.0.1:{admin}"')
         self.assertIn(str(port), packaged)
 
         # As installed: the placeholder backend never resolves, so a client gets 421 and the
-        # audit record says why.
-        with self.run_proxy(packaged) as proc:
+        # audit record says why. Started with no more than the unit allows (its capability
+        # bounding set, no new privileges), it binds a port below 1024, writes the audit file in
+        # the tlsbridge-owned directory and drops to tlsbridge.
+        with self.run_proxy(packaged, port, prefix=unit_privileges()) as proc:
             self.assert_runs_as_tlsbridge(proc.pid)
             client = lab.SmtpClient(port, timeout=30)
             self.addCleanup(client.close)
@@ -230,7 +258,7 @@ class InstalledPackageTest(unittest.TestCase):
         self.addCleanup(backend.cleanup)
         backend.start()
         with self.run_proxy(packaged.replace('"exchange.invalid:25"',
-                                             f'"127.0.0.1:{backend.port}"')) as proc:
+                                             f'"127.0.0.1:{backend.port}"'), port) as proc:
             self.assert_runs_as_tlsbridge(proc.pid)
             client = lab.SmtpClient(port, timeout=30)
             self.addCleanup(client.close)
@@ -250,7 +278,7 @@ class InstalledPackageTest(unittest.TestCase):
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def run_proxy(self, config_text):
+    def run_proxy(self, config_text, port, prefix=()):
         test = self
 
         class Running:
@@ -260,17 +288,17 @@ class InstalledPackageTest(unittest.TestCase):
                 with open(config, "w") as f:
                     f.write(config_text)
                 self.stderr = open(os.path.join(self.dir, "stderr"), "w+b")
-                self.proc = subprocess.Popen(["/usr/sbin/tlsbridge", "run", "--config", config],
+                self.proc = subprocess.Popen([*prefix, "/usr/sbin/tlsbridge", "run", "--config",
+                                              config],
                                              stdin=subprocess.DEVNULL, stdout=self.stderr,
                                              stderr=self.stderr)
-                port = int(re.search(r'listen = "127\.0\.0\.1:(\d+)"', config_text).group(1))
-                if not lab.wait_until(lambda: lab.port_accepts(port) or
-                                      self.proc.poll() is not None, lab.PROXY_READY_TIMEOUT):
+                listening = lab.wait_until(lambda: lab.port_accepts(port) or
+                                           self.proc.poll() is not None, lab.PROXY_READY_TIMEOUT)
+                if not listening or self.proc.poll() is not None:
+                    output = self.output()
                     self.__exit__()
-                    raise lab.LabError("the installed tlsbridge did not listen in time")
-                if self.proc.poll() is not None:
-                    self.__exit__()
-                    raise lab.LabError(f"the installed tlsbridge exited: {self.output()}")
+                    raise lab.LabError(f"the installed tlsbridge does not listen on {port}: "
+                                       f"{output}")
                 return self.proc
 
             def output(self):
