@@ -86,16 +86,18 @@ class OperationsTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as prefix:
             result = lab.run(["cmake", "--install", build, "--prefix", prefix], timeout=60)
             self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
-            for relative in ("bin/tlsbridge", "lib/systemd/system/tlsbridge.service",
+            for relative in ("sbin/tlsbridge", "lib/systemd/system/tlsbridge.service",
                              "etc/logrotate.d/tlsbridge",
                              "share/doc/tlsbridge/examples/tlsbridge.toml",
-                             "share/doc/tlsbridge/examples/outbound-relay.toml"):
+                             "share/doc/tlsbridge/examples/outbound-relay.toml",
+                             # go-md2man (scripts/setup) renders them from docs/
+                             "share/man/man8/tlsbridge.8", "share/man/man5/tlsbridge.toml.5"):
                 self.assertTrue(os.path.exists(os.path.join(prefix, relative)), relative)
             with open(os.path.join(prefix, "lib/systemd/system/tlsbridge.service")) as f:
                 unit = f.read()
             self.assertIn("Type=notify", unit)
             self.assertIn("ExecReload=/bin/kill -HUP $MAINPID", unit)
-            mode = os.stat(os.path.join(prefix, "bin/tlsbridge")).st_mode
+            mode = os.stat(os.path.join(prefix, "sbin/tlsbridge")).st_mode
             self.assertTrue(mode & stat.S_IXUSR)
 
 
