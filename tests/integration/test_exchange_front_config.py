@@ -54,6 +54,8 @@ def local_text(directory, certs, ports=None, backends=None):
     text = replace_once(text, CERT, f"{certs}/server.chain.pem")
     text = replace_once(text, KEY, f"{certs}/server.key")
     text = replace_once(text, AUDIT, f"{directory}/audit.jsonl")
+    text = replace_once(text, 'pid_file = "/run/tlsbridge/tlsbridge.pid"',
+                        f'pid_file = "{directory}/tlsbridge.pid"')
     if ports:
         text = replace_once(text, 'user = "tlsbridge"', 'user = ""')
         text = replace_once(text, 'listen = "127.0.0.1:9900"', 'listen = ""')
