@@ -489,7 +489,8 @@ class loader {
     table_reader h(*ht, r.path_of("health_check"), sink_);
     auto& hc = b.health_check;
     hc.interval = std::chrono::seconds(10);
-    for (auto [key, field] : {std::pair{"interval", &hc.interval}, std::pair{"timeout", &hc.timeout}})
+    for (auto [key, field] :
+         {std::pair{"interval", &hc.interval}, std::pair{"timeout", &hc.timeout}})
       if (h.read_duration(key, *field) && field->count() == 0)
         sink_.add_at_key(h.path_of(key), "must be greater than 0");
     h.read_integer("fall", 1, 100, hc.fall);

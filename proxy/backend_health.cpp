@@ -45,9 +45,8 @@ std::vector<std::size_t> backend_order(config::balance_mode mode, const std::vec
                   healthy.end());
       break;
     case config::balance_mode::least_conn:
-      std::stable_sort(healthy.begin(), healthy.end(), [&](std::size_t a, std::size_t b) {
-        return active[a] < active[b];
-      });
+      std::stable_sort(healthy.begin(), healthy.end(),
+                       [&](std::size_t a, std::size_t b) { return active[a] < active[b]; });
       break;
   }
   return healthy;
@@ -63,7 +62,8 @@ backend_health::backend_health(const config::listener_config& listener, proxy::m
   for (const auto& target : listener.backend.addresses) {
     auto s = std::make_shared<address_state>();
     s->address = target.to_string();
-    if (metrics_) metrics_->set("tlsbridge_backend_up", {{"listener", listener_}, {"address", s->address}}, 1);
+    if (metrics_)
+      metrics_->set("tlsbridge_backend_up", {{"listener", listener_}, {"address", s->address}}, 1);
     states_.push_back(std::move(s));
   }
 }
@@ -86,8 +86,9 @@ std::vector<std::size_t> backend_health::order() {
     up.push_back(s->up.load(std::memory_order_relaxed));
     active.push_back(s->active.load(std::memory_order_relaxed));
   }
-  const std::size_t turn =
-      mode_ == config::balance_mode::round_robin ? turn_.fetch_add(1, std::memory_order_relaxed) : 0;
+  const std::size_t turn = mode_ == config::balance_mode::round_robin
+                               ? turn_.fetch_add(1, std::memory_order_relaxed)
+                               : 0;
   return backend_order(mode_, up, active, turn);
 }
 

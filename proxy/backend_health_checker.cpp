@@ -51,9 +51,9 @@ asio::awaitable<std::string> probe(std::shared_ptr<listener_runtime> rt, config:
     endpoint = {literal, target.port};
   } else {
     asio::ip::tcp::resolver resolver(ex);
-    auto [rec, results] = co_await resolver.async_resolve(
-        target.host, std::to_string(target.port), asio::ip::resolver_base::numeric_service,
-        use_nothrow);
+    auto [rec, results] =
+        co_await resolver.async_resolve(target.host, std::to_string(target.port),
+                                        asio::ip::resolver_base::numeric_service, use_nothrow);
     if (rec || results.empty()) co_return "resolve: " + rec.message();
     endpoint = results.begin()->endpoint();
   }
@@ -64,7 +64,8 @@ asio::awaitable<std::string> probe(std::shared_ptr<listener_runtime> rt, config:
   if (implicit) {
     auto hec = co_await stream.handshake_client(rt->back_ctx.get(), cfg.backend.server_name);
     if (hec)
-      co_return "TLS handshake: " + (stream.tls_error().empty() ? hec.message() : stream.tls_error());
+      co_return "TLS handshake: " +
+          (stream.tls_error().empty() ? hec.message() : stream.tls_error());
   }
   std::string_view expect, bye;
   switch (cfg.protocol) {
@@ -85,8 +86,9 @@ asio::awaitable<std::string> probe(std::shared_ptr<listener_runtime> rt, config:
   if (cfg.protocol == config::protocol::https && !cfg.backend.health_path.empty()) {
     const std::string& host =
         cfg.backend.server_name.empty() ? target.host : cfg.backend.server_name;
-    auto wec = co_await stream.write_all("GET " + cfg.backend.health_path + " HTTP/1.1\r\nHost: " +
-                                         host + "\r\nConnection: close\r\n\r\n");
+    auto wec =
+        co_await stream.write_all("GET " + cfg.backend.health_path + " HTTP/1.1\r\nHost: " + host +
+                                  "\r\nConnection: close\r\n\r\n");
     if (wec) co_return "write: " + wec.message();
     std::string status = co_await read_line(stream, error);
     if (!error.empty()) co_return "GET " + cfg.backend.health_path + ": " + error;
@@ -140,7 +142,8 @@ void start_health_checks(asio::io_context& io,
   }
 }
 
-void retire_health_checks(const std::map<std::string, std::shared_ptr<listener_runtime>>& runtimes) {
+void retire_health_checks(
+    const std::map<std::string, std::shared_ptr<listener_runtime>>& runtimes) {
   for (const auto& [name, rt] : runtimes)
     if (rt->health) rt->health->retire();
 }

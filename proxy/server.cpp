@@ -31,13 +31,13 @@
 #include "certs/chain_collector.hpp"
 #include "config/value_parsers.hpp"
 #include "proxy/admin_server.hpp"
+#include "proxy/backend_health_checker.hpp"
 #include "proxy/cert_watch.hpp"
 #include "proxy/config_validation.hpp"
 #include "proxy/listener.hpp"
 #include "proxy/log_file_sink.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/privileges.hpp"
-#include "proxy/backend_health_checker.hpp"
 #include "proxy/reload_report.hpp"
 #include "proxy/pid_file.hpp"
 #include "proxy/session.hpp"
@@ -225,8 +225,8 @@ std::map<std::string, std::shared_ptr<listener_runtime>> server::build_runtimes(
     rt->metrics = &metrics_;
     rt->warnings = &warnings_;
     rt->process_active = &process_active_;
-    // A listener that lives on keeps its counters: its old sessions still count against limits.
     rt->health = std::make_shared<backend_health>(l, &metrics_);
+    // A listener that lives on keeps its counters: its old sessions still count against limits.
     if (auto old = runtimes_.find(l.name); old != runtimes_.end()) {
       rt->counters = old->second->counters;
       rt->health->adopt(*old->second->health);  // unchanged addresses keep their state
