@@ -1,6 +1,7 @@
+// proxy/backend_health's pure parts: the fall/rise tally and the balance order.
 #include "proxy/backend_health.hpp"
 
-#include <catch2/catch_test_macros.hpp>
+#include <catch2/catch.hpp>
 
 using tlsbridge::config::balance_mode;
 using tlsbridge::proxy::backend_order;
@@ -9,17 +10,17 @@ using idx = std::vector<std::size_t>;
 
 TEST_CASE("health_tally: fall consecutive failures take it down, rise successes bring it up") {
   health_tally t;
-  CHECK_FALSE(t.record(false, 3, 2));
-  CHECK_FALSE(t.record(false, 3, 2));
-  CHECK_FALSE(t.record(true, 3, 2));  // a success in between starts the count again
-  CHECK_FALSE(t.record(false, 3, 2));
-  CHECK_FALSE(t.record(false, 3, 2));
+  CHECK_FALSE(t.record(false, 3, 2).has_value());
+  CHECK_FALSE(t.record(false, 3, 2).has_value());
+  CHECK_FALSE(t.record(true, 3, 2).has_value());  // a success in between starts the count again
+  CHECK_FALSE(t.record(false, 3, 2).has_value());
+  CHECK_FALSE(t.record(false, 3, 2).has_value());
   CHECK(t.record(false, 3, 2) == false);
   CHECK_FALSE(t.up);
-  CHECK_FALSE(t.record(false, 3, 2));  // still down: no change
-  CHECK_FALSE(t.record(true, 3, 2));
-  CHECK_FALSE(t.record(false, 3, 2));  // a failure in between starts the rise again
-  CHECK_FALSE(t.record(true, 3, 2));
+  CHECK_FALSE(t.record(false, 3, 2).has_value());  // still down: no change
+  CHECK_FALSE(t.record(true, 3, 2).has_value());
+  CHECK_FALSE(t.record(false, 3, 2).has_value());  // a failure in between starts the rise again
+  CHECK_FALSE(t.record(true, 3, 2).has_value());
   CHECK(t.record(true, 3, 2) == true);
   CHECK(t.up);
 }
@@ -28,7 +29,7 @@ TEST_CASE("health_tally: fall = rise = 1 changes at every differing result") {
   health_tally t;
   CHECK(t.record(false, 1, 1) == false);
   CHECK(t.record(true, 1, 1) == true);
-  CHECK_FALSE(t.record(true, 1, 1));
+  CHECK_FALSE(t.record(true, 1, 1).has_value());
 }
 
 TEST_CASE("backend_order: first keeps the configured order of the healthy addresses") {
