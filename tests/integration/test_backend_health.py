@@ -14,109 +14,76 @@ import unittest
 import urllib.request
 
 import lab
+import smtp_shield_lab
 
 
-class FakeSmtp:
-    """A byte-logging SMTP server on 127.0.0.1: greets, answers EHLO, 250 to the rest, 221 to
-    QUIT. `sessions` counts connections that sent EHLO (the proxy's back legs; the health
-    checker only reads the greeting and QUITs). greet=False: accepts and never says a word."""
+class SilentBackend:
+    """Accepts TCP connections on 127.0.0.1 and never sends a byte (a hung legacy host)."""
 
-    def __init__(self, name, greet=True):
-        self.name = name
-        self.greet = greet
-        self.sessions = 0
-        self.lock = threading.Lock()
-        self.conns = []
+    def __init__(self):
         self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(64)
         self.port = self.listener.getsockname()[1]
-        self.stopped = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.conns = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
-    def _serve(self):
-        while not self.stopped:
+    def _accept(self):
+        for _ in range(10000):
             try:
                 conn, _ = self.listener.accept()
             except OSError:
                 return
-            with self.lock:
-                self.conns.append(conn)
-            if self.greet:
-                threading.Thread(target=self._converse, args=(conn,), daemon=True).start()
-
-    def _converse(self, conn):
-        try:
-            conn.settimeout(30)
-            conn.sendall(f"220 {self.name} ESMTP fake\r\n".encode())
-            buffer = b""
-            while True:
-                data = conn.recv(4096)
-                if not data:
-                    return
-                buffer += data
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    verb = line.strip().upper()
-                    if verb.startswith(b"EHLO"):
-                        with self.lock:
-                            self.sessions += 1
-                        conn.sendall(f"250-{self.name}\r\n250 8BITMIME\r\n".encode())
-                    elif verb.startswith(b"QUIT"):
-                        conn.sendall(b"221 bye\r\n")
-                        return
-                    else:
-                        conn.sendall(b"250 ok\r\n")
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def count(self):
-        with self.lock:
-            return self.sessions
+            self.conns.append(conn)
 
     def stop(self):
-        self.stopped = True
         self.listener.close()
-        with self.lock:
-            for conn in self.conns:
-                try:
-                    conn.close()
-                except OSError:
-                    pass
+        for conn in self.conns:
+            conn.close()
+        self.thread.join(5)
 
 
 def greeting(port, timeout=10):
-    """Connects to the proxy, reads its greeting line; answers (line, seconds, socket)."""
+    """Connects to the proxy, reads its greeting line; answers (line, seconds, client)."""
     started = time.monotonic()
     client = lab.SmtpClient(port, timeout=timeout)
     line = client.read_line()
     return line, time.monotonic() - started, client
 
 
-def served(port):
-    """One client session: greeting, EHLO, QUIT. Answers the greeting and its delay."""
+def served(port, name):
+    """One client session: greeting, EHLO <name>, QUIT. Answers the greeting and its delay."""
     line, seconds, client = greeting(port)
     try:
         if line.startswith("220"):
-            client.command("EHLO client.test")
+            client.command(f"EHLO {name}")
             client.command("QUIT")
     finally:
         client.close()
     return line, seconds
 
 
+def clients_of(backend):
+    """The EHLO names a ByteLoggingSmtpBackend was greeted with by relayed clients (the proxy's
+    own EHLO names the proxy; the health checker sends none)."""
+    names = []
+    for index in range(backend.connections):
+        for command in backend.commands(index):
+            words = command.split()
+            if len(words) == 2 and words[0].upper() == b"EHLO" and words[1].startswith(b"c-"):
+                names.append(words[1].decode())
+    return names
+
+
 class BackendHealthTest(unittest.TestCase):
     def setUp(self):
         self.certs = lab.shared_certs()
 
-    def fake(self, name, greet=True):
-        f = FakeSmtp(name, greet)
-        self.addCleanup(f.stop)
-        return f
+    def logging_backend(self):
+        backend = smtp_shield_lab.ByteLoggingSmtpBackend().start()
+        self.addCleanup(backend.cleanup)
+        return backend
 
     def start_proxy(self, addresses, backend_extra, timeouts=None):
         self.port = lab.free_port()
@@ -145,31 +112,19 @@ class BackendHealthTest(unittest.TestCase):
         ok = lab.wait_until(lambda: re.search(pattern, self.proxy.stderr()), timeout)
         self.assertTrue(ok, f"no log line /{pattern}/ within {timeout}s\n{self.proxy.describe()}")
 
-    def settled(self, *fakes):
-        """The fakes' counts once the readiness probe's session (Tlsbridge.start connects and
-        leaves) is over at the backends."""
-        counts = None
-        for _ in range(20):
-            time.sleep(0.25)
-            now = tuple(f.count() for f in fakes)
-            if now == counts:
-                return now
-            counts = now
-        return counts
-
     def test_killed_postfix_is_marked_down_and_back_up(self):
         postfix = lab.PostfixBackend(self.certs, tls="none")
         self.addCleanup(postfix.cleanup)
         postfix.start()
-        spare = self.fake("spare")
+        spare = self.logging_backend()
         interval, fall, rise = 1.0, 2, 2
         self.start_proxy([postfix.port, spare.port],
                          {"health_check": {"interval": "1s", "timeout": "1s", "fall": fall,
                                            "rise": rise}})
         first = f"127.0.0.1:{postfix.port}"
-        line, _ = served(self.port)
+        line, _ = served(self.port, "c-before")
         self.assertIn("tlsbridge-lab", line)  # Postfix's banner: the first address serves
-        self.assertEqual(spare.count(), 0)
+        self.assertEqual(clients_of(spare), [])
         self.assertEqual(self.backend_up(first), 1)
 
         pid = postfix.master_pid()
@@ -185,10 +140,10 @@ class BackendHealthTest(unittest.TestCase):
         print(f"\n  marked down {marked:.2f}s after the kill (fall={fall}, interval={interval}s)")
         self.assertEqual(self.backend_up(first), 0)
         for i in range(5):
-            line, seconds = served(self.port)
-            self.assertTrue(line.startswith("220") and "spare" in line,
+            line, _ = served(self.port, f"c-down-{i}")
+            self.assertTrue(line.startswith("220 bytelog.test"),
                             f"client {i} got {line!r}\n{self.proxy.describe()}")
-        self.assertEqual(spare.count(), 5)
+        self.assertEqual(clients_of(spare), [f"c-down-{i}" for i in range(5)])
 
         # Started again on the same port, which its clients' connections still hold in
         # TIME_WAIT (PostfixBackend.start wants a port no socket uses; Postfix binds with
@@ -199,13 +154,14 @@ class BackendHealthTest(unittest.TestCase):
                         f"restarted Postfix does not accept\n{postfix.log()}")
         self.wait_log(rf"backend {re.escape(first)} is up \(", rise * 2 * interval + 5)
         self.assertEqual(self.backend_up(first), 1)
-        line, _ = served(self.port)
+        line, _ = served(self.port, "c-after")
         self.assertIn("tlsbridge-lab", line)
-        self.assertEqual(spare.count(), 5)
+        self.assertEqual(len(clients_of(spare)), 5)
 
     def test_silent_backend_is_skipped_once_down(self):
-        silent = self.fake("silent", greet=False)
-        spare = self.fake("spare")
+        silent = SilentBackend()
+        self.addCleanup(silent.stop)
+        spare = self.logging_backend()
         handshake_timeout = 4.0
         self.start_proxy([silent.port, spare.port],
                          {"health_check": {"interval": "1s", "timeout": "1s", "fall": 1,
@@ -216,35 +172,42 @@ class BackendHealthTest(unittest.TestCase):
         self.assertEqual(self.backend_up(silent_address), 0)
         delays = []
         for i in range(5):
-            line, seconds = served(self.port)
-            self.assertTrue(line.startswith("220") and "spare" in line,
+            line, seconds = served(self.port, f"c-{i}")
+            self.assertTrue(line.startswith("220 bytelog.test"),
                             f"client {i} got {line!r}\n{self.proxy.describe()}")
             delays.append(seconds)
         print(f"\n  greeting delays after the mark: {', '.join(f'{d * 1000:.0f}ms' for d in delays)}")
         self.assertLess(max(delays), handshake_timeout / 4)
+        self.assertEqual(len(clients_of(spare)), 5)
 
     def test_round_robin_spreads_connections(self):
-        a, b = self.fake("alpha"), self.fake("beta")
+        a, b = self.logging_backend(), self.logging_backend()
         self.start_proxy([a.port, b.port], {"balance": "round_robin"})
-        before = self.settled(a, b)  # the readiness probe's back leg took one turn
         for i in range(6):
-            line, _ = served(self.port)
+            line, _ = served(self.port, f"c-{i}")
             self.assertTrue(line.startswith("220"), f"client {i} got {line!r}")
-        self.assertEqual((a.count() - before[0], b.count() - before[1]), (3, 3))
+        # Alternating (the readiness probe of Tlsbridge.start may have taken the first turn).
+        self.assertEqual(sorted([clients_of(a), clients_of(b)]),
+                         [["c-0", "c-2", "c-4"], ["c-1", "c-3", "c-5"]])
 
     def test_least_conn_prefers_the_idle_backend(self):
-        a, b = self.fake("alpha"), self.fake("beta")
+        a, b = self.logging_backend(), self.logging_backend()
         self.start_proxy([a.port, b.port], {"balance": "least_conn"})
-        self.settled(a, b)
-        held_line, _, held = greeting(self.port)  # stays open on alpha (ties go in order)
+        time.sleep(0.5)  # the readiness probe's session is over
+        _, _, held = greeting(self.port)
         self.addCleanup(held.close)
-        self.assertIn("alpha", held_line)
+        held.command("EHLO c-held")  # stays open on one backend
+        busy, idle = (a, b) if "c-held" in clients_of(a) else (b, a)
+        self.assertIn("c-held", clients_of(busy))
         for i in range(3):
-            line, _ = served(self.port)
-            self.assertIn("beta", line, f"client {i} while alpha is busy")
+            served(self.port, f"c-{i}")
+        self.assertEqual(clients_of(idle), ["c-0", "c-1", "c-2"])
+        self.assertEqual(clients_of(busy), ["c-held"])
+        held.command("QUIT")
         held.close()
-        self.assertTrue(lab.wait_until(lambda: "alpha" in served(self.port)[0], 5),
-                        "alpha never chosen again once idle")
+        self.assertTrue(lab.wait_until(
+            lambda: served(self.port, "c-again") and "c-again" in clients_of(busy), 5),
+            "the backend that was busy is never chosen again once idle")
 
 
 if __name__ == "__main__":
