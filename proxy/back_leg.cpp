@@ -102,8 +102,9 @@ asio::awaitable<std::optional<back_leg_failure>> back_leg::connect() {
       if (!ec) facts_.local = endpoint_text(local);
       facts_.host = target.host;
       stream_.emplace(std::move(sock));
+      // Only a check proves an address up again: a backend that accepts and never greets
+      // connects fine.
       if (health) {
-        health->record(index, true, "connected");
         counted_ = health->state(index);
         ++counted_->active;
       }

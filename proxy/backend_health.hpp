@@ -2,8 +2,8 @@
 // workers and its checker (proxy/backend_health_checker.hpp). Each address has an `up` flag and a
 // count of the sessions it carries, both atomics read by every back leg without a lock; the
 // consecutive-result tally behind `up` (HAProxy's fall/rise) sits under a mutex that is taken
-// only by the checker, by a failed connect, and by a successful connect to an address that is
-// down or has failures pending — never by a healthy connect and never per byte. A change of state
+// only by the checker's results and by a back leg's failed connect — never by a connect that
+// works and never per byte. A change of state
 // is one log line (warn down, info up) and the gauge tlsbridge_backend_up{listener,address}.
 // The state is per process: several instances behind a load balancer each learn it themselves.
 #pragma once
