@@ -2,7 +2,8 @@
 and balance"): a real Postfix killed mid-test is marked down within fall*interval and clients go
 on being served by the second address; restarted, it is up again (log line and
 tlsbridge_backend_up); a backend that accepts but never greets is marked down and then costs a
-client nothing; round_robin spreads connections, least_conn prefers the idle backend."""
+client nothing; round_robin spreads connections, least_conn prefers the idle backend; IMAP and POP3 checks
+read their protocol's greeting (Dovecot passes, an SMTP server fails)."""
 
 import os
 import re
@@ -208,6 +209,40 @@ class BackendHealthTest(unittest.TestCase):
         self.assertTrue(lab.wait_until(
             lambda: served(self.port, "c-again") and "c-again" in clients_of(busy), 5),
             "the backend that was busy is never chosen again once idle")
+
+    def test_imap_and_pop3_checks_read_the_protocols_greeting(self):
+        dovecot = lab.DovecotBackend(self.certs)
+        self.addCleanup(dovecot.cleanup)
+        dovecot.start()
+        smtp = self.logging_backend()  # answers, but with an SMTP greeting
+        ports = {"imap": lab.free_port(), "pop3": lab.free_port()}
+        check = {"health_check": {"interval": "1s", "timeout": "1s", "fall": 1, "rise": 1}}
+        listeners = [
+            lab.smtp_listener(ports[name], 0, name=f"{name}-in", protocol=name,
+                              backend={"address": [f"127.0.0.1:{smtp.port}",
+                                                   f"127.0.0.1:{backend_port}"],
+                                       "tls": "starttls", "tls_profile": "legacy",
+                                       "verify": "none", **check})
+            for name, backend_port in (("imap", dovecot.imap_port), ("pop3", dovecot.pop3_port))]
+        self.admin = lab.free_port()
+        self.proxy = lab.Tlsbridge(listeners, [self.certs_pair()],
+                                   admin=f"127.0.0.1:{self.admin}")
+        self.addCleanup(self.proxy.cleanup)
+        self.proxy.start()
+        wrong = re.escape(f"127.0.0.1:{smtp.port}")
+        self.wait_log(rf"listener imap-in: backend {wrong} is down \(check failed: greeting 220 "
+                      r"bytelog\.test ESMTP tolerant is not \* OK\)", 6)
+        self.wait_log(rf"listener pop3-in: backend {wrong} is down \(check failed: greeting 220 "
+                      r"bytelog\.test ESMTP tolerant is not \+OK\)", 6)
+        time.sleep(2.5)  # two more rounds of checks: Dovecot's greetings pass
+        self.assertNotRegex(self.proxy.stderr(), rf"backend 127\.0\.0\.1:({dovecot.imap_port}|"
+                            rf"{dovecot.pop3_port}) is down")
+        self.assertEqual(self.backend_up(f"127.0.0.1:{dovecot.imap_port}"), 1)
+        self.assertEqual(self.backend_up(f"127.0.0.1:{smtp.port}"), 0)
+        for name, expect in (("imap", "* OK"), ("pop3", "+OK")):
+            line, seconds, client = greeting(ports[name])
+            client.close()
+            self.assertTrue(line.startswith(expect), f"{name}: {line!r}")
 
 
 if __name__ == "__main__":
