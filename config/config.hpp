@@ -22,6 +22,7 @@ enum class front_tls { starttls, implicit, none };
 enum class back_tls { none, starttls, implicit };
 enum class verify_mode { none, ca, pin };
 enum class policy_action { refuse, log, ignore };
+enum class balance_mode { first, round_robin, least_conn };
 enum class client_cert_mode { none, optional, required };
 enum class bare_lf_mode { reject, normalize, pass };
 
@@ -100,6 +101,15 @@ struct backend_config {
   std::string server_name;
   bool require_tls = true;
   bool resume_sessions = true;  // offer the last TLS session to the backend (tlsbridge addition)
+  balance_mode balance = balance_mode::first;  // over the addresses that are up
+  // Active health checks (proxy/backend_health_checker.hpp); interval 0 = off.
+  struct health_check_config {
+    duration interval{0};
+    duration timeout = std::chrono::seconds(3);
+    unsigned fall = 3;  // consecutive failures before an address is down
+    unsigned rise = 2;  // consecutive successes before it is up again
+  } health_check;
+  std::string health_path;  // https: GET this, any answer but 5xx is healthy; "" = TLS only
 };
 
 struct http_config {

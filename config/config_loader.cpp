@@ -93,6 +93,9 @@ const names<back_tls> back_tls_names{
     {"none", back_tls::none}, {"starttls", back_tls::starttls}, {"implicit", back_tls::implicit}};
 const names<verify_mode> verify_names{
     {"none", verify_mode::none}, {"ca", verify_mode::ca}, {"pin", verify_mode::pin}};
+const names<balance_mode> balance_names{{"first", balance_mode::first},
+                                        {"round_robin", balance_mode::round_robin},
+                                        {"least_conn", balance_mode::least_conn}};
 const names<policy_action> action_names{{"refuse", policy_action::refuse},
                                         {"log", policy_action::log},
                                         {"ignore", policy_action::ignore}};
@@ -462,11 +465,37 @@ class loader {
     r.read("server_name", b.server_name);
     r.read("require_tls", b.require_tls);
     r.read("resume_sessions", b.resume_sessions);
+    r.read_enum("balance", balance_names, b.balance);
+    read_health_check(t, r, b);
     if (b.verify == verify_mode::pin && b.pin_sha256.empty())
       sink_.add_at_key(r.path_of("verify"), "verify = \"pin\" needs at least one pin_sha256 entry");
     if (b.verify != verify_mode::none && b.tls == back_tls::none)
       sink_.add_at_key(r.path_of("verify"), "verify needs a TLS back leg, but tls = \"none\"");
     r.report_unknown_keys();
+  }
+
+  void read_health_check(const toml::table& t, table_reader& r, backend_config& b) {
+    r.read("health_path", b.health_path);
+    if (!b.health_path.empty() && b.health_path.front() != '/')
+      sink_.add_at_key(r.path_of("health_path"), "must start with /");
+    // health_check = "" is off, as an absent key.
+    if (const auto* off = t.get_as<std::string>("health_check"); off && off->get().empty()) {
+      std::string ignored;
+      r.read("health_check", ignored);
+      return;
+    }
+    const auto* ht = r.read_table("health_check");
+    if (!ht) return;
+    table_reader h(*ht, r.path_of("health_check"), sink_);
+    auto& hc = b.health_check;
+    hc.interval = std::chrono::seconds(10);
+    for (auto [key, field] :
+         {std::pair{"interval", &hc.interval}, std::pair{"timeout", &hc.timeout}})
+      if (h.read_duration(key, *field) && field->count() == 0)
+        sink_.add_at_key(h.path_of(key), "must be greater than 0");
+    h.read_integer("fall", 1, 100, hc.fall);
+    h.read_integer("rise", 1, 100, hc.rise);
+    h.report_unknown_keys();
   }
 
   void read_http(const toml::table& t, const std::string& path, http_config& h) {

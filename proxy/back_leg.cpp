@@ -30,6 +30,10 @@ back_leg::~back_leg() {
 }
 
 void back_leg::close() {
+  if (counted_) {
+    --counted_->active;
+    counted_.reset();
+  }
   if (!stream_) return;
   remember_session();  // a TLS 1.3 backend's ticket arrives after the handshake
   stream_->close();
@@ -51,7 +55,16 @@ asio::awaitable<std::optional<back_leg_failure>> back_leg::connect() {
   auto ex = co_await asio::this_coro::executor;
   asio::ip::tcp::resolver resolver(ex);
   std::string failures;
-  for (const auto& target : cfg_.backend.addresses) {
+  backend_health* health = rt_->health.get();
+  std::vector<std::size_t> order;
+  if (health) {
+    order = health->order();
+  } else {
+    for (std::size_t i = 0; i < cfg_.backend.addresses.size(); ++i) order.push_back(i);
+  }
+  for (std::size_t index : order) {
+    const auto& target = cfg_.backend.addresses[index];
+    const std::size_t failures_before = failures.size();
     // An IP literal needs no resolver: Asio's resolver runs on its own thread, which costs two
     // thread switches per connection (measured in bench/).
     std::vector<asio::ip::tcp::endpoint> endpoints;
@@ -89,7 +102,19 @@ asio::awaitable<std::optional<back_leg_failure>> back_leg::connect() {
       if (!ec) facts_.local = endpoint_text(local);
       facts_.host = target.host;
       stream_.emplace(std::move(sock));
+      // Only a check proves an address up again: a backend that accepts and never greets
+      // connects fine.
+      if (health) {
+        counted_ = health->state(index);
+        ++counted_->active;
+      }
       co_return std::nullopt;
+    }
+    // Passive check: a target none of whose endpoints connected counts one failure.
+    if (health) {
+      std::string reason = failures.substr(failures_before);
+      if (reason.rfind("; ", 0) == 0) reason.erase(0, 2);
+      health->record(index, false, "connect failed: " + reason);
     }
   }
   co_return unavailable("no backend reachable: " + failures);

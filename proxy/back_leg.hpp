@@ -1,12 +1,14 @@
 // The back leg of one connection as one object: connect with failover over the listener's
-// backend `address` list (each attempt bounded by timeouts.connect), the back TLS handshake
-// (implicit, or when the opener asks for it after STARTTLS) resuming the listener's cached
-// session for that address, the protocol's backend_opener run to completion (each step bounded
-// by timeouts.handshake), and the chain judgement — policy::judge_chain, with the pin_sha256 of a
-// verify = "pin" leg, is the only verdict. open() answers either the leg's facts (the leg is up)
-// or a typed failure {outcome, reason}; the facts gathered so far (address, chain, decision) stay
-// readable either way, for the `conn` record. Reconnecting is a new back_leg: the old one's
-// destructor caches its TLS session (a TLS 1.3 ticket arrives after the handshake) and closes it.
+// backend `address` list in the order its backend_health gives (healthy addresses by `balance`;
+// each attempt bounded by timeouts.connect; a failed connect is a passive health failure), the
+// back TLS handshake (implicit, or when the opener asks for it after STARTTLS) resuming the
+// listener's cached session for that address, the protocol's backend_opener run to completion (each
+// step bounded by timeouts.handshake), and the chain judgement — policy::judge_chain, with the
+// pin_sha256 of a verify = "pin" leg, is the only verdict. open() answers either the leg's facts
+// (the leg is up) or a typed failure {outcome, reason}; the facts gathered so far (address, chain,
+// decision) stay readable either way, for the `conn` record. Reconnecting is a new back_leg: the
+// old one's destructor caches its TLS session (a TLS 1.3 ticket arrives after the handshake) and
+// closes it.
 #pragma once
 
 #include <array>
@@ -77,6 +79,8 @@ class back_leg {
   std::optional<tls_stream> stream_;
   back_leg_facts facts_;
   bool session_stored_ = false;
+  // The address this leg counts against for least_conn, until close().
+  std::shared_ptr<backend_health::address_state> counted_;
 };
 
 }  // namespace tlsbridge::proxy

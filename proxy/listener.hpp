@@ -15,6 +15,7 @@
 #include "config/config.hpp"
 #include "config/value_parsers.hpp"
 #include "proxy/audit_log.hpp"
+#include "proxy/backend_health.hpp"
 #include "proxy/backend_session_cache.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/operational_warnings.hpp"
@@ -59,6 +60,8 @@ struct listener_runtime {
   operational_warnings* warnings = nullptr;  // null in check-config
   std::shared_ptr<listener_counters> counters = std::make_shared<listener_counters>();
   std::atomic<std::size_t>* process_active = nullptr;  // all listeners (null in check-config)
+  // Up/down and active sessions per backend address; null in check-config (configured order).
+  std::shared_ptr<backend_health> health;
 
   bool front_tls_possible() const { return settings->tls != config::front_tls::none; }
 };

@@ -46,6 +46,8 @@ std::string number(double v) {
 metrics::metrics() {
   declare("tlsbridge_connections_total", "counter", "Connections by listener and outcome.");
   declare("tlsbridge_active_connections", "gauge", "Connections open now, by listener.");
+  declare("tlsbridge_backend_up", "gauge",
+          "1 while a backend address is up in this process's health state, 0 while down.");
   declare("tlsbridge_handshake_failures_total", "counter",
           "TLS handshakes that failed, by listener, side (front/back) and reason.");
   declare("tlsbridge_tls_versions_total", "counter",

@@ -655,3 +655,49 @@ TEST_CASE("load_config on a file that cannot be read", "[config][loader]") {
     CHECK_THAT(e.what(), Catch::StartsWith(missing.string() + ": cannot read file"));
   }
 }
+
+TEST_CASE("backend balance and health_check: defaults, values, off and errors",
+          "[config][loader]") {
+  lab l;
+  {
+    const auto cfg = load_config(l.dir.write("tlsbridge.toml", minimal));
+    const auto& b = cfg->listeners[0].backend;
+    CHECK(b.balance == balance_mode::first);
+    CHECK(b.health_check.interval.count() == 0);  // off
+    CHECK(b.health_path.empty());
+  }
+  {
+    const auto cfg = load_config(l.dir.write(
+        "tlsbridge.toml", std::string(minimal) + "balance = \"least_conn\"\n"
+                                                 "health_check = { interval = \"2s\", rise = 4 }\n"
+                                                 "health_path = \"/owa/healthcheck.htm\"\n"));
+    const auto& b = cfg->listeners[0].backend;
+    CHECK(b.balance == balance_mode::least_conn);
+    CHECK(b.health_check.interval == std::chrono::seconds(2));
+    CHECK(b.health_check.timeout == std::chrono::seconds(3));
+    CHECK(b.health_check.fall == 3);
+    CHECK(b.health_check.rise == 4);
+    CHECK(b.health_path == "/owa/healthcheck.htm");
+  }
+  {
+    const auto cfg = load_config(l.dir.write("tlsbridge.toml", std::string(minimal) +
+                                                                   "health_check = {}\n"
+                                                                   "balance = \"round_robin\"\n"));
+    CHECK(cfg->listeners[0].backend.health_check.interval == std::chrono::seconds(10));
+    CHECK(cfg->listeners[0].backend.balance == balance_mode::round_robin);
+  }
+  {
+    const auto cfg =
+        load_config(l.dir.write("tlsbridge.toml", std::string(minimal) + "health_check = \"\"\n"));
+    CHECK(cfg->listeners[0].backend.health_check.interval.count() == 0);
+  }
+  const auto errors = l.errors_of(std::string(minimal) +
+                                  "balance = \"random\"\n"
+                                  "health_check = { interval = \"0s\", fall = 0, x = 1 }\n"
+                                  "health_path = \"healthz\"\n");
+  error_for(errors, "listener[0].backend.balance");
+  error_for(errors, "listener[0].backend.health_check.interval");
+  error_for(errors, "listener[0].backend.health_check.fall");
+  error_for(errors, "listener[0].backend.health_check.x");
+  error_for(errors, "listener[0].backend.health_path");
+}
