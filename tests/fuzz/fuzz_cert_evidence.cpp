@@ -75,7 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(!d.reason.empty());
       }
       if (d.findings.empty()) FUZZ_CHECK(d.result == tlsbridge::policy::verdict::clean);
-      (void)tlsbridge::policy::chain_to_json(chain, d.findings, d.result);
+      (void)tlsbridge::policy::chain_to_json(chain, d.findings, d.result, d.rule);
     }
   }
   return 0;
