@@ -45,11 +45,11 @@ std::array<std::uint8_t, 16> ip(const char* text) {
 }
 
 peer_context client(const char* listener, const char* address) {
-  return peer_context{listener, ip(address), ""};
+  return peer_context{listener, ip(address), "", std::nullopt, false};
 }
 
 peer_context backend(const char* listener, const char* host) {
-  return peer_context{listener, std::nullopt, host};
+  return peer_context{listener, std::nullopt, host, std::nullopt, false};
 }
 
 policy_rule rule(std::optional<std::string> listener, std::optional<std::string> peer) {

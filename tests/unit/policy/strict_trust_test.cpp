@@ -37,10 +37,8 @@ policy::chain_evidence self_signed_wrong_name() {
 }
 
 policy::peer_context ca_leg(const char* host, const char* backend_ip) {
-  policy::peer_context peer{"smtp-out", config::parse_ip("192.0.2.9"), host};
-  peer.backend_ip = config::parse_ip(backend_ip);
-  peer.strict_trust = true;
-  return peer;
+  return policy::peer_context{"smtp-out", config::parse_ip("192.0.2.9"), host,
+                              config::parse_ip(backend_ip), /*strict_trust=*/true};
 }
 
 config::policy_rule rule_for(const char* peer) {
