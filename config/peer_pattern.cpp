@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <vector>
 
 #include "config/value_parsers.hpp"
 
@@ -17,6 +16,8 @@ bool is_glob_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '*';
 }
 
+}  // namespace
+
 std::vector<std::string_view> split_labels(std::string_view name) {
   std::vector<std::string_view> labels;
   for (;;) {
@@ -26,8 +27,6 @@ std::vector<std::string_view> split_labels(std::string_view name) {
     name.remove_prefix(dot + 1);
   }
 }
-
-}  // namespace
 
 std::optional<std::string> peer_pattern_problem(std::string_view text) {
   if (parse_cidr(text)) return std::nullopt;

@@ -8,8 +8,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tlsbridge::config {
+
+// "a.b.c" -> {"a", "b", "c"}; empty labels kept ("a..b" -> {"a", "", "b"}).
+std::vector<std::string_view> split_labels(std::string_view name);
 
 // Why `text` can match no peer, or std::nullopt when it is a usable CIDR, address or host glob.
 // A glob that can match nothing is refused rather than silently never matching: characters

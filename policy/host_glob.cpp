@@ -1,7 +1,8 @@
 #include "policy/host_glob.hpp"
 
 #include <cstddef>
-#include <vector>
+
+#include "config/peer_pattern.hpp"
 
 namespace tlsbridge::policy {
 namespace {
@@ -13,16 +14,6 @@ char lower_ascii(char c) {
 std::string_view without_trailing_dot(std::string_view name) {
   if (!name.empty() && name.back() == '.') name.remove_suffix(1);
   return name;
-}
-
-std::vector<std::string_view> split_labels(std::string_view name) {
-  std::vector<std::string_view> labels;
-  for (;;) {
-    const auto dot = name.find('.');
-    labels.push_back(name.substr(0, dot));
-    if (dot == std::string_view::npos) return labels;
-    name.remove_prefix(dot + 1);
-  }
 }
 
 // '*' = zero or more characters; the classic greedy match with one backtrack point, which is
@@ -55,8 +46,8 @@ bool host_glob_matches(std::string_view glob, std::string_view host) {
   host = without_trailing_dot(host);
   if (glob.empty() || host.empty()) return false;
   if (glob == "*") return true;
-  const auto patterns = split_labels(glob);
-  const auto labels = split_labels(host);
+  const auto patterns = config::split_labels(glob);
+  const auto labels = config::split_labels(host);
   for (const auto label : labels)
     if (label.empty()) return false;
   // A leading "*" label absorbs one or more whole labels; the rest match one label each.

@@ -14,6 +14,7 @@ import signal
 import unittest
 
 import lab
+from test_outbound_relay import NextHopPostfix
 
 CLIENT_IP = "127.0.0.3"
 
@@ -22,38 +23,16 @@ def setUpModule():
     lab.shared_certs()
 
 
-class NextHop(lab.PostfixBackend):
-    """A Postfix next hop offering STARTTLS (TLS 1.2+) with the given certificate chain file."""
-
-    def __init__(self, certs_dir, key, chain_pem):
-        super().__init__(certs_dir, tls="tls1.0-starttls")
-        self.key, self.chain_pem = key, chain_pem
-
-    def configure(self):
-        super().configure()
-        for name in (self.key, self.chain_pem):
-            shutil.copy(os.path.join(self.certs_dir, name), os.path.join(self.dir, "certs"))
-            os.chmod(os.path.join(self.dir, "certs", name), 0o644)
-        path = os.path.join(self.etc, "main.cf")
-        with open(path) as f:
-            main = f.read()
-        main = main.replace("certs/sha1.key", f"certs/{self.key}")
-        main = main.replace("certs/sha1.chain.pem", f"certs/{self.chain_pem}")
-        main = main.replace(">=TLSv1, <=TLSv1", ">=TLSv1.2")
-        with open(path, "w") as f:
-            f.write(main)
-
-
 class OutboundTrustTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = lab.shared_certs()
         # selfsigned.crt: CN=selfsigned.test, SAN localhost + 127.0.0.1, in no trust store.
-        cls.self_signed_hop = NextHop(cls.certs, "selfsigned.key", "selfsigned.crt")
+        cls.self_signed_hop = NextHopPostfix(cls.certs, "selfsigned", chain_pem="selfsigned.crt")
         cls.addClassCleanup(cls.self_signed_hop.cleanup)
         cls.self_signed_hop.start()
         # server.chain.pem: localhost / mail.test / 127.0.0.1, under inter <- ca.
-        cls.good_hop = NextHop(cls.certs, "server.key", "server.chain.pem")
+        cls.good_hop = NextHopPostfix(cls.certs, "server")
         cls.addClassCleanup(cls.good_hop.cleanup)
         cls.good_hop.start()
 

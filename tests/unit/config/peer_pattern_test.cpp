@@ -11,10 +11,10 @@ using tlsbridge::config::peer_pattern_problem;
 
 TEST_CASE("peer_pattern_problem accepts CIDRs, addresses and host globs", "[config][policy]") {
   const std::string longest_label(63, 'a');
-  for (const char* ok : {"10.0.0.0/8", "127.0.0.1", "::1", "2001:db8::/32", "*", "localhost",
-                         "*.contoso.com", "mx*.example.net", "*mx.example.net", "m*x*.example.net",
-                         "mail.*.example", "MX1.Example.NET.", "a-b.example", "*-*.example",
-                         "host.example1", longest_label.c_str()}) {
+  for (const char* ok :
+       {"10.0.0.0/8", "127.0.0.1", "::1", "2001:db8::/32", "*", "localhost", "*.contoso.com",
+        "mx*.example.net", "*mx.example.net", "m*x*.example.net", "mail.*.example",
+        "MX1.Example.NET.", "a-b.example", "*-*.example", "host.example1", longest_label.c_str()}) {
     INFO(ok);
     CHECK_FALSE(peer_pattern_problem(ok));
   }
