@@ -13,6 +13,7 @@
 #include <sstream>
 #include <utility>
 
+#include "config/peer_pattern.hpp"
 #include "config/toml_reader.hpp"
 #include "config/value_parsers.hpp"
 
@@ -130,7 +131,7 @@ bool is_hex(std::string_view s) {
                      [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
 }
 
-// Backend host name globs in policy rules: "*.partner.example", "mx1.example.com".
+// [[certs]] names: "*.partner.example", "mx1.example.com".
 bool is_host_glob(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '*';
@@ -341,14 +342,12 @@ class loader {
     std::string text;
     if (r.read("listener", text)) rule.listener = text;  // checked against listeners in validate()
     if (r.read("peer", text)) {
-      // Something with '/' or ':' can only be meant as an address block.
-      const bool looks_like_cidr = text.find_first_of("/:") != std::string::npos;
-      if (parse_cidr(text) || (!looks_like_cidr && is_host_glob(text)))
-        rule.peer = text;
+      if (const auto problem = peer_pattern_problem(text))
+        sink_.add_at_key(r.path_of("peer"), "invalid peer " + in_quotes(text) + ": " + *problem +
+                                                "; expected a CIDR (\"10.0.0.0/8\"), an address "
+                                                "or a host glob (\"*.partner.example\")");
       else
-        sink_.add_at_key(r.path_of("peer"), "invalid peer " + in_quotes(text) +
-                                                ", expected a CIDR (\"10.0.0.0/8\") or a host glob "
-                                                "(\"*.partner.example\")");
+        rule.peer = text;
     }
     read_actions(r, rule.actions);
     r.report_unknown_keys();

@@ -28,7 +28,7 @@ std::string format_rfc3339_seconds(std::int64_t epoch_seconds) {
 }
 
 boost::json::value chain_to_json(const chain_evidence& chain, const std::vector<finding>& findings,
-                                 verdict v) {
+                                 verdict v, std::optional<std::size_t> rule) {
   boost::json::array found;
   found.reserve(findings.size());
   for (const auto& f : findings)
@@ -46,7 +46,10 @@ boost::json::value chain_to_json(const chain_evidence& chain, const std::vector<
                                         {"sha256", c.sha256}});
   }
   return boost::json::object{
-      {"verdict", to_string(v)}, {"findings", std::move(found)}, {"certs", std::move(certs)}};
+      {"verdict", to_string(v)},
+      {"rule", rule ? boost::json::value(*rule) : boost::json::value("default")},
+      {"findings", std::move(found)},
+      {"certs", std::move(certs)}};
 }
 
 }  // namespace tlsbridge::policy

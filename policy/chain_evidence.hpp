@@ -7,6 +7,7 @@
 
 #include <boost/json/value.hpp>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,10 +53,11 @@ struct chain_evidence {
 enum class verdict { clean, logged, refused };
 const char* to_string(verdict v);
 
-// {"verdict": ..., "findings": [{kind, depth, detail}], "certs": [{subject, issuer, sig_alg, key,
-// not_after, sha256}]} as README shows; not_after in RFC 3339.
+// {"verdict": ..., "rule": ..., "findings": [{kind, depth, detail}], "certs": [{subject, issuer,
+// sig_alg, key, not_after, sha256}]} as docs/audit-records.md shows; not_after in RFC 3339. rule:
+// the index of the [[policy.rule]] that decided (decision::rule), or "default" for none.
 boost::json::value chain_to_json(const chain_evidence& chain, const std::vector<finding>& findings,
-                                 verdict v);
+                                 verdict v, std::optional<std::size_t> rule);
 
 std::string format_rfc3339_seconds(std::int64_t epoch_seconds);
 

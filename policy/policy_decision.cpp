@@ -8,26 +8,11 @@
 namespace tlsbridge::policy {
 namespace {
 
-char lower_ascii(char c) {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower_ascii(a[i]) != lower_ascii(b[i])) return false;
-  return true;
-}
-
-std::string_view without_trailing_dot(std::string_view name) {
-  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
-  return name;
-}
-
 // The [policy] default and the per-rule override for one kind.
 struct action_slot {
   config::policy_action config::policy_config::*base;
   std::optional<config::policy_action> config::policy_actions::*override;
+  bool trust_question = false;  // untrusted, self_signed, name_mismatch: strict_trust refuses
 };
 
 std::optional<action_slot> slot_for(const std::string& kind) {
@@ -42,9 +27,9 @@ std::optional<action_slot> slot_for(const std::string& kind) {
   // A self-signed leaf is a trust question — nobody but itself vouches for it — so it follows
   // on_untrusted rather than having a switch of its own.
   if (kind == kind_untrusted || kind == kind_self_signed)
-    return action_slot{&policy_config::on_untrusted, &policy_actions::on_untrusted};
+    return action_slot{&policy_config::on_untrusted, &policy_actions::on_untrusted, true};
   if (kind == kind_name_mismatch)
-    return action_slot{&policy_config::on_name_mismatch, &policy_actions::on_name_mismatch};
+    return action_slot{&policy_config::on_name_mismatch, &policy_actions::on_name_mismatch, true};
   return std::nullopt;
 }
 
@@ -62,28 +47,13 @@ const char* to_string(config::policy_action action) {
   return "refuse";
 }
 
-bool host_glob_matches(std::string_view glob, std::string_view host) {
-  glob = without_trailing_dot(glob);
-  host = without_trailing_dot(host);
-  if (glob.empty() || host.empty()) return false;
-  if (glob == "*") return true;
-  if (glob.size() < 2 || glob[0] != '*' || glob[1] != '.') return iequals(glob, host);
-
-  const std::string_view suffix = glob.substr(1);  // ".partner.example"
-  if (host.size() <= suffix.size()) return false;
-  if (!iequals(host.substr(host.size() - suffix.size()), suffix)) return false;
-  // What '*' stands for must be whole labels: non-empty, no empty label inside ("a..b").
-  const std::string_view labels = host.substr(0, host.size() - suffix.size());
-  return labels.front() != '.' && labels.back() != '.' &&
-         labels.find("..") == std::string_view::npos;
-}
-
 bool rule_matches(const config::policy_rule& rule, const peer_context& peer) {
   if (rule.listener && *rule.listener != peer.listener) return false;
   if (rule.peer) {
     // Parsed on every call: rules are few and a chain is judged once per handshake.
     if (const auto block = config::parse_cidr(*rule.peer))
-      return peer.client_ip && block->contains(*peer.client_ip);
+      return (peer.client_ip && block->contains(*peer.client_ip)) ||
+             (peer.backend_ip && block->contains(*peer.backend_ip));
     return !peer.backend_host.empty() && host_glob_matches(*rule.peer, peer.backend_host);
   }
   return true;
@@ -93,17 +63,24 @@ config::policy_action action_for(const std::string& kind, const config::policy_c
                                  const peer_context& peer) {
   const auto slot = slot_for(kind);
   if (!slot) return config::policy_action::refuse;
-  for (const auto& rule : policy.rules) {
-    if (!rule_matches(rule, peer)) continue;
-    return (rule.actions.*(slot->override)).value_or(policy.*(slot->base));
-  }
+  if (const auto rule = matching_rule(policy, peer))
+    if (const auto set = policy.rules[*rule].actions.*(slot->override)) return *set;
+  if (peer.strict_trust && slot->trust_question) return config::policy_action::refuse;
   return policy.*(slot->base);
+}
+
+std::optional<std::size_t> matching_rule(const config::policy_config& policy,
+                                         const peer_context& peer) {
+  for (std::size_t i = 0; i < policy.rules.size(); ++i)
+    if (rule_matches(policy.rules[i], peer)) return i;
+  return std::nullopt;
 }
 
 decision judge_chain(const chain_evidence& chain, const config::policy_config& policy,
                      const peer_context& peer, bool trusted_by_configuration, std::int64_t now,
                      const std::vector<std::string>* pins) {
   decision out;
+  out.rule = matching_rule(policy, peer);
   for (auto& f : chain_findings(chain, policy, now)) {
     auto action = action_for(f.kind, policy, peer);
     if (action == config::policy_action::ignore) continue;

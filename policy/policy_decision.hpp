@@ -14,6 +14,7 @@
 
 #include "config/config.hpp"
 #include "policy/chain_evidence.hpp"
+#include "policy/host_glob.hpp"
 
 namespace tlsbridge::policy {
 
@@ -23,6 +24,11 @@ struct peer_context {
   std::optional<std::array<std::uint8_t, 16>> client_ip;  // v4-mapped v6 bytes; the client (after
                                                           // PROXY), for front and back legs alike
   std::string backend_host;  // back leg: configured host name or IP text; "" on a front leg
+  // back leg: the address reached (v4-mapped v6 bytes); none on a front leg
+  std::optional<std::array<std::uint8_t, 16>> backend_ip;
+  // A verify = "ca" back leg: untrusted, self_signed and name_mismatch are refused whatever
+  // [policy] says, unless the matching [[policy.rule]] sets on_untrusted / on_name_mismatch.
+  bool strict_trust = false;
 };
 
 struct decision {
@@ -32,6 +38,9 @@ struct decision {
   std::vector<config::policy_action> actions;
   verdict result = verdict::clean;  // clean (no findings left), logged, refused
   std::string reason;  // for refused: "weak_signature at depth 1: md5WithRSAEncryption (refuse)"
+  // The [[policy.rule]] consulted (index in file order, from 0): the first one matching the
+  // peer; none = only [policy] (and strict_trust) decided. The audit `chain`'s "rule".
+  std::optional<std::size_t> rule;
 };
 
 // The whole judgement of one chain. trusted_by_configuration: back legs with verify = "none" or
@@ -45,23 +54,22 @@ decision judge_chain(const chain_evidence& chain, const config::policy_config& p
 // The effective action for a finding kind. The first rule that matches `peer` is the only rule
 // consulted: the actions it sets override [policy], the ones it leaves out come from [policy]
 // (a later matching rule does not fill them in — first match, as in a firewall). expired and
-// not_yet_valid share on_expired; untrusted and self_signed share on_untrusted. An unknown kind
-// is refused: a finding nobody configured must not pass silently.
+// not_yet_valid share on_expired; untrusted and self_signed share on_untrusted. On a strict_trust
+// peer, [policy]'s on_untrusted / on_name_mismatch are not consulted: without a rule setting them,
+// those kinds are refused. An unknown kind is refused: a finding nobody configured must not pass
+// silently.
 config::policy_action action_for(const std::string& kind, const config::policy_config& policy,
                                  const peer_context& peer);
 
 // A rule matches when every selector it has matches; a rule without selectors matches everyone.
-// listener: equal to peer.listener. peer: if it parses as a CIDR (or bare address), it is matched
-// against peer.client_ip (no client_ip: no match); otherwise it is a host glob matched against
-// peer.backend_host (empty: no match).
+// listener: equal to peer.listener. peer: if it parses as a CIDR (or bare address), it matches
+// when peer.client_ip or peer.backend_ip is inside it; otherwise it is a host glob
+// (host_glob_matches) matched against peer.backend_host (empty: no match).
 bool rule_matches(const config::policy_rule& rule, const peer_context& peer);
 
-// Host name glob, ASCII case-insensitive, one trailing dot on either side ignored. Without '*' it
-// is an exact comparison. A leading "*." label matches ONE OR MORE whole labels:
-// "*.partner.example" matches "mx1.partner.example" and "a.b.partner.example", not
-// "partner.example" nor "xpartner.example". "*" alone matches any non-empty host. A '*' anywhere
-// else is compared literally (host names have none, so such a glob never matches).
-bool host_glob_matches(std::string_view glob, std::string_view host);
+// The index of the first rule that matches `peer`, the only one action_for consults.
+std::optional<std::size_t> matching_rule(const config::policy_config& policy,
+                                         const peer_context& peer);
 
 const char* to_string(config::policy_action action);
 

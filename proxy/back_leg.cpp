@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "certs/chain_collector.hpp"
+#include "config/value_parsers.hpp"
 #include "proxy/coro_util.hpp"
 #include "proxy/protocol_factory.hpp"
 
@@ -204,7 +205,10 @@ std::optional<back_leg_failure> back_leg::judge(std::optional<policy::chain_evid
   // matches no pin. "ca" judges the chain in full.
   const bool trusted_by_configuration = b.verify != config::verify_mode::ca;
   const bool pinned = b.verify == config::verify_mode::pin;
-  policy::peer_context peer{cfg_.name, client_ip_, facts_.host};
+  const auto reached = config::parse_endpoint(facts_.address);
+  policy::peer_context peer{cfg_.name, client_ip_, facts_.host,
+                            reached ? config::parse_ip(reached->host) : std::nullopt,
+                            /*strict_trust=*/b.verify == config::verify_mode::ca};
   facts_.decision =
       policy::judge_chain(*facts_.chain, rt_->root->policy, peer, trusted_by_configuration,
                           std::time(nullptr), pinned ? &b.pin_sha256 : nullptr);

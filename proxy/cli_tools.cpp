@@ -69,7 +69,7 @@ int exit_code_for(policy::verdict v) {
 // chain_to_json (the audit `chain`) plus what a diagnosis wants on top: each finding's action and
 // each certificate's depth and not_before.
 boost::json::value chain_json(const policy::chain_evidence& chain, const policy::decision& d) {
-  auto value = policy::chain_to_json(chain, d.findings, d.result);
+  auto value = policy::chain_to_json(chain, d.findings, d.result, d.rule);
   auto& obj = value.as_object();
   auto& findings = obj["findings"].as_array();
   for (std::size_t i = 0; i < findings.size() && i < d.actions.size(); ++i)

@@ -15,7 +15,8 @@ void put_tls(boost::json::object& o, const leg_record& leg) {
 
 boost::json::value chain_json(const leg_record& leg) {
   if (!leg.chain || !leg.decision) return nullptr;
-  return policy::chain_to_json(*leg.chain, leg.decision->findings, leg.decision->result);
+  return policy::chain_to_json(*leg.chain, leg.decision->findings, leg.decision->result,
+                               leg.decision->rule);
 }
 
 }  // namespace

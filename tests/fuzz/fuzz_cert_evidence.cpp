@@ -66,7 +66,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       else
         FUZZ_CHECK(f.depth < static_cast<int>(chain.certs.size()));
     }
-    const tlsbridge::policy::peer_context peer{"fuzz", std::nullopt, "mx.example"};
+    const tlsbridge::policy::peer_context peer{"fuzz", std::nullopt, "mx.example", std::nullopt,
+                                               false};
     for (bool trusted_by_config : {false, true}) {
       const auto d = tlsbridge::policy::judge_chain(chain, policy, peer, trusted_by_config, now);
       FUZZ_CHECK(d.findings.size() == d.actions.size());
@@ -75,7 +76,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(!d.reason.empty());
       }
       if (d.findings.empty()) FUZZ_CHECK(d.result == tlsbridge::policy::verdict::clean);
-      (void)tlsbridge::policy::chain_to_json(chain, d.findings, d.result);
+      (void)tlsbridge::policy::chain_to_json(chain, d.findings, d.result, d.rule);
     }
   }
   return 0;

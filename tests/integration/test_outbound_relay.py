@@ -17,22 +17,23 @@ def setUpModule():
 
 
 class NextHopPostfix(lab.PostfixBackend):
-    """A Postfix that offers STARTTLS with the given chain, TLS 1.2 and later only."""
+    """A Postfix that offers STARTTLS with the given chain (NAME.key and NAME.chain.pem of the
+    test PKI, or chain_pem when given), TLS 1.2 and later only."""
 
-    def __init__(self, certs_dir, chain="md5leaf"):
+    def __init__(self, certs_dir, chain="md5leaf", chain_pem=None):
         super().__init__(certs_dir, tls="tls1.0-starttls")
-        self.chain = chain
+        self.key, self.chain_pem = f"{chain}.key", chain_pem or f"{chain}.chain.pem"
 
     def configure(self):
         super().configure()
-        for name in (f"{self.chain}.key", f"{self.chain}.chain.pem"):
+        for name in (self.key, self.chain_pem):
             shutil.copy(os.path.join(self.certs_dir, name), os.path.join(self.dir, "certs"))
             os.chmod(os.path.join(self.dir, "certs", name), 0o644)
         path = os.path.join(self.etc, "main.cf")
         with open(path) as f:
             main = f.read()
-        main = main.replace("certs/sha1.key", f"certs/{self.chain}.key")
-        main = main.replace("certs/sha1.chain.pem", f"certs/{self.chain}.chain.pem")
+        main = main.replace("certs/sha1.key", f"certs/{self.key}")
+        main = main.replace("certs/sha1.chain.pem", f"certs/{self.chain_pem}")
         main = main.replace(">=TLSv1, <=TLSv1", ">=TLSv1.2")
         with open(path, "w") as f:
             f.write(main)

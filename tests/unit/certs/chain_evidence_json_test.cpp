@@ -24,11 +24,12 @@ TEST_CASE("chain_to_json has the audit chain shape", "[policy][json]") {
   auto stack = test::make_stack({"md5inter.crt"});
   const auto chain = certs::collect_chain(leaf.get(), stack.get(), {});
   const std::vector<policy::finding> findings{{"weak_signature", 1, "md5WithRSAEncryption"}};
-  const auto json = policy::chain_to_json(chain, findings, policy::verdict::refused);
+  const auto json = policy::chain_to_json(chain, findings, policy::verdict::refused, 2);
 
   const auto& obj = json.as_object();
-  CHECK(obj.size() == 3);
+  CHECK(obj.size() == 4);
   CHECK(obj.at("verdict") == "refused");
+  CHECK(obj.at("rule") == 2);
   const auto& f = obj.at("findings").as_array();
   REQUIRE(f.size() == 1);
   CHECK(f[0] ==
@@ -45,6 +46,7 @@ TEST_CASE("chain_to_json has the audit chain shape", "[policy][json]") {
   CHECK(c1.at("not_after").as_string().size() == 20);
   CHECK(c1.at("sha256") == boost::json::value(chain.certs[1].sha256));
 
-  const auto empty = policy::chain_to_json({}, {}, policy::verdict::clean);
-  CHECK(boost::json::serialize(empty) == R"({"verdict":"clean","findings":[],"certs":[]})");
+  const auto empty = policy::chain_to_json({}, {}, policy::verdict::clean, std::nullopt);
+  CHECK(boost::json::serialize(empty) ==
+        R"({"verdict":"clean","rule":"default","findings":[],"certs":[]})");
 }

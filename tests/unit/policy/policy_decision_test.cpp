@@ -45,11 +45,11 @@ std::array<std::uint8_t, 16> ip(const char* text) {
 }
 
 peer_context client(const char* listener, const char* address) {
-  return peer_context{listener, ip(address), ""};
+  return peer_context{listener, ip(address), "", std::nullopt, false};
 }
 
 peer_context backend(const char* listener, const char* host) {
-  return peer_context{listener, std::nullopt, host};
+  return peer_context{listener, std::nullopt, host, std::nullopt, false};
 }
 
 policy_rule rule(std::optional<std::string> listener, std::optional<std::string> peer) {
@@ -78,7 +78,15 @@ TEST_CASE("host_glob_matches", "[policy][rules]") {
   CHECK_FALSE(host_glob_matches("*.partner.example", "mx1.other.example"));
   CHECK_FALSE(host_glob_matches("mx.partner.example", "mx1.partner.example"));
   CHECK_FALSE(host_glob_matches("mx.partner.example", "a.mx.partner.example"));
-  CHECK_FALSE(host_glob_matches("mx*.partner.example", "mx1.partner.example"));  // only "*." leads
+  CHECK(host_glob_matches("mx*.partner.example", "mx1.partner.example"));  // '*' inside a label
+  CHECK(host_glob_matches("mx*.partner.example", "MX.partner.example"));   // zero characters
+  CHECK(host_glob_matches("*mx.partner.example", "edge-mx.partner.example"));
+  CHECK(host_glob_matches("m*x*1.partner.example", "mail-exch1.partner.example"));
+  CHECK(host_glob_matches("mail.*.example", "mail.eu.example"));
+  CHECK_FALSE(host_glob_matches("mx*.partner.example", "mx1.a.partner.example"));  // one label
+  CHECK_FALSE(host_glob_matches("mx*.partner.example", "smx1.partner.example"));
+  CHECK_FALSE(host_glob_matches("mail.*.example", "mail.a.b.example"));
+  CHECK_FALSE(host_glob_matches("m*x*1.partner.example", "mail-exch2.partner.example"));
   CHECK_FALSE(host_glob_matches("*.partner.example", ""));
   CHECK_FALSE(host_glob_matches("", "mx.example"));
   CHECK_FALSE(host_glob_matches("*", ""));
@@ -109,8 +117,15 @@ TEST_CASE("rule_matches: listener and peer selectors", "[policy][rules]") {
     CHECK_FALSE(rule_matches(r, client("imap", "2001:db9::5")));
     CHECK_FALSE(rule_matches(r, client("imap", "10.0.0.1")));
   }
-  SECTION("a CIDR needs a client address; it is not compared with the backend host") {
+  SECTION("a CIDR is compared with the client and backend addresses, never the host text") {
     CHECK_FALSE(rule_matches(rule(std::nullopt, "10.0.0.0/8"), backend("smtp-out", "10.0.0.5")));
+    auto back = backend("smtp-out", "mx.example");
+    back.backend_ip = ip("127.0.0.1");
+    CHECK(rule_matches(rule(std::nullopt, "127.0.0.1"), back));
+    CHECK(rule_matches(rule(std::nullopt, "127.0.0.0/8"), back));
+    CHECK_FALSE(rule_matches(rule(std::nullopt, "10.0.0.0/8"), back));
+    back.client_ip = ip("10.1.1.1");  // the client (after PROXY) still counts on the back leg
+    CHECK(rule_matches(rule(std::nullopt, "10.0.0.0/8"), back));
   }
   SECTION("host glob against the backend host") {
     const auto r = rule(std::nullopt, "*.partner.example");

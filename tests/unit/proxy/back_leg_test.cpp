@@ -148,6 +148,14 @@ bool has_finding(const back_leg& leg, const std::string& kind) {
                           [&](const policy::finding& f) { return f.kind == kind; });
 }
 
+// An implicit-TLS verify = "ca" leg to `backend`, trusting ca.crt.
+void verify_against_ca_crt(fixture& f, const tls_backend& backend) {
+  f.l->backend.addresses = {{"127.0.0.1", backend.port()}};
+  f.l->backend.tls = config::back_tls::implicit;
+  f.l->backend.verify = config::verify_mode::ca;
+  f.l->backend.ca_file = test::test_pki::get().file("ca.crt");
+}
+
 }  // namespace
 
 TEST_CASE("back_leg: the first address refuses, the second is reached", "[back_leg]") {
@@ -195,10 +203,7 @@ TEST_CASE("back_leg: a backend that accepts and never speaks hits the opener's t
 TEST_CASE("back_leg: a verify = \"ca\" leg refuses a chain its CA did not issue", "[back_leg]") {
   fixture f;
   tls_backend impostor("client-other");  // issued by otherca, not by ca.crt
-  f.l->backend.addresses = {{"127.0.0.1", impostor.port()}};
-  f.l->backend.tls = config::back_tls::implicit;
-  f.l->backend.verify = config::verify_mode::ca;
-  f.l->backend.ca_file = test::test_pki::get().file("ca.crt");
+  verify_against_ca_crt(f, impostor);
   f.root->policy.on_untrusted = config::policy_action::refuse;
   f.open([&](back_leg& leg, const std::optional<back_leg_failure>& failed) {
     REQUIRE(failed);
@@ -208,6 +213,39 @@ TEST_CASE("back_leg: a verify = \"ca\" leg refuses a chain its CA did not issue"
     CHECK(leg.facts().decision->result == policy::verdict::refused);
     CHECK(has_finding(leg, "untrusted"));
   });
+}
+
+TEST_CASE("back_leg: verify = \"ca\" refuses untrusted despite [policy]'s log default",
+          "[back_leg][trust]") {
+  fixture f;
+  tls_backend impostor("client-other");  // issued by otherca, not by ca.crt
+  verify_against_ca_crt(f, impostor);
+  REQUIRE(f.root->policy.on_untrusted == config::policy_action::log);
+
+  SECTION("no rule: refused, decided by default") {
+    f.open([&](back_leg& leg, const std::optional<back_leg_failure>& failed) {
+      REQUIRE(failed);
+      CHECK(failed->what == proxy::outcome::refused_policy);
+      REQUIRE(leg.facts().decision);
+      CHECK_FALSE(leg.facts().decision->rule);
+    });
+  }
+  SECTION("a rule naming the backend's address lets it through, and is the deciding rule") {
+    config::policy_rule elsewhere;
+    elsewhere.peer = "10.0.0.0/8";
+    elsewhere.actions.on_untrusted = config::policy_action::log;
+    config::policy_rule by_ip;
+    by_ip.peer = "127.0.0.1";  // the fixture's client is ::, so only the backend matches
+    by_ip.actions.on_untrusted = config::policy_action::log;
+    f.root->policy.rules = {elsewhere, by_ip};
+    f.open([&](back_leg& leg, const std::optional<back_leg_failure>& failed) {
+      REQUIRE_FALSE(failed);
+      REQUIRE(leg.facts().decision);
+      CHECK(leg.facts().decision->result == policy::verdict::logged);
+      CHECK(leg.facts().decision->rule == std::optional<std::size_t>{1});
+      CHECK(has_finding(leg, "untrusted"));
+    });
+  }
 }
 
 TEST_CASE("back_leg: the pin of a verify = \"pin\" leg", "[back_leg]") {
