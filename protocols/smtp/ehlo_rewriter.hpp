@@ -5,6 +5,10 @@
 //    send credentials in the clear;
 //  * Exchange's X-ANONYMOUSTLS (TLS inside the session), XEXCH50 (binary payload with its own
 //    framing), XSHADOW/XSHADOWREQUEST and XRDST are removed: the proxy refuses their commands.
+//  * REQUIRETLS (RFC 8689) is removed: the proxy's back leg may be TLS 1.0 or plaintext, so it
+//    cannot honour a message's demand for TLS all the way;
+//  * with `[listener.smtp] greeting` set, the host name in the first line (the backend's internal
+//    name) is replaced by the greeting's first word.
 // Every other extension passes as the backend says it. Replies other than 250 pass unchanged.
 #pragma once
 
@@ -15,6 +19,7 @@ namespace tlsbridge::protocols::smtp {
 struct ehlo_view {
   bool offer_starttls = false;  // front leg is "starttls" and not yet encrypted
   bool front_encrypted = false;
+  std::string_view host;  // "" = the backend's own name stays
 };
 
 reply rewrite_ehlo_reply(const reply& backend_reply, const ehlo_view& view);
