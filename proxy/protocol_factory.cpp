@@ -82,8 +82,8 @@ std::string refusal_text(const config::config& root, const config::listener_conf
                          early_refusal why) {
   const bool over = why != early_refusal::service_unavailable;
   const std::string& host = root.server.hostname;
-  const std::string what = why == early_refusal::client_limit ? " connection refused by limits\r\n"
-                                                              : " too many connections\r\n";
+  const std::string what =
+      why == early_refusal::denied ? " access denied\r\n" : " too many connections\r\n";
   switch (l.protocol) {
     case config::protocol::smtp:  // RFC 5321 §3.8: 421 and close
       return over ? "421 4.7.0 " + host + what
@@ -96,7 +96,7 @@ std::string refusal_text(const config::config& root, const config::listener_conf
                   : "-ERR " + host + " Service not available\r\n";
     case config::protocol::https:
       return protocols::http::proxy_response(
-          why == early_refusal::client_limit ? 429 : over ? 503 : 502, true);
+          why == early_refusal::over_limit ? 503 : over ? 429 : 502, true);
     default:
       return {};
   }

@@ -209,10 +209,11 @@ asio::awaitable<std::optional<std::string>> session::admit() {
   if (client_check_) client_check_->peer.client_ip = client_ip_;
 
   // [listener.limits] deny: refused before `allow`, in the protocol's words.
-  admit_refusal_ = early_refusal::client_limit;
+  admit_refusal_ = early_refusal::denied;
   for (const auto& block : rt_->deny) {
     if (block.contains(client_ip_)) co_return "client address in [listener.limits] deny";
   }
+  admit_refusal_ = early_refusal::client_limit;
 
   // `allow`: who may connect at all (the real client, after PROXY).
   bool allowed = false;

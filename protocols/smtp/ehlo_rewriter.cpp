@@ -36,14 +36,15 @@ std::string_view line_text(const std::string& line) {
 
 }  // namespace
 
-reply rewrite_ehlo_reply(const reply& backend_reply, const ehlo_view& view) {
+reply rewrite_ehlo_reply(const reply& backend_reply, const ehlo_view& view,
+                         std::string_view host) {
   if (backend_reply.code != 250 || backend_reply.lines.empty()) return backend_reply;
   std::vector<std::string> texts;
   // The first line is the greeting ("250-mail.example Hello"), never an extension.
   texts.emplace_back(line_text(backend_reply.lines.front()));
-  if (!view.host.empty()) {
+  if (!host.empty()) {
     const auto space = texts.front().find(' ');
-    texts.front() = std::string(view.host) +
+    texts.front() = std::string(host) +
                     (space == std::string::npos ? std::string() : texts.front().substr(space));
   }
   for (std::size_t i = 1; i < backend_reply.lines.size(); ++i) {

@@ -19,10 +19,11 @@ namespace tlsbridge::protocols::smtp {
 struct ehlo_view {
   bool offer_starttls = false;  // front leg is "starttls" and not yet encrypted
   bool front_encrypted = false;
-  std::string_view host;  // "" = the backend's own name stays
 };
 
-reply rewrite_ehlo_reply(const reply& backend_reply, const ehlo_view& view);
+// host: the name shown in the first line instead of the backend's; "" = the backend's own stays.
+reply rewrite_ehlo_reply(const reply& backend_reply, const ehlo_view& view,
+                         std::string_view host = {});
 
 // Whether a 250 EHLO reply lists the extension keyword (case-insensitive), e.g. "STARTTLS".
 bool ehlo_has_extension(const reply& ehlo_reply, std::string_view keyword);

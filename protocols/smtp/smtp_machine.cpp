@@ -486,9 +486,8 @@ void smtp_machine::handle_reply(const reply& r, step_list& out) {
           rewrite_ehlo_reply(
               r, ehlo_view{.offer_starttls =
                                settings_.front == config::front_tls::starttls && !front_encrypted_,
-                           .front_encrypted = front_encrypted_,
-                           .host = std::string_view(settings_.greeting)
-                                       .substr(0, settings_.greeting.find(' '))})
+                           .front_encrypted = front_encrypted_},
+              std::string_view(settings_.greeting).substr(0, settings_.greeting.find(' ')))
               .wire());
       break;
     case verb::mail:
