@@ -507,8 +507,8 @@ class loader {
         ok = rate[i] >= '0' && rate[i] <= '9';
         count = count * 10 + static_cast<std::size_t>(rate[i] - '0');
       }
-      const auto window = ok ? parse_duration(std::string_view(rate).substr(slash + 1))
-                             : std::nullopt;
+      const auto window =
+          ok ? parse_duration(std::string_view(rate).substr(slash + 1)) : std::nullopt;
       if (ok && window && count > 0 && window->count() > 0) {
         out.rate_count = count;
         out.rate_window = *window;

@@ -1,10 +1,10 @@
-// `[listener.limits] connection_rate = "N/window"`: new connections per client key (proxy/listener.hpp
-// per_ip_key: IPv4 address, IPv6 /64) counted in a fixed window that starts with the client's first
-// connection. The table has a fixed number of slots whatever clients send: a key hashes (with a
-// per-table random seed, so nobody can aim collisions) to a small group of slots; a client not
-// found there takes the group's expired or oldest slot. Under a flood of distinct sources an
-// evicted client starts counting again from zero — the memory stays bounded, the limit is then
-// lenient rather than wrong.
+// `[listener.limits] connection_rate = "N/window"`: new connections per client key
+// (proxy/listener.hpp per_ip_key: IPv4 address, IPv6 /64) counted in a fixed window that starts
+// with the client's first connection. The table has a fixed number of slots whatever clients send:
+// a key hashes (with a per-table random seed, so nobody can aim collisions) to a small group of
+// slots; a client not found there takes the group's expired or oldest slot. Under a flood of
+// distinct sources an evicted client starts counting again from zero — the memory stays bounded,
+// the limit is then lenient rather than wrong.
 #pragma once
 
 #include <array>

@@ -86,8 +86,7 @@ std::string refusal_text(const config::config& root, const config::listener_conf
       why == early_refusal::denied ? " access denied\r\n" : " too many connections\r\n";
   switch (l.protocol) {
     case config::protocol::smtp:  // RFC 5321 §3.8: 421 and close
-      return over ? "421 4.7.0 " + host + what
-                  : "421 4.3.0 " + host + " Service not available\r\n";
+      return over ? "421 4.7.0 " + host + what : "421 4.3.0 " + host + " Service not available\r\n";
     case config::protocol::imap:  // RFC 9051 §7.1.5 BYE, RFC 5530 UNAVAILABLE
       return over ? "* BYE [UNAVAILABLE] " + host + what
                   : "* BYE " + host + " Service not available\r\n";
@@ -95,8 +94,10 @@ std::string refusal_text(const config::config& root, const config::listener_conf
       return over ? "-ERR [SYS/TEMP] " + host + what
                   : "-ERR " + host + " Service not available\r\n";
     case config::protocol::https:
-      return protocols::http::proxy_response(
-          why == early_refusal::over_limit ? 503 : over ? 429 : 502, true);
+      return protocols::http::proxy_response(why == early_refusal::over_limit ? 503
+                                             : over                           ? 429
+                                                                              : 502,
+                                             true);
     default:
       return {};
   }

@@ -224,9 +224,8 @@ asio::awaitable<std::optional<std::string>> session::admit() {
   }
 
   if (!rt_->counters->admit_rate(client_ip_, cfg_.limits))
-    co_return "over [listener.limits] connection_rate (" +
-        std::to_string(cfg_.limits.rate_count) + " per " +
-        std::to_string(cfg_.limits.rate_window.count()) + "ms)";
+    co_return "over [listener.limits] connection_rate (" + std::to_string(cfg_.limits.rate_count) +
+        " per " + std::to_string(cfg_.limits.rate_window.count()) + "ms)";
 
   // Limits (config/config.hpp: a listener's max_connections and max_connections_per_ip, [server]
   // max_connections).

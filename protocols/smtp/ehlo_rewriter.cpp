@@ -36,8 +36,7 @@ std::string_view line_text(const std::string& line) {
 
 }  // namespace
 
-reply rewrite_ehlo_reply(const reply& backend_reply, const ehlo_view& view,
-                         std::string_view host) {
+reply rewrite_ehlo_reply(const reply& backend_reply, const ehlo_view& view, std::string_view host) {
   if (backend_reply.code != 250 || backend_reply.lines.empty()) return backend_reply;
   std::vector<std::string> texts;
   // The first line is the greeting ("250-mail.example Hello"), never an extension.

@@ -484,9 +484,10 @@ void smtp_machine::handle_reply(const reply& r, step_list& out) {
       backend_chunking_ = r.positive_completion() && ehlo_has_extension(r, "CHUNKING");
       out.send_client(
           rewrite_ehlo_reply(
-              r, ehlo_view{.offer_starttls =
-                               settings_.front == config::front_tls::starttls && !front_encrypted_,
-                           .front_encrypted = front_encrypted_},
+              r,
+              ehlo_view{.offer_starttls =
+                            settings_.front == config::front_tls::starttls && !front_encrypted_,
+                        .front_encrypted = front_encrypted_},
               std::string_view(settings_.greeting).substr(0, settings_.greeting.find(' ')))
               .wire());
       break;

@@ -26,7 +26,7 @@ TEST_CASE("connection_rate_table: N per window, then a new window", "[proxy][lim
   for (int i = 0; i < 3; ++i) CHECK(t.admit(key(1), 3, 10s, t0 + std::chrono::seconds(i)));
   CHECK_FALSE(t.admit(key(1), 3, 10s, t0 + 5s));
   CHECK_FALSE(t.admit(key(1), 3, 10s, t0 + 9s));
-  CHECK(t.admit(key(2), 3, 10s, t0 + 9s));  // another client has its own count
+  CHECK(t.admit(key(2), 3, 10s, t0 + 9s));   // another client has its own count
   CHECK(t.admit(key(1), 3, 10s, t0 + 10s));  // the window began with the first connection
 }
 

@@ -77,9 +77,9 @@ TEST_CASE("smtp_machine: auth_user from AUTH PLAIN, pretls attempts counted", "[
   smtp_machine m(settings(""), greeting);
   session_script s(m, feed::whole);
   s.start({expect_client(greeting)});
-  s.client("AUTH PLAIN AGVhcmx5AHB3\r\n",
-           {expect_client(
-               "538 5.7.11 Encryption required for requested authentication mechanism\r\n")});
+  s.client(
+      "AUTH PLAIN AGVhcmx5AHB3\r\n",
+      {expect_client("538 5.7.11 Encryption required for requested authentication mechanism\r\n")});
   CHECK(m.facts().pretls_auth_attempts == 1);
   s.client("STARTTLS\r\n",
            {expect_client("220 2.0.0 Ready to start TLS\r\n"), expect_start_front_tls()});
