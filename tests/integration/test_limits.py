@@ -18,25 +18,8 @@ import unittest
 
 import lab
 import legacy_iis
-
-
-def connect_from(source, port, timeout=10):
-    s = socket.socket()
-    s.settimeout(timeout)
-    s.bind((source, 0))
-    s.connect(("127.0.0.1", port))
-    return s
-
-
-def first_line(sock):
-    data = b""
-    deadline = time.monotonic() + 10
-    while not data.endswith(b"\r\n") and time.monotonic() < deadline:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data.decode("utf-8", "replace")
+from test_scale_out_limits import connect_from
+from test_scale_out_limits import read_reply as first_line
 
 
 class FakeSmtpBackend:
@@ -231,6 +214,18 @@ class SmtpFakeBackendTest(unittest.TestCase):
         self.assertEqual("250", code)
         return lines
 
+    def send_message(self, c, sender):
+        """One message, QUIT; returns the session's conn records."""
+        self.assertEqual("250", c.command(f"MAIL FROM:<{sender}>")[0])
+        self.assertEqual("250", c.command("RCPT TO:<b@example.test>")[0])
+        self.assertEqual("354", c.command("DATA")[0])
+        self.assertEqual("250", c.command("Subject: x\r\n\r\nhi\r\n.")[0])
+        local = c.local_address()
+        c.command("QUIT")
+        records = self.proxy.wait_for_conn_records(1, where=lambda r: r["client"] == local)
+        self.assertTrue(records, self.proxy.describe())
+        return records
+
     def test_requiretls_stripped_and_backend_name_hidden(self):
         c = self.session()
         lines = self.tls_session(c)
@@ -251,14 +246,7 @@ class SmtpFakeBackendTest(unittest.TestCase):
         self.assertEqual("250", c.command("EHLO client.test")[0])
         token = base64.b64encode(b"\0alice@contoso.test\0secret").decode()
         self.assertEqual("235", c.command("AUTH PLAIN " + token)[0])
-        self.assertEqual("250", c.command("MAIL FROM:<alice@contoso.test>")[0])
-        self.assertEqual("250", c.command("RCPT TO:<b@example.test>")[0])
-        self.assertEqual("354", c.command("DATA")[0])
-        self.assertEqual("250", c.command("Subject: x\r\n\r\nhi\r\n.")[0])
-        local = c.local_address()
-        c.command("QUIT")
-        records = self.proxy.wait_for_conn_records(1, where=lambda r: r["client"] == local)
-        self.assertTrue(records, self.proxy.describe())
+        records = self.send_message(c, "alice@contoso.test")
         self.assertEqual(1, records[-1].get("pretls_auth_attempts"), records[-1])
         messages = self.proxy.records("smtp.message", conn=records[-1]["conn"])
         self.assertEqual(["alice@contoso.test"], [m.get("auth_user") for m in messages])
@@ -270,14 +258,7 @@ class SmtpFakeBackendTest(unittest.TestCase):
         self.assertEqual("334", c.command("AUTH LOGIN")[0])
         self.assertEqual("334", c.command(base64.b64encode(b"bob").decode())[0])
         self.assertEqual("235", c.command(base64.b64encode(b"pw").decode())[0])
-        self.assertEqual("250", c.command("MAIL FROM:<bob@contoso.test>")[0])
-        self.assertEqual("250", c.command("RCPT TO:<b@example.test>")[0])
-        self.assertEqual("354", c.command("DATA")[0])
-        self.assertEqual("250", c.command("Subject: x\r\n\r\nhi\r\n.")[0])
-        local = c.local_address()
-        c.command("QUIT")
-        records = self.proxy.wait_for_conn_records(1, where=lambda r: r["client"] == local)
-        self.assertTrue(records, self.proxy.describe())
+        records = self.send_message(c, "bob@contoso.test")
         self.assertNotIn("pretls_auth_attempts", records[-1])
         messages = self.proxy.records("smtp.message", conn=records[-1]["conn"])
         self.assertEqual(["bob"], [m.get("auth_user") for m in messages])
