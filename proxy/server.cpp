@@ -3,17 +3,11 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <malloc.h>
+#include <openssl/pem.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <csignal>
-#include <functional>
-#include <future>
-#include <map>
-#include <set>
-#include <thread>
-#include <unordered_map>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -25,21 +19,25 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <openssl/pem.h>
-#include <spdlog/spdlog.h>
+#include <csignal>
+#include <functional>
+#include <future>
+#include <map>
+#include <set>
+#include <thread>
+#include <unordered_map>
 
 #include "certs/chain_collector.hpp"
 #include "config/value_parsers.hpp"
 #include "proxy/admin_server.hpp"
-#include "proxy/backend_health_checker.hpp"
 #include "proxy/cert_watch.hpp"
 #include "proxy/config_validation.hpp"
 #include "proxy/listener.hpp"
 #include "proxy/log_file_sink.hpp"
 #include "proxy/metrics.hpp"
+#include "proxy/pid_file.hpp"
 #include "proxy/privileges.hpp"
 #include "proxy/reload_report.hpp"
-#include "proxy/pid_file.hpp"
 #include "proxy/session.hpp"
 #include "proxy/systemd_notify.hpp"
 
@@ -225,12 +223,9 @@ std::map<std::string, std::shared_ptr<listener_runtime>> server::build_runtimes(
     rt->metrics = &metrics_;
     rt->warnings = &warnings_;
     rt->process_active = &process_active_;
-    rt->health = std::make_shared<backend_health>(l, &metrics_);
     // A listener that lives on keeps its counters: its old sessions still count against limits.
-    if (auto old = runtimes_.find(l.name); old != runtimes_.end()) {
+    if (auto old = runtimes_.find(l.name); old != runtimes_.end())
       rt->counters = old->second->counters;
-      rt->health->adopt(*old->second->health);  // unchanged addresses keep their state
-    }
     out.emplace(l.name, std::move(rt));
   }
   return out;
@@ -271,7 +266,6 @@ int server::run() {
   drop_privileges(cfg_->server.user);
   record_start(metrics_);
   follow_files();
-  start_health_checks(main_io_, runtimes_);
 
   for (auto& w : workers_)
     for (auto& [name, slot] : w->slots) asio::co_spawn(w->io, accept_loop(*w, slot), asio::detached);
@@ -418,9 +412,7 @@ void server::reload(const std::string& trigger) {
   for (const auto& [name, rt] : next_rts) after.insert(name);
   const auto files_before = loaded_files_;
   cfg_ = next;
-  retire_health_checks(runtimes_);
   runtimes_ = std::move(next_rts);
-  start_health_checks(main_io_, runtimes_);
   record_certificate_expiry(*cfg_, metrics_);
   follow_files();
   record_reload(metrics_, trigger, true,
