@@ -3,11 +3,17 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <malloc.h>
-#include <openssl/pem.h>
-#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
+#include <functional>
+#include <future>
+#include <map>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -19,13 +25,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <csignal>
-#include <functional>
-#include <future>
-#include <map>
-#include <set>
-#include <thread>
-#include <unordered_map>
+#include <openssl/pem.h>
+#include <spdlog/spdlog.h>
 
 #include "certs/chain_collector.hpp"
 #include "config/value_parsers.hpp"
@@ -35,9 +36,9 @@
 #include "proxy/listener.hpp"
 #include "proxy/log_file_sink.hpp"
 #include "proxy/metrics.hpp"
-#include "proxy/pid_file.hpp"
 #include "proxy/privileges.hpp"
 #include "proxy/reload_report.hpp"
+#include "proxy/pid_file.hpp"
 #include "proxy/session.hpp"
 #include "proxy/systemd_notify.hpp"
 
