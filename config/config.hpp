@@ -117,6 +117,23 @@ struct http_config {
                                        "/owa", "/ecp", "/mapi", "/rpc", "/OAB"};
   duration request_timeout = 65min;
   bool forwarded_headers = true;
+  // Strict-Transport-Security added to backend responses that carry none (RFC 6797); "" = off.
+  std::string hsts = "max-age=31536000";
+};
+
+// [listener.limits]: refusals before the back leg opens (outcome "limit").
+struct limits_config {
+  std::vector<std::string> deny;  // CIDRs refused before `allow` is consulted
+  // connection_rate = "N/window": new connections per client (IPv6 per /64); count 0 = off.
+  std::size_t rate_count = 0;
+  duration rate_window{};
+};
+
+// [listener.smtp]
+struct smtp_config {
+  // Replaces the text of the backend's 220 greeting and the host name in EHLO's first line;
+  // "" = the backend's own words.
+  std::string greeting;
 };
 
 struct listener_config {
@@ -140,6 +157,8 @@ struct listener_config {
   timeouts_config timeouts;
   backend_config backend;
   http_config http;
+  limits_config limits;
+  smtp_config smtp;
 };
 
 struct server_config {

@@ -412,6 +412,16 @@ class loader {
         sink_.add_at_key(r.path_of("http"), "[listener.http] applies only to protocol = \"https\"");
       read_http(*ht, r.path_of("http"), l.http);
     }
+    if (const auto* lt = r.read_table("limits")) read_limits(*lt, r.path_of("limits"), l.limits);
+    if (const auto* st = r.read_table("smtp")) {
+      if (l.protocol != protocol::smtp)
+        sink_.add_at_key(r.path_of("smtp"), "[listener.smtp] applies only to protocol = \"smtp\"");
+      table_reader sr(*st, r.path_of("smtp"), sink_);
+      if (sr.read("greeting", l.smtp.greeting) &&
+          l.smtp.greeting.find_first_of("\r\n") != std::string::npos)
+        sink_.add_at_key(sr.path_of("greeting"), "must be one line");
+      sr.report_unknown_keys();
+    }
     r.report_unknown_keys();
     cfg_.listeners.push_back(std::move(l));
   }
@@ -507,6 +517,35 @@ class loader {
     }
     r.read_duration("request_timeout", h.request_timeout);
     r.read("forwarded_headers", h.forwarded_headers);
+    if (r.read("hsts", h.hsts) && h.hsts.find_first_of("\r\n") != std::string::npos)
+      sink_.add_at_key(r.path_of("hsts"), "must be one line");
+    r.report_unknown_keys();
+  }
+
+  void read_limits(const toml::table& t, const std::string& path, limits_config& out) {
+    table_reader r(t, path, sink_);
+    if (r.read_strings("deny", out.deny)) check_cidrs(sink_, r.path_of("deny"), out.deny);
+    std::string rate;
+    if (r.read("connection_rate", rate) && !rate.empty()) {
+      // "N/window", e.g. "60/1m"
+      const auto slash = rate.find('/');
+      std::size_t count = 0;
+      bool ok = slash != std::string::npos && slash > 0 && slash <= 9;
+      for (std::size_t i = 0; ok && i < slash; ++i) {
+        ok = rate[i] >= '0' && rate[i] <= '9';
+        count = count * 10 + static_cast<std::size_t>(rate[i] - '0');
+      }
+      const auto window =
+          ok ? parse_duration(std::string_view(rate).substr(slash + 1)) : std::nullopt;
+      if (ok && window && count > 0 && window->count() > 0) {
+        out.rate_count = count;
+        out.rate_window = *window;
+      } else {
+        sink_.add_at_key(r.path_of("connection_rate"),
+                         "invalid connection_rate " + in_quotes(rate) +
+                             ", expected \"N/window\" with N >= 1, e.g. \"60/1m\"");
+      }
+    }
     r.report_unknown_keys();
   }
 

@@ -52,6 +52,7 @@ boost::json::object conn_json(const connection_record& r) {
   rec["reason"] = r.reason;
   rec["starttls_injection"] = r.starttls_injection;
   if (r.injected_bytes) rec["injected_bytes"] = r.injected_bytes;
+  if (r.pretls_auth_attempts) rec["pretls_auth_attempts"] = r.pretls_auth_attempts;
   if (!r.refusals.empty()) {
     boost::json::object refusals;
     for (const auto& [rule, n] : r.refusals) refusals[rule] = n;

@@ -56,6 +56,7 @@ struct connection_record {
   std::string reason;
   bool starttls_injection = false;
   std::size_t injected_bytes = 0;
+  std::size_t pretls_auth_attempts = 0;
   std::vector<std::pair<std::string, std::uint64_t>> refusals;  // by rule
 };
 

@@ -59,6 +59,11 @@ std::shared_ptr<listener_runtime> make_listener_runtime(
     if (!block) throw std::runtime_error("listener " + settings.name + ": bad allow entry " + text);
     rt->allow.push_back(*block);
   }
+  for (const auto& text : settings.limits.deny) {
+    auto block = config::parse_cidr(text);
+    if (!block) throw std::runtime_error("listener " + settings.name + ": bad deny entry " + text);
+    rt->deny.push_back(*block);
+  }
   return rt;
 }
 
@@ -80,6 +85,14 @@ void listener_counters::release_ip(const std::array<std::uint8_t, 16>& ip) {
   std::lock_guard lock(mutex_);
   auto it = per_ip_.find(per_ip_key(ip));
   if (it != per_ip_.end() && --it->second == 0) per_ip_.erase(it);
+}
+
+bool listener_counters::admit_rate(const std::array<std::uint8_t, 16>& ip,
+                                   const config::limits_config& limits) {
+  if (limits.rate_count == 0) return true;
+  std::lock_guard lock(mutex_);
+  return rate_.admit(per_ip_key(ip), limits.rate_count, limits.rate_window,
+                     connection_rate_table::clock::now());
 }
 
 }  // namespace tlsbridge::proxy

@@ -17,6 +17,7 @@
 #include "proxy/audit_log.hpp"
 #include "proxy/backend_health.hpp"
 #include "proxy/backend_session_cache.hpp"
+#include "proxy/connection_rate.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/operational_warnings.hpp"
 
@@ -38,9 +39,12 @@ class listener_counters {
   // one.
   std::size_t acquire_ip(const std::array<std::uint8_t, 16>& ip);
   void release_ip(const std::array<std::uint8_t, 16>& ip);
+  // [listener.limits] connection_rate: whether one more new connection from this client fits.
+  bool admit_rate(const std::array<std::uint8_t, 16>& ip, const config::limits_config& limits);
 
  private:
   std::mutex mutex_;
+  connection_rate_table rate_;  // under mutex_
   std::map<std::array<std::uint8_t, 16>, std::size_t> per_ip_;
 };
 
@@ -54,6 +58,7 @@ struct listener_runtime {
   certs::x509_store_ptr trust_store;                     // verify = "ca"
   certs::x509_store_ptr client_trust;  // client_certs != none: client_ca only
   std::vector<config::cidr> allow;
+  std::vector<config::cidr> deny;  // [listener.limits] deny
   std::vector<config::cidr> trusted_proxies;
   audit_log* audit = nullptr;
   proxy::metrics* metrics = nullptr;  // null in check-config

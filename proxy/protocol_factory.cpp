@@ -38,6 +38,7 @@ std::unique_ptr<protocols::session_machine> make_session_machine(
       s.front = l.tls;
       s.require_tls = l.require_tls;
       s.bare_lf = l.smtp_bare_lf;
+      s.greeting = l.smtp.greeting;
       s.hostname = root.server.hostname;
       s.audit_envelope = root.audit.envelope;
       return std::make_unique<protocols::smtp::smtp_machine>(s, opener.greeting());
@@ -64,6 +65,7 @@ std::unique_ptr<protocols::session_machine> make_session_machine(
       s.request_timeout = l.http.request_timeout;
       s.request_head_timeout = l.timeouts.request_head;
       s.forwarded_headers = l.http.forwarded_headers;
+      s.hsts = l.http.hsts;
       s.audit_envelope = root.audit.envelope;
       return std::make_unique<protocols::http::https_machine>(std::move(s));
     }
@@ -78,20 +80,24 @@ bool opens_backend_first(config::protocol p) {
 
 std::string refusal_text(const config::config& root, const config::listener_config& l,
                          early_refusal why) {
-  const bool over = why == early_refusal::over_limit;
+  const bool over = why != early_refusal::service_unavailable;
   const std::string& host = root.server.hostname;
+  const std::string what =
+      why == early_refusal::denied ? " access denied\r\n" : " too many connections\r\n";
   switch (l.protocol) {
     case config::protocol::smtp:  // RFC 5321 §3.8: 421 and close
-      return over ? "421 4.7.0 " + host + " too many connections\r\n"
-                  : "421 4.3.0 " + host + " Service not available\r\n";
+      return over ? "421 4.7.0 " + host + what : "421 4.3.0 " + host + " Service not available\r\n";
     case config::protocol::imap:  // RFC 9051 §7.1.5 BYE, RFC 5530 UNAVAILABLE
-      return over ? "* BYE [UNAVAILABLE] " + host + " too many connections\r\n"
+      return over ? "* BYE [UNAVAILABLE] " + host + what
                   : "* BYE " + host + " Service not available\r\n";
     case config::protocol::pop3:  // RFC 3206 SYS/TEMP
-      return over ? "-ERR [SYS/TEMP] " + host + " too many connections\r\n"
+      return over ? "-ERR [SYS/TEMP] " + host + what
                   : "-ERR " + host + " Service not available\r\n";
     case config::protocol::https:
-      return protocols::http::proxy_response(over ? 503 : 502, true);
+      return protocols::http::proxy_response(why == early_refusal::over_limit ? 503
+                                             : over                           ? 429
+                                                                              : 502,
+                                             true);
     default:
       return {};
   }

@@ -25,8 +25,10 @@ bool opens_backend_first(config::protocol p);
 
 // The driver builds the machine once, after the back leg is up; a client refused before that
 // (over a connection limit, or no backend reachable or acceptable) gets these bytes, in its
-// protocol's own words. "" = just close.
-enum class early_refusal { service_unavailable, over_limit };
+// protocol's own words. "" = just close. client_limit (connection_rate, max_connections_per_ip) and
+// denied ([listener.limits] deny) are about this client in particular: HTTP 429 (RFC 6585 §4);
+// over_limit: the listener or the process is full, HTTP 503.
+enum class early_refusal { service_unavailable, over_limit, client_limit, denied };
 std::string refusal_text(const config::config& root, const config::listener_config& l,
                          early_refusal why);
 

@@ -150,9 +150,9 @@ asio::awaitable<void> session::run() {
     }
   }
   if (!admitted->empty()) {  // over a limit: the client still gets its protocol's refusal
-    std::string refusal = refusal_text(*rt_->root, cfg_, early_refusal::over_limit);
+    std::string refusal = refusal_text(*rt_->root, cfg_, admit_refusal_);
     co_await refuse_client(refusal);
-    finish(outcome::limit, "over " + *admitted);
+    finish(outcome::limit, *admitted);
     write_audit();
     co_return;
   }
@@ -208,6 +208,13 @@ asio::awaitable<std::optional<std::string>> session::admit() {
   }
   if (client_check_) client_check_->peer.client_ip = client_ip_;
 
+  // [listener.limits] deny: refused before `allow`, in the protocol's words.
+  admit_refusal_ = early_refusal::denied;
+  for (const auto& block : rt_->deny) {
+    if (block.contains(client_ip_)) co_return "client address in [listener.limits] deny";
+  }
+  admit_refusal_ = early_refusal::client_limit;
+
   // `allow`: who may connect at all (the real client, after PROXY).
   bool allowed = false;
   for (const auto& block : rt_->allow) allowed = allowed || block.contains(client_ip_);
@@ -216,17 +223,22 @@ asio::awaitable<std::optional<std::string>> session::admit() {
     co_return std::nullopt;
   }
 
+  if (!rt_->counters->admit_rate(client_ip_, cfg_.limits))
+    co_return "over [listener.limits] connection_rate (" + std::to_string(cfg_.limits.rate_count) +
+        " per " + std::to_string(cfg_.limits.rate_window.count()) + "ms)";
+
   // Limits (config/config.hpp: a listener's max_connections and max_connections_per_ip, [server]
   // max_connections).
   ip_counted_ = true;
   const std::size_t from_ip = rt_->counters->acquire_ip(client_ip_);
-  if (rt_->counters->active > cfg_.max_connections)
-    co_return "listener max_connections (" + std::to_string(cfg_.max_connections) + ")";
   if (from_ip > cfg_.max_connections_per_ip)
-    co_return "max_connections_per_ip (" + std::to_string(cfg_.max_connections_per_ip) + ")";
+    co_return "over max_connections_per_ip (" + std::to_string(cfg_.max_connections_per_ip) + ")";
+  admit_refusal_ = early_refusal::over_limit;
+  if (rt_->counters->active > cfg_.max_connections)
+    co_return "over listener max_connections (" + std::to_string(cfg_.max_connections) + ")";
   if (rt_->process_active && *rt_->process_active > rt_->root->server.max_connections)
-    co_return "[server] max_connections (" + std::to_string(rt_->root->server.max_connections) +
-        ")";
+    co_return "over [server] max_connections (" +
+        std::to_string(rt_->root->server.max_connections) + ")";
   co_return std::string();
 }
 
@@ -638,6 +650,7 @@ connection_record session::record() const {
   if (machine_) {
     r.starttls_injection = machine_->facts().starttls_injection;
     r.injected_bytes = machine_->facts().injected_bytes;
+    r.pretls_auth_attempts = machine_->facts().pretls_auth_attempts;
     r.refusals = machine_->facts().refusals;
   }
   return r;

@@ -41,6 +41,7 @@
 #include "proxy/connection_record.hpp"
 #include "proxy/listener.hpp"
 #include "proxy/outcome.hpp"
+#include "proxy/protocol_factory.hpp"
 #include "proxy/tls_stream.hpp"
 
 namespace tlsbridge::proxy {
@@ -70,6 +71,7 @@ class session : public std::enable_shared_from_this<session> {
   // Admission: the PROXY header, `allow`, the connection limits. nullopt: refused (the outcome is
   // set); "" admitted; else the limit the connection is over (it still gets its refusal).
   asio::awaitable<std::optional<std::string>> admit();
+  early_refusal admit_refusal_ = early_refusal::over_limit;  // how admit()'s refusal is worded
   asio::awaitable<bool> read_proxy_header();
   asio::awaitable<bool> open_front_tls();
   // Front handshake (implicit or after STARTTLS) with client-certificate policy; sets the outcome

@@ -72,6 +72,8 @@ class step_list {
 struct session_facts {
   bool starttls_injection = false;  // plaintext followed STARTTLS/STLS and was discarded
   std::size_t injected_bytes = 0;
+  // SMTP: AUTH (or X-EXPS) sent before front TLS on a listener that offers STARTTLS (refused 538).
+  std::size_t pretls_auth_attempts = 0;
   std::string outcome;  // "" = let the driver decide; else one of the `conn` record's outcomes
   std::string reason;   // free text for the audit record
   // Requests the proxy refused itself without ending the session (a malformed SMTP verb, an IMAP

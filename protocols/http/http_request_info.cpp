@@ -121,6 +121,8 @@ const char* reason_phrase(unsigned status) {
       return "Not Found";
     case 408:
       return "Request Timeout";
+    case 429:
+      return "Too Many Requests";
     case 431:
       return "Request Header Fields Too Large";
     case 501:

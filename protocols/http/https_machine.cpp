@@ -4,6 +4,7 @@
 #include <boost/json/array.hpp>
 #include <cctype>
 
+#include "protocols/http/hsts.hpp"
 #include "protocols/http/http_grammar.hpp"
 #include "protocols/http/http_request_info.hpp"
 
@@ -490,12 +491,15 @@ void https_machine::on_response_head(exchange& ex, std::string_view raw_head, st
     emit_ready_records();
     return;
   }
-  out.send_client(std::string(raw_head));
   if (h.status / 100 == 1) {
     // Interim (100 Continue, 102, 103): passed on; the final response follows (RFC 9110 §15.2).
+    out.send_client(std::string(raw_head));
     response_.reset();
     return;
   }
+  std::string head = with_hsts(raw_head, h, settings_.hsts);
+  ex.bytes_out += head.size() - raw_head.size();
+  out.send_client(std::move(head));
   ex.status = h.status;
   if (ex.upgrade && client_mode_ == client_mode::held) release_held_ = true;
 }

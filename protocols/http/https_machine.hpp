@@ -67,6 +67,8 @@ struct machine_settings {
                                        "/OAB"};
   std::chrono::milliseconds request_timeout = std::chrono::minutes(65);
   bool forwarded_headers = true;
+  // [listener.http] hsts (its default is set by the config): added to final responses without one.
+  std::string hsts;
   bool audit_envelope = true;                // user names in http.request records
   std::size_t max_header_bytes = 64 * 1024;  // a head ≤ 64 KiB (431 beyond)
   std::size_t max_pending_exchanges = 100;   // pipelined requests awaiting responses

@@ -23,7 +23,7 @@ constexpr std::array<std::string_view, 5> exchange_internal{"X-ANONYMOUSTLS", "X
                                                             "XSHADOWREQUEST", "XRDST"};
 
 bool dropped(const std::string& keyword, const ehlo_view& view) {
-  if (keyword == "STARTTLS") return true;
+  if (keyword == "STARTTLS" || keyword == "REQUIRETLS") return true;
   if ((keyword == "AUTH" || keyword == "X-EXPS") && !view.front_encrypted) return true;
   for (auto k : exchange_internal)
     if (keyword == k) return true;
@@ -36,11 +36,16 @@ std::string_view line_text(const std::string& line) {
 
 }  // namespace
 
-reply rewrite_ehlo_reply(const reply& backend_reply, const ehlo_view& view) {
+reply rewrite_ehlo_reply(const reply& backend_reply, const ehlo_view& view, std::string_view host) {
   if (backend_reply.code != 250 || backend_reply.lines.empty()) return backend_reply;
   std::vector<std::string> texts;
   // The first line is the greeting ("250-mail.example Hello"), never an extension.
   texts.emplace_back(line_text(backend_reply.lines.front()));
+  if (!host.empty()) {
+    const auto space = texts.front().find(' ');
+    texts.front() = std::string(host) +
+                    (space == std::string::npos ? std::string() : texts.front().substr(space));
+  }
   for (std::size_t i = 1; i < backend_reply.lines.size(); ++i) {
     std::string_view text = line_text(backend_reply.lines[i]);
     if (!dropped(keyword_of(text), view)) texts.emplace_back(text);

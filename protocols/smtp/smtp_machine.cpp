@@ -4,6 +4,7 @@
 #include <boost/json/array.hpp>
 #include <optional>
 
+#include "protocols/common/sasl_plain.hpp"
 #include "protocols/smtp/ehlo_rewriter.hpp"
 
 namespace tlsbridge::protocols::smtp {
@@ -41,7 +42,33 @@ smtp_machine::pending smtp_machine::expect(verb cmd, std::string text, bool mess
 }
 
 smtp_machine::smtp_machine(machine_settings settings, std::string backend_greeting_wire)
-    : mail_machine(std::move(settings), std::move(backend_greeting_wire)) {}
+    : mail_machine(std::move(settings), std::move(backend_greeting_wire)) {
+  // The backend's 220 (its internal host name, perhaps over several lines) becomes one line in
+  // the proxy's words (RFC 5321 §4.2: "220 <domain> <text>").
+  if (!settings_.greeting.empty()) greeting_ = "220 " + settings_.greeting + "\r\n";
+}
+
+void smtp_machine::note_auth_start(std::string_view argument) {
+  // "PLAIN [initial-response]" / "LOGIN [initial-response]" (RFC 4954 §4)
+  const auto space = argument.find(' ');
+  auth_mechanism_ = std::string(argument.substr(0, space));
+  for (auto& c : auth_mechanism_) c = (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c;
+  auth_responses_ = 0;
+  auth_candidate_.clear();
+  if (space != std::string_view::npos) note_sasl_response(argument.substr(space + 1));
+}
+
+void smtp_machine::note_sasl_response(std::string_view line) {
+  // PLAIN: the one response holds the user (RFC 4616); LOGIN: the first response is the user name,
+  // base64 (draft-murchison-sasl-login). Only for the audit record; the password is never kept.
+  const std::size_t n = auth_responses_++;
+  if (n != 0 || line == "=" || line == "*") return;
+  if (auth_mechanism_ == "PLAIN") {
+    auth_candidate_ = sasl_plain_user(line).value_or("");
+  } else if (auth_mechanism_ == "LOGIN" && line.size() <= 8192) {
+    auth_candidate_ = base64_decode(line).value_or("");
+  }
+}
 
 void smtp_machine::on_start(step_list& out) {
   out.send_client(greeting_);
@@ -197,6 +224,7 @@ void smtp_machine::handle_command(std::string line, bool bare_lf, step_list& out
     }
   }
   if (!front_encrypted_ && (cmd.what == verb::auth || cmd.what == verb::x_exps)) {
+    if (offers_starttls) ++facts_.pretls_auth_attempts;
     refuse("538 5.7.11 Encryption required for requested authentication mechanism\r\n",
            "smtp.auth_before_tls: AUTH before front TLS", cmd.name, out);
     return;
@@ -281,6 +309,7 @@ void smtp_machine::handle_command(std::string line, bool bare_lf, step_list& out
       // challenges; they are read as SASL responses, never as commands.
       relay(line, expect(cmd.what), out);
       mode_ = mode::awaiting_auth_reply;
+      note_auth_start(cmd.argument);
       break;
     case verb::quit:
       relay(line, expect(verb::quit), out);
@@ -328,6 +357,7 @@ void smtp_machine::handle_sasl_response(const std::string& line, bool bare_lf, s
     if (observer_) observer_->sasl_response("*");
     return;
   }
+  note_sasl_response(line);
   out.send_backend(line + "\r\n");
   if (observer_) observer_->sasl_response(line);
 }
@@ -454,9 +484,11 @@ void smtp_machine::handle_reply(const reply& r, step_list& out) {
       backend_chunking_ = r.positive_completion() && ehlo_has_extension(r, "CHUNKING");
       out.send_client(
           rewrite_ehlo_reply(
-              r, ehlo_view{.offer_starttls =
-                               settings_.front == config::front_tls::starttls && !front_encrypted_,
-                           .front_encrypted = front_encrypted_})
+              r,
+              ehlo_view{.offer_starttls =
+                            settings_.front == config::front_tls::starttls && !front_encrypted_,
+                        .front_encrypted = front_encrypted_},
+              std::string_view(settings_.greeting).substr(0, settings_.greeting.find(' ')))
               .wire());
       break;
     case verb::mail:
@@ -502,6 +534,8 @@ void smtp_machine::handle_reply(const reply& r, step_list& out) {
     case verb::x_exps:
       // The exchange is over (RFC 4954 §4 final reply): held bytes are commands again.
       if (mode_ == mode::awaiting_auth_reply || mode_ == mode::sasl_response) mode_ = mode::command;
+      if (r.positive_completion()) auth_user_ = auth_candidate_;
+      auth_candidate_.clear();
       out.send_client(r.wire());
       pending_.flush(out);
       process_client(out);
@@ -526,6 +560,7 @@ void smtp_machine::emit_message_event(const reply& final_reply, std::uint64_t si
     boost::json::array rcpt;
     for (const auto& a : rcpt_) rcpt.emplace_back(a);
     e["rcpt"] = std::move(rcpt);
+    if (!auth_user_.empty()) e["auth_user"] = auth_user_;
   }
   e["size"] = size;
   e["reply"] = final_reply.text();
@@ -543,6 +578,7 @@ void smtp_machine::forget_before_tls() {
   // client must send EHLO again.
   need_ehlo_ = true;
   helo_.clear();
+  auth_user_.clear();
   reset_transaction();
   bdat_total_ = 0;
   mode_ = mode::command;

@@ -48,6 +48,9 @@ struct machine_settings : mail_settings {
   config::bare_lf_mode bare_lf = config::bare_lf_mode::reject;
   std::size_t max_command_line = 4096;       // longer lines are refused: 500 5.5.2
   std::size_t max_held_bytes = 1024 * 1024;  // client bytes held while DATA awaits its reply
+  // [listener.smtp] greeting: the client's 220 text (and, its first word, EHLO's host); "" = the
+  // backend's own.
+  std::string greeting;
 };
 
 // What the machine decided to put on the back leg, in order: for unit tests and the differential
@@ -131,6 +134,14 @@ class smtp_machine final : public mail_machine<machine_settings, smtp_pending> {
   std::string mail_from_;
   bool in_transaction_ = false;  // MAIL accepted, message not finished or reset
   std::vector<std::string> rcpt_;
+  // The AUTH exchange in progress (SASL PLAIN / LOGIN: the user name when it decodes) and the user
+  // the backend accepted (235), recorded in smtp.message as auth_user.
+  std::string auth_mechanism_;
+  std::size_t auth_responses_ = 0;
+  std::string auth_candidate_;
+  std::string auth_user_;
+  void note_auth_start(std::string_view argument);
+  void note_sasl_response(std::string_view line);
 };
 
 }  // namespace tlsbridge::protocols::smtp

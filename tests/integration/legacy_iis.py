@@ -172,6 +172,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(block), block))
             self.wfile.write(b"0\r\n\r\n")
             return None
+        if path == "/ews/hsts":  # its own HSTS policy: the proxy must not add a second one
+            return self.reply(200, b"own policy",
+                              headers=[("Strict-Transport-Security", "max-age=600")])
         if path == "/ews/headers":
             return self.reply(200, json.dumps({k: v for k, v in self.headers.items()}))
         return self.reply(200, f"backend saw {self.path}")

@@ -40,6 +40,18 @@ TEST_CASE("refusal_text speaks each protocol", "[protocol_factory]") {
             .starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
   CHECK(refusal(protocol::https, early_refusal::over_limit)
             .starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+  // One client over its own limits, or denied: RFC 6585 §4, 429.
+  CHECK(refusal(protocol::https, early_refusal::client_limit)
+            .starts_with("HTTP/1.1 429 Too Many Requests\r\n"));
+  CHECK(refusal(protocol::https, early_refusal::denied)
+            .starts_with("HTTP/1.1 429 Too Many Requests\r\n"));
+  CHECK(refusal(protocol::smtp, early_refusal::client_limit) ==
+        "421 4.7.0 mx.example too many connections\r\n");
+  CHECK(refusal(protocol::smtp, early_refusal::denied) == "421 4.7.0 mx.example access denied\r\n");
+  CHECK(refusal(protocol::imap, early_refusal::denied) ==
+        "* BYE [UNAVAILABLE] mx.example access denied\r\n");
+  CHECK(refusal(protocol::pop3, early_refusal::denied) ==
+        "-ERR [SYS/TEMP] mx.example access denied\r\n");
   // Raw TLS has no words of its own: the connection is just closed.
   CHECK(refusal(protocol::tls, early_refusal::service_unavailable).empty());
   CHECK(refusal(protocol::tls, early_refusal::over_limit).empty());
