@@ -413,8 +413,9 @@ class CheckConfigTest(unittest.TestCase):
                             prefix=as_nobody)
 
     def test_reload_after_the_privilege_drop_does_not_ask_to_write_open_files(self):
-        """A reload runs as `[server] user` and opens no output file: the audit file root
-        created at start (root's, 0640) is still in use, not a reason to reject the reload."""
+        """A reload runs as `[server] user` and opens no output file: an audit file of root's
+        (0640, there before the start; one the proxy creates is the service user's) is still in
+        use, not a reason to reject the reload."""
         proxy = self.config_proxy()
         original = proxy.config_text
         proxy.config_text = lambda: original().replace("[server]\n", '[server]\nuser = "nobody"\n')
@@ -423,6 +424,9 @@ class CheckConfigTest(unittest.TestCase):
         nobody = lab.pwd.getpwnam("nobody")
         os.chown(logs, nobody.pw_uid, nobody.pw_gid)
         proxy.audit_path = os.path.join(logs, "audit.jsonl")
+        with open(proxy.audit_path, "w"):
+            pass
+        os.chmod(proxy.audit_path, 0o640)
         proxy.start()
         self.assertEqual(os.stat(proxy.audit_path).st_uid, 0)
         proxy.proc.send_signal(signal.SIGHUP)
