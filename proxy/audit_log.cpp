@@ -10,6 +10,7 @@
 
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <spdlog/spdlog.h>
 
 namespace tlsbridge::proxy {
 
@@ -19,6 +20,7 @@ namespace {
 std::string open_checked(const std::string& path, const output_owners& owners, std::FILE*& out) {
   auto opened = open_output_file(path, owners);
   if (!opened) return opened.error;
+  if (!opened.warning.empty()) spdlog::warn("audit: {}", opened.warning);
   out = ::fdopen(opened.fd, "a");
   if (out == nullptr) {
     const int err = errno;

@@ -140,13 +140,13 @@ output_open_result open_output_file(const fs::path& path, const output_owners& o
   if (fd < 0 && errno == EEXIST) fd = ::openat(dir_fd, name.c_str(), flags);
   const int open_errno = errno;
   ::close(dir_fd);
-  // Root creates it before the drop; the service user must be able to open it again later.
+  // Root creates it before the drop; the service user must be able to open it again later (a
+  // SIGUSR1 reopen, a binary upgrade). Without CAP_CHOWN the file stays root's: then only a
+  // rotation (logrotate's `create`) hands it over, as before.
   if (created && ::geteuid() == 0 && owners.service_uid != static_cast<uid_t>(-1) &&
-      ::fchown(fd, owners.service_uid, static_cast<gid_t>(-1)) != 0) {
-    out.error = quoted(path) + ": cannot hand it to the service user: " + std::strerror(errno);
-    ::close(fd);
-    return out;
-  }
+      ::fchown(fd, owners.service_uid, static_cast<gid_t>(-1)) != 0)
+    out.warning = quoted(path) + ": created as root and not handed to the service user (" +
+                  std::strerror(errno) + "): a reopen after the privilege drop may fail";
   if (fd < 0) {
     out.error =
         open_errno == ELOOP

@@ -34,6 +34,7 @@ output_owners owners_for(const std::string& service_user);
 struct output_open_result {
   int fd = -1;
   std::string error;
+  std::string warning;  // opened, but something the operator should know
   explicit operator bool() const { return fd >= 0; }
 };
 
