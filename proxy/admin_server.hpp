@@ -1,5 +1,6 @@
-// The admin endpoint ([admin]): GET /metrics (Prometheus text), /healthz (the process
-// answers), /readyz (every listener is bound and the proxy is not draining). Plain HTTP/1.1 with
+// The admin endpoint ([admin]): GET / (the status page, proxy/status_page.hpp), /status.json
+// (its data, proxy/status_json.hpp), /metrics (Prometheus text), /healthz (the process answers),
+// /readyz (every listener is bound and the proxy is not draining). Plain HTTP/1.1 with
 // Beast, on the main thread's io_context, one request per connection; loopback by default.
 #pragma once
 
@@ -8,6 +9,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/json/object.hpp>
 
 #include "config/config.hpp"
 #include "proxy/binary_upgrade.hpp"
@@ -17,9 +19,10 @@ namespace tlsbridge::proxy {
 
 class admin_server {
  public:
-  // refresh: called before /metrics renders (gauges that are read, not counted).
+  // refresh: called before /metrics renders (gauges that are read, not counted); status: the
+  // data of /status.json and of the page.
   admin_server(boost::asio::io_context& io, proxy::metrics& m, std::function<bool()> ready,
-               std::function<void()> refresh);
+               std::function<void()> refresh, std::function<boost::json::object()> status);
   // Binds (throws std::runtime_error with the reason), or adopts the socket an upgrading old
   // process handed over for `listen`, and starts accepting.
   void start(const config::endpoint& listen, upgrade_handoff* handoff = nullptr);
@@ -32,6 +35,7 @@ class admin_server {
   proxy::metrics& metrics_;
   std::function<bool()> ready_;
   std::function<void()> refresh_;
+  std::function<boost::json::object()> status_;
   std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
 };
 

@@ -7,6 +7,10 @@
 
 namespace tlsbridge::proxy {
 
+build_identity this_build() {
+  return {TLSBRIDGE_VERSION, TLSBRIDGE_BUILD_COMMIT, OpenSSL_version(OPENSSL_VERSION)};
+}
+
 std::string version_text() {
   // OpenSSL_version, not the OPENSSL_VERSION_TEXT macro: the library loaded now, not the headers
   // the binary was compiled against.

@@ -7,7 +7,16 @@
 
 namespace tlsbridge::proxy {
 
+// What the binary is: tlsbridge_build_info{version,commit,openssl} and the status page.
+struct build_identity {
+  std::string version;  // "0.1.0"
+  std::string commit;   // "1a2b3c4d5e6f" or "unknown"
+  std::string openssl;  // the library loaded now: "OpenSSL 3.0.17 1 Jul 2025"
+};
+
 // "tlsbridge 0.1.0 (commit 1a2b3c4d5e6f) OpenSSL 3.0.17 1 Jul 2025"
 std::string version_text();
+// Defined with version_text(), in the executable (the commit header is generated for it alone).
+build_identity this_build();
 
 }  // namespace tlsbridge::proxy

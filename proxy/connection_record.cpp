@@ -1,5 +1,7 @@
 #include "proxy/connection_record.hpp"
 
+#include "proxy/refusal_reason.hpp"
+
 namespace tlsbridge::proxy {
 
 namespace {
@@ -95,8 +97,26 @@ void count_connection(const connection_record& r, metrics& m) {
   findings(r.front.decision, "front");
   if (r.back) findings(r.back->decision, "back");
   if (r.starttls_injection) m.add("tlsbridge_starttls_injections_total", {{"listener", l}});
-  for (const auto& [rule, n] : r.refusals)
-    m.add("tlsbridge_refusals_total", {{"listener", l}, {"rule", rule}}, static_cast<double>(n));
+  for (const auto& refused : refusals_of(r)) {
+    if (refused.certificate)
+      m.add("tlsbridge_certificate_refusals_total",
+            {{"listener", l}, {"side", refused.reason == "client_certificate" ? "front" : "back"}});
+    else
+      m.add("tlsbridge_refusals_total", {{"listener", l}, {"reason", refused.reason}},
+            static_cast<double>(refused.count));
+  }
+}
+
+void count_event(const boost::json::object& event, const std::string& listener, metrics& m) {
+  const auto* name = event.if_contains("event");
+  const auto* status = event.if_contains("status");
+  if (!name || !name->is_string() || name->get_string() != "http.request" || !status ||
+      !(status->is_int64() || status->is_uint64()))
+    return;
+  const auto code = status->to_number<std::int64_t>();
+  if (code < 100 || code > 599) return;
+  m.add("tlsbridge_http_responses_total",
+        {{"listener", listener}, {"class", std::to_string(code / 100) + "xx"}});
 }
 
 }  // namespace tlsbridge::proxy

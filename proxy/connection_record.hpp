@@ -2,7 +2,7 @@
 // connection_record (no sockets, no OpenSSL objects — strings, numbers and the judged chains),
 // and two pure functions turn it into the `conn` audit record and into the metrics the
 // connection adds (tlsbridge_connections_total, bytes, TLS versions, handshake failures, policy
-// findings, STARTTLS injections, refusals). Keeping them out of the session makes the record's
+// findings, STARTTLS injections, refusals by reason: proxy/refusal_reason.hpp). Keeping them out of the session makes the record's
 // shape testable on its own (tests/unit/proxy/connection_record_test.cpp).
 #pragma once
 
@@ -54,6 +54,8 @@ struct connection_record {
   std::int64_t duration_ms = 0;
   outcome what = outcome::ok;
   std::string reason;
+  // Refused at admission: its stable name (proxy/refusal_reason.hpp: "deny", "allow", ...).
+  std::string refused_by;
   bool starttls_injection = false;
   std::size_t injected_bytes = 0;
   std::size_t pretls_auth_attempts = 0;
@@ -65,5 +67,9 @@ boost::json::object conn_json(const connection_record& r);
 
 // What the connection adds to the metrics.
 void count_connection(const connection_record& r, metrics& m);
+
+// What one of the machine's records adds: an `http.request` counts its response's status class
+// (tlsbridge_http_responses_total{listener,class="2xx"}).
+void count_event(const boost::json::object& event, const std::string& listener, metrics& m);
 
 }  // namespace tlsbridge::proxy

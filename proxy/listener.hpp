@@ -20,6 +20,7 @@
 #include "proxy/connection_rate.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/operational_warnings.hpp"
+#include "proxy/status_board.hpp"
 
 namespace tlsbridge::proxy {
 
@@ -62,6 +63,7 @@ struct listener_runtime {
   std::vector<config::cidr> trusted_proxies;
   audit_log* audit = nullptr;
   proxy::metrics* metrics = nullptr;  // null in check-config
+  status_board* status = nullptr;     // the status page's figures; null in check-config
   operational_warnings* warnings = nullptr;  // null in check-config
   std::shared_ptr<listener_counters> counters = std::make_shared<listener_counters>();
   std::atomic<std::size_t>* process_active = nullptr;  // all listeners (null in check-config)

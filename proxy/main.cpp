@@ -143,7 +143,8 @@ int main(int argc, char** argv) {
   proxy::run_options options{
       vm.count("pid-file") ? std::filesystem::absolute(vm["pid-file"].as<std::string>())
                            : cfg->server.pid_file,
-      proxy::executable_from(argc, argv), handoff.active() ? &handoff : nullptr};
+      proxy::executable_from(argc, argv), handoff.active() ? &handoff : nullptr,
+      proxy::this_build()};
   try {
     setup_logging(*cfg);
     return proxy::run_server(vm["config"].as<std::string>(), cfg, std::move(options));

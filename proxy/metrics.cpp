@@ -1,7 +1,8 @@
 #include "proxy/metrics.hpp"
 
 #include <array>
-#include <cstdio>
+#include <charconv>
+#include <cmath>
 
 namespace tlsbridge::proxy {
 
@@ -35,10 +36,14 @@ std::string render_labels(const labels& l, std::string_view extra = {}) {
   return out + "}";
 }
 
+// The shortest text that reads back as the same double: "0.0025", "10", "1.7e+09" — never
+// "2.5000000000000001e-03" (a bucket's `le` label is compared as text by people and dashboards).
 std::string number(double v) {
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  if (std::isnan(v)) return "NaN";
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc() ? std::string(buf, end) : std::string("NaN");
 }
 
 }  // namespace
@@ -61,9 +66,24 @@ metrics::metrics() {
   declare("tlsbridge_starttls_injections_total", "counter",
           "Sessions whose client sent plaintext after STARTTLS (discarded), by listener.");
   declare("tlsbridge_refusals_total", "counter",
-          "Requests the proxy refused itself without relaying them, by listener and rule.");
-  declare("tlsbridge_certificate_expiry_seconds", "gauge",
+          "Clients and requests the proxy refused itself, by listener and reason (admission, TLS "
+          "version or ciphers, a shield rule); certificate refusals are counted apart.");
+  declare("tlsbridge_certificate_refusals_total", "counter",
+          "Connections ended because [policy] refused a certificate chain, by listener and side "
+          "(front = a client certificate, back = the backend's chain).");
+  declare("tlsbridge_http_responses_total", "counter",
+          "HTTPS responses to clients (the backend's and the proxy's own), by listener and status "
+          "class (1xx..5xx).");
+  declare("tlsbridge_certificate_not_after_timestamp_seconds", "gauge",
           "Own front certificates: notAfter as a Unix timestamp, by file and subject.");
+  declare("tlsbridge_build_info", "gauge",
+          "1, labelled with the version, the commit and the OpenSSL library the process runs.");
+  declare("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+  declare("process_open_fds", "gauge", "Number of open file descriptors.");
+  declare("process_max_fds", "gauge", "Maximum number of open file descriptors.");
+  declare("process_cpu_seconds_total", "counter", "Total user and system CPU time in seconds.");
+  declare("process_start_time_seconds", "gauge",
+          "Start time of the process since the Unix epoch in seconds.");
   declare("tlsbridge_config_reloads_total", "counter", "Configuration reloads by result.");
   declare("tlsbridge_last_reload_success", "gauge",
           "1 when the last reload (SIGHUP or certificate change) applied, 0 when it was rejected; "

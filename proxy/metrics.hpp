@@ -1,7 +1,8 @@
 // Prometheus metrics (README), rendered in the text exposition format by the admin endpoint.
-// Updates happen at connection boundaries (a session adds its totals when it ends), never per
-// byte, so one mutex is enough and the data path stays lock-free. Label values are escaped per
-// the exposition format; names are fixed by the code (`tlsbridge_*`).
+// Updates happen at connection boundaries (a session adds its totals when it ends, an HTTPS
+// exchange its response's class when its record is written), never per byte, so one mutex is
+// enough and the data path stays lock-free. Label values are escaped per the exposition format;
+// names are fixed by the code (`tlsbridge_*`, and the conventional `process_*`).
 #pragma once
 
 #include <cstdint>

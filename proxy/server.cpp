@@ -25,10 +25,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <openssl/pem.h>
 #include <spdlog/spdlog.h>
 
-#include "certs/chain_collector.hpp"
 #include "config/value_parsers.hpp"
 #include "proxy/admin_server.hpp"
 #include "proxy/backend_health_checker.hpp"
@@ -37,10 +35,13 @@
 #include "proxy/listener.hpp"
 #include "proxy/log_file_sink.hpp"
 #include "proxy/metrics.hpp"
+#include "proxy/own_certificates.hpp"
 #include "proxy/privileges.hpp"
+#include "proxy/process_metrics.hpp"
 #include "proxy/reload_report.hpp"
 #include "proxy/pid_file.hpp"
 #include "proxy/session.hpp"
+#include "proxy/status_json.hpp"
 #include "proxy/systemd_notify.hpp"
 
 namespace tlsbridge::proxy {
@@ -154,22 +155,6 @@ asio::awaitable<void> accept_loop(worker& w, std::shared_ptr<listener_slot> slot
   }
 }
 
-// Own certificates' notAfter as gauges, so an expiry is seen coming (README, Operate).
-void record_certificate_expiry(const config::config& cfg, proxy::metrics& m) {
-  for (const auto& entry : cfg.certs) {
-    std::FILE* f = std::fopen(entry.cert.c_str(), "r");
-    if (!f) continue;
-    X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
-    std::fclose(f);
-    if (!cert) continue;
-    auto evidence = certs::describe_certificate(cert, 0);
-    X509_free(cert);
-    m.set("tlsbridge_certificate_expiry_seconds",
-          {{"file", entry.cert.string()}, {"subject", evidence.subject}},
-          static_cast<double>(evidence.not_after));
-  }
-}
-
 class server {
  public:
   server(std::filesystem::path path, std::shared_ptr<const config::config> cfg, run_options opts)
@@ -192,6 +177,7 @@ class server {
   pid_file open_pid_file();
   void upgrade();
   void finish_upgrade(const upgrade_result& result);
+  boost::json::object status() const;
   std::size_t active() const { return process_active_.load(); }
 
   run_options opts_;
@@ -200,6 +186,11 @@ class server {
   std::shared_ptr<const config::config> cfg_;
   audit_log audit_;
   proxy::metrics metrics_;
+  status_board status_;  // the status page's per-worker figures
+  std::vector<own_certificate> own_certs_;
+  std::int64_t started_ = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
   operational_warnings warnings_;  // kept across reloads, as the listeners' counters
   std::atomic<std::size_t> process_active_{0};
   std::map<std::string, std::shared_ptr<listener_runtime>> runtimes_;  // current generation
@@ -223,6 +214,7 @@ std::map<std::string, std::shared_ptr<listener_runtime>> server::build_runtimes(
   for (const auto& l : cfg->listeners) {
     auto rt = make_listener_runtime(cfg, l, &audit_);
     rt->metrics = &metrics_;
+    rt->status = &status_;
     rt->warnings = &warnings_;
     rt->process_active = &process_active_;
     rt->health = std::make_shared<backend_health>(l, &metrics_);
@@ -244,7 +236,9 @@ int server::run() {
   asio::signal_set reload_signals(main_io_, SIGHUP, SIGUSR1, SIGUSR2);
   pid_file_ = open_pid_file();  // before binding: a second instance must not share our ports
   runtimes_ = build_runtimes(cfg_);
-  record_certificate_expiry(*cfg_, metrics_);
+  own_certs_ = read_own_certificates(*cfg_);
+  record_certificate_expiry(own_certs_, metrics_);
+  record_build_info(metrics_, opts_.build);
   unsigned threads = cfg_->server.threads ? cfg_->server.threads
                                           : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < threads; ++i) workers_.push_back(std::make_unique<worker>());
@@ -260,7 +254,9 @@ int server::run() {
                        static_cast<double>(rt->counters->active.load()));
         metrics_.set("tlsbridge_audit_write_failures_total", {},
                      static_cast<double>(audit_.failures()));
-      });
+        refresh_process_metrics(metrics_);
+      },
+      [this] { return status(); });
   if (!cfg_->admin.listen.empty()) {
     auto ep = config::parse_endpoint(cfg_->admin.listen);
     if (!ep) throw std::runtime_error("[admin] listen: bad endpoint " + cfg_->admin.listen);
@@ -421,10 +417,16 @@ void server::reload(const std::string& trigger) {
   retire_health_checks(runtimes_);
   runtimes_ = std::move(next_rts);
   start_health_checks(main_io_, runtimes_);
-  record_certificate_expiry(*cfg_, metrics_);
+  own_certs_ = read_own_certificates(*cfg_);
+  record_certificate_expiry(own_certs_, metrics_);
   follow_files();
   record_reload(metrics_, trigger, true,
                 describe_reload(before, after, changed_files(files_before, loaded_files_)));
+}
+
+boost::json::object server::status() const {
+  return status_json({&runtimes_, &status_, &own_certs_, opts_.build, started_, draining_},
+                     std::chrono::system_clock::now());
 }
 
 pid_file server::open_pid_file() {

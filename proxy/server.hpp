@@ -16,6 +16,7 @@
 
 #include "config/config.hpp"
 #include "proxy/binary_upgrade.hpp"
+#include "proxy/build_info.hpp"
 
 namespace tlsbridge::proxy {
 
@@ -23,6 +24,7 @@ struct run_options {
   std::filesystem::path pid_file;      // `run --pid-file`, else [server] pid_file; empty = none
   executable self;                     // what SIGUSR2 starts
   upgrade_handoff* handoff = nullptr;  // what an upgrading old process passed us, if anything
+  build_identity build;                // tlsbridge_build_info and the status page
 };
 
 // Builds everything (throws std::runtime_error on a problem: nothing starts half-configured),

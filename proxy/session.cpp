@@ -95,6 +95,7 @@ asio::awaitable<bool> session::read_proxy_header() {
     auto r = pp::parse(std::string_view(peek.data(), n));
     if (r.what == pp::result::status::error ||
         (r.what == pp::result::status::need_more && n == peek.size())) {
+      refused_by_ = "proxy_header";
       finish(outcome::denied,
              "bad PROXY protocol header: " + (r.error.empty() ? "too long" : r.error));
       co_return false;
@@ -199,6 +200,7 @@ asio::awaitable<std::optional<std::string>> session::admit() {
     bool trusted = false;
     for (const auto& block : rt_->trusted_proxies) trusted = trusted || block.contains(client_ip_);
     if (!trusted) {
+      refused_by_ = "untrusted_proxy";
       finish(outcome::denied,
              "PROXY protocol listener: " + client_addr_ + " is not a trusted proxy");
       co_return std::nullopt;
@@ -210,6 +212,7 @@ asio::awaitable<std::optional<std::string>> session::admit() {
 
   // [listener.limits] deny: refused before `allow`, in the protocol's words.
   admit_refusal_ = early_refusal::denied;
+  refused_by_ = "deny";
   for (const auto& block : rt_->deny) {
     if (block.contains(client_ip_)) co_return "client address in [listener.limits] deny";
   }
@@ -218,11 +221,13 @@ asio::awaitable<std::optional<std::string>> session::admit() {
   // `allow`: who may connect at all (the real client, after PROXY).
   bool allowed = false;
   for (const auto& block : rt_->allow) allowed = allowed || block.contains(client_ip_);
+  refused_by_ = "allow";
   if (!allowed) {
     finish(outcome::denied, "client address not in allow");
     co_return std::nullopt;
   }
 
+  refused_by_ = "connection_rate";
   if (!rt_->counters->admit_rate(client_ip_, cfg_.limits))
     co_return "over [listener.limits] connection_rate (" + std::to_string(cfg_.limits.rate_count) +
         " per " + std::to_string(cfg_.limits.rate_window.count()) + "ms)";
@@ -231,14 +236,18 @@ asio::awaitable<std::optional<std::string>> session::admit() {
   // max_connections).
   ip_counted_ = true;
   const std::size_t from_ip = rt_->counters->acquire_ip(client_ip_);
+  refused_by_ = "max_connections_per_ip";
   if (from_ip > cfg_.max_connections_per_ip)
     co_return "over max_connections_per_ip (" + std::to_string(cfg_.max_connections_per_ip) + ")";
   admit_refusal_ = early_refusal::over_limit;
+  refused_by_ = "max_connections";
   if (rt_->counters->active > cfg_.max_connections)
     co_return "over listener max_connections (" + std::to_string(cfg_.max_connections) + ")";
+  refused_by_ = "server_max_connections";
   if (rt_->process_active && *rt_->process_active > rt_->root->server.max_connections)
     co_return "over [server] max_connections (" +
         std::to_string(rt_->root->server.max_connections) + ")";
+  refused_by_ = "";
   co_return std::string();
 }
 
@@ -647,6 +656,7 @@ connection_record session::record() const {
                       .count();
   r.what = outcome_;
   r.reason = reason_;
+  r.refused_by = refused_by_;
   if (machine_) {
     r.starttls_injection = machine_->facts().starttls_injection;
     r.injected_bytes = machine_->facts().injected_bytes;
@@ -665,6 +675,7 @@ void session::write_machine_events() {
     rec["listener"] = cfg_.name;
     for (auto& kv : e)
       if (kv.key() != "event") rec[kv.key()] = kv.value();
+    if (rt_->metrics) count_event(rec, cfg_.name, *rt_->metrics);
     rt_->audit->write(std::move(rec));
   }
 }
@@ -673,6 +684,7 @@ void session::write_audit() {
   if (backend_) backend_->remember_session();  // a TLS 1.3 ticket arrives after the handshake
   const connection_record r = record();
   if (rt_->metrics) count_connection(r, *rt_->metrics);
+  if (rt_->status) rt_->status->record(r);
   if (!rt_->audit) return;
   write_machine_events();
   rt_->audit->write(conn_json(r));

@@ -142,6 +142,7 @@ class session : public std::enable_shared_from_this<session> {
   std::function<void(const std::string&)> on_destroy_;
   outcome outcome_ = outcome::ok;
   std::string reason_;
+  const char* refused_by_ = "";  // admission's refusal (proxy/refusal_reason.hpp), "" if none
 };
 
 // A connection id unique across restarts and instances: a per-process random prefix + a counter.

@@ -89,6 +89,7 @@ void smtp_machine::read_client(step_list& out) {
           // SMTP smuggling, smtp_bare_lf = reject: drop the back leg before any final dot, so the
           // backend never commits the message, and tell the client why.
           out.abort_backend();
+          count_refusal("smtp.bare_lf");
           close_with(
               "554 5.6.0 Message contains a bare CR or LF, refused (SMTP smuggling)\r\n"
               "421 4.4.2 " +

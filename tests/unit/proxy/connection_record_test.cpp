@@ -111,8 +111,12 @@ TEST_CASE("conn record: both legs, a judged back chain, refusals and injection",
         text.find(
             R"(tlsbridge_policy_findings_total{listener="https",side="back",kind="pin_mismatch",action="refuse"} 1)") !=
         std::string::npos);
-    CHECK(text.find(R"(tlsbridge_refusals_total{listener="https",rule="http.method"} 2)") !=
+    CHECK(text.find(R"(tlsbridge_refusals_total{listener="https",reason="http.method"} 2)") !=
           std::string::npos);
+    // The refused chain is a certificate refusal, counted apart from the shield's refusals.
+    CHECK(text.find(R"(tlsbridge_certificate_refusals_total{listener="https",side="back"} 1)") !=
+          std::string::npos);
+    CHECK(text.find(R"(reason="backend_certificate")") == std::string::npos);
     CHECK(text.find(R"(tlsbridge_starttls_injections_total{listener="https"} 1)") !=
           std::string::npos);
   }
