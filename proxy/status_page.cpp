@@ -157,6 +157,7 @@ function chart(tls) {
     }
     y += 10;
   }
+  svg.setAttribute("height", y);
 }
 
 function render(s) {

@@ -78,7 +78,7 @@ class AdminMetricsTest(unittest.TestCase):
         before, types = self.scrape()
         self.assertEqual(types.get("tlsbridge_connections_total"), "counter")
         self.assertEqual(types.get("tlsbridge_backend_connect_seconds"), "histogram")
-        self.assertEqual(types.get("tlsbridge_certificate_expiry_seconds"), "gauge")
+        self.assertEqual(types.get("tlsbridge_certificate_not_after_timestamp_seconds"), "gauge")
 
         for i in range(3):
             result = lab.swaks(self.port, "--header", f"Subject: metrics-{i}")
@@ -112,7 +112,7 @@ class AdminMetricsTest(unittest.TestCase):
                                       listener="smtp-in"), 1)
         self.assertGreaterEqual(value(after, "tlsbridge_backend_connect_seconds_count",
                                       listener="smtp-in"), 4)
-        expiry = value(after, "tlsbridge_certificate_expiry_seconds")
+        expiry = value(after, "tlsbridge_certificate_not_after_timestamp_seconds")
         self.assertGreater(expiry, 1.7e9, "notAfter of the front certificate as a timestamp")
 
 
