@@ -2,8 +2,9 @@
 // connection_record (no sockets, no OpenSSL objects — strings, numbers and the judged chains),
 // and two pure functions turn it into the `conn` audit record and into the metrics the
 // connection adds (tlsbridge_connections_total, bytes, TLS versions, handshake failures, policy
-// findings, STARTTLS injections, refusals by reason: proxy/refusal_reason.hpp). Keeping them out of the session makes the record's
-// shape testable on its own (tests/unit/proxy/connection_record_test.cpp).
+// findings, STARTTLS injections, refusals by reason: proxy/refusal_reason.hpp). Keeping them out
+// of the session makes the record's shape testable on its own
+// (tests/unit/proxy/connection_record_test.cpp).
 #pragma once
 
 #include <boost/json/object.hpp>

@@ -12,8 +12,8 @@ bool refused_chain(const policy::decision* d) {
 
 // OpenSSL's reasons (ssl/ssl_err.c) for a ClientHello the front profile does not accept.
 const char* handshake_refusal(std::string_view error) {
-  for (std::string_view version_words : {"unsupported protocol", "version too low",
-                                         "protocol version", "no protocols available"})
+  for (std::string_view version_words :
+       {"unsupported protocol", "version too low", "protocol version", "no protocols available"})
     if (error.find(version_words) != std::string_view::npos) return "tls_version";
   if (error.find("no shared cipher") != std::string_view::npos) return "tls_cipher";
   return nullptr;

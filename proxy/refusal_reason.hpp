@@ -20,8 +20,8 @@
 namespace tlsbridge::proxy {
 
 struct refusal {
-  std::string reason;    // the stable name above
-  std::string detail;    // in words (the record's reason, or "3 requests")
+  std::string reason;  // the stable name above
+  std::string detail;  // in words (the record's reason, or "3 requests")
   std::uint64_t count = 1;
   bool certificate = false;  // a chain refused by policy (counted apart from the others)
 };

@@ -71,17 +71,6 @@ struct worker {
   std::thread thread;
 };
 
-const char* protocol_name(config::protocol p) {
-  switch (p) {
-    case config::protocol::smtp: return "smtp";
-    case config::protocol::imap: return "imap";
-    case config::protocol::pop3: return "pop3";
-    case config::protocol::https: return "https";
-    case config::protocol::tls: return "tls";
-  }
-  return "?";
-}
-
 // Binds a listener's acceptor on a worker's io_context (callable from the main thread).
 std::shared_ptr<listener_slot> bind_slot(worker& w, const config::listener_config& l) {
   auto slot = std::make_shared<listener_slot>(w.io);

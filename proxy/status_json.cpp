@@ -9,31 +9,26 @@ namespace {
 
 namespace json = boost::json;
 
-const char* protocol_text(config::protocol p) {
-  switch (p) {
-    case config::protocol::smtp: return "smtp";
-    case config::protocol::imap: return "imap";
-    case config::protocol::pop3: return "pop3";
-    case config::protocol::https: return "https";
-    case config::protocol::tls: return "tls";
-  }
-  return "?";
-}
-
 const char* front_text(config::front_tls t) {
   switch (t) {
-    case config::front_tls::starttls: return "starttls";
-    case config::front_tls::implicit: return "implicit";
-    case config::front_tls::none: return "none";
+    case config::front_tls::starttls:
+      return "starttls";
+    case config::front_tls::implicit:
+      return "implicit";
+    case config::front_tls::none:
+      return "none";
   }
   return "?";
 }
 
 const char* back_text(config::back_tls t) {
   switch (t) {
-    case config::back_tls::starttls: return "starttls";
-    case config::back_tls::implicit: return "implicit";
-    case config::back_tls::none: return "none";
+    case config::back_tls::starttls:
+      return "starttls";
+    case config::back_tls::implicit:
+      return "implicit";
+    case config::back_tls::none:
+      return "none";
   }
   return "?";
 }
@@ -42,11 +37,12 @@ json::object listener_json(const listener_runtime& rt) {
   const auto& l = *rt.settings;
   json::object o;
   o["name"] = l.name;
-  o["protocol"] = protocol_text(l.protocol);
+  o["protocol"] = protocol_name(l.protocol);
   o["listen"] = l.listen.to_string();
   o["port"] = l.listen.port;
   o["tls"] = front_text(l.tls);
-  o["tls_profile"] = l.tls == config::front_tls::none ? json::value(nullptr) : json::value(l.tls_profile);
+  o["tls_profile"] =
+      l.tls == config::front_tls::none ? json::value(nullptr) : json::value(l.tls_profile);
   o["backend_tls"] = back_text(l.backend.tls);
   o["backend_tls_profile"] = l.backend.tls == config::back_tls::none
                                  ? json::value(nullptr)
@@ -62,6 +58,22 @@ json::object versions_json(const std::array<std::uint64_t, tls_version_names.siz
 }
 
 }  // namespace
+
+const char* protocol_name(config::protocol p) {
+  switch (p) {
+    case config::protocol::smtp:
+      return "smtp";
+    case config::protocol::imap:
+      return "imap";
+    case config::protocol::pop3:
+      return "pop3";
+    case config::protocol::https:
+      return "https";
+    case config::protocol::tls:
+      return "tls";
+  }
+  return "?";
+}
 
 std::string rfc3339(std::int64_t unix_seconds) {
   std::time_t t = static_cast<std::time_t>(unix_seconds);
@@ -89,7 +101,7 @@ json::object status_json(const status_sources& s, std::chrono::system_clock::tim
   if (s.listeners) {
     for (const auto& [name, rt] : *s.listeners) {
       listeners.push_back(listener_json(*rt));
-      auto& n = sessions[protocol_text(rt->settings->protocol)];
+      auto& n = sessions[protocol_name(rt->settings->protocol)];
       n = n.to_number<std::uint64_t>() + rt->counters->active.load(std::memory_order_relaxed);
       if (!rt->health) continue;
       const bool checked = rt->settings->backend.health_check.interval.count() > 0;
@@ -128,8 +140,9 @@ json::object status_json(const status_sources& s, std::chrono::system_clock::tim
   out["certificates"] = std::move(certificates);
 
   const tls_counts tls = s.board ? s.board->tls_last_hour(now) : tls_counts{};
-  out["tls_versions"] = json::object{
-      {"window_seconds", 3600}, {"front", versions_json(tls.front)}, {"back", versions_json(tls.back)}};
+  out["tls_versions"] = json::object{{"window_seconds", 3600},
+                                     {"front", versions_json(tls.front)},
+                                     {"back", versions_json(tls.back)}};
   return out;
 }
 

@@ -30,8 +30,10 @@ struct status_sources {
   bool draining = false;
 };
 
-boost::json::object status_json(const status_sources& s,
-                                std::chrono::system_clock::time_point now);
+boost::json::object status_json(const status_sources& s, std::chrono::system_clock::time_point now);
+
+// The protocol's name as the config writes it ("smtp").
+const char* protocol_name(config::protocol p);
 
 // "2026-12-02T07:40:01Z" (RFC 3339, UTC, whole seconds).
 std::string rfc3339(std::int64_t unix_seconds);

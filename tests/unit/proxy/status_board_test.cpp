@@ -38,8 +38,7 @@ connection_record tls(const std::string& front, const std::string& back) {
 
 }  // namespace
 
-TEST_CASE("status board: refusals of all threads, newest first, the last 50",
-          "[status_board]") {
+TEST_CASE("status board: refusals of all threads, newest first, the last 50", "[status_board]") {
   status_board board;
   const auto t0 = status_board::clock::now();
   board.record(denied("192.0.2.1:1"), t0);

@@ -25,10 +25,10 @@ TEST_CASE("status json: refusals, certificates and TLS versions", "[status_json]
   std::vector<proxy::own_certificate> certs{
       {"/etc/ssl/mail.pem", "CN=<mail>", 1798329600 + 10 * 86400 + 5}};
   std::map<std::string, std::shared_ptr<proxy::listener_runtime>> none;
-  proxy::status_sources s{&none, &board, &certs, {"0.1.0", "abc123", "OpenSSL 3"}, 1798329000,
-                          false};
+  proxy::status_sources s{&none,      &board, &certs, {"0.1.0", "abc123", "OpenSSL 3"},
+                          1798329000, false};
   const auto j = proxy::status_json(s, now);
-  CHECK(j.at("generated") == "2026-12-03T00:00:00Z");
+  CHECK(j.at("generated") == "2026-12-27T00:00:00Z");
   CHECK(j.at("uptime_seconds") == 600);
   CHECK(j.at("commit") == "abc123");
   CHECK(j.at("sessions").as_object().at("smtp") == 0);
@@ -36,10 +36,10 @@ TEST_CASE("status json: refusals, certificates and TLS versions", "[status_json]
   CHECK(refusal.at("reason") == "tls_version");
   CHECK(refusal.at("client") == "192.0.2.9:4000");
   CHECK(refusal.at("listener") == "smtp-in");
-  CHECK(refusal.at("time") == "2026-12-02T23:59:55Z");
+  CHECK(refusal.at("time") == "2026-12-26T23:59:55Z");
   const auto& cert = j.at("certificates").as_array().at(0).as_object();
   CHECK(cert.at("days_left") == 10);
-  CHECK(cert.at("not_after") == "2026-12-13T00:00:05Z");
+  CHECK(cert.at("not_after") == "2027-01-06T00:00:05Z");
   CHECK(j.at("tls_versions").at("front").at("TLSv1.3") == 0);
 
   const std::string page = proxy::status_page_html(j);
