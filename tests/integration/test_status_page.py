@@ -5,6 +5,7 @@ through; Debian's chromium renders the page headless: the DOM it built holds the
 and the refusal row, and the screenshot is kept under the build directory (its path is printed)."""
 
 import html.parser
+import http.client
 import json
 import os
 import re
@@ -17,7 +18,9 @@ import unittest
 import urllib.request
 
 import lab
+import legacy_iis
 from test_admin_metrics import parse_prometheus, value
+from test_https import https_listener
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 BROWSER_TIMEOUT = 90
@@ -69,11 +72,15 @@ class StatusPageTest(unittest.TestCase):
         cls.backend = lab.PostfixBackend(cls.certs, tls="tls1.0-starttls")
         cls.addClassCleanup(cls.backend.cleanup)
         cls.backend.start()
-        cls.smtp_port, cls.smtps_port, cls.admin_port = (lab.free_port() for _ in range(3))
+        cls.iis = legacy_iis.LegacyIis(cls.certs).start()
+        cls.addClassCleanup(cls.iis.stop)
+        cls.smtp_port, cls.smtps_port, cls.https_port, cls.admin_port = (
+            lab.free_port() for _ in range(4))
         cls.proxy = lab.Tlsbridge(
             [lab.smtp_listener(cls.smtp_port, cls.backend.port, name="smtp-in"),
              lab.smtp_listener(cls.smtps_port, cls.backend.port, name="smtps-in",
-                               tls="implicit")],
+                               tls="implicit"),
+             https_listener("https-in", cls.https_port, cls.iis.port)],
             [(f"{cls.certs}/server.chain.pem", f"{cls.certs}/server.key")],
             admin=f"127.0.0.1:{cls.admin_port}")
         cls.addClassCleanup(cls.proxy.cleanup)
@@ -100,7 +107,17 @@ class StatusPageTest(unittest.TestCase):
                 cls.modern_greeting = tls.recv(512)
                 tls.sendall(b"QUIT\r\n")
                 tls.recv(512)
-        cls.proxy.wait_for_conn_records(3)
+        # HTTPS: one answer from the backend, one 404 from the proxy (a path not allowed).
+        conn = http.client.HTTPSConnection("127.0.0.1", cls.https_port, timeout=10,
+                                           context=lab.client_context())
+        cls.http_status = []
+        for path in ("/owa/", "/not-exchange"):
+            conn.request("GET", path)
+            response = conn.getresponse()
+            response.read()
+            cls.http_status.append(response.status)
+        conn.close()
+        cls.proxy.wait_for_conn_records(4)
 
     def get(self, path):
         url = f"http://127.0.0.1:{self.admin_port}{path}"
@@ -120,7 +137,8 @@ class StatusPageTest(unittest.TestCase):
     def test_status_json(self):
         s = self.status()
         listeners = {l["name"]: l for l in s["listeners"]}
-        self.assertEqual(set(listeners), {"smtp-in", "smtps-in"})
+        self.assertEqual(set(listeners), {"smtp-in", "smtps-in", "https-in"})
+        self.assertEqual(listeners["https-in"]["protocol"], "https")
         self.assertEqual(listeners["smtps-in"]["tls"], "implicit")
         self.assertEqual(listeners["smtps-in"]["port"], self.smtps_port)
         self.assertEqual(listeners["smtp-in"]["tls_profile"], "modern")
@@ -172,6 +190,12 @@ class StatusPageTest(unittest.TestCase):
         self.assertEqual(
             value(samples, "tlsbridge_refusals_total", listener="smtps-in", reason="tls_version"),
             1)
+        self.assertEqual(self.http_status, [200, 404])
+        for klass, n in (("2xx", 1), ("4xx", 1), ("5xx", 0)):
+            self.assertEqual(value(samples, "tlsbridge_http_responses_total", listener="https-in",
+                                   **{"class": klass}), n, klass)
+        self.assertEqual(value(samples, "tlsbridge_refusals_total", listener="https-in",
+                               reason="http.allow_paths"), 1)
         self.assertEqual(types.get("tlsbridge_certificate_not_after_timestamp_seconds"), "gauge")
         self.assertGreater(value(samples, "tlsbridge_certificate_not_after_timestamp_seconds"),
                            time.time())
@@ -212,7 +236,8 @@ class StatusPageTest(unittest.TestCase):
         tables.feed(dom.stdout)
         listeners = [cells[0] for cls, cells in tables.tables.get("listeners", [])
                      if cls == "listener"]
-        self.assertEqual(sorted(listeners), ["smtp-in", "smtps-in"], dom.stdout[-3000:])
+        self.assertEqual(sorted(listeners), ["https-in", "smtp-in", "smtps-in"],
+                         dom.stdout[-3000:])
         refusals = [cells for cls, cells in tables.tables.get("refusals", []) if cls == "refusal"]
         self.assertTrue(any(c[2] == "smtps-in" and c[3] == "tls_version" and
                             c[1].startswith("127.0.0.1:") for c in refusals), refusals)
