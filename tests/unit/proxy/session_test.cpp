@@ -44,6 +44,7 @@ std::string read_until_text(tcp::socket& s, const std::string& text) {
 struct smtp_through_proxy {
   std::shared_ptr<config::config> root = std::make_shared<config::config>();
   proxy::metrics metrics;
+  proxy::status_board status;
 
   explicit smtp_through_proxy(std::uint16_t backend_port,
                               config::front_tls front = config::front_tls::none) {
@@ -71,6 +72,7 @@ struct smtp_through_proxy {
   void run(Client client) {
     auto rt = proxy::make_listener_runtime(root, root->listeners[0], nullptr);
     rt->metrics = &metrics;
+    rt->status = &status;
     asio::io_context io;
     tcp::acceptor front(io, loopback);
     std::shared_ptr<proxy::session> s;
@@ -228,4 +230,27 @@ TEST_CASE("session: STARTTLS is ordered and pipelined plaintext never reaches th
   // The backend saw NOOP, then the EHLO and QUIT sent after the handshake, never the MAIL.
   CHECK(backend_got == "NOOP\r\nEHLO client.test\r\nQUIT\r\n");
   CHECK(proxy.rendered("tlsbridge_starttls_injections_total{listener=\"smtp\"} 1"));
+}
+
+TEST_CASE("session: admission refusals are counted and shown by their reason", "[session_driver]") {
+  for (const char* reason : {"deny", "allow"}) {
+    DYNAMIC_SECTION(reason) {
+      smtp_through_proxy proxy(1);  // refused before any back leg
+      auto& l = proxy.root->listeners[0];
+      if (std::string(reason) == "deny")
+        l.limits.deny = {"127.0.0.0/8"};
+      else
+        l.allow = {"192.0.2.0/24"};
+      std::string seen;
+      proxy.run([&](tcp::socket& c, auto) { seen = read_until_text(c, "\r\n"); });
+      CHECK(proxy.rendered(std::string("tlsbridge_refusals_total{listener=\"smtp\",reason=\"") +
+                           reason + "\"} 1"));
+      CHECK_FALSE(proxy.rendered("tlsbridge_certificate_refusals_total{"));
+      const auto last = proxy.status.last_refusals();
+      REQUIRE(last.size() == 1);
+      CHECK(last[0].reason == reason);
+      CHECK(last[0].listener == "smtp");
+      CHECK(last[0].client.rfind("127.0.0.1:", 0) == 0);
+    }
+  }
 }
