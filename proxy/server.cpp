@@ -31,6 +31,7 @@
 #include "certs/chain_collector.hpp"
 #include "config/value_parsers.hpp"
 #include "proxy/admin_server.hpp"
+#include "proxy/back_leg_source.hpp"
 #include "proxy/backend_health_checker.hpp"
 #include "proxy/cert_watch.hpp"
 #include "proxy/config_validation.hpp"
@@ -268,7 +269,7 @@ int server::run() {
     admin_ = &admin;
     spdlog::info("admin endpoint on {}", cfg_->admin.listen);
   }
-  drop_privileges(cfg_->server.user);
+  drop_privileges(cfg_->server.user, uses_transparent_source(*cfg_));
   record_start(metrics_);
   follow_files();
   start_health_checks(main_io_, runtimes_);
@@ -418,7 +419,7 @@ void server::reload(const std::string& trigger) {
   for (const auto& [name, rt] : next_rts) after.insert(name);
   const auto files_before = loaded_files_;
   cfg_ = next;
-  retire_health_checks(runtimes_);
+  retire_health_checks(runtimes_, next_rts);
   runtimes_ = std::move(next_rts);
   start_health_checks(main_io_, runtimes_);
   record_certificate_expiry(*cfg_, metrics_);

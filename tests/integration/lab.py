@@ -337,11 +337,13 @@ class PostfixBackend:
     Every recipient is delivered to one maildir; messages() reads them back byte for byte.
     """
 
-    def __init__(self, certs_dir, tls="tls1.0-starttls", port=None, directory=None):
+    def __init__(self, certs_dir, tls="tls1.0-starttls", port=None, directory=None,
+                 host="127.0.0.1"):
         if tls not in POSTFIX_MODES:
             raise LabError(f"PostfixBackend: tls must be one of {POSTFIX_MODES}, not {tls!r}")
         self.certs_dir = certs_dir
         self.tls = tls
+        self.host = host  # the address smtpd listens on (another one in a network namespace)
         self.port = free_port() if port is None else port
         self.dir = directory or make_lab_dir("tlsbridge-postfix.")
         self.etc = os.path.join(self.dir, "etc")
@@ -370,7 +372,7 @@ class PostfixBackend:
         os.chmod(path, mode)
 
     def _smtpd_line(self):
-        listen = f"127.0.0.1:{self.port}"
+        listen = f"{self.host}:{self.port}"
         if self.tls == "tls1.0-implicit":
             return (f"{listen} inet n - n - - smtpd\n"
                     "  -o smtpd_tls_wrappermode=yes\n  -o smtpd_tls_security_level=encrypt")
