@@ -4,7 +4,8 @@
 // "client" is transparent, as HAProxy's `usesrc clientip` and nginx's `proxy_bind $remote_addr
 // transparent`: the socket gets IP_TRANSPARENT (IPV6_TRANSPARENT for IPv6; ip(7), ipv6(7)), which
 // lets it bind an address that is not this host's, and binds the client's own address (the
-// address after a PROXY header). That needs CAP_NET_ADMIN, and routing that brings the backend's
+// address after a PROXY header). That needs CAP_NET_ADMIN (the kernel also takes CAP_NET_RAW; the
+// proxy asks for and keeps the one ip(7) names), and routing that brings the backend's
 // replies to the client's address back to this host (docs/configuration.md, "source").
 //
 // Binding with port 0 and IP_BIND_ADDRESS_NO_PORT (ip(7)) lets the kernel choose the port at
