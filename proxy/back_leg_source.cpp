@@ -47,8 +47,8 @@ std::string bind_back_leg_source(tcp::socket& sock, const tcp::endpoint& target,
     own = asio::ip::make_address(source, ec);
     if (ec) return "source " + source + ": not an IP address";
   }
-  const std::string what = transparent ? "source = client (" + own.to_string() + ")"
-                                       : "source " + own.to_string();
+  const std::string what =
+      transparent ? "source = client (" + own.to_string() + ")" : "source " + own.to_string();
   // A host name may resolve to both families: the other one is skipped, not an error of the leg.
   if (own.is_v4() != target.address().is_v4())
     return what + " is " + family_name(own) + ", the backend " + target.address().to_string() +
@@ -110,8 +110,8 @@ std::vector<std::string> check_back_leg_sources(const config::config& cfg) {
     if (!ec) probe.bind(tcp::endpoint(own, 0), ec);
     if (ec)
       errors.push_back(config::error_at_key(cfg, key,
-                                            "source \"" + source +
-                                                "\" cannot be bound (" + ec.message() +
+                                            "source \"" + source + "\" cannot be bound (" +
+                                                ec.message() +
                                                 "): the back leg needs an address of this host")
                            .to_string());
   }

@@ -165,11 +165,12 @@ void drop_privileges(const std::string& user, bool keep_net_admin) {
     return;
   }
   const std::uint64_t kept = (std::uint64_t{1} << CAP_NET_BIND_SERVICE) |
-                            (keep_net_admin ? std::uint64_t{1} << CAP_NET_ADMIN : 0);
+                             (keep_net_admin ? std::uint64_t{1} << CAP_NET_ADMIN : 0);
   if (keep_net_admin && !has_effective_capability(CAP_NET_ADMIN))
-    throw std::runtime_error("[server] user: source = \"client\" needs CAP_NET_ADMIN to keep, "
-                             "and this process does not have it (systemd: add it to "
-                             "CapabilityBoundingSet=)");
+    throw std::runtime_error(
+        "[server] user: source = \"client\" needs CAP_NET_ADMIN to keep, "
+        "and this process does not have it (systemd: add it to "
+        "CapabilityBoundingSet=)");
   trim_bounding_set(kept);
   // Without KEEPCAPS, setuid from root to another user empties the permitted set (capabilities(7),
   // "Effect of user ID changes on capabilities"); with it only the effective set is cleared.

@@ -5,10 +5,9 @@
 
 #include <linux/capability.h>
 
-#include <cerrno>
-
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
+#include <cerrno>
 
 #include "config/value_parsers.hpp"
 #include "proxy/privileges.hpp"
