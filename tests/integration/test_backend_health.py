@@ -259,8 +259,9 @@ class BackendHealthTest(unittest.TestCase):
         self.assertEqual(self.backend_up(address), 1)
 
         first.set_logon_status(503)  # OWA stopped; IIS itself still completes handshakes
-        self.wait_log(rf"\[warning\] listener https-in: backend {re.escape(address)} is down \(check "
-                      r"failed: GET /owa/auth/logon\.aspx: 503 Service Unavailable\)", 2 * 3 + 3)
+        self.wait_log(rf"\[warning\] listener https-in: backend {re.escape(address)} is down "
+                      r"\(check failed: GET /owa/auth/logon\.aspx: 503 Service Unavailable\)",
+                      2 * 3 + 3)
         self.assertEqual(self.backend_up(address), 0)
         self.assertEqual([served_by(f"down-{i}") for i in range(3)], [["second"]] * 3)
 

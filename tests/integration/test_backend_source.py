@@ -200,10 +200,12 @@ class TransparentSourceTest(unittest.TestCase):
         cls.proxy.start()
         # The readiness probes' back legs reach Postfix too: let their sessions end before a
         # test reads the maillog.
-        sessions_over = lab.wait_until(lambda: len(re.findall(r"\]: connect from", cls.postfix.log()))
-                                       == len(re.findall(r"\]: disconnect from",
-                                                         cls.postfix.log())) > 0, 20)
-        assert sessions_over, "the readiness probes' sessions never ended\n" + cls.postfix.log()
+        def sessions_over():
+            log = cls.postfix.log()
+            opened = len(re.findall(r"\]: connect from", log))
+            return opened > 0 and opened == len(re.findall(r"\]: disconnect from", log))
+        assert lab.wait_until(sessions_over, 20), \
+            "the readiness probes' sessions never ended\n" + cls.postfix.log()
 
     def send_through(self, name):
         """swaks in the client namespace through listener `name`; answers the delivered message
