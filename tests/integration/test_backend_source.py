@@ -10,11 +10,13 @@ leg also proves that the privilege drop kept CAP_NET_ADMIN.
 
 Without root (no `ip netns add`), the namespace test is skipped, saying why. check-config's
 refusals (a source of the other family, an address this host does not have, "client" without
-CAP_NET_ADMIN) run on loopback, each next to a config that passes."""
+CAP_NET_ADMIN) run on loopback, each next to a config that passes; so does a reload to "client"
+in a process that dropped to nobody without it, rejected while the old config serves on."""
 
 import ctypes
 import os
 import re
+import signal
 import subprocess
 import threading
 import unittest
@@ -292,6 +294,36 @@ class SourceCheckTest(unittest.TestCase):
         self.assert_refused(
             self.check_config("client", prefix=("setpriv", "--bounding-set", "-net_admin")),
             "needs CAP_NET_ADMIN, and this process does not have it")
+
+    def test_reload_to_client_after_a_drop_without_it_is_refused(self):
+        """A process that dropped to nobody without source = "client" gave CAP_NET_ADMIN up:
+        a reload that asks for it is rejected, saying why, and the running config serves on."""
+        if os.geteuid() != 0:
+            self.skipTest("not root: no privilege drop to test")
+        backend = lab.PostfixBackend(self.certs, tls="none")
+        self.addCleanup(backend.cleanup)
+        backend.start()
+        port = lab.free_port()
+        listener = lab.smtp_listener(port, backend.port, backend_tls="none", require_tls=False)
+        listener["backend"] = {"address": [f"127.0.0.1:{backend.port}"], "tls": "none"}
+        proxy = lab.Tlsbridge([listener], [(os.path.join(self.certs, "server.chain.pem"),
+                                            os.path.join(self.certs, "server.key"))],
+                              server={"user": "nobody"})
+        self.addCleanup(proxy.cleanup)
+        proxy.start()
+        self.assertEqual(capabilities(proxy.proc.pid),
+                         {(CAP_NET_BIND_SERVICE, CAP_NET_BIND_SERVICE)})
+        listener["backend"]["source"] = "client"
+        with open(proxy.config_path, "w") as f:
+            f.write(proxy.config_text())
+        os.kill(proxy.proc.pid, signal.SIGHUP)
+        rejected = lab.wait_until(lambda: "reload rejected (SIGHUP)" in proxy.stderr(), 10)
+        self.assertTrue(rejected, proxy.describe())
+        self.assertRegex(proxy.stderr(), r"reload rejected \(SIGHUP\): .*listener\[0\]\.backend"
+                         r"\.source: source = \"client\" .* needs CAP_NET_ADMIN, and this process "
+                         r"does not have it")
+        self.assertEqual(lab.swaks(port, tls=False, timeout=40).returncode, 0,
+                         "the running config no longer serves\n" + proxy.describe())
 
 
 if __name__ == "__main__":
