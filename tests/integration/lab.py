@@ -139,6 +139,20 @@ def port_accepts(port, host="127.0.0.1", timeout=0.5):
         return False
 
 
+CAP_NET_BIND_SERVICE = 1 << 10  # capabilities(7) bits, as /proc/PID/status shows them
+CAP_NET_ADMIN = 1 << 12
+
+
+def capability_sets(pid):
+    """{(CapEff, CapPrm)} over every thread of pid: one pair when all threads agree."""
+    sets = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/status") as f:
+            fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+        sets.add((int(fields["CapEff"], 16), int(fields["CapPrm"], 16)))
+    return sets
+
+
 def run(argv, timeout=SUBPROCESS_TIMEOUT, input_bytes=None, check=False):
     """Runs argv bounded in time; returns CompletedProcess with text stdout/stderr."""
     try:

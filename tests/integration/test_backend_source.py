@@ -24,8 +24,6 @@ import unittest
 import lab
 
 CLONE_NEWNET = 0x40000000
-CAP_NET_BIND_SERVICE = 1 << 10
-CAP_NET_ADMIN = 1 << 12
 CLIENT, PROXY_FRONT, PROXY_BACK, PROXY_SECOND, BACKEND = (
     "10.91.1.2", "10.91.1.1", "10.91.2.1", "10.91.2.3", "10.91.2.2")
 
@@ -146,16 +144,6 @@ class NetnsTlsbridge(lab.Tlsbridge):
         return in_netns(self.netns, connect)
 
 
-def capabilities(pid):
-    """CapEff and CapPrm of every thread of pid, as integers."""
-    sets = set()
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{tid}/status") as f:
-            fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-        sets.add((int(fields["CapEff"], 16), int(fields["CapPrm"], 16)))
-    return sets
-
-
 class TransparentSourceTest(unittest.TestCase):
     SOURCES = {"kernel": ("", PROXY_BACK), "fixed": (PROXY_SECOND, PROXY_SECOND),
                "client": ("client", CLIENT)}
@@ -245,8 +233,8 @@ class TransparentSourceTest(unittest.TestCase):
         self.check_seen_as("client")
 
     def test_the_drop_kept_cap_net_admin_and_no_more(self):
-        kept = CAP_NET_BIND_SERVICE | CAP_NET_ADMIN
-        self.assertEqual(capabilities(self.proxy.proc.pid), {(kept, kept)})
+        kept = lab.CAP_NET_BIND_SERVICE | lab.CAP_NET_ADMIN
+        self.assertEqual(lab.capability_sets(self.proxy.proc.pid), {(kept, kept)})
         self.assertRegex(self.proxy.stderr(),
                          r"keeping only CAP_NET_BIND_SERVICE and CAP_NET_ADMIN")
 
@@ -311,8 +299,8 @@ class SourceCheckTest(unittest.TestCase):
                               server={"user": "nobody"})
         self.addCleanup(proxy.cleanup)
         proxy.start()
-        self.assertEqual(capabilities(proxy.proc.pid),
-                         {(CAP_NET_BIND_SERVICE, CAP_NET_BIND_SERVICE)})
+        self.assertEqual(lab.capability_sets(proxy.proc.pid),
+                         {(lab.CAP_NET_BIND_SERVICE, lab.CAP_NET_BIND_SERVICE)})
         listener["backend"]["source"] = "client"
         with open(proxy.config_path, "w") as f:
             f.write(proxy.config_text())
