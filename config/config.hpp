@@ -110,6 +110,10 @@ struct backend_config {
     unsigned rise = 2;  // consecutive successes before it is up again
   } health_check;
   std::string health_path;  // https: GET this, any answer but 5xx is healthy; "" = TLS only
+  // The back leg's own address (proxy/back_leg_source.hpp): "" = the kernel's choice, an IP
+  // address of this host, or "client" (transparent: the client's own address, IP_TRANSPARENT).
+  std::string source;
+  bool source_is_client() const { return source == "client"; }
 };
 
 struct http_config {

@@ -476,11 +476,36 @@ class loader {
     r.read("resume_sessions", b.resume_sessions);
     r.read_enum("balance", balance_names, b.balance);
     read_health_check(t, r, b);
+    read_source(r, b);
     if (b.verify == verify_mode::pin && b.pin_sha256.empty())
       sink_.add_at_key(r.path_of("verify"), "verify = \"pin\" needs at least one pin_sha256 entry");
     if (b.verify != verify_mode::none && b.tls == back_tls::none)
       sink_.add_at_key(r.path_of("verify"), "verify needs a TLS back leg, but tls = \"none\"");
     r.report_unknown_keys();
+  }
+
+  // source: "", "client" or an IP literal of the backend addresses' family (a host name's family
+  // is known only when it resolves: the back leg skips addresses of the other one).
+  void read_source(table_reader& r, backend_config& b) {
+    if (!r.read("source", b.source) || b.source.empty() || b.source_is_client()) return;
+    const auto own = parse_ip(b.source);
+    if (!own || b.source.find('/') != std::string::npos) {
+      sink_.add_at_key(r.path_of("source"),
+                       "invalid source " + in_quotes(b.source) +
+                           ", expected \"\", \"client\" or an IP address of this host");
+      return;
+    }
+    const bool own_v6 = b.source.find(':') != std::string::npos;
+    for (const auto& target : b.addresses) {
+      if (!parse_ip(target.host)) continue;
+      const bool target_v6 = target.host.find(':') != std::string::npos;
+      if (target_v6 != own_v6)
+        sink_.add_at_key(r.path_of("source"),
+                         "source " + in_quotes(b.source) + " is " + (own_v6 ? "IPv6" : "IPv4") +
+                             " but backend address " + in_quotes(target.to_string()) + " is " +
+                             (target_v6 ? "IPv6" : "IPv4") +
+                             ": a back leg binds to an address of the backend's family");
+    }
   }
 
   void read_health_check(const toml::table& t, table_reader& r, backend_config& b) {

@@ -6,6 +6,7 @@
 
 #include "certs/chain_collector.hpp"
 #include "config/value_parsers.hpp"
+#include "proxy/back_leg_source.hpp"
 #include "proxy/coro_util.hpp"
 #include "proxy/protocol_factory.hpp"
 
@@ -83,8 +84,15 @@ asio::awaitable<std::optional<back_leg_failure>> back_leg::connect() {
       }
       for (const auto& entry : results) endpoints.push_back(entry.endpoint());
     }
+    bool attempted = false;  // a connect was tried (not only a source bind that failed here)
     for (const auto& endpoint : endpoints) {
       asio::ip::tcp::socket sock(ex);
+      if (auto why = bind_back_leg_source(sock, endpoint, cfg_.backend.source, client_ip_);
+          !why.empty()) {
+        failures += (failures.empty() ? "" : "; ") + endpoint_text(endpoint) + ": " + why;
+        continue;
+      }
+      attempted = true;
       const auto connect_started = std::chrono::steady_clock::now();
       auto connected =
           co_await with_timeout(sock.async_connect(endpoint, use_nothrow), cfg_.timeouts.connect);
@@ -112,7 +120,7 @@ asio::awaitable<std::optional<back_leg_failure>> back_leg::connect() {
       co_return std::nullopt;
     }
     // Passive check: a target none of whose endpoints connected counts one failure.
-    if (health) {
+    if (health && attempted) {
       std::string reason = failures.substr(failures_before);
       if (reason.rfind("; ", 0) == 0) reason.erase(0, 2);
       health->record(index, false, "connect failed: " + reason);

@@ -99,20 +99,36 @@ void backend_health::record(std::size_t i, bool ok, const std::string& reason) {
   if (ok && s.up.load(std::memory_order_relaxed) && !s.pending.load(std::memory_order_relaxed))
     return;
   std::optional<bool> changed;
+  bool withdrawn = false;
   {
     std::lock_guard lock(s.mutex);
     changed = s.tally.record(ok, fall_, rise_);
     s.up.store(s.tally.up, std::memory_order_relaxed);
     s.pending.store(!s.tally.up || s.tally.failures > 0, std::memory_order_relaxed);
+    withdrawn = s.withdrawn;
+    // Under the lock: withdraw() must not be overtaken by this gauge.
+    if (changed && !withdrawn && metrics_)
+      metrics_->set("tlsbridge_backend_up", {{"listener", listener_}, {"address", s.address}},
+                    *changed ? 1 : 0);
   }
-  if (!changed) return;
+  if (!changed || withdrawn) return;
   if (*changed)
     spdlog::info("listener {}: backend {} is up ({})", listener_, s.address, reason);
   else
     spdlog::warn("listener {}: backend {} is down ({})", listener_, s.address, reason);
-  if (metrics_)
-    metrics_->set("tlsbridge_backend_up", {{"listener", listener_}, {"address", s.address}},
-                  *changed ? 1 : 0);
+}
+
+void backend_health::withdraw(const backend_health* successor) {
+  for (const auto& s : states_) {
+    // adopt() shares the state of an address the next generation keeps.
+    if (successor && std::find(successor->states_.begin(), successor->states_.end(), s) !=
+                         successor->states_.end())
+      continue;
+    std::lock_guard lock(s->mutex);
+    s->withdrawn = true;
+    if (metrics_)
+      metrics_->remove("tlsbridge_backend_up", {{"listener", listener_}, {"address", s->address}});
+  }
 }
 
 }  // namespace tlsbridge::proxy

@@ -47,6 +47,7 @@ class backend_health {
     std::atomic<bool> pending{false};    // tally not clean: a success must be counted
     std::mutex mutex;
     health_tally tally;
+    bool withdrawn = false;  // under mutex: no generation has it any more, its gauge is gone
   };
 
   backend_health(const config::listener_config& listener, proxy::metrics* metrics);
@@ -64,6 +65,10 @@ class backend_health {
 
   // The checker of a replaced (or stopped) listener generation ends at its next step.
   void retire() { retired_.store(true); }
+  // After a reload: the gauge of every address `successor` (the listener's next generation, null
+  // when the reload removed the listener) does not have is removed, and stays so even if a
+  // session of this generation still reports a result for it.
+  void withdraw(const backend_health* successor);
   bool retired() const { return retired_.load(); }
 
  private:

@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <string_view>
 
+#include "proxy/back_leg_source.hpp"
 #include "proxy/backend_health.hpp"
 #include "proxy/coro_util.hpp"
 #include "proxy/tls_stream.hpp"
@@ -57,6 +58,11 @@ asio::awaitable<std::string> probe(std::shared_ptr<listener_runtime> rt, config:
     if (rec || results.empty()) co_return "resolve: " + rec.message();
     endpoint = results.begin()->endpoint();
   }
+  // A fixed source is this host's own: checks come from where clients' back legs come from
+  // (a transparent leg's client address is no one's to check with: the kernel chooses).
+  if (!cfg.backend.source_is_client())
+    if (auto why = bind_back_leg_source(sock, endpoint, cfg.backend.source, {}); !why.empty())
+      co_return why;
   auto [cec] = co_await sock.async_connect(endpoint, use_nothrow);
   if (cec) co_return "connect: " + cec.message();
   tls_stream stream(std::move(sock));
@@ -142,10 +148,14 @@ void start_health_checks(asio::io_context& io,
   }
 }
 
-void retire_health_checks(
-    const std::map<std::string, std::shared_ptr<listener_runtime>>& runtimes) {
-  for (const auto& [name, rt] : runtimes)
-    if (rt->health) rt->health->retire();
+void retire_health_checks(const std::map<std::string, std::shared_ptr<listener_runtime>>& runtimes,
+                          const std::map<std::string, std::shared_ptr<listener_runtime>>& next) {
+  for (const auto& [name, rt] : runtimes) {
+    if (!rt->health) continue;
+    rt->health->retire();
+    const auto successor = next.find(name);
+    rt->health->withdraw(successor == next.end() ? nullptr : successor->second->health.get());
+  }
 }
 
 }  // namespace tlsbridge::proxy

@@ -20,6 +20,9 @@ namespace tlsbridge::proxy {
 // is retired (a reload replaced the listener, or the server stops).
 void start_health_checks(boost::asio::io_context& io,
                          const std::map<std::string, std::shared_ptr<listener_runtime>>& runtimes);
-void retire_health_checks(const std::map<std::string, std::shared_ptr<listener_runtime>>& runtimes);
+// Retires `runtimes` in favour of `next` (a reload's generation): the addresses and listeners
+// `next` no longer has lose their tlsbridge_backend_up gauge.
+void retire_health_checks(const std::map<std::string, std::shared_ptr<listener_runtime>>& runtimes,
+                          const std::map<std::string, std::shared_ptr<listener_runtime>>& next);
 
 }  // namespace tlsbridge::proxy

@@ -51,18 +51,20 @@ int parse_fd(const std::string& text) {
 }
 
 // The new process starts with the service user's rights when the old one dropped root: it keeps
-// CAP_NET_BIND_SERVICE (a reload may open a port below 1024) only through the ambient set, the
-// one capability set execve(2) passes to an unprivileged program (capabilities(7)). Raw system
-// calls: this runs between fork and execve, where only async-signal-safe calls are allowed.
+// CAP_NET_BIND_SERVICE (a reload may open a port below 1024) and, when the old one kept it,
+// CAP_NET_ADMIN (source = "client") only through the ambient set, the one capability set
+// execve(2) passes to an unprivileged program (capabilities(7)). Raw system calls: this runs
+// between fork and execve, where only async-signal-safe calls are allowed.
 void keep_bind_capability_across_exec() {
   if (::geteuid() == 0) return;  // root gets every capability back at execve anyway
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2]{};
-  constexpr unsigned bit = 1u << CAP_NET_BIND_SERVICE;
-  if (::syscall(SYS_capget, &header, data) != 0 || (data[0].permitted & bit) == 0) return;
-  data[0].inheritable |= bit;
-  if (::syscall(SYS_capset, &header, data) == 0)
-    ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_BIND_SERVICE, 0, 0);
+  if (::syscall(SYS_capget, &header, data) != 0) return;
+  const unsigned kept = data[0].permitted & ((1u << CAP_NET_BIND_SERVICE) | (1u << CAP_NET_ADMIN));
+  data[0].inheritable |= kept;
+  if (kept == 0 || ::syscall(SYS_capset, &header, data) != 0) return;
+  for (int cap : {CAP_NET_BIND_SERVICE, CAP_NET_ADMIN})
+    if (kept & (1u << cap)) ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
 }
 
 // Between fork and execve: only async-signal-safe calls (the parent has other threads).

@@ -6,6 +6,7 @@
 #include "certs/tls_context.hpp"
 #include "config/config_loader.hpp"
 #include "config/value_parsers.hpp"
+#include "proxy/back_leg_source.hpp"
 #include "proxy/listener.hpp"
 #include "proxy/output_file.hpp"
 #include "proxy/privileges.hpp"
@@ -120,6 +121,7 @@ validation_report load_and_validate(const std::filesystem::path& path, bool relo
   check_trusted_proxies(*cfg, report);
   check_admin_exposure(*cfg, report);
   check_smtp_bare_lf(*cfg, report);
+  for (auto& error : check_back_leg_sources(*cfg)) report.errors.push_back(std::move(error));
   auto own = certs::check_own_certificates(*cfg);
   report.warnings.insert(report.warnings.end(), own.warnings.begin(), own.warnings.end());
   for (const auto& err : own.errors) report.errors.push_back(err.to_string());

@@ -114,6 +114,13 @@ void metrics::set(std::string_view name, const labels& l, double value) {
   it->second.samples[render_labels(l)] = value;
 }
 
+void metrics::remove(std::string_view name, const labels& l) {
+  std::lock_guard lock(mutex_);
+  auto it = families_.find(name);
+  if (it == families_.end()) return;
+  it->second.samples.erase(render_labels(l));
+}
+
 void metrics::observe(std::string_view name, const labels& l, double seconds) {
   std::lock_guard lock(mutex_);
   auto it = families_.find(name);

@@ -23,6 +23,8 @@ class metrics {
 
   void add(std::string_view name, const labels& l, double value = 1);
   void set(std::string_view name, const labels& l, double value);
+  // Drops a gauge's sample (a backend address a reload removed), so it is no longer exposed.
+  void remove(std::string_view name, const labels& l);
   // Histogram observation (seconds), fixed buckets from 1 ms to 10 s.
   void observe(std::string_view name, const labels& l, double seconds);
 

@@ -65,13 +65,13 @@ std::optional<capability_sets> get_capabilities() {
   return sets;
 }
 
-// Removes every capability but CAP_NET_BIND_SERVICE from the bounding set (capabilities(7)), so
-// no later execve can grant one. Needs CAP_SETPCAP: a unit whose CapabilityBoundingSet left it
-// out has trimmed the set already, and what it left stays.
-void trim_bounding_set() {
+// Removes every capability not in `kept` from the bounding set (capabilities(7)), so no later
+// execve can grant one. Needs CAP_SETPCAP: a unit whose CapabilityBoundingSet left it out has
+// trimmed the set already, and what it left stays.
+void trim_bounding_set(std::uint64_t kept) {
   int kept_back = 0;
   for (int cap = 0; cap < 64; ++cap) {
-    if (cap == CAP_NET_BIND_SERVICE) continue;
+    if (kept & (std::uint64_t{1} << cap)) continue;
     const int present = ::prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
     if (present < 0) break;  // EINVAL: past the kernel's last capability
     if (present == 0) continue;
@@ -149,7 +149,12 @@ std::vector<std::string> unreadable_after_drop(const config::config& cfg) {
   return warnings;
 }
 
-void drop_privileges(const std::string& user) {
+bool has_effective_capability(int cap) {
+  const auto now = get_capabilities();
+  return now && (now->effective & (std::uint64_t{1} << cap)) != 0;
+}
+
+void drop_privileges(const std::string& user, bool keep_net_admin) {
   if (user.empty()) return;
   const auto who = lookup_service_identity(user);
   if (!who) throw std::runtime_error("[server] user: no such user " + user);
@@ -159,24 +164,33 @@ void drop_privileges(const std::string& user) {
     spdlog::info("running as {} (uid {}) since start", user, who->uid);
     return;
   }
-  trim_bounding_set();
+  const std::uint64_t kept = (std::uint64_t{1} << CAP_NET_BIND_SERVICE) |
+                             (keep_net_admin ? std::uint64_t{1} << CAP_NET_ADMIN : 0);
+  if (keep_net_admin && !has_effective_capability(CAP_NET_ADMIN))
+    throw std::runtime_error(
+        "[server] user: source = \"client\" needs CAP_NET_ADMIN to keep, "
+        "and this process does not have it (systemd: add it to "
+        "CapabilityBoundingSet=)");
+  trim_bounding_set(kept);
   // Without KEEPCAPS, setuid from root to another user empties the permitted set (capabilities(7),
   // "Effect of user ID changes on capabilities"); with it only the effective set is cleared.
   if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) fail(user, "PR_SET_KEEPCAPS");
   if (::initgroups(who->name.c_str(), who->gid) != 0) fail(user, "initgroups");
   if (::setgid(who->gid) != 0) fail(user, "setgid");
   if (::setuid(who->uid) != 0) fail(user, "setuid");
-  constexpr std::uint64_t bind_service = std::uint64_t{1} << CAP_NET_BIND_SERVICE;
-  if (!set_capabilities({bind_service, bind_service, 0})) fail(user, "capset");
+  if (!set_capabilities({kept, kept, 0})) fail(user, "capset");
   if (::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) fail(user, "PR_SET_KEEPCAPS");
   if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0)
     fail(user, "PR_CAP_AMBIENT_CLEAR_ALL");
   if (::setuid(0) == 0) throw std::runtime_error("[server] user: could regain root, refusing");
   const auto now = get_capabilities();
-  if (!now || now->permitted != bind_service || now->effective != bind_service)
-    throw std::runtime_error("[server] user: capabilities other than CAP_NET_BIND_SERVICE remain");
-  spdlog::info("running as {} (uid {}, {} group(s)), keeping only CAP_NET_BIND_SERVICE", user,
-               who->uid, who->groups.size());
+  const char* kept_names =
+      keep_net_admin ? "CAP_NET_BIND_SERVICE and CAP_NET_ADMIN" : "CAP_NET_BIND_SERVICE";
+  if (!now || now->permitted != kept || now->effective != kept)
+    throw std::runtime_error(std::string("[server] user: capabilities other than ") + kept_names +
+                             " remain");
+  spdlog::info("running as {} (uid {}, {} group(s)), keeping only {}", user, who->uid,
+               who->groups.size(), kept_names);
 }
 
 }  // namespace tlsbridge::proxy

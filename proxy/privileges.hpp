@@ -1,5 +1,6 @@
 // Giving up root once every port is bound ([server] user), keeping exactly what a reload still
-// needs: CAP_NET_BIND_SERVICE, so a listener added by a reload may bind a port below 1024
+// needs: CAP_NET_BIND_SERVICE (and CAP_NET_ADMIN when a back leg binds to the client's address,
+// proxy/back_leg_source.hpp), so a listener added by a reload may bind a port below 1024
 // (capabilities(7)), and the service user's supplementary groups (initgroups(3)), so a key
 // readable by a group the user is in — Debian's `root:ssl-cert 0640` — can be read again when a
 // renewed certificate is loaded. Everything else is given up for good: the other capabilities
@@ -51,8 +52,13 @@ std::vector<std::string> unreadable_after_drop(const config::config& cfg);
 
 // Switches to `user` (no-op when empty): bounding set trimmed to CAP_NET_BIND_SERVICE,
 // PR_SET_KEEPCAPS around setgid/setuid with initgroups, then permitted = effective =
-// {CAP_NET_BIND_SERVICE}, inheritable and ambient empty. Throws std::runtime_error when any step
-// fails or root could be regained.
-void drop_privileges(const std::string& user);
+// {CAP_NET_BIND_SERVICE}, inheritable and ambient empty. `keep_net_admin`: CAP_NET_ADMIN stays
+// too, for the IP_TRANSPARENT back legs of [listener.backend] source = "client" (ip(7)). Throws
+// std::runtime_error when any step fails or root could be regained.
+void drop_privileges(const std::string& user, bool keep_net_admin = false);
+
+// Whether capability `cap` (capabilities(7), e.g. CAP_NET_ADMIN) is in this thread's effective
+// set.
+bool has_effective_capability(int cap);
 
 }  // namespace tlsbridge::proxy

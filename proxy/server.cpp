@@ -29,6 +29,7 @@
 
 #include "config/value_parsers.hpp"
 #include "proxy/admin_server.hpp"
+#include "proxy/back_leg_source.hpp"
 #include "proxy/backend_health_checker.hpp"
 #include "proxy/cert_watch.hpp"
 #include "proxy/config_validation.hpp"
@@ -253,7 +254,7 @@ int server::run() {
     admin_ = &admin;
     spdlog::info("admin endpoint on {}", cfg_->admin.listen);
   }
-  drop_privileges(cfg_->server.user);
+  drop_privileges(cfg_->server.user, uses_transparent_source(*cfg_));
   record_start(metrics_);
   follow_files();
   start_health_checks(main_io_, runtimes_);
@@ -403,7 +404,7 @@ void server::reload(const std::string& trigger) {
   for (const auto& [name, rt] : next_rts) after.insert(name);
   const auto files_before = loaded_files_;
   cfg_ = next;
-  retire_health_checks(runtimes_);
+  retire_health_checks(runtimes_, next_rts);
   runtimes_ = std::move(next_rts);
   start_health_checks(main_io_, runtimes_);
   own_certs_ = read_own_certificates(*cfg_);

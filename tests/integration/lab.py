@@ -139,6 +139,20 @@ def port_accepts(port, host="127.0.0.1", timeout=0.5):
         return False
 
 
+CAP_NET_BIND_SERVICE = 1 << 10  # capabilities(7) bits, as /proc/PID/status shows them
+CAP_NET_ADMIN = 1 << 12
+
+
+def capability_sets(pid):
+    """{(CapEff, CapPrm)} over every thread of pid: one pair when all threads agree."""
+    sets = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/status") as f:
+            fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+        sets.add((int(fields["CapEff"], 16), int(fields["CapPrm"], 16)))
+    return sets
+
+
 def run(argv, timeout=SUBPROCESS_TIMEOUT, input_bytes=None, check=False):
     """Runs argv bounded in time; returns CompletedProcess with text stdout/stderr."""
     try:
@@ -337,11 +351,13 @@ class PostfixBackend:
     Every recipient is delivered to one maildir; messages() reads them back byte for byte.
     """
 
-    def __init__(self, certs_dir, tls="tls1.0-starttls", port=None, directory=None):
+    def __init__(self, certs_dir, tls="tls1.0-starttls", port=None, directory=None,
+                 host="127.0.0.1"):
         if tls not in POSTFIX_MODES:
             raise LabError(f"PostfixBackend: tls must be one of {POSTFIX_MODES}, not {tls!r}")
         self.certs_dir = certs_dir
         self.tls = tls
+        self.host = host  # the address smtpd listens on (another one in a network namespace)
         self.port = free_port() if port is None else port
         self.dir = directory or make_lab_dir("tlsbridge-postfix.")
         self.etc = os.path.join(self.dir, "etc")
@@ -370,7 +386,7 @@ class PostfixBackend:
         os.chmod(path, mode)
 
     def _smtpd_line(self):
-        listen = f"127.0.0.1:{self.port}"
+        listen = f"{self.host}:{self.port}"
         if self.tls == "tls1.0-implicit":
             return (f"{listen} inet n - n - - smtpd\n"
                     "  -o smtpd_tls_wrappermode=yes\n  -o smtpd_tls_security_level=encrypt")

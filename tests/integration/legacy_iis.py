@@ -13,6 +13,8 @@ what an Exchange 2010 front end on Windows Server 2008 speaks. Its endpoints:
   and length.
 * /EWS/download?size=N — N bytes of download_bytes(), chunked.
 * /EWS/headers — the request's header fields as JSON.
+* /owa/auth/logon.aspx — OWA's logon page, the health_path an Exchange 2010 check asks for:
+  answers `logon_status` (200; set it to 503 for an Exchange whose OWA has stopped).
 * anything else (also RPC_IN_DATA/RPC_OUT_DATA) — 200 "backend saw PATH".
 
 Every request is logged (connection number, method, path, headers) in `requests`, so a test
@@ -175,6 +177,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if path == "/ews/hsts":  # its own HSTS policy: the proxy must not add a second one
             return self.reply(200, b"own policy",
                               headers=[("Strict-Transport-Security", "max-age=600")])
+        if path == "/owa/auth/logon.aspx":
+            return self.reply(self.server.logon_status, "logon page")
         if path == "/ews/headers":
             return self.reply(200, json.dumps({k: v for k, v in self.headers.items()}))
         return self.reply(200, f"backend saw {self.path}")
@@ -211,6 +215,7 @@ class _Server(http.server.ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.requests = []
         self.handshake_failures = 0
+        self.logon_status = 200  # /owa/auth/logon.aspx
 
     def finish_request(self, request, client_address):
         # The TLS handshake happens here, in the connection's own thread.
@@ -273,6 +278,11 @@ class LegacyIis:
     def requests(self):
         with self.server.lock:
             return list(self.server.requests)
+
+    def set_logon_status(self, status):
+        """What /owa/auth/logon.aspx answers from now on (503: OWA down, 200: up again)."""
+        with self.server.lock:
+            self.server.logon_status = status
 
     def requests_for(self, needle):
         return [r for r in self.requests if needle in r["path"]]

@@ -3,18 +3,24 @@ and balance"): a real Postfix killed mid-test is marked down within fall*interva
 on being served by the second address; restarted, it is up again (log line and
 tlsbridge_backend_up); a backend that accepts but never greets is marked down and then costs a
 client nothing; round_robin spreads connections, least_conn prefers the idle backend; IMAP and POP3 checks
-read their protocol's greeting (Dovecot passes, an SMTP server fails)."""
+read their protocol's greeting (Dovecot passes, an SMTP server fails); an HTTPS check with
+health_path takes an IIS stand-in whose OWA logon page answers 503 down, and up again at 200,
+clients going to the other address meanwhile; a reload that removes an address or a listener
+removes its tlsbridge_backend_up gauge."""
 
+import http.client
 import os
 import re
 import signal
 import socket
+import ssl
 import threading
 import time
 import unittest
 import urllib.request
 
 import lab
+import legacy_iis
 import smtp_shield_lab
 
 
@@ -209,6 +215,95 @@ class BackendHealthTest(unittest.TestCase):
         self.assertTrue(lab.wait_until(
             lambda: served(self.port, "c-again") and "c-again" in clients_of(busy), 5),
             "the backend that was busy is never chosen again once idle")
+
+    def https_get(self, path):
+        """GET path through the HTTPS listener; answers (status, body)."""
+        ctx = ssl.create_default_context(cafile=os.path.join(self.certs, "ca.crt"))
+        conn = http.client.HTTPSConnection("localhost", self.port, timeout=15, context=ctx)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def test_https_health_path_answering_503_takes_the_address_down(self):
+        first, second = (legacy_iis.LegacyIis(self.certs).start() for _ in range(2))
+        for iis in (first, second):
+            self.addCleanup(iis.stop)
+        self.port = lab.free_port()
+        self.admin = lab.free_port()
+        listener = {
+            "name": "https-in", "protocol": "https", "listen": f"127.0.0.1:{self.port}",
+            "tls": "implicit", "timeouts": {"handshake": "5s", "connect": "2s"},
+            "backend": {"address": [f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"],
+                        "tls": "implicit", "tls_profile": "legacy", "verify": "none",
+                        "health_check": {"interval": "1s", "timeout": "2s", "fall": 2,
+                                         "rise": 2},
+                        "health_path": "/owa/auth/logon.aspx"}}
+        self.proxy = lab.Tlsbridge([listener], [self.certs_pair()],
+                                   admin=f"127.0.0.1:{self.admin}")
+        self.addCleanup(self.proxy.cleanup)
+        self.proxy.start()
+        address = f"127.0.0.1:{first.port}"
+        self.assertTrue(lab.wait_until(lambda: first.requests_for("/owa/auth/logon.aspx"), 5),
+                        "the check never asked for health_path\n" + self.proxy.describe())
+
+        def served_by(tag):
+            status, body = self.https_get(f"/EWS/{tag}")
+            self.assertEqual(status, 200, body)
+            return [name for name, iis in (("first", first), ("second", second))
+                    if iis.requests_for(f"/EWS/{tag}")]
+
+        self.assertEqual(served_by("before"), ["first"])
+        self.assertEqual(self.backend_up(address), 1)
+
+        first.set_logon_status(503)  # OWA stopped; IIS itself still completes handshakes
+        self.wait_log(rf"\[warning\] listener https-in: backend {re.escape(address)} is down "
+                      r"\(check failed: GET /owa/auth/logon\.aspx: 503 Service Unavailable\)",
+                      2 * 3 + 3)
+        self.assertEqual(self.backend_up(address), 0)
+        self.assertEqual([served_by(f"down-{i}") for i in range(3)], [["second"]] * 3)
+
+        first.set_logon_status(200)
+        self.wait_log(rf"listener https-in: backend {re.escape(address)} is up \(check passed",
+                      2 * 3 + 3)
+        self.assertEqual(self.backend_up(address), 1)
+        self.assertEqual(served_by("after"), ["first"])
+
+    def test_reload_removes_the_gauges_of_removed_addresses_and_listeners(self):
+        a, b, c = self.logging_backend(), self.logging_backend(), self.logging_backend()
+        check = {"health_check": {"interval": "1s", "timeout": "1s"}}
+        self.start_proxy([a.port, b.port], check)
+        other_port = lab.free_port()
+        other = lab.smtp_listener(other_port, 0, name="other-in", backend_tls="none")
+        other["backend"] = {"address": [f"127.0.0.1:{c.port}"], "tls": "none", **check}
+        self.proxy.listeners.append(other)
+        self.reload_proxy()
+        for port in (a.port, b.port, c.port):
+            self.assertEqual(self.backend_up(f"127.0.0.1:{port}"), 1)
+
+        # One address of smtp-in and the whole of other-in go; a stays.
+        self.proxy.listeners[0]["backend"]["address"] = [f"127.0.0.1:{a.port}"]
+        del self.proxy.listeners[1]
+        self.reload_proxy()
+        self.assertEqual(self.backend_up(f"127.0.0.1:{a.port}"), 1)
+        for port in (b.port, c.port):
+            self.assertIsNone(self.backend_up(f"127.0.0.1:{port}"),
+                              f"the gauge of 127.0.0.1:{port} outlived its reload")
+        time.sleep(2.5)  # the retired checkers' last results bring no gauge back
+        self.assertIsNone(self.backend_up(f"127.0.0.1:{b.port}"))
+
+    def reload_proxy(self):
+        def done():
+            with open(self.proxy.stderr_path, "rb") as f:
+                return f.read().count(b"reload done (SIGHUP)")
+        done_before = done()
+        with open(self.proxy.config_path, "w") as f:
+            f.write(self.proxy.config_text())
+        os.kill(self.proxy.proc.pid, signal.SIGHUP)
+        self.assertTrue(lab.wait_until(lambda: done() > done_before, 10),
+                        "reload not done\n" + self.proxy.describe())
 
     def test_imap_and_pop3_checks_read_the_protocols_greeting(self):
         dovecot = lab.DovecotBackend(self.certs)

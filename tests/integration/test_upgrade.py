@@ -295,9 +295,23 @@ class UpgradeTest(unittest.TestCase):
     def test_upgrade_after_the_privilege_drop(self):
         """The old process runs as `nobody`: so does the new one, which skips the drop it cannot
         do, and a clean exit empties the pid file it can no longer remove (root's directory)."""
+        only_bind = lab.CAP_NET_BIND_SERVICE
+        self.assertEqual(self.upgrade_as_nobody(), {(only_bind, only_bind)})
+
+    def test_upgrade_keeps_cap_net_admin_for_a_transparent_back_leg(self):
+        """source = "client" (proxy/back_leg_source.hpp): the old process kept CAP_NET_ADMIN
+        across the drop, and hands it to the new one through the ambient set, which needs it to
+        start at all (a transparent back leg on loopback: the client's address is 127.0.0.1)."""
+        kept = lab.CAP_NET_BIND_SERVICE | lab.CAP_NET_ADMIN
+        self.assertEqual(self.upgrade_as_nobody({"source": "client"}), {(kept, kept)})
+
+    def upgrade_as_nobody(self, backend_extra=None):
+        """Starts a proxy that drops to nobody, upgrades it, sends a message through the new
+        process and stops it; answers the new process's capability sets (lab.capability_sets)."""
         nobody = pwd.getpwnam("nobody")
         port = lab.free_port()
         listeners = [lab.smtp_listener(port, self.postfix.port, name="smtp")]
+        listeners[0]["backend"].update(backend_extra or {})
         # The audit file the service user will reopen, as the package's logrotate creates it.
         audit_dir = lab.make_lab_dir("tlsbridge-audit.")
         self.addCleanup(shutil.rmtree, audit_dir, True)
@@ -316,9 +330,11 @@ class UpgradeTest(unittest.TestCase):
         self.assertEqual(sent.returncode, 0, sent.stdout + proxy.describe())
         self.assertEqual(proxy.proc.wait(GRACE_SECONDS + 10), 0, proxy.stderr())
         self.assertNotEqual(new_pid, old_pid)
+        capabilities = lab.capability_sets(new_pid)
         self.assertTrue(stop_by_pid(new_pid))
         with open(proxy.server["pid_file"]) as f:
             self.assertEqual(f.read(), "", "emptied: it names nobody")
+        return capabilities
 
     def test_stale_or_missing_pid_file_is_refused_without_a_signal(self):
         directory = lab.make_lab_dir("tlsbridge-upgrade.")

@@ -701,3 +701,25 @@ TEST_CASE("backend balance and health_check: defaults, values, off and errors",
   error_for(errors, "listener[0].backend.health_check.x");
   error_for(errors, "listener[0].backend.health_path");
 }
+
+TEST_CASE("backend source: \"\", an address, \"client\"; family and syntax errors",
+          "[config][loader]") {
+  lab l;
+  CHECK(load_config(l.dir.write("tlsbridge.toml", minimal))->listeners[0].backend.source.empty());
+  for (const char* value : {"client", "10.0.0.2"}) {
+    const auto cfg = load_config(
+        l.dir.write("tlsbridge.toml", std::string(minimal) + "source = \"" + value + "\"\n"));
+    CHECK(cfg->listeners[0].backend.source == value);
+    CHECK(cfg->listeners[0].backend.source_is_client() == (std::string(value) == "client"));
+  }
+  CHECK(error_for(l.errors_of(std::string(minimal) + "source = \"::1\"\n"),
+                  "listener[0].backend.source")
+            .message ==
+        "source \"::1\" is IPv6 but backend address \"127.0.0.1:25\" is IPv4: a "
+        "back leg binds to an address of the backend's family");
+  for (const char* bad : {"10.0.0.0/8", "proxy.example", "Client"})
+    CHECK_THAT(error_for(l.errors_of(std::string(minimal) + "source = \"" + bad + "\"\n"),
+                         "listener[0].backend.source")
+                   .message,
+               Catch::StartsWith("invalid source"));
+}

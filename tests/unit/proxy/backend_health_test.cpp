@@ -2,6 +2,9 @@
 #include "proxy/backend_health.hpp"
 
 #include <catch2/catch.hpp>
+#include <memory>
+
+#include "proxy/metrics.hpp"
 
 using tlsbridge::config::balance_mode;
 using tlsbridge::proxy::backend_order;
@@ -52,4 +55,34 @@ TEST_CASE("backend_order: round_robin rotates over the healthy addresses only") 
 TEST_CASE("backend_order: least_conn prefers fewer active sessions, ties in order") {
   CHECK(backend_order(balance_mode::least_conn, {true, true, true}, {3, 1, 1}, 0) == idx{1, 2, 0});
   CHECK(backend_order(balance_mode::least_conn, {true, false, true}, {3, 0, 1}, 0) == idx{2, 0});
+}
+
+TEST_CASE("backend_health::withdraw drops the gauges a reload's generation no longer has") {
+  tlsbridge::proxy::metrics registry;
+  tlsbridge::config::listener_config listener;
+  listener.name = "smtp-in";
+  listener.backend.addresses = {{"10.0.0.5", 25}, {"10.0.0.6", 25}};
+  listener.backend.health_check.interval = std::chrono::seconds(1);
+  auto old = std::make_shared<tlsbridge::proxy::backend_health>(listener, &registry);
+  old->record(1, false, "test");
+  old->record(1, false, "test");
+  old->record(1, false, "test");  // fall = 3: 10.0.0.6 is down
+  CHECK_THAT(registry.render(), Catch::Contains("listener=\"smtp-in\",address=\"10.0.0.6:25\"} 0"));
+
+  listener.backend.addresses = {{"10.0.0.5", 25}};  // the reload removes 10.0.0.6
+  tlsbridge::proxy::backend_health next(listener, &registry);
+  next.adopt(*old);
+  old->retire();
+  old->withdraw(&next);
+  auto text = registry.render();
+  CHECK_THAT(text, Catch::Contains("listener=\"smtp-in\",address=\"10.0.0.5:25\"} 1"));
+  CHECK_THAT(text, !Catch::Contains("10.0.0.6"));
+  // A session of the old generation that still reports on the removed address brings no gauge back.
+  old->record(1, true, "late");
+  old->record(1, true, "late");
+  CHECK_THAT(registry.render(), !Catch::Contains("10.0.0.6"));
+
+  next.retire();
+  next.withdraw(nullptr);  // the listener itself removed
+  CHECK_THAT(registry.render(), !Catch::Contains("tlsbridge_backend_up{"));
 }
