@@ -1,0 +1,341 @@
+#include "report/audit_summary.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <utility>
+#include <vector>
+
+#include <boost/json/value.hpp>
+
+#include "config/value_parsers.hpp"
+
+namespace tlsbridge::report {
+
+namespace json = boost::json;
+
+namespace {
+
+std::string_view str(const json::object& o, std::string_view key) {
+  if (auto* v = o.if_contains(key))
+    if (auto* s = v->if_string()) return {s->data(), s->size()};
+  return {};
+}
+
+const json::object* obj(const json::object& o, std::string_view key) {
+  if (auto* v = o.if_contains(key)) return v->if_object();
+  return nullptr;
+}
+
+// Highest version first in every listing of TLS versions, "none" (no TLS) last.
+constexpr std::string_view too_old_versions[] = {"SSLv3", "TLSv1", "TLSv1.1"};
+
+bool too_old_for_tls12(std::string_view version) {
+  return std::find(std::begin(too_old_versions), std::end(too_old_versions), version) !=
+         std::end(too_old_versions);
+}
+
+// Which finding makes a chain weakest (docs/audit-records.md, "The chain object"): a pin that did
+// not match or an expired certificate break the connection outright; a weak key or an MD5
+// signature can be forged today, SHA-1 with effort (SHAttered); trust and name findings say
+// who vouches for the peer, not how strong its cryptography is.
+struct severity_row {
+  std::string_view kind;
+  int severity;
+};
+constexpr severity_row severity_table[] = {
+    {"pin_mismatch", 90}, {"expired", 80},       {"weak_key", 70},       {"weak_signature", 50},
+    {"not_yet_valid", 40}, {"untrusted", 30},    {"name_mismatch", 25},  {"self_signed", 20},
+};
+constexpr int md5_bonus = 10;  // weak_signature over MD5: below a weak key, above SHA-1
+
+void note_chain(const json::object* chain, worst_finding& worst) {
+  if (!chain) return;
+  auto* findings = chain->if_contains("findings");
+  if (!findings || !findings->is_array() || findings->get_array().empty()) return;
+  ++worst.chains_with_findings;
+  for (const auto& f : findings->get_array()) {
+    if (!f.is_object()) continue;
+    const auto kind = str(f.get_object(), "kind");
+    const auto detail = str(f.get_object(), "detail");
+    const int severity = finding_severity(kind, detail);
+    if (severity > worst.severity) {
+      worst.severity = severity;
+      worst.kind = kind;
+      worst.detail = detail;
+    }
+  }
+}
+
+std::string_view tls_or_none(const json::object* leg) {
+  if (!leg) return "none";
+  auto v = str(*leg, "tls");
+  return v.empty() ? std::string_view("none") : v;
+}
+
+// A tally as a JSON object, largest first (ties by key), the overflow as "other" last.
+json::object counts_json(const bounded_counts& counts) {
+  std::vector<std::pair<std::string_view, std::uint64_t>> rows(counts.entries().begin(),
+                                                               counts.entries().end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  });
+  json::object out;
+  out.reserve(rows.size() + 1);
+  for (const auto& [key, n] : rows) out[key] = n;
+  if (counts.other_used()) out["other"] = counts.other();
+  return out;
+}
+
+json::value worst_json(const worst_finding& w) {
+  if (w.severity == 0) return nullptr;
+  return json::object{{"kind", w.kind}, {"detail", w.detail},
+                      {"chains_with_findings", w.chains_with_findings}};
+}
+
+json::object peer_json(const peer_tally& p, bool client_side) {
+  json::object out{{"connections", p.connections},
+                   {"tls", counts_json(p.tls)},
+                   {"ciphers", counts_json(p.ciphers)},
+                   {"outcomes", counts_json(p.outcomes)},
+                   {"refusals", counts_json(p.refusals)},
+                   {"weakest_finding", worst_json(p.weakest)}};
+  if (client_side)
+    out["failed_handshakes"] = counts_json(p.failed_handshakes);
+  else
+    out["verdicts"] = counts_json(p.verdicts);
+  return out;
+}
+
+json::object peers_json(const bounded_map<peer_tally>& peers, bool client_side) {
+  std::vector<std::pair<std::string_view, const peer_tally*>> rows;
+  rows.reserve(peers.entries().size());
+  for (const auto& [key, tally] : peers.entries()) rows.emplace_back(key, &tally);
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+    return a.second->connections != b.second->connections
+               ? a.second->connections > b.second->connections
+               : a.first < b.first;
+  });
+  json::object out;
+  out.reserve(rows.size() + 1);
+  for (const auto& [key, tally] : rows) out[key] = peer_json(*tally, client_side);
+  if (peers.other_used()) out["other"] = peer_json(peers.other(), client_side);
+  return out;
+}
+
+// The refusals of a connection: its outcome when the proxy refused it, and the commands the
+// proxy answered itself by rule (the `refusals` object).
+constexpr std::string_view refused_outcomes[] = {"refused_policy", "limit", "denied"};
+
+}  // namespace
+
+int finding_severity(std::string_view kind, std::string_view detail) {
+  for (const auto& row : severity_table) {
+    if (row.kind != kind) continue;
+    const bool md5 = kind == "weak_signature" && (detail.find("md5") != std::string_view::npos ||
+                                                  detail.find("MD5") != std::string_view::npos);
+    return row.severity + (md5 ? md5_bonus : 0);
+  }
+  return 0;
+}
+
+std::string_view endpoint_host(std::string_view endpoint) {
+  if (!endpoint.empty() && endpoint.front() == '[') {
+    auto close = endpoint.find(']');
+    return close == std::string_view::npos ? endpoint : endpoint.substr(1, close - 1);
+  }
+  // One colon: IPv4 "a.b.c.d:port". More: a bare IPv6 address.
+  auto colon = endpoint.find(':');
+  if (colon != std::string_view::npos && endpoint.find(':', colon + 1) == std::string_view::npos)
+    return endpoint.substr(0, colon);
+  return endpoint;
+}
+
+std::string client_network(std::string_view endpoint) {
+  auto ip = config::parse_ip(endpoint_host(endpoint));
+  if (!ip) return "unknown";
+  auto& a = *ip;
+  const bool v4 = std::all_of(a.begin(), a.begin() + 10, [](auto b) { return b == 0; }) &&
+                  a[10] == 0xff && a[11] == 0xff;
+  char text[INET6_ADDRSTRLEN + 4];
+  if (v4) {
+    std::snprintf(text, sizeof text, "%u.%u.%u.0/24", a[12], a[13], a[14]);
+    return text;
+  }
+  std::fill(a.begin() + 8, a.end(), 0);
+  if (!::inet_ntop(AF_INET6, a.data(), text, INET6_ADDRSTRLEN)) return "unknown";
+  return std::string(text) + "/64";
+}
+
+audit_summary::audit_summary(std::string since, summary_limits caps)
+    : since_(std::move(since)),
+      caps_(caps),
+      refusals_(caps.reasons),
+      networks_(caps.networks),
+      backends_(caps.backends),
+      auth_users_(caps.users),
+      auth_ips_(caps.ips),
+      device_types_(caps.device_types),
+      device_ids_(caps.device_ids) {}
+
+void audit_summary::add(const json::object& record) {
+  const auto ts = str(record, "ts");
+  if (before_since(ts)) {
+    ++skipped_;
+    return;
+  }
+  ++records_;
+  if (!ts.empty()) {
+    if (first_ts_.empty() || ts < first_ts_) first_ts_ = ts;
+    if (ts > last_ts_) last_ts_ = ts;
+  }
+  if (auto* v = record.if_contains("v"); v && v->is_int64()) {
+    char text[24];
+    std::snprintf(text, sizeof text, "%lld", static_cast<long long>(v->get_int64()));
+    ++schema_versions_[text];
+  } else {
+    ++schema_versions_["none"];
+  }
+  const auto event = str(record, "event");
+  ++events_[event.empty() ? std::string_view("none") : event];
+  if (event == "conn")
+    add_conn(record);
+  else if (event == "auth.failure")
+    add_auth_failure(record);
+  else if (event == "http.request")
+    add_http_request(record);
+}
+
+void audit_summary::add_conn(const json::object& r) {
+  ++connections_;
+  const auto outcome = str(r, "outcome");
+  ++outcomes_[outcome];
+  const auto* front = obj(r, "front");
+  const auto* back = obj(r, "backend");
+  const auto front_tls = tls_or_none(front);
+  ++front_tls_[front_tls];
+
+  auto& net = networks_[client_network(str(r, "client"))];
+  ++net.connections;
+  ++net.tls[front_tls];
+  ++net.outcomes[outcome];
+  if (front) {
+    if (auto cipher = str(*front, "cipher"); !cipher.empty()) ++net.ciphers[cipher];
+    note_chain(obj(*front, "chain"), net.weakest);
+  }
+
+  peer_tally* backend = nullptr;
+  if (back) {
+    const auto back_tls = tls_or_none(back);
+    ++backend_tls_[back_tls];
+    auto addr = str(*back, "addr");
+    backend = &backends_[addr.empty() ? std::string_view("unknown") : addr];
+    ++backend->connections;
+    ++backend->tls[back_tls];
+    ++backend->outcomes[outcome];
+    if (auto cipher = str(*back, "cipher"); !cipher.empty()) ++backend->ciphers[cipher];
+    if (const auto* chain = obj(*back, "chain")) {
+      ++backend->verdicts[str(*chain, "verdict")];
+      note_chain(chain, backend->weakest);
+    }
+  }
+
+  auto refuse = [&](std::string_view reason, std::uint64_t n) {
+    refusals_[reason] += n;
+    net.refusals[reason] += n;
+    if (backend) backend->refusals[reason] += n;
+  };
+  if (std::find(std::begin(refused_outcomes), std::end(refused_outcomes), outcome) !=
+      std::end(refused_outcomes))
+    refuse(outcome, 1);
+  if (const auto* by_rule = obj(r, "refusals"))
+    for (const auto& kv : *by_rule)
+      if (kv.value().is_int64() && kv.value().get_int64() > 0)
+        refuse(kv.key(), static_cast<std::uint64_t>(kv.value().get_int64()));
+
+  if (outcome == "tls_failed") {
+    ++failed_handshakes_;
+    std::string_view offered = "unknown";
+    if (const auto* hello = obj(r, "client_hello"))
+      if (auto v = str(*hello, "max_version"); !v.empty()) offered = v;
+    ++failed_by_version_[offered];
+    ++net.failed_handshakes[offered];
+  }
+}
+
+void audit_summary::add_auth_failure(const json::object& r) {
+  ++auth_failures_;
+  if (auto user = str(r, "user"); !user.empty()) ++auth_users_[user];
+  if (auto client = str(r, "client"); !client.empty()) ++auth_ips_[endpoint_host(client)];
+}
+
+void audit_summary::add_http_request(const json::object& r) {
+  const auto* as = obj(r, "activesync");
+  if (!as) return;
+  ++activesync_requests_;
+  auto type = str(*as, "device_type");
+  if (type.empty()) type = "unknown";
+  auto& tally = device_types_[type];
+  ++tally.requests;
+  // Distinct devices: a bounded set of "type<US>id" (once full, new devices are not counted).
+  std::string key;
+  key.reserve(type.size() + 1 + str(*as, "device_id").size());
+  key.append(type).push_back('\x1f');
+  key.append(str(*as, "device_id"));
+  if (device_ids_.entries().count(key) == 0 && device_ids_.entries().size() < device_ids_.cap())
+    ++tally.devices;
+  ++device_ids_[key];
+}
+
+json::object audit_summary::to_json() const {
+  std::uint64_t too_old_total = 0;
+  for (const auto& [version, n] : failed_by_version_.entries())
+    if (too_old_for_tls12(version)) too_old_total += n;
+
+  json::object devices;
+  std::vector<std::pair<std::string_view, const device_tally*>> rows;
+  for (const auto& [type, tally] : device_types_.entries()) rows.emplace_back(type, &tally);
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+    return a.second->requests != b.second->requests ? a.second->requests > b.second->requests
+                                                    : a.first < b.first;
+  });
+  for (const auto& [type, tally] : rows)
+    devices[type] = json::object{{"requests", tally->requests}, {"devices", tally->devices}};
+  if (device_types_.other_used())
+    devices["other"] = json::object{{"requests", device_types_.other().requests},
+                                    {"devices", device_types_.other().devices}};
+
+  return json::object{
+      {"period",
+       json::object{{"since", since_.empty() ? json::value(nullptr) : json::value(since_)},
+                    {"first_ts", first_ts_.empty() ? json::value(nullptr) : json::value(first_ts_)},
+                    {"last_ts", last_ts_.empty() ? json::value(nullptr) : json::value(last_ts_)}}},
+      {"records",
+       json::object{{"read", records_},
+                    {"skipped_before_since", skipped_},
+                    {"unreadable", unreadable_},
+                    {"events", counts_json(events_)},
+                    {"schema_versions", counts_json(schema_versions_)}}},
+      {"connections",
+       json::object{{"total", connections_},
+                    {"outcomes", counts_json(outcomes_)},
+                    {"front_tls", counts_json(front_tls_)},
+                    {"backend_tls", counts_json(backend_tls_)}}},
+      {"refusals", counts_json(refusals_)},
+      {"failed_handshakes",
+       json::object{{"total", failed_handshakes_},
+                    {"too_old_for_tls12", too_old_total},
+                    {"by_max_version", counts_json(failed_by_version_)}}},
+      {"client_networks", peers_json(networks_, true)},
+      {"backends", peers_json(backends_, false)},
+      {"auth_failures",
+       json::object{{"total", auth_failures_},
+                    {"by_user", counts_json(auth_users_)},
+                    {"by_ip", counts_json(auth_ips_)}}},
+      {"activesync",
+       json::object{{"requests", activesync_requests_}, {"by_device_type", std::move(devices)}}},
+  };
+}
+
+}  // namespace tlsbridge::report
