@@ -3,7 +3,9 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -76,8 +78,9 @@ std::string_view tls_or_none(const json::object* leg) {
 
 // A tally as a JSON object, largest first (ties by key), the overflow as "other" last.
 json::object counts_json(const bounded_counts& counts) {
-  std::vector<std::pair<std::string_view, std::uint64_t>> rows(counts.entries().begin(),
-                                                               counts.entries().end());
+  std::vector<std::pair<std::string_view, std::uint64_t>> rows;
+  rows.reserve(counts.size());
+  counts.for_each([&](std::string_view key, std::uint64_t n) { rows.emplace_back(key, n); });
   std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
     return a.second != b.second ? a.second > b.second : a.first < b.first;
   });
@@ -110,8 +113,8 @@ json::object peer_json(const peer_tally& p, bool client_side) {
 
 json::object peers_json(const bounded_map<peer_tally>& peers, bool client_side) {
   std::vector<std::pair<std::string_view, const peer_tally*>> rows;
-  rows.reserve(peers.entries().size());
-  for (const auto& [key, tally] : peers.entries()) rows.emplace_back(key, &tally);
+  rows.reserve(peers.size());
+  peers.for_each([&](std::string_view key, const peer_tally& t) { rows.emplace_back(key, &t); });
   std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
     return a.second->connections != b.second->connections
                ? a.second->connections > b.second->connections
@@ -152,16 +155,49 @@ std::string_view endpoint_host(std::string_view endpoint) {
   return endpoint;
 }
 
+namespace {
+
+// "a.b.c.d" in decimal, the form the audit log writes: its /24 without a detour through
+// inet_pton; anything else is left to config::parse_ip.
+std::optional<std::string> ipv4_network(std::string_view host) {
+  std::string_view octets[4];
+  for (int i = 0; i < 4; ++i) {
+    const auto dot = host.find('.');
+    if ((dot == std::string_view::npos) != (i == 3)) return std::nullopt;
+    octets[i] = host.substr(0, dot);
+    if (octets[i].empty() || octets[i].size() > 3) return std::nullopt;
+    unsigned value = 0;
+    for (char c : octets[i]) {
+      if (c < '0' || c > '9') return std::nullopt;
+      value = value * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (value > 255 || (octets[i].size() > 1 && octets[i][0] == '0')) return std::nullopt;
+    host.remove_prefix(dot == std::string_view::npos ? host.size() : dot + 1);
+  }
+  std::string out;
+  out.reserve(16);
+  for (int i = 0; i < 3; ++i) out.append(octets[i]).push_back('.');
+  return out.append("0/24");
+}
+
+}  // namespace
+
 std::string client_network(std::string_view endpoint) {
-  auto ip = config::parse_ip(endpoint_host(endpoint));
+  const auto host = endpoint_host(endpoint);
+  if (auto v4 = ipv4_network(host)) return std::move(*v4);
+  auto ip = config::parse_ip(host);
   if (!ip) return "unknown";
   auto& a = *ip;
   const bool v4 = std::all_of(a.begin(), a.begin() + 10, [](auto b) { return b == 0; }) &&
                   a[10] == 0xff && a[11] == 0xff;
   char text[INET6_ADDRSTRLEN + 4];
   if (v4) {
-    std::snprintf(text, sizeof text, "%u.%u.%u.0/24", a[12], a[13], a[14]);
-    return text;
+    std::string out;
+    for (int i = 12; i < 15; ++i) {
+      char* end = std::to_chars(text, text + 4, a[i]).ptr;
+      out.append(text, end).push_back('.');
+    }
+    return out.append("0/24");
   }
   std::fill(a.begin() + 8, a.end(), 0);
   if (!::inet_ntop(AF_INET6, a.data(), text, INET6_ADDRSTRLEN)) return "unknown";
@@ -192,8 +228,8 @@ void audit_summary::add(const json::object& record) {
   }
   if (auto* v = record.if_contains("v"); v && v->is_int64()) {
     char text[24];
-    std::snprintf(text, sizeof text, "%lld", static_cast<long long>(v->get_int64()));
-    ++schema_versions_[text];
+    const auto end = std::to_chars(text, text + sizeof text, v->get_int64()).ptr;
+    ++schema_versions_[std::string_view(text, static_cast<std::size_t>(end - text))];
   } else {
     ++schema_versions_["none"];
   }
@@ -283,19 +319,21 @@ void audit_summary::add_http_request(const json::object& r) {
   key.reserve(type.size() + 1 + str(*as, "device_id").size());
   key.append(type).push_back('\x1f');
   key.append(str(*as, "device_id"));
-  if (device_ids_.entries().count(key) == 0 && device_ids_.entries().size() < device_ids_.cap())
+  if (!device_ids_.contains(key) && device_ids_.size() < device_ids_.cap())
     ++tally.devices;
   ++device_ids_[key];
 }
 
 json::object audit_summary::to_json() const {
   std::uint64_t too_old_total = 0;
-  for (const auto& [version, n] : failed_by_version_.entries())
+  failed_by_version_.for_each([&](std::string_view version, std::uint64_t n) {
     if (too_old_for_tls12(version)) too_old_total += n;
+  });
 
   json::object devices;
   std::vector<std::pair<std::string_view, const device_tally*>> rows;
-  for (const auto& [type, tally] : device_types_.entries()) rows.emplace_back(type, &tally);
+  device_types_.for_each(
+      [&](std::string_view type, const device_tally& t) { rows.emplace_back(type, &t); });
   std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
     return a.second->requests != b.second->requests ? a.second->requests > b.second->requests
                                                     : a.first < b.first;

@@ -29,9 +29,9 @@ struct worst_finding {
 struct peer_tally {
   std::uint64_t connections = 0;
   bounded_counts tls{8};  // "TLSv1.2" ..., "none"
-  bounded_counts ciphers{64};
+  bounded_counts ciphers{16};
   bounded_counts outcomes{16};
-  bounded_counts refusals{64};          // a refused connection's outcome, or a command's rule
+  bounded_counts refusals{16};          // a refused connection's outcome, or a command's rule
   bounded_counts failed_handshakes{8};  // client networks: by the highest version offered
   bounded_counts verdicts{4};           // backends: the chain's verdict
   worst_finding weakest;
