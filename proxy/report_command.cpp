@@ -13,14 +13,13 @@
 #include <string_view>
 #include <vector>
 
-#include <boost/json/monotonic_resource.hpp>
-#include <boost/json/parser.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "config/value_parsers.hpp"
 #include "proxy/audit_log.hpp"
 #include "proxy/cli_tools.hpp"
 #include "report/audit_summary.hpp"
+#include "report/record_scanner.hpp"
 #include "report/report_render.hpp"
 
 namespace tlsbridge::proxy {
@@ -52,13 +51,12 @@ std::optional<std::chrono::milliseconds> parse_since(std::string_view text) {
   return config::parse_duration(text);
 }
 
-// One line at a time into the summary. The parser and the arena its values live in are reused
-// for every line: after the first lines nothing is allocated per record but a new key of a
-// tally. A line whose `ts` (the first member, fixed width) is before --since is skipped unparsed.
+// One line at a time into the summary: the scanner reads the fields without building a
+// document, and reuses its parser and fields for every line. A line whose `ts` (the first
+// member, fixed width) is before --since is skipped unparsed.
 class line_feeder {
  public:
-  explicit line_feeder(report::audit_summary& summary)
-      : summary_(summary), arena_(arena_buffer_.get(), arena_size) {}
+  explicit line_feeder(report::audit_summary& summary) : summary_(summary) {}
 
   void feed(std::string_view line) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
@@ -70,27 +68,15 @@ class line_feeder {
       summary_.add_skipped();
       return;
     }
-    arena_.release();
-    parser_.reset(&arena_);
-    boost::system::error_code ec;
-    parser_.write(line.data(), line.size(), ec);
-    if (ec) {
-      summary_.add_unreadable();
-      return;
-    }
-    json::value v = parser_.release();
-    if (auto* record = v.if_object())
-      summary_.add(*record);
+    if (const auto* fields = scanner_.scan(line))
+      summary_.add(*fields);
     else
       summary_.add_unreadable();
   }
 
  private:
-  static constexpr std::size_t arena_size = 64 * 1024;
   report::audit_summary& summary_;
-  std::unique_ptr<unsigned char[]> arena_buffer_ = std::make_unique<unsigned char[]>(arena_size);
-  json::monotonic_resource arena_;
-  json::parser parser_;
+  report::record_scanner scanner_;
 };
 
 // Reads a file (gzip or plain: zlib's gzread passes plain files through) in large chunks and

@@ -19,17 +19,6 @@ namespace json = boost::json;
 
 namespace {
 
-std::string_view str(const json::object& o, std::string_view key) {
-  if (auto* v = o.if_contains(key))
-    if (auto* s = v->if_string()) return {s->data(), s->size()};
-  return {};
-}
-
-const json::object* obj(const json::object& o, std::string_view key) {
-  if (auto* v = o.if_contains(key)) return v->if_object();
-  return nullptr;
-}
-
 // Highest version first in every listing of TLS versions, "none" (no TLS) last.
 constexpr std::string_view too_old_versions[] = {"SSLv3", "TLSv1", "TLSv1.1"};
 
@@ -52,28 +41,22 @@ constexpr severity_row severity_table[] = {
 };
 constexpr int md5_bonus = 10;  // weak_signature over MD5: below a weak key, above SHA-1
 
-void note_chain(const json::object* chain, worst_finding& worst) {
-  if (!chain) return;
-  auto* findings = chain->if_contains("findings");
-  if (!findings || !findings->is_array() || findings->get_array().empty()) return;
+void note_chain(const leg_fields& leg, worst_finding& worst) {
+  if (!leg.chain || leg.findings_used == 0) return;
   ++worst.chains_with_findings;
-  for (const auto& f : findings->get_array()) {
-    if (!f.is_object()) continue;
-    const auto kind = str(f.get_object(), "kind");
-    const auto detail = str(f.get_object(), "detail");
-    const int severity = finding_severity(kind, detail);
+  for (std::size_t i = 0; i < leg.findings_used; ++i) {
+    const auto& f = leg.findings[i];
+    const int severity = finding_severity(f.kind, f.detail);
     if (severity > worst.severity) {
       worst.severity = severity;
-      worst.kind = kind;
-      worst.detail = detail;
+      worst.kind = f.kind;
+      worst.detail = f.detail;
     }
   }
 }
 
-std::string_view tls_or_none(const json::object* leg) {
-  if (!leg) return "none";
-  auto v = str(*leg, "tls");
-  return v.empty() ? std::string_view("none") : v;
+std::string_view tls_or_none(const leg_fields& leg) {
+  return leg.tls.empty() ? std::string_view("none") : std::string_view(leg.tls);
 }
 
 // A tally as a JSON object, largest first (ties by key), the overflow as "other" last.
@@ -216,64 +199,63 @@ audit_summary::audit_summary(std::string since, summary_limits caps)
       device_ids_(caps.device_ids) {}
 
 void audit_summary::add(const json::object& record) {
-  const auto ts = str(record, "ts");
-  if (before_since(ts)) {
+  fields_of(record, scratch_);
+  add(scratch_);
+}
+
+void audit_summary::add(const record_fields& r) {
+  if (before_since(r.ts)) {
     ++skipped_;
     return;
   }
   ++records_;
-  if (!ts.empty()) {
-    if (first_ts_.empty() || ts < first_ts_) first_ts_ = ts;
-    if (ts > last_ts_) last_ts_ = ts;
+  if (!r.ts.empty()) {
+    if (first_ts_.empty() || r.ts < first_ts_) first_ts_ = r.ts;
+    if (r.ts > last_ts_) last_ts_ = r.ts;
   }
-  if (auto* v = record.if_contains("v"); v && v->is_int64()) {
+  if (r.v) {
     char text[24];
-    const auto end = std::to_chars(text, text + sizeof text, v->get_int64()).ptr;
+    const auto end = std::to_chars(text, text + sizeof text, *r.v).ptr;
     ++schema_versions_[std::string_view(text, static_cast<std::size_t>(end - text))];
   } else {
     ++schema_versions_["none"];
   }
-  const auto event = str(record, "event");
-  ++events_[event.empty() ? std::string_view("none") : event];
-  if (event == "conn")
-    add_conn(record);
-  else if (event == "auth.failure")
-    add_auth_failure(record);
-  else if (event == "http.request")
-    add_http_request(record);
+  ++events_[r.event.empty() ? std::string_view("none") : std::string_view(r.event)];
+  if (r.event == "conn")
+    add_conn(r);
+  else if (r.event == "auth.failure")
+    add_auth_failure(r);
+  else if (r.event == "http.request")
+    add_http_request(r);
 }
 
-void audit_summary::add_conn(const json::object& r) {
+void audit_summary::add_conn(const record_fields& r) {
   ++connections_;
-  const auto outcome = str(r, "outcome");
+  const std::string_view outcome = r.outcome;
   ++outcomes_[outcome];
-  const auto* front = obj(r, "front");
-  const auto* back = obj(r, "backend");
-  const auto front_tls = tls_or_none(front);
+  const auto front_tls = tls_or_none(r.front);
   ++front_tls_[front_tls];
 
-  auto& net = networks_[client_network(str(r, "client"))];
+  auto& net = networks_[client_network(r.client)];
   ++net.connections;
   ++net.tls[front_tls];
   ++net.outcomes[outcome];
-  if (front) {
-    if (auto cipher = str(*front, "cipher"); !cipher.empty()) ++net.ciphers[cipher];
-    note_chain(obj(*front, "chain"), net.weakest);
-  }
+  if (!r.front.cipher.empty()) ++net.ciphers[r.front.cipher];
+  note_chain(r.front, net.weakest);
 
   peer_tally* backend = nullptr;
-  if (back) {
-    const auto back_tls = tls_or_none(back);
+  if (r.backend.present) {
+    const auto back_tls = tls_or_none(r.backend);
     ++backend_tls_[back_tls];
-    auto addr = str(*back, "addr");
-    backend = &backends_[addr.empty() ? std::string_view("unknown") : addr];
+    backend = &backends_[r.backend.addr.empty() ? std::string_view("unknown")
+                                                : std::string_view(r.backend.addr)];
     ++backend->connections;
     ++backend->tls[back_tls];
     ++backend->outcomes[outcome];
-    if (auto cipher = str(*back, "cipher"); !cipher.empty()) ++backend->ciphers[cipher];
-    if (const auto* chain = obj(*back, "chain")) {
-      ++backend->verdicts[str(*chain, "verdict")];
-      note_chain(chain, backend->weakest);
+    if (!r.backend.cipher.empty()) ++backend->ciphers[r.backend.cipher];
+    if (r.backend.chain) {
+      ++backend->verdicts[r.backend.verdict];
+      note_chain(r.backend, backend->weakest);
     }
   }
 
@@ -285,43 +267,38 @@ void audit_summary::add_conn(const json::object& r) {
   if (std::find(std::begin(refused_outcomes), std::end(refused_outcomes), outcome) !=
       std::end(refused_outcomes))
     refuse(outcome, 1);
-  if (const auto* by_rule = obj(r, "refusals"))
-    for (const auto& kv : *by_rule)
-      if (kv.value().is_int64() && kv.value().get_int64() > 0)
-        refuse(kv.key(), static_cast<std::uint64_t>(kv.value().get_int64()));
+  for (std::size_t i = 0; i < r.refusals_used; ++i)
+    if (r.refusals[i].second > 0)
+      refuse(r.refusals[i].first, static_cast<std::uint64_t>(r.refusals[i].second));
 
   if (outcome == "tls_failed") {
     ++failed_handshakes_;
-    std::string_view offered = "unknown";
-    if (const auto* hello = obj(r, "client_hello"))
-      if (auto v = str(*hello, "max_version"); !v.empty()) offered = v;
+    const std::string_view offered =
+        r.max_version.empty() ? std::string_view("unknown") : std::string_view(r.max_version);
     ++failed_by_version_[offered];
     ++net.failed_handshakes[offered];
   }
 }
 
-void audit_summary::add_auth_failure(const json::object& r) {
+void audit_summary::add_auth_failure(const record_fields& r) {
   ++auth_failures_;
-  if (auto user = str(r, "user"); !user.empty()) ++auth_users_[user];
-  if (auto client = str(r, "client"); !client.empty()) ++auth_ips_[endpoint_host(client)];
+  if (!r.user.empty()) ++auth_users_[r.user];
+  if (!r.client.empty()) ++auth_ips_[endpoint_host(r.client)];
 }
 
-void audit_summary::add_http_request(const json::object& r) {
-  const auto* as = obj(r, "activesync");
-  if (!as) return;
+void audit_summary::add_http_request(const record_fields& r) {
+  if (!r.activesync) return;
   ++activesync_requests_;
-  auto type = str(*as, "device_type");
-  if (type.empty()) type = "unknown";
+  const std::string_view type =
+      r.device_type.empty() ? std::string_view("unknown") : std::string_view(r.device_type);
   auto& tally = device_types_[type];
   ++tally.requests;
   // Distinct devices: a bounded set of "type<US>id" (once full, new devices are not counted).
-  std::string key;
-  key.reserve(type.size() + 1 + str(*as, "device_id").size());
-  key.append(type).push_back('\x1f');
-  key.append(str(*as, "device_id"));
-  if (!device_ids_.contains(key) && device_ids_.size() < device_ids_.cap())
+  device_key_.assign(type).push_back('\x1f');
+  device_key_.append(r.device_id);
+  if (!device_ids_.contains(device_key_) && device_ids_.size() < device_ids_.cap())
     ++tally.devices;
-  ++device_ids_[key];
+  ++device_ids_[device_key_];
 }
 
 json::object audit_summary::to_json() const {

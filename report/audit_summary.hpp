@@ -14,6 +14,7 @@
 #include <boost/json/object.hpp>
 
 #include "report/bounded_map.hpp"
+#include "report/record_fields.hpp"
 
 namespace tlsbridge::report {
 
@@ -58,7 +59,9 @@ class audit_summary {
   // `since`: records whose `ts` sorts before it are skipped ("" = none).
   explicit audit_summary(std::string since = {}, summary_limits caps = summary_limits{});
 
-  // One record, as parsed from one line. Records of unknown types are counted and ignored.
+  // One record: its fields as a reader found them (record_scanner), or a parsed object. Records
+  // of unknown types are counted and ignored.
+  void add(const record_fields& record);
   void add(const boost::json::object& record);
   // A line that was not a JSON object.
   void add_unreadable() { ++unreadable_; }
@@ -72,9 +75,9 @@ class audit_summary {
   bool before_since(std::string_view ts) const { return !since_.empty() && ts < since_; }
 
  private:
-  void add_conn(const boost::json::object& r);
-  void add_auth_failure(const boost::json::object& r);
-  void add_http_request(const boost::json::object& r);
+  void add_conn(const record_fields& r);
+  void add_auth_failure(const record_fields& r);
+  void add_http_request(const record_fields& r);
 
   std::string since_;
   summary_limits caps_;
@@ -96,6 +99,8 @@ class audit_summary {
   std::uint64_t activesync_requests_ = 0;
   bounded_map<device_tally> device_types_;
   bounded_counts device_ids_;  // "type\x1fid" seen, to count distinct devices
+  std::string device_key_;     // reused to build those keys
+  record_fields scratch_;      // add(object)'s fields, reused
 };
 
 // The client network of an endpoint ("192.0.2.7:51234" -> "192.0.2.0/24",
