@@ -78,18 +78,8 @@ void svg_bars(std::string& out, const json::object& counts, std::string_view tit
 }
 
 std::string inline_counts(const json::object& counts, std::size_t max = 6) {
-  std::string out;
-  std::size_t shown = 0;
-  for (const auto& kv : counts) {
-    if (shown++ == max) {
-      out += ", …";
-      break;
-    }
-    if (!out.empty()) out += ", ";
-    escape(out, kv.key());
-    out.append(" ").append(std::to_string(count_of(&kv.value())));
-  }
-  return out.empty() ? "–" : out;
+  return report::inline_counts(counts, max, "…", "–",
+                               [](std::string& out, std::string_view key) { escape(out, key); });
 }
 
 std::string weakest(const json::value* w) {

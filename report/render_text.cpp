@@ -14,19 +14,9 @@ namespace json = boost::json;
 
 namespace {
 
-// "TLSv1.3 812, TLSv1.2 40, other 3"
 std::string inline_counts(const json::object& counts, std::size_t max = 6) {
-  std::string out;
-  std::size_t shown = 0;
-  for (const auto& kv : counts) {
-    if (shown++ == max) {
-      out += ", ...";
-      break;
-    }
-    if (!out.empty()) out += ", ";
-    out.append(kv.key()).append(" ").append(std::to_string(count_of(&kv.value())));
-  }
-  return out.empty() ? "-" : out;
+  return report::inline_counts(counts, max, "...", "-",
+                               [](std::string& out, std::string_view key) { out.append(key); });
 }
 
 void heading(std::string& out, std::string_view title) {

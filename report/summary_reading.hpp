@@ -2,7 +2,9 @@
 // empty, zero or "-", so a renderer never throws on a summary it did not make itself.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include <boost/json/object.hpp>
@@ -27,6 +29,25 @@ inline const boost::json::object& member_object(const boost::json::object& o,
 inline std::string_view text_of(const boost::json::value* v) {
   if (v && v->is_string()) return v->get_string();
   return "-";
+}
+
+// A tally on one line, "TLSv1.3 812, TLSv1.2 40, other 3": at most `max` keys, each appended
+// through `put_key(out, key)` (the HTML rendering escapes them), then `more`; `none` if empty.
+template <typename PutKey>
+std::string inline_counts(const boost::json::object& counts, std::size_t max, std::string_view more,
+                          std::string_view none, PutKey put_key) {
+  std::string out;
+  std::size_t shown = 0;
+  for (const auto& kv : counts) {
+    if (shown++ == max) {
+      out.append(", ").append(more);
+      break;
+    }
+    if (!out.empty()) out += ", ";
+    put_key(out, std::string_view(kv.key()));
+    out.append(" ").append(std::to_string(count_of(&kv.value())));
+  }
+  return out.empty() ? std::string(none) : out;
 }
 
 }  // namespace tlsbridge::report
