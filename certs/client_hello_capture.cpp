@@ -20,8 +20,8 @@ struct captured_hello {
 // More than any real client sends (OpenSSL offers ~60); a longer list is cut for the record.
 constexpr std::size_t max_ciphers = 128;
 
-void free_captured(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/,
-                   long /*argl*/, void* /*argp*/) {
+void free_captured(void* /*parent*/, void* ptr, CRYPTO_EX_DATA* /*ad*/, int /*idx*/, long /*argl*/,
+                   void* /*argp*/) {
   delete static_cast<captured_hello*>(ptr);
 }
 
@@ -59,7 +59,9 @@ int on_client_hello(SSL* ssl, int* /*alert*/, void* /*arg*/) {
 
 }  // namespace
 
-void capture_client_hello(SSL_CTX* ctx) { SSL_CTX_set_client_hello_cb(ctx, on_client_hello, nullptr); }
+void capture_client_hello(SSL_CTX* ctx) {
+  SSL_CTX_set_client_hello_cb(ctx, on_client_hello, nullptr);
+}
 
 std::optional<client_hello_offer> client_hello_of(SSL* ssl) {
   if (ssl == nullptr) return std::nullopt;

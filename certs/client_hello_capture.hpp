@@ -7,9 +7,9 @@
 // looked up only when the record is written.
 #pragma once
 
-#include <optional>
-
 #include <openssl/ssl.h>
+
+#include <optional>
 
 #include "protocols/tls_hello/client_hello_fields.hpp"
 

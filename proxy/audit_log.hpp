@@ -32,8 +32,8 @@ class audit_log {
   audit_log(const audit_log&) = delete;
   audit_log& operator=(const audit_log&) = delete;
 
-  // Adds "ts" (RFC 3339 UTC, milliseconds) and "v" first, then writes the record as one line. A failed
-  // write (full disk) is counted, never thrown: the data path does not stop for the audit.
+  // Adds "ts" (RFC 3339 UTC, milliseconds) and "v" first, then writes the record as one line. A
+  // failed write (full disk) is counted, never thrown: the data path does not stop for the audit.
   void write(boost::json::object record);
   // SIGUSR1 (logrotate's postrotate): reopen the file by its path, with the same checks as at
   // start (after the privilege drop, as the service user). On failure the old file stays in use

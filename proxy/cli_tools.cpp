@@ -113,8 +113,8 @@ certs::starttls_protocol parse_starttls(const std::string& text, bool& ok) {
 }  // namespace
 
 bool parse_subcommand(int argc, const char* const* argv, const po::options_description& opts,
-           const po::positional_options_description& pos, po::variables_map& vm, const char* usage,
-           std::ostream& err) {
+                      const po::positional_options_description& pos, po::variables_map& vm,
+                      const char* usage, std::ostream& err) {
   try {
     po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
     po::notify(vm);

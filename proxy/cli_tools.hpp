@@ -6,9 +6,8 @@
 // no TLS version was accepted / a file could not be read / a bad command line or config.
 #pragma once
 
-#include <iosfwd>
-
 #include <boost/program_options.hpp>
+#include <iosfwd>
 
 namespace tlsbridge::proxy {
 

@@ -5,10 +5,9 @@
 // nothing starts half-configured.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
-
-#include <boost/program_options.hpp>
 #include <sys/resource.h>
 
+#include <boost/program_options.hpp>
 #include <iostream>
 #include <string>
 #include <string_view>

@@ -3,6 +3,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <boost/json/serialize.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -12,8 +13,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/json/serialize.hpp>
 
 #include "config/value_parsers.hpp"
 #include "proxy/audit_log.hpp"

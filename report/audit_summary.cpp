@@ -3,13 +3,12 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <boost/json/value.hpp>
 #include <charconv>
 #include <cstdio>
 #include <optional>
 #include <utility>
 #include <vector>
-
-#include <boost/json/value.hpp>
 
 #include "config/value_parsers.hpp"
 
@@ -36,8 +35,8 @@ struct severity_row {
   int severity;
 };
 constexpr severity_row severity_table[] = {
-    {"pin_mismatch", 90}, {"expired", 80},       {"weak_key", 70},       {"weak_signature", 50},
-    {"not_yet_valid", 40}, {"untrusted", 30},    {"name_mismatch", 25},  {"self_signed", 20},
+    {"pin_mismatch", 90},  {"expired", 80},   {"weak_key", 70},      {"weak_signature", 50},
+    {"not_yet_valid", 40}, {"untrusted", 30}, {"name_mismatch", 25}, {"self_signed", 20},
 };
 constexpr int md5_bonus = 10;  // weak_signature over MD5: below a weak key, above SHA-1
 
@@ -76,17 +75,15 @@ json::object counts_json(const bounded_counts& counts) {
 
 json::value worst_json(const worst_finding& w) {
   if (w.severity == 0) return nullptr;
-  return json::object{{"kind", w.kind}, {"detail", w.detail},
-                      {"chains_with_findings", w.chains_with_findings}};
+  return json::object{
+      {"kind", w.kind}, {"detail", w.detail}, {"chains_with_findings", w.chains_with_findings}};
 }
 
 json::object peer_json(const peer_tally& p, bool client_side) {
-  json::object out{{"connections", p.connections},
-                   {"tls", counts_json(p.tls)},
-                   {"ciphers", counts_json(p.ciphers)},
-                   {"outcomes", counts_json(p.outcomes)},
-                   {"refusals", counts_json(p.refusals)},
-                   {"weakest_finding", worst_json(p.weakest)}};
+  json::object out{
+      {"connections", p.connections},        {"tls", counts_json(p.tls)},
+      {"ciphers", counts_json(p.ciphers)},   {"outcomes", counts_json(p.outcomes)},
+      {"refusals", counts_json(p.refusals)}, {"weakest_finding", worst_json(p.weakest)}};
   if (client_side)
     out["failed_handshakes"] = counts_json(p.failed_handshakes);
   else
@@ -296,8 +293,7 @@ void audit_summary::add_http_request(const record_fields& r) {
   // Distinct devices: a bounded set of "type<US>id" (once full, new devices are not counted).
   device_key_.assign(type).push_back('\x1f');
   device_key_.append(r.device_id);
-  if (!device_ids_.contains(device_key_) && device_ids_.size() < device_ids_.cap())
-    ++tally.devices;
+  if (!device_ids_.contains(device_key_) && device_ids_.size() < device_ids_.cap()) ++tally.devices;
   ++device_ids_[device_key_];
 }
 
@@ -326,28 +322,24 @@ json::object audit_summary::to_json() const {
        json::object{{"since", since_.empty() ? json::value(nullptr) : json::value(since_)},
                     {"first_ts", first_ts_.empty() ? json::value(nullptr) : json::value(first_ts_)},
                     {"last_ts", last_ts_.empty() ? json::value(nullptr) : json::value(last_ts_)}}},
-      {"records",
-       json::object{{"read", records_},
-                    {"skipped_before_since", skipped_},
-                    {"unreadable", unreadable_},
-                    {"events", counts_json(events_)},
-                    {"schema_versions", counts_json(schema_versions_)}}},
-      {"connections",
-       json::object{{"total", connections_},
-                    {"outcomes", counts_json(outcomes_)},
-                    {"front_tls", counts_json(front_tls_)},
-                    {"backend_tls", counts_json(backend_tls_)}}},
+      {"records", json::object{{"read", records_},
+                               {"skipped_before_since", skipped_},
+                               {"unreadable", unreadable_},
+                               {"events", counts_json(events_)},
+                               {"schema_versions", counts_json(schema_versions_)}}},
+      {"connections", json::object{{"total", connections_},
+                                   {"outcomes", counts_json(outcomes_)},
+                                   {"front_tls", counts_json(front_tls_)},
+                                   {"backend_tls", counts_json(backend_tls_)}}},
       {"refusals", counts_json(refusals_)},
-      {"failed_handshakes",
-       json::object{{"total", failed_handshakes_},
-                    {"too_old_for_tls12", too_old_total},
-                    {"by_max_version", counts_json(failed_by_version_)}}},
+      {"failed_handshakes", json::object{{"total", failed_handshakes_},
+                                         {"too_old_for_tls12", too_old_total},
+                                         {"by_max_version", counts_json(failed_by_version_)}}},
       {"client_networks", peers_json(networks_, true)},
       {"backends", peers_json(backends_, false)},
-      {"auth_failures",
-       json::object{{"total", auth_failures_},
-                    {"by_user", counts_json(auth_users_)},
-                    {"by_ip", counts_json(auth_ips_)}}},
+      {"auth_failures", json::object{{"total", auth_failures_},
+                                     {"by_user", counts_json(auth_users_)},
+                                     {"by_ip", counts_json(auth_ips_)}}},
       {"activesync",
        json::object{{"requests", activesync_requests_}, {"by_device_type", std::move(devices)}}},
   };

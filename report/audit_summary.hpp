@@ -7,11 +7,10 @@
 // timestamp string, which compares like the records' fixed-width RFC 3339 `ts`).
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <cstdint>
 #include <string>
 #include <string_view>
-
-#include <boost/json/object.hpp>
 
 #include "report/bounded_map.hpp"
 #include "report/record_fields.hpp"

@@ -1,8 +1,7 @@
 #include "report/record_fields.hpp"
 
-#include <string_view>
-
 #include <boost/json/value.hpp>
+#include <string_view>
 
 namespace tlsbridge::report {
 

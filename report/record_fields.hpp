@@ -5,14 +5,13 @@
 // no document built), and fields_of() from a parsed object.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <boost/json/object.hpp>
 
 namespace tlsbridge::report {
 

@@ -1,10 +1,9 @@
 #include "report/record_scanner.hpp"
 
 #include <array>
+#include <boost/json/basic_parser_impl.hpp>
 #include <cstdint>
 #include <string>
-
-#include <boost/json/basic_parser_impl.hpp>
 
 namespace tlsbridge::report {
 
@@ -15,9 +14,31 @@ using boost::system::error_code;
 
 // The member names the report reads; every other name is `other` and its value is skipped.
 enum class key : std::uint8_t {
-  none, other, element, ts, v, event, client, outcome, user, refusals, front, backend, chain,
-  findings, tls, cipher, addr, verdict, kind, detail, client_hello, max_version, activesync,
-  device_type, device_id,
+  none,
+  other,
+  element,
+  ts,
+  v,
+  event,
+  client,
+  outcome,
+  user,
+  refusals,
+  front,
+  backend,
+  chain,
+  findings,
+  tls,
+  cipher,
+  addr,
+  verdict,
+  kind,
+  detail,
+  client_hello,
+  max_version,
+  activesync,
+  device_type,
+  device_id,
 };
 
 struct key_name {
@@ -25,17 +46,28 @@ struct key_name {
   key id;
 };
 constexpr key_name key_names[] = {
-    {"ts", key::ts},          {"v", key::v},
-    {"event", key::event},    {"client", key::client},
-    {"outcome", key::outcome}, {"user", key::user},
-    {"refusals", key::refusals}, {"front", key::front},
-    {"backend", key::backend}, {"chain", key::chain},
-    {"findings", key::findings}, {"tls", key::tls},
-    {"cipher", key::cipher},  {"addr", key::addr},
-    {"verdict", key::verdict}, {"kind", key::kind},
-    {"detail", key::detail},  {"client_hello", key::client_hello},
-    {"max_version", key::max_version}, {"activesync", key::activesync},
-    {"device_type", key::device_type}, {"device_id", key::device_id},
+    {"ts", key::ts},
+    {"v", key::v},
+    {"event", key::event},
+    {"client", key::client},
+    {"outcome", key::outcome},
+    {"user", key::user},
+    {"refusals", key::refusals},
+    {"front", key::front},
+    {"backend", key::backend},
+    {"chain", key::chain},
+    {"findings", key::findings},
+    {"tls", key::tls},
+    {"cipher", key::cipher},
+    {"addr", key::addr},
+    {"verdict", key::verdict},
+    {"kind", key::kind},
+    {"detail", key::detail},
+    {"client_hello", key::client_hello},
+    {"max_version", key::max_version},
+    {"activesync", key::activesync},
+    {"device_type", key::device_type},
+    {"device_id", key::device_id},
 };
 
 key classify(std::string_view name) {
@@ -149,12 +181,18 @@ class handler {
     switch (depth_) {
       case 1:
         switch (current_) {
-          case key::ts: return &fields.ts;
-          case key::event: return &fields.event;
-          case key::client: return &fields.client;
-          case key::outcome: return &fields.outcome;
-          case key::user: return &fields.user;
-          default: return nullptr;
+          case key::ts:
+            return &fields.ts;
+          case key::event:
+            return &fields.event;
+          case key::client:
+            return &fields.client;
+          case key::outcome:
+            return &fields.outcome;
+          case key::user:
+            return &fields.user;
+          default:
+            return nullptr;
         }
       case 2: {
         const key parent = path(2);
@@ -167,8 +205,7 @@ class handler {
           if (current_ == key::addr) return &leg->addr;
           return nullptr;
         }
-        if (parent == key::client_hello && current_ == key::max_version)
-          return &fields.max_version;
+        if (parent == key::client_hello && current_ == key::max_version) return &fields.max_version;
         if (parent == key::activesync) {
           if (current_ == key::device_type) return &fields.device_type;
           if (current_ == key::device_id) return &fields.device_id;
@@ -193,7 +230,8 @@ class handler {
         if (current_ == key::detail) return &f.detail;
         return nullptr;
       }
-      default: return nullptr;
+      default:
+        return nullptr;
     }
   }
 

@@ -16,12 +16,23 @@ namespace {
 void escape(std::string& out, std::string_view text) {
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
 }
@@ -98,22 +109,32 @@ void peers_table(std::string& out, const json::object& peers, std::string_view t
   }
   out += "<table><tr><th>";
   out += client_side ? "network" : "backend";
-  out += "</th><th>connections</th><th>TLS</th><th>ciphers</th><th>weakest chain finding</th>"
-         "<th>refusals</th>";
+  out +=
+      "</th><th>connections</th><th>TLS</th><th>ciphers</th><th>weakest chain finding</th>"
+      "<th>refusals</th>";
   if (client_side) out += "<th>failed handshakes (highest version offered)</th>";
   out += "</tr>\n";
   std::size_t rows = 0;
   for (const auto& kv : peers) {
     if (rows++ == rendered_rows) break;
     const auto& p = kv.value().get_object();
-    out.append("<tr><td>").append(esc(kv.key())).append("</td><td class=\"n\">")
-        .append(std::to_string(count_of(p.if_contains("connections")))).append("</td><td>")
-        .append(inline_counts(member_object(p, "tls"))).append("</td><td>")
-        .append(inline_counts(member_object(p, "ciphers"), 3)).append("</td><td>")
-        .append(weakest(p.if_contains("weakest_finding"))).append("</td><td>")
-        .append(inline_counts(member_object(p, "refusals"))).append("</td>");
+    out.append("<tr><td>")
+        .append(esc(kv.key()))
+        .append("</td><td class=\"n\">")
+        .append(std::to_string(count_of(p.if_contains("connections"))))
+        .append("</td><td>")
+        .append(inline_counts(member_object(p, "tls")))
+        .append("</td><td>")
+        .append(inline_counts(member_object(p, "ciphers"), 3))
+        .append("</td><td>")
+        .append(weakest(p.if_contains("weakest_finding")))
+        .append("</td><td>")
+        .append(inline_counts(member_object(p, "refusals")))
+        .append("</td>");
     if (client_side)
-      out.append("<td>").append(inline_counts(member_object(p, "failed_handshakes"))).append("</td>");
+      out.append("<td>")
+          .append(inline_counts(member_object(p, "failed_handshakes")))
+          .append("</td>");
     out += "</tr>\n";
   }
   out += "</table>\n";
@@ -137,14 +158,19 @@ std::string render_html(const json::object& s) {
   const auto& auth = member_object(s, "auth_failures");
   std::string out;
   out.reserve(64 * 1024);
-  out.append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-             "<title>tlsbridge audit report</title><style>")
+  out.append(
+         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+         "<title>tlsbridge audit report</title><style>")
       .append(style)
       .append("</style></head><body>\n<h1>tlsbridge audit report</h1>\n<p>")
-      .append(esc(text_of(period.if_contains("first_ts")))).append(" – ")
-      .append(esc(text_of(period.if_contains("last_ts")))).append(": <b>")
-      .append(std::to_string(count_of(conns.if_contains("total")))).append("</b> connections, ")
-      .append(std::to_string(count_of(records.if_contains("read")))).append(" records read, ")
+      .append(esc(text_of(period.if_contains("first_ts"))))
+      .append(" – ")
+      .append(esc(text_of(period.if_contains("last_ts"))))
+      .append(": <b>")
+      .append(std::to_string(count_of(conns.if_contains("total"))))
+      .append("</b> connections, ")
+      .append(std::to_string(count_of(records.if_contains("read"))))
+      .append(" records read, ")
       .append(std::to_string(count_of(records.if_contains("unreadable"))))
       .append(" unreadable lines. <b>")
       .append(std::to_string(count_of(failed.if_contains("too_old_for_tls12"))))

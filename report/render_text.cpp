@@ -1,9 +1,8 @@
+#include <boost/json/value.hpp>
 #include <cstdint>
 #include <cstdio>
 #include <string>
 #include <string_view>
-
-#include <boost/json/value.hpp>
 
 #include "report/report_render.hpp"
 #include "report/summary_reading.hpp"
@@ -60,8 +59,11 @@ void peers(std::string& out, const json::object& peers, bool client_side) {
       break;
     }
     const auto& p = kv.value().get_object();
-    out.append("  ").append(kv.key()).append("  ")
-        .append(std::to_string(count_of(p.if_contains("connections")))).append(" connections\n");
+    out.append("  ")
+        .append(kv.key())
+        .append("  ")
+        .append(std::to_string(count_of(p.if_contains("connections"))))
+        .append(" connections\n");
     out.append("    tls       ").append(inline_counts(member_object(p, "tls"))).append("\n");
     out.append("    ciphers   ").append(inline_counts(member_object(p, "ciphers"), 3)).append("\n");
     out.append("    weakest   ").append(weakest(p.if_contains("weakest_finding"))).append("\n");
@@ -69,7 +71,8 @@ void peers(std::string& out, const json::object& peers, bool client_side) {
       out.append("    refusals  ").append(inline_counts(member_object(p, "refusals"))).append("\n");
     if (client_side && !member_object(p, "failed_handshakes").empty())
       out.append("    failed handshakes, highest version offered  ")
-          .append(inline_counts(member_object(p, "failed_handshakes"))).append("\n");
+          .append(inline_counts(member_object(p, "failed_handshakes")))
+          .append("\n");
   }
 }
 
@@ -80,16 +83,22 @@ std::string render_text(const json::object& s) {
   const auto& period = member_object(s, "period");
   const auto& records = member_object(s, "records");
   const auto& conns = member_object(s, "connections");
-  out.append("period      ").append(text_of(period.if_contains("first_ts"))).append(" .. ")
+  out.append("period      ")
+      .append(text_of(period.if_contains("first_ts")))
+      .append(" .. ")
       .append(text_of(period.if_contains("last_ts")));
   if (auto* since = period.if_contains("since"); since && since->is_string())
     out.append(" (since ").append(since->get_string()).append(")");
-  out.append("\nrecords     ").append(std::to_string(count_of(records.if_contains("read"))))
-      .append(" read, ").append(std::to_string(count_of(records.if_contains("unreadable"))))
+  out.append("\nrecords     ")
+      .append(std::to_string(count_of(records.if_contains("read"))))
+      .append(" read, ")
+      .append(std::to_string(count_of(records.if_contains("unreadable"))))
       .append(" unreadable, ")
       .append(std::to_string(count_of(records.if_contains("skipped_before_since"))))
       .append(" before --since\n");
-  out.append("connections ").append(std::to_string(count_of(conns.if_contains("total")))).append("\n");
+  out.append("connections ")
+      .append(std::to_string(count_of(conns.if_contains("total"))))
+      .append("\n");
 
   heading(out, "Outcomes");
   counts_table(out, member_object(conns, "outcomes"));
@@ -99,9 +108,11 @@ std::string render_text(const json::object& s) {
   counts_table(out, member_object(conns, "backend_tls"));
   const auto& failed = member_object(s, "failed_handshakes");
   heading(out, "Failed front handshakes by the highest version offered");
-  out.append("  total ").append(std::to_string(count_of(failed.if_contains("total"))))
+  out.append("  total ")
+      .append(std::to_string(count_of(failed.if_contains("total"))))
       .append(", too old for TLS 1.2: ")
-      .append(std::to_string(count_of(failed.if_contains("too_old_for_tls12")))).append("\n");
+      .append(std::to_string(count_of(failed.if_contains("too_old_for_tls12"))))
+      .append("\n");
   counts_table(out, member_object(failed, "by_max_version"));
   heading(out, "Refusals by reason");
   counts_table(out, member_object(s, "refusals"));

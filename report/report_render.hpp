@@ -3,9 +3,8 @@
 // inline SVG bar charts and no external asset, fit to be mailed (README, "Report").
 #pragma once
 
-#include <string>
-
 #include <boost/json/object.hpp>
+#include <string>
 
 namespace tlsbridge::report {
 

@@ -2,13 +2,12 @@
 // empty, zero or "-", so a renderer never throws on a summary it did not make itself.
 #pragma once
 
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
-
-#include <boost/json/object.hpp>
-#include <boost/json/value.hpp>
 
 namespace tlsbridge::report {
 

@@ -25,7 +25,8 @@ std::uint16_t max_supported_version(std::string_view body) {
   return best;
 }
 
-std::uint16_t max_offered_version(std::uint16_t legacy_version, std::string_view supported_versions) {
+std::uint16_t max_offered_version(std::uint16_t legacy_version,
+                                  std::string_view supported_versions) {
   const auto from_extension = max_supported_version(supported_versions);
   return from_extension ? from_extension : legacy_version;
 }
@@ -46,11 +47,16 @@ std::string server_name(std::string_view body) {
 
 std::string version_name(std::uint16_t version) {
   switch (version) {
-    case 0x0300: return "SSLv3";
-    case 0x0301: return "TLSv1";
-    case 0x0302: return "TLSv1.1";
-    case 0x0303: return "TLSv1.2";
-    case 0x0304: return "TLSv1.3";
+    case 0x0300:
+      return "SSLv3";
+    case 0x0301:
+      return "TLSv1";
+    case 0x0302:
+      return "TLSv1.1";
+    case 0x0303:
+      return "TLSv1.2";
+    case 0x0304:
+      return "TLSv1.3";
     default: {
       char text[8];
       std::snprintf(text, sizeof text, "0x%04x", version);

@@ -20,14 +20,17 @@ struct client_hello_offer {
 };
 
 // RFC 8701: GREASE values (0x0a0a, 0x1a1a, ... 0xfafa) are offered to be ignored.
-constexpr bool is_grease(std::uint16_t v) { return (v & 0x0f0f) == 0x0a0a && (v >> 8) == (v & 0xff); }
+constexpr bool is_grease(std::uint16_t v) {
+  return (v & 0x0f0f) == 0x0a0a && (v >> 8) == (v & 0xff);
+}
 
 // The highest version in a supported_versions extension body (RFC 8446 §4.2.1: a one-byte
 // length, then two-byte versions), GREASE ignored; 0 if absent or malformed.
 std::uint16_t max_supported_version(std::string_view extension_body);
 // The client's highest version: supported_versions' when present, else legacy_version (the
 // ClientHello's own field, RFC 5246 §7.4.1.2).
-std::uint16_t max_offered_version(std::uint16_t legacy_version, std::string_view supported_versions);
+std::uint16_t max_offered_version(std::uint16_t legacy_version,
+                                  std::string_view supported_versions);
 // The host_name of a server_name extension body (RFC 6066 §3); "" if absent or malformed.
 std::string server_name(std::string_view extension_body);
 // OpenSSL's name of a protocol version: "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"; other

@@ -15,7 +15,9 @@ namespace json = boost::json;
 
 namespace {
 
-void feed(audit_summary& s, const std::string& line) { s.add(json::parse(line).as_object()); }
+void feed(audit_summary& s, const std::string& line) {
+  s.add(json::parse(line).as_object());
+}
 
 std::string conn(const std::string& client, const std::string& outcome,
                  const std::string& front_tls = "null", const std::string& backend = "null",
@@ -30,7 +32,8 @@ std::string conn(const std::string& client, const std::string& outcome,
 std::string backend(const std::string& addr, const std::string& findings) {
   return R"({"tls":"TLSv1","cipher":"ECDHE-RSA-AES256-SHA","addr":")" + addr +
          R"(","local":"10.0.0.2:1","resumed":false,"chain":{"verdict":"logged","rule":"default",)"
-         R"("findings":)" + findings + R"(,"certs":[]}})";
+         R"("findings":)" +
+         findings + R"(,"certs":[]}})";
 }
 
 const json::value& at(const json::object& o, std::initializer_list<const char*> path) {
@@ -59,7 +62,8 @@ TEST_CASE("report: client networks are IPv4 /24 and IPv6 /64", "[report]") {
 
 TEST_CASE("report: conn records tallied per network and backend", "[report]") {
   audit_summary s;
-  const std::string sha1 = R"([{"kind":"weak_signature","depth":0,"detail":"sha1WithRSAEncryption"}])";
+  const std::string sha1 =
+      R"([{"kind":"weak_signature","depth":0,"detail":"sha1WithRSAEncryption"}])";
   const std::string md5 = R"([{"kind":"untrusted","depth":0,"detail":"x"},)"
                           R"({"kind":"weak_signature","depth":1,"detail":"md5WithRSAEncryption"}])";
   feed(s, conn("192.0.2.7:1", "ok", "\"TLSv1.3\"", backend("10.0.0.5:25", sha1)));
@@ -78,8 +82,9 @@ TEST_CASE("report: conn records tallied per network and backend", "[report]") {
         R"({"tls_failed":3,"ok":2,"denied":1,"refused_policy":1})");
   CHECK(json::serialize(at(j, {"connections", "front_tls"})) ==
         R"({"none":4,"TLSv1.3":2,"TLSv1.2":1})");
-  CHECK(json::serialize(at(j, {"failed_handshakes"})) ==
-        R"({"total":3,"too_old_for_tls12":1,"by_max_version":{"TLSv1":1,"TLSv1.2":1,"unknown":1}})");
+  CHECK(
+      json::serialize(at(j, {"failed_handshakes"})) ==
+      R"({"total":3,"too_old_for_tls12":1,"by_max_version":{"TLSv1":1,"TLSv1.2":1,"unknown":1}})");
   CHECK(json::serialize(at(j, {"refusals"})) ==
         R"({"smtp.require_tls":2,"denied":1,"refused_policy":1})");
   const auto& net = at(j, {"client_networks", "192.0.2.0/24"}).as_object();
@@ -114,9 +119,10 @@ TEST_CASE("report: authentication failures and ActiveSync devices", "[report]") 
     feed(s, head + R"("event":"auth.failure","user":"alice","client":"[2001:db8::9]:4000"})");
   feed(s, head + R"("event":"auth.failure","user":"bob","client":"192.0.2.1:4000"})");
   auto sync = [&](const char* type, const char* id) {
-    feed(s, head + R"("event":"http.request","method":"POST","path":"/Microsoft-Server-ActiveSync",)"
-                   R"("activesync":{"form":"plain","cmd":"Sync","device_id":")" + id +
-                R"(","device_type":")" + type + R"("}})");
+    feed(s, head +
+                R"("event":"http.request","method":"POST","path":"/Microsoft-Server-ActiveSync",)"
+                R"("activesync":{"form":"plain","cmd":"Sync","device_id":")" +
+                id + R"(","device_type":")" + type + R"("}})");
   };
   sync("iPhone", "a");
   sync("iPhone", "a");

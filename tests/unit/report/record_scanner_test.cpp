@@ -23,9 +23,12 @@ std::vector<std::string> reference_examples() {
   std::string line;
   bool in_json = false;
   while (std::getline(in, line)) {
-    if (line == "```json") in_json = true;
-    else if (line == "```") in_json = false;
-    else if (in_json && !line.empty()) lines.push_back(line);
+    if (line == "```json")
+      in_json = true;
+    else if (line == "```")
+      in_json = false;
+    else if (in_json && !line.empty())
+      lines.push_back(line);
   }
   return lines;
 }

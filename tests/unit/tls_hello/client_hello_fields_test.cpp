@@ -40,14 +40,14 @@ TEST_CASE("client hello: version names as OpenSSL prints them", "[tls_hello]") {
 
 TEST_CASE("client hello: the server name", "[tls_hello]") {
   const std::string name = "mail.example.com";
-  std::string body = bytes({0, static_cast<int>(name.size() + 3), 0, 0,
-                            static_cast<int>(name.size())}) + name;
+  std::string body =
+      bytes({0, static_cast<int>(name.size() + 3), 0, 0, static_cast<int>(name.size())}) + name;
   CHECK(server_name(body) == name);
   CHECK(server_name("") == "");
   CHECK(server_name(body.substr(0, body.size() - 1)) == "");  // list length past the end
-  std::string long_name = bytes({0, 8, 0, 0, 9}) + "abcde";    // entry longer than the list
+  std::string long_name = bytes({0, 8, 0, 0, 9}) + "abcde";   // entry longer than the list
   CHECK(server_name(long_name) == "");
-  std::string other_type = bytes({0, 4, 1, 0, 1}) + "x";       // not host_name
+  std::string other_type = bytes({0, 4, 1, 0, 1}) + "x";  // not host_name
   CHECK(server_name(other_type) == "");
   // Byte at a time is the same as whole: every prefix is either the name or absent.
   for (std::size_t n = 0; n < body.size(); ++n) CHECK(server_name(body.substr(0, n)).empty());
