@@ -156,7 +156,7 @@ TEST_CASE("report: maps are capped and the rest is counted as other", "[report]"
   CHECK(at(j, {"records", "schema_versions", "none"}) == 3);
 }
 
-TEST_CASE("report: --since skips older records; unreadable lines are counted", "[report]") {
+TEST_CASE("report: --since skips older records, unreadable lines are counted", "[report]") {
   audit_summary s("2026-12-02T10:00:00.000Z");
   CHECK(s.before_since("2026-12-02T09:59:59.999Z"));
   CHECK_FALSE(s.before_since("2026-12-02T10:00:00.000Z"));
