@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <string_view>
 
+#include "certs/client_hello_capture.hpp"
+
 namespace tlsbridge::certs {
 namespace {
 
@@ -127,6 +129,7 @@ ssl_ctx_ptr make_server_context(const config::tls_profile& profile, const config
       ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
   apply_profile(ctx.get(), profile);  // must precede the certificate: it sets the security level
+  capture_client_hello(ctx.get());    // for the audit of a failed handshake
 
   const std::string cert_file = cert.cert.string();
   const std::string key_file = cert.key.string();

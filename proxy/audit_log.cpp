@@ -53,8 +53,9 @@ audit_log::~audit_log() {
 
 void audit_log::write(boost::json::object record) {
   boost::json::object line;
-  line.reserve(record.size() + 1);
+  line.reserve(record.size() + 2);
   line["ts"] = rfc3339_ms(std::chrono::system_clock::now());
+  line["v"] = audit_schema_version;
   for (auto& kv : record) line[kv.key()] = std::move(kv.value());
   boost::json::value v(std::move(line));
   sanitize_json(v);

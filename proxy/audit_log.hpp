@@ -18,6 +18,10 @@
 
 namespace tlsbridge::proxy {
 
+// The `v` of every record: the version of docs/audit-record.schema.json the line follows. Raised
+// when a field changes meaning or goes away, not when one is added.
+inline constexpr int audit_schema_version = 1;
+
 class audit_log {
  public:
   // "-" = stdout, "syslog" = syslog(3), else a file opened for append by open_output_file
@@ -28,8 +32,8 @@ class audit_log {
   audit_log(const audit_log&) = delete;
   audit_log& operator=(const audit_log&) = delete;
 
-  // Adds "ts" (RFC 3339 UTC, milliseconds) first, then writes the record as one line. A failed
-  // write (full disk) is counted, never thrown: the data path does not stop for the audit.
+  // Adds "ts" (RFC 3339 UTC, milliseconds) and "v" first, then writes the record as one line. A
+  // failed write (full disk) is counted, never thrown: the data path does not stop for the audit.
   void write(boost::json::object record);
   // SIGUSR1 (logrotate's postrotate): reopen the file by its path, with the same checks as at
   // start (after the privilege drop, as the service user). On failure the old file stays in use

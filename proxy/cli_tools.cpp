@@ -48,20 +48,6 @@ std::unique_ptr<config::policy_config> load_policy(const po::variables_map& vm, 
   return nullptr;
 }
 
-// Parses argv with `opts` (+ positionals); false after printing the reason and the usage.
-bool parse(int argc, const char* const* argv, const po::options_description& opts,
-           const po::positional_options_description& pos, po::variables_map& vm, const char* usage,
-           std::ostream& err) {
-  try {
-    po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
-    po::notify(vm);
-    return true;
-  } catch (const std::exception& e) {
-    err << "tlsbridge " << argv[0] << ": " << e.what() << "\n" << usage;
-    return false;
-  }
-}
-
 int exit_code_for(policy::verdict v) {
   return v == policy::verdict::refused ? exit_refused : exit_pass;
 }
@@ -126,6 +112,19 @@ certs::starttls_protocol parse_starttls(const std::string& text, bool& ok) {
 
 }  // namespace
 
+bool parse_subcommand(int argc, const char* const* argv, const po::options_description& opts,
+                      const po::positional_options_description& pos, po::variables_map& vm,
+                      const char* usage, std::ostream& err) {
+  try {
+    po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
+    po::notify(vm);
+    return true;
+  } catch (const std::exception& e) {
+    err << "tlsbridge " << argv[0] << ": " << e.what() << "\n" << usage;
+    return false;
+  }
+}
+
 int probe_command(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
   po::options_description opts("probe options");
   opts.add_options()("starttls", po::value<std::string>(), "smtp | imap | pop3")(
@@ -137,7 +136,7 @@ int probe_command(int argc, const char* const* argv, std::ostream& out, std::ost
   po::positional_options_description pos;
   pos.add("target", 1);
   po::variables_map vm;
-  if (!parse(argc, argv, opts, pos, vm, probe_usage, err)) return exit_failure;
+  if (!parse_subcommand(argc, argv, opts, pos, vm, probe_usage, err)) return exit_failure;
   if (!vm.count("target")) {
     err << "tlsbridge probe: HOST:PORT is required\n" << probe_usage;
     return exit_failure;
@@ -249,7 +248,7 @@ int inspect_cert_command(int argc, const char* const* argv, std::ostream& out, s
   po::positional_options_description pos;
   pos.add("file", -1);
   po::variables_map vm;
-  if (!parse(argc, argv, opts, pos, vm, inspect_usage, err)) return exit_failure;
+  if (!parse_subcommand(argc, argv, opts, pos, vm, inspect_usage, err)) return exit_failure;
   if (!vm.count("file")) {
     err << "tlsbridge inspect-cert: at least one FILE is required\n" << inspect_usage;
     return exit_failure;

@@ -1,5 +1,7 @@
 #include "proxy/connection_record.hpp"
 
+#include <boost/json/array.hpp>
+
 #include "proxy/refusal_reason.hpp"
 
 namespace tlsbridge::proxy {
@@ -59,6 +61,15 @@ boost::json::object conn_json(const connection_record& r) {
     boost::json::object refusals;
     for (const auto& [rule, n] : r.refusals) refusals[rule] = n;
     rec["refusals"] = std::move(refusals);
+  }
+  if (r.client_hello) {
+    boost::json::array ciphers;
+    for (const auto& c : r.client_hello->ciphers) ciphers.emplace_back(c);
+    rec["client_hello"] = {
+        {"max_version", r.client_hello->max_version},
+        {"sni", r.client_hello->sni.empty() ? boost::json::value(nullptr)
+                                            : boost::json::value(r.client_hello->sni)},
+        {"ciphers", std::move(ciphers)}};
   }
   return rec;
 }

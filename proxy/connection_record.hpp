@@ -17,6 +17,7 @@
 
 #include "policy/chain_evidence.hpp"
 #include "policy/policy_decision.hpp"
+#include "protocols/tls_hello/client_hello_fields.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/outcome.hpp"
 
@@ -61,6 +62,8 @@ struct connection_record {
   std::size_t injected_bytes = 0;
   std::size_t pretls_auth_attempts = 0;
   std::vector<std::pair<std::string, std::uint64_t>> refusals;  // by rule
+  // What the client offered, when the front handshake failed (outcome tls_failed).
+  std::optional<protocols::tls_hello::client_hello_offer> client_hello;
 };
 
 // The `conn` audit record (the audit log adds its timestamp).

@@ -5,10 +5,9 @@
 // nothing starts half-configured.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
-
-#include <boost/program_options.hpp>
 #include <sys/resource.h>
 
+#include <boost/program_options.hpp>
 #include <iostream>
 #include <string>
 #include <string_view>
@@ -22,6 +21,7 @@
 #include "proxy/journal_stream.hpp"
 #include "proxy/listener.hpp"
 #include "proxy/log_file_sink.hpp"
+#include "proxy/report_command.hpp"
 #include "proxy/server.hpp"
 #include "proxy/upgrade_command.hpp"
 
@@ -44,6 +44,8 @@ constexpr const char* usage =
     "                                         try TLS 1.0..1.3, judge the server's chain\n"
     "  tlsbridge inspect-cert [--config FILE] [--ca FILE] [--json] FILE...\n"
     "                                         judge a PEM chain (leaf first)\n"
+    "  tlsbridge report [--since DURATION] [--format text|json|html] FILE...\n"
+    "                                         summarise audit files (plain or .gz)\n"
     "  probe/inspect-cert exit 0 (clean or logged), 2 (policy would refuse), 1 (no connection,\n"
     "  no TLS, unreadable file); [policy] comes from --config, else the defaults\n"
     "  tlsbridge --version | --help            version, commit, OpenSSL in use\n";
@@ -86,6 +88,8 @@ int main(int argc, char** argv) {
     return proxy::probe_command(argc - 1, argv + 1, std::cout, std::cerr);
   if (argc > 1 && std::string_view(argv[1]) == "inspect-cert")
     return proxy::inspect_cert_command(argc - 1, argv + 1, std::cout, std::cerr);
+  if (argc > 1 && std::string_view(argv[1]) == "report")
+    return proxy::report_command(argc - 1, argv + 1, std::cout, std::cerr);
   if (argc > 1 && std::string_view(argv[1]) == "upgrade")
     return proxy::upgrade_command(argc - 1, argv + 1, std::cout, std::cerr);
   // Started by an upgrading old process: its sockets and pid file, and where to say how it went.

@@ -15,6 +15,7 @@
 #include <ctime>
 #include <random>
 
+#include "certs/client_hello_capture.hpp"
 #include "protocols/proxy_header/proxy_header.hpp"
 #include "proxy/coro_util.hpp"
 #include "proxy/protocol_factory.hpp"
@@ -657,6 +658,7 @@ connection_record session::record() const {
   r.what = outcome_;
   r.reason = reason_;
   r.refused_by = refused_by_;
+  if (outcome_ == outcome::tls_failed) r.client_hello = certs::client_hello_of(client_.ssl());
   if (machine_) {
     r.starttls_injection = machine_->facts().starttls_injection;
     r.injected_bytes = machine_->facts().injected_bytes;

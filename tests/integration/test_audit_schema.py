@@ -35,7 +35,7 @@ except ImportError as e:  # scripts/setup installs python3-jsonschema
 
 SCHEMA_PATH = os.path.join(lab.SOURCE_DIR, "docs", "audit-record.schema.json")
 REFERENCE_PATH = os.path.join(lab.SOURCE_DIR, "docs", "audit-records.md")
-COMMON = ("ts", "event", "conn", "listener")
+COMMON = ("ts", "v", "event", "conn", "listener")
 # Fields of the schema this lab does not provoke (a WebSocket-style Upgrade tunnel, a session
 # cut in the middle of a response).
 # auth_user needs a SASL backend, which the lab's Postfix is not: test_limits.py provokes it against

@@ -42,6 +42,22 @@ TEST_CASE("conn record: a connection refused before any TLS", "[connection_recor
         R"("reason":"client address not in allow","starttls_injection":false})");
 }
 
+TEST_CASE("conn record: a failed handshake carries what the ClientHello offered",
+          "[connection_record]") {
+  connection_record r;
+  r.id = "c3";
+  r.listener = "smtps-in";
+  r.client = "192.0.2.7:40000";
+  r.what = outcome::tls_failed;
+  r.client_hello = protocols::tls_hello::client_hello_offer{"TLSv1", "", {"AES128-SHA", "0x00ff"}};
+  CHECK(boost::json::serialize(proxy::conn_json(r).at("client_hello")) ==
+        R"({"max_version":"TLSv1","sni":null,"ciphers":["AES128-SHA","0x00ff"]})");
+  r.client_hello->sni = "mail.example.com";
+  CHECK(proxy::conn_json(r).at("client_hello").at("sni") == "mail.example.com");
+  r.client_hello.reset();
+  CHECK_FALSE(proxy::conn_json(r).contains("client_hello"));
+}
+
 TEST_CASE("conn record: both legs, a judged back chain, refusals and injection",
           "[connection_record]") {
   const auto chain = one_cert_chain();
