@@ -272,6 +272,7 @@ int server::run() {
     spdlog::info("admin endpoint on {}", cfg_->admin.listen);
   }
   drop_privileges(cfg_->server.user);
+  if (shared_) shared_->start();
   record_start(metrics_);
   follow_files();
   start_health_checks(main_io_, runtimes_);

@@ -334,8 +334,10 @@ shared_state::shared_state(std::string url_text, config::redis_url where, metric
     : url_text_(std::move(url_text)),
       label_(where.to_string()),
       connection_(std::make_shared<connection>(std::move(where), m)),
-      metrics_(m) {
-  thread_ = std::thread([c = connection_] { c->run(); });
+      metrics_(m) {}
+
+void shared_state::start() {
+  if (!thread_.joinable()) thread_ = std::thread([c = connection_] { c->run(); });
 }
 
 shared_state::~shared_state() { stop(); }
@@ -416,6 +418,7 @@ std::shared_ptr<shared_state> replace_shared_state(const std::shared_ptr<shared_
     current->stop();
     if (!next) m.set("tlsbridge_shared_state_up", {}, 0);
   }
+  if (next) next->start();
   return next;
 }
 

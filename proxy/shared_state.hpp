@@ -88,12 +88,15 @@ class shared_state {
   // Requests waiting for the Redis thread; past it they are dropped (answered "no answer").
   static constexpr std::size_t queue_limit = 4096;
 
-  // Starts the Redis thread, which connects (and reconnects) by itself. `m` may be null.
+  // `m` may be null. Nothing runs before start().
   shared_state(std::string url_text, config::redis_url where, metrics* m);
   ~shared_state();
   shared_state(const shared_state&) = delete;
   shared_state& operator=(const shared_state&) = delete;
 
+  // Starts the Redis thread, which connects (and reconnects) by itself; once. At start-up after
+  // the privilege drop, like the workers: capabilities are per thread.
+  void start();
   // Ends the Redis thread (a request in flight is given up) and waits for it; afterwards every
   // operation answers from local state at once. Called on the main thread (reload, shutdown).
   void stop();
@@ -136,7 +139,7 @@ class shared_state {
 std::shared_ptr<shared_state> shared_state_for(const std::string& url,
                                                std::shared_ptr<shared_state> current, metrics* m);
 // A reload's new shared_state in force: the old one, when another, is stopped (its sessions go on
-// counting alone); turned off, the gauge says 0. Answers `next`.
+// counting alone) and the new one started; turned off, the gauge says 0. Answers `next`.
 std::shared_ptr<shared_state> replace_shared_state(const std::shared_ptr<shared_state>& current,
                                                    std::shared_ptr<shared_state> next, metrics& m);
 

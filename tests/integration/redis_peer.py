@@ -60,6 +60,12 @@ class RedisServer:
         except OSError:
             return False
 
+    def exists(self, key):
+        """Whether `key` is in this Redis (redis-cli, from Debian's redis-tools)."""
+        proc = lab.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), "EXISTS", key],
+                       check=True)
+        return proc.stdout.strip() == "1"
+
     def kill(self):
         """SIGKILL, as a crash: the proxies see their connection reset."""
         if self.proc is not None and self.proc.poll() is None:

@@ -9,6 +9,7 @@ each instance goes on counting alone (never refusing everyone), says so once in 
 `tlsbridge_shared_state_up`; Redis back: the gauge is 1 again and the limit is shared again."""
 
 import os
+import signal
 import subprocess
 import unittest
 
@@ -162,6 +163,39 @@ class SharedStateTest(unittest.TestCase):
         got = self.replies("127.0.0.7", front, LIMIT + 1)
         self.assert_admitted(got, LIMIT, instances)
         self.assertRegex(got[-1][0], r"^421 4\.7\.0 ", "shared again once Redis is back")
+
+    def test_reload_moves_to_another_redis_and_turns_sharing_off(self):
+        first, second = self.start_redis(), self.start_redis()
+        port, admin = lab.free_port(), f"127.0.0.1:{lab.free_port()}"
+        listener = lab.smtp_listener(port, self.backend.port, tls="none", backend_tls="none",
+                                     require_tls=False, limits={"connection_rate": RATE})
+        proxy = lab.Tlsbridge([listener],
+                              [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")],
+                              admin=admin, server={"shared_state": first.url})
+        self.addCleanup(proxy.cleanup)
+        proxy.start()
+        self.assertTrue(self.wait_for_gauge([(proxy, admin)], 1, 10), proxy.describe())
+        self.assert_admitted(self.replies("127.0.0.8", port, 1), 1, [(proxy, admin)])
+        self.assertTrue(first.exists("tlsbridge:rate:smtp-in:127.0.0.8"))
+
+        def reload(shared_state, expect_line):
+            before = proxy.stderr().count("reload done")
+            proxy.server["shared_state"] = shared_state
+            with open(proxy.config_path, "w") as f:
+                f.write(proxy.config_text())
+            proxy.proc.send_signal(signal.SIGHUP)
+            self.assertTrue(lab.wait_until(
+                lambda: proxy.stderr().count("reload done") > before and expect_line in
+                proxy.stderr(), 10), proxy.describe())
+
+        reload(second.url, f"counters shared through Redis at {second.url}")
+        self.assert_admitted(self.replies("127.0.0.9", port, 1), 1, [(proxy, admin)])
+        self.assertTrue(second.exists("tlsbridge:rate:smtp-in:127.0.0.9"), "the new URL is used")
+        self.assertFalse(first.exists("tlsbridge:rate:smtp-in:127.0.0.9"), "the old one is not")
+        reload("", f"shared state: {second.url} no longer used")
+        self.assertEqual(0, metric(admin, "tlsbridge_shared_state_up"))
+        self.assert_admitted(self.replies("127.0.0.10", port, 1), 1, [(proxy, admin)])
+        self.assertFalse(second.exists("tlsbridge:rate:smtp-in:127.0.0.10"), "counting alone")
 
 
 if __name__ == "__main__":
