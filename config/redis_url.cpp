@@ -7,7 +7,9 @@ namespace tlsbridge::config {
 
 namespace {
 
-redis_url_result failed(std::string why) { return {std::nullopt, std::move(why)}; }
+redis_url_result failed(std::string why) {
+  return {std::nullopt, std::move(why)};
+}
 
 bool all_digits(std::string_view s) {
   if (s.empty()) return false;

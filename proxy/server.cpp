@@ -182,7 +182,8 @@ class server {
 
  private:
   std::map<std::string, std::shared_ptr<listener_runtime>> build_runtimes(
-      const std::shared_ptr<const config::config>& cfg, const std::shared_ptr<shared_state>& shared);
+      const std::shared_ptr<const config::config>& cfg,
+      const std::shared_ptr<shared_state>& shared);
   void reload(const std::string& trigger);
   // The files a reload re-reads, as on disk at the last successful load; and the watch on them.
   file_states loaded_files() const;

@@ -1,6 +1,7 @@
 #include "proxy/shared_state.hpp"
 
 #include <hiredis/hiredis.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
@@ -15,7 +16,6 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
-#include <spdlog/spdlog.h>
 #include <stdexcept>
 
 #include "proxy/warning_throttle.hpp"
@@ -37,7 +37,7 @@ constexpr std::string_view window_script =
 constexpr auto connect_timeout = 1s;  // also each command's: a hung Redis counts as lost
 constexpr auto first_retry = 100ms;
 constexpr auto max_retry = 5s;
-constexpr auto idle_ping = 1s;  // a lost Redis is noticed even while nothing is counted
+constexpr auto idle_ping = 1s;          // a lost Redis is noticed even while nothing is counted
 constexpr std::size_t max_batch = 256;  // requests pipelined in one write
 
 // ':' separates the parts of a key; a listener name that holds one must not look like another's.
@@ -75,6 +75,19 @@ std::optional<long long> integer_of(const redisReply& r) {
       return std::nullopt;  // an error reply: this request failed, the connection is fine
   }
 }
+
+// A request's words as hiredis takes them: pointers and lengths (binary-safe).
+struct argv_view {
+  explicit argv_view(const std::vector<std::string>& argv) {
+    for (const auto& a : argv) {
+      pointers.push_back(a.data());
+      lengths.push_back(a.size());
+    }
+  }
+  int count() const { return static_cast<int>(pointers.size()); }
+  std::vector<const char*> pointers;
+  std::vector<std::size_t> lengths;
+};
 
 struct answer_wait {
   explicit answer_wait(const asio::any_io_executor& ex) : timer(ex) {}
@@ -235,14 +248,9 @@ struct shared_state::connection {
 
   // One command outside the pipeline (the connection's opening): "" or what went wrong.
   static std::string command(redisContext& c, const std::vector<std::string>& argv) {
-    std::vector<const char*> args;
-    std::vector<std::size_t> lengths;
-    for (const auto& a : argv) {
-      args.push_back(a.data());
-      lengths.push_back(a.size());
-    }
+    const argv_view args(argv);
     auto* r = static_cast<redisReply*>(
-        redisCommandArgv(&c, static_cast<int>(args.size()), args.data(), lengths.data()));
+        redisCommandArgv(&c, args.count(), args.pointers.data(), args.lengths.data()));
     if (r == nullptr) return c.errstr;
     std::string error = r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "";
     freeReplyObject(r);
@@ -264,13 +272,8 @@ struct shared_state::connection {
       }
       if (batch.empty()) batch.push_back({{"PING"}, nullptr});
       for (const auto& r : batch) {
-        std::vector<const char*> args;
-        std::vector<std::size_t> lengths;
-        for (const auto& a : r.argv) {
-          args.push_back(a.data());
-          lengths.push_back(a.size());
-        }
-        redisAppendCommandArgv(&c, static_cast<int>(args.size()), args.data(), lengths.data());
+        const argv_view args(r.argv);
+        redisAppendCommandArgv(&c, args.count(), args.pointers.data(), args.lengths.data());
       }
       for (std::size_t i = 0; i < batch.size(); ++i) {
         void* raw = nullptr;
@@ -282,8 +285,9 @@ struct shared_state::connection {
         }
         auto* reply = static_cast<redisReply*>(raw);
         const auto answer = integer_of(*reply);
-        if (!answer) spdlog::debug("shared state: Redis answered an error: {}",
-                                   std::string_view(reply->str ? reply->str : "", reply->len));
+        if (!answer)
+          spdlog::debug("shared state: Redis answered an error: {}",
+                        std::string_view(reply->str ? reply->str : "", reply->len));
         freeReplyObject(reply);
         if (batch[i].done) batch[i].done(answer);
       }
@@ -313,10 +317,11 @@ struct shared_state::connection {
     answer_all(take_queue());
     if (metrics_) metrics_->set("tlsbridge_shared_state_up", {}, 0);
     if (auto held_back = throttle_.failure("redis", warning_throttle::clock::now()))
-      spdlog::warn("shared state: Redis at {} not reachable ({}); each instance counts alone "
-                   "until it is back{}",
-                   label_, why,
-                   *held_back ? " (" + std::to_string(*held_back) + " more failed attempts)" : "");
+      spdlog::warn(
+          "shared state: Redis at {} not reachable ({}); each instance counts alone "
+          "until it is back{}",
+          label_, why,
+          *held_back ? " (" + std::to_string(*held_back) + " more failed attempts)" : "");
   }
 
   const config::redis_url where_;
@@ -325,8 +330,8 @@ struct shared_state::connection {
   warning_throttle throttle_{60s};  // on the Redis thread only
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<request> queue_;  // under mutex_
-  bool stopping_ = false;      // under mutex_
+  std::deque<request> queue_;    // under mutex_
+  bool stopping_ = false;        // under mutex_
   std::atomic<bool> up_{false};  // written under mutex_, read anywhere
 };
 
@@ -340,14 +345,18 @@ void shared_state::start() {
   if (!thread_.joinable()) thread_ = std::thread([c = connection_] { c->run(); });
 }
 
-shared_state::~shared_state() { stop(); }
+shared_state::~shared_state() {
+  stop();
+}
 
 void shared_state::stop() {
   connection_->stop();
   if (thread_.joinable()) thread_.join();
 }
 
-bool shared_state::up() const { return connection_->up(); }
+bool shared_state::up() const {
+  return connection_->up();
+}
 
 asio::awaitable<std::optional<long long>> shared_state::ask(std::vector<std::string> argv,
                                                             answer_handler also) {
@@ -370,11 +379,11 @@ asio::awaitable<std::optional<long long>> shared_state::ask(std::vector<std::str
 }
 
 asio::awaitable<std::uint64_t> shared_state::count(const shared_key& key, clock::duration window,
-                                                    std::uint64_t local) {
+                                                   std::uint64_t local) {
   const std::string k = redis_key(key);
   const auto asked = clock::now();
-  const auto ms = std::max<long long>(
-      1, std::chrono::duration_cast<std::chrono::milliseconds>(window).count());
+  const auto ms =
+      std::max<long long>(1, std::chrono::duration_cast<std::chrono::milliseconds>(window).count());
   // Named before the co_await: GCC 12 cannot put a braced list in a coroutine's frame.
   std::vector<std::string> argv{"EVAL", std::string(window_script), "1", k, std::to_string(ms)};
   // Every answer, even one too late for this decision, is the key's latest cluster view.

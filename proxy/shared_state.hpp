@@ -3,7 +3,8 @@
 // instances"), so a client that spreads its connections or its guesses over the instances meets
 // one threshold. Two operations, keys namespaced by kind and listener:
 //  * count: one event for a key in a window that starts at the key's first event anywhere in the
-//    cluster (INCR, and PEXPIRE when the count starts, in one Lua script); answers the cluster total;
+//    cluster (INCR, and PEXPIRE when the count starts, in one Lua script); answers the cluster
+//    total;
 //  * block: the key is blocked for a duration (SET PX); blocked_for asks what is left of it (PTTL).
 //
 // The workers never wait on Redis's socket: one thread per process holds a blocking hiredis

@@ -8,15 +8,13 @@ whichever instance gets it; without shared_state each instance admits its own 4.
 each instance goes on counting alone (never refusing everyone), says so once in its log and in
 `tlsbridge_shared_state_up`; Redis back: the gauge is 1 again and the limit is shared again."""
 
-import os
 import signal
-import subprocess
 import unittest
 
 import lab
 import redis_peer
 from cert_renewal import metric
-from test_scale_out_limits import HAPROXY_CFG, connect_from, read_reply
+from test_scale_out_limits import connect_from, read_reply, start_haproxy
 
 RATE = "4/1m"
 LIMIT = 4
@@ -55,23 +53,7 @@ class SharedStateTest(unittest.TestCase):
             self.addCleanup(proxy.cleanup)
             proxy.start()
             instances.append((proxy, admin, port))
-        front = lab.free_port()
-        directory = lab.make_lab_dir("tlsbridge-haproxy.")
-        cfg = os.path.join(directory, "haproxy.cfg")
-        with open(cfg, "w") as f:
-            f.write(HAPROXY_CFG.format(port=front, a=instances[0][2], b=instances[1][2]))
-        haproxy = subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-
-        def stop_haproxy():
-            haproxy.terminate()
-            try:
-                haproxy.wait(10)
-            except subprocess.TimeoutExpired:
-                haproxy.kill()
-                haproxy.wait(5)
-        self.addCleanup(stop_haproxy)
-        self.assertTrue(lab.wait_until(lambda: lab.port_accepts(front), 10), "haproxy is up")
+        front = start_haproxy(self, instances[0][2], instances[1][2])
         return [(proxy, admin) for proxy, admin, _ in instances], front
 
     def replies(self, client_ip, front, n):

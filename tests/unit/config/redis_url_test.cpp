@@ -1,9 +1,10 @@
 // [server] shared_state: the Redis URL's yes/no table, and the loader's positioned error.
+#include "config/redis_url.hpp"
+
 #include <catch2/catch.hpp>
 #include <string>
 
 #include "config/config_loader.hpp"
-#include "config/redis_url.hpp"
 #include "tests/unit/config/temp_config_dir.hpp"
 
 using namespace tlsbridge::config;
@@ -76,12 +77,12 @@ TEST_CASE("[server] shared_state is read; a bad URL is a positioned error", "[co
   dir.write("cert.pem", "dummy\n");
   dir.write("key.pem", "dummy\n");
   const auto load = [&](const std::string& value) -> std::string {
-    const auto file = dir.write(
-        "tlsbridge.toml",
-        "[server]\nshared_state = \"" + value +
-            "\"\n\n[[certs]]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\n[[listener]]\n"
-            "name = \"smtp-in\"\nlisten = \"127.0.0.1:2525\"\n"
-            "[listener.backend]\naddress = \"127.0.0.1:25\"\n");
+    const auto file =
+        dir.write("tlsbridge.toml",
+                  "[server]\nshared_state = \"" + value +
+                      "\"\n\n[[certs]]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\n[[listener]]\n"
+                      "name = \"smtp-in\"\nlisten = \"127.0.0.1:2525\"\n"
+                      "[listener.backend]\naddress = \"127.0.0.1:25\"\n");
     try {
       return load_config(file)->server.shared_state;
     } catch (const config_load_error& e) {

@@ -30,8 +30,7 @@ TEST_CASE("merged_count: never below the local count, the cluster's when it know
   }
 }
 
-TEST_CASE("cluster_view_cache: a view lasts its window, for its own key only",
-          "[proxy][shared]") {
+TEST_CASE("cluster_view_cache: a view lasts its window, for its own key only", "[proxy][shared]") {
   cluster_view_cache cache(8);
   const auto t0 = cluster_view_cache::clock::time_point{} + 1h;
   cache.remember("tlsbridge:rate:smtp:192.0.2.1", {7, 2}, t0, 60s);
