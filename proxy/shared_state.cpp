@@ -248,7 +248,7 @@ struct shared_state::connection {
 
   // One command outside the pipeline (the connection's opening): "" or what went wrong.
   static std::string command(redisContext& c, const std::vector<std::string>& argv) {
-    const argv_view args(argv);
+    argv_view args(argv);
     auto* r = static_cast<redisReply*>(
         redisCommandArgv(&c, args.count(), args.pointers.data(), args.lengths.data()));
     if (r == nullptr) return c.errstr;
@@ -272,7 +272,7 @@ struct shared_state::connection {
       }
       if (batch.empty()) batch.push_back({{"PING"}, nullptr});
       for (const auto& r : batch) {
-        const argv_view args(r.argv);
+        argv_view args(r.argv);
         redisAppendCommandArgv(&c, args.count(), args.pointers.data(), args.lengths.data());
       }
       for (std::size_t i = 0; i < batch.size(); ++i) {
