@@ -84,8 +84,11 @@ class cluster_view_cache {
 class shared_state {
  public:
   using clock = std::chrono::steady_clock;
-  // How long a decision waits for Redis's answer before it decides on merged_count.
-  static constexpr std::chrono::milliseconds answer_budget{50};
+  // How long a decision waits for Redis's answer before it decides on merged_count. An answer
+  // takes a round trip (well under 1 ms on a LAN); the rest is room for a loaded host, whose late
+  // answers would let a client past the shared limit, while a Redis that hangs costs each new
+  // connection at most this until the 1 s command timeout declares it lost.
+  static constexpr std::chrono::milliseconds answer_budget{200};
   // Requests waiting for the Redis thread; past it they are dropped (answered "no answer").
   static constexpr std::size_t queue_limit = 4096;
 
