@@ -174,6 +174,9 @@ struct server_config {
   // Reload by itself when a certificate, key or CA file it reads changes (proxy/cert_watch.hpp).
   bool watch_certs = true;
   std::filesystem::path pid_file;  // empty = none; locked while running (proxy/pid_file.hpp)
+  // "redis://host:port" (config/redis_url.hpp): counters shared by several instances
+  // (proxy/shared_state.hpp); "" = each process counts alone.
+  std::string shared_state;
 };
 
 struct log_config {

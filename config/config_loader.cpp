@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "config/peer_pattern.hpp"
+#include "config/redis_url.hpp"
 #include "config/toml_reader.hpp"
 #include "config/value_parsers.hpp"
 
@@ -206,6 +207,10 @@ class loader {
     r.read_integer("max_connections", 1, 10'000'000, cfg_.server.max_connections);
     r.read("watch_certs", cfg_.server.watch_certs);
     r.read_path("pid_file", base_, cfg_.server.pid_file);
+    // The URL's syntax only: an unreachable Redis is never a reason to refuse the start.
+    if (r.read("shared_state", cfg_.server.shared_state) && !cfg_.server.shared_state.empty())
+      if (auto url = parse_redis_url(cfg_.server.shared_state); !url.url)
+        r.error("shared_state", *t.get("shared_state"), url.error);
     // The default stays "localhost" rather than gethostname(): the same file loads the same way on
     // every machine, and an operator who cares about the EHLO name sets it.
     if (r.read("hostname", cfg_.server.hostname) && cfg_.server.hostname.empty())

@@ -9,8 +9,8 @@ connection_rate_table::connection_rate_table(std::size_t slots)
   seed_ = (seed_ << 32) ^ std::random_device{}();
 }
 
-bool connection_rate_table::admit(const std::array<std::uint8_t, 16>& key, std::size_t limit,
-                                  clock::duration window, clock::time_point now) {
+std::size_t connection_rate_table::count(const std::array<std::uint8_t, 16>& key,
+                                         clock::duration window, clock::time_point now) {
   std::uint64_t h = 1469598103934665603ull ^ seed_;  // FNV-1a, seeded
   for (auto b : key) h = (h ^ b) * 1099511628211ull;
   const std::size_t first = static_cast<std::size_t>(h % (slots_.size() / group)) * group;
@@ -21,9 +21,8 @@ bool connection_rate_table::admit(const std::array<std::uint8_t, 16>& key, std::
     slot& s = slots_[i];
     const bool live = s.count != 0 && now - s.start < window;
     if (live && s.key == key) {
-      if (s.count >= limit) return false;
-      ++s.count;
-      return true;
+      if (s.count != static_cast<std::size_t>(-1)) ++s.count;
+      return s.count;
     }
     if (victim == nullptr || (victim_live && (!live || s.start < victim->start))) {
       victim = &s;
@@ -34,7 +33,7 @@ bool connection_rate_table::admit(const std::array<std::uint8_t, 16>& key, std::
   victim->key = key;
   victim->start = now;
   victim->count = 1;
-  return limit >= 1;
+  return 1;
 }
 
 }  // namespace tlsbridge::proxy

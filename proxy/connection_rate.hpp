@@ -22,10 +22,15 @@ class connection_rate_table {
 
   explicit connection_rate_table(std::size_t slots = default_slots);
 
-  // Counts one new connection from `key` (already per_ip_key'd); true when it is within `limit`
-  // connections per `window`. Not thread-safe: the caller locks.
+  // Counts one new connection from `key` (already per_ip_key'd) in its `window`; answers the
+  // count including this one. Not thread-safe: the caller locks.
+  std::size_t count(const std::array<std::uint8_t, 16>& key, clock::duration window,
+                    clock::time_point now);
+  // count() within `limit` connections per `window`.
   bool admit(const std::array<std::uint8_t, 16>& key, std::size_t limit, clock::duration window,
-             clock::time_point now);
+             clock::time_point now) {
+    return count(key, window, now) <= limit;
+  }
 
  private:
   struct slot {

@@ -87,12 +87,10 @@ void listener_counters::release_ip(const std::array<std::uint8_t, 16>& ip) {
   if (it != per_ip_.end() && --it->second == 0) per_ip_.erase(it);
 }
 
-bool listener_counters::admit_rate(const std::array<std::uint8_t, 16>& ip,
-                                   const config::limits_config& limits) {
-  if (limits.rate_count == 0) return true;
+std::size_t listener_counters::count_rate(const std::array<std::uint8_t, 16>& ip,
+                                          config::duration window) {
   std::lock_guard lock(mutex_);
-  return rate_.admit(per_ip_key(ip), limits.rate_count, limits.rate_window,
-                     connection_rate_table::clock::now());
+  return rate_.count(per_ip_key(ip), window, connection_rate_table::clock::now());
 }
 
 }  // namespace tlsbridge::proxy

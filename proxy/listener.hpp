@@ -21,6 +21,7 @@
 #include "proxy/metrics.hpp"
 #include "proxy/operational_warnings.hpp"
 #include "proxy/status_board.hpp"
+#include "proxy/shared_state.hpp"
 
 namespace tlsbridge::proxy {
 
@@ -40,8 +41,9 @@ class listener_counters {
   // one.
   std::size_t acquire_ip(const std::array<std::uint8_t, 16>& ip);
   void release_ip(const std::array<std::uint8_t, 16>& ip);
-  // [listener.limits] connection_rate: whether one more new connection from this client fits.
-  bool admit_rate(const std::array<std::uint8_t, 16>& ip, const config::limits_config& limits);
+  // [listener.limits] connection_rate: counts one new connection from this client in this
+  // process; the count including it (proxy/shared_connection_rate.hpp decides).
+  std::size_t count_rate(const std::array<std::uint8_t, 16>& ip, config::duration window);
 
  private:
   std::mutex mutex_;
@@ -69,6 +71,8 @@ struct listener_runtime {
   std::atomic<std::size_t>* process_active = nullptr;  // all listeners (null in check-config)
   // Up/down and active sessions per backend address; null in check-config (configured order).
   std::shared_ptr<backend_health> health;
+  // [server] shared_state: counters shared with other instances; null = this process alone.
+  std::shared_ptr<shared_state> shared;
 
   bool front_tls_possible() const { return settings->tls != config::front_tls::none; }
 };

@@ -92,6 +92,13 @@ metrics::metrics() {
           "Unix time of the last reload attempt (or of the start).");
   declare("tlsbridge_audit_write_failures_total", "counter",
           "Audit records that could not be written.");
+  declare(
+      "tlsbridge_shared_state_up", "gauge",
+      "1 while [server] shared_state's Redis is connected, 0 while it is not (counting alone).");
+  declare("tlsbridge_shared_state_dropped_total", "counter",
+          "Shared-state requests dropped because the queue to Redis was full.");
+  declare("tlsbridge_shared_state_local_decisions_total", "counter",
+          "Shared-state decisions taken without a fresh Redis answer (lost, slow or dropped).");
 }
 
 void metrics::declare(const std::string& name, const std::string& type, const std::string& help) {

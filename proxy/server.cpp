@@ -157,7 +157,8 @@ class server {
 
  private:
   std::map<std::string, std::shared_ptr<listener_runtime>> build_runtimes(
-      const std::shared_ptr<const config::config>& cfg);
+      const std::shared_ptr<const config::config>& cfg,
+      const std::shared_ptr<shared_state>& shared);
   void reload(const std::string& trigger);
   // The files a reload re-reads, as on disk at the last successful load; and the watch on them.
   file_states loaded_files() const;
@@ -184,6 +185,7 @@ class server {
   operational_warnings warnings_;  // kept across reloads, as the listeners' counters
   std::atomic<std::size_t> process_active_{0};
   std::map<std::string, std::shared_ptr<listener_runtime>> runtimes_;  // current generation
+  std::shared_ptr<shared_state> shared_;  // [server] shared_state; null = counting alone
   std::vector<std::unique_ptr<worker>> workers_;
   asio::io_context main_io_;
   asio::steady_timer grace_{main_io_};
@@ -199,7 +201,7 @@ class server {
 };
 
 std::map<std::string, std::shared_ptr<listener_runtime>> server::build_runtimes(
-    const std::shared_ptr<const config::config>& cfg) {
+    const std::shared_ptr<const config::config>& cfg, const std::shared_ptr<shared_state>& shared) {
   std::map<std::string, std::shared_ptr<listener_runtime>> out;
   for (const auto& l : cfg->listeners) {
     auto rt = make_listener_runtime(cfg, l, &audit_);
@@ -208,6 +210,7 @@ std::map<std::string, std::shared_ptr<listener_runtime>> server::build_runtimes(
     rt->warnings = &warnings_;
     rt->process_active = &process_active_;
     rt->health = std::make_shared<backend_health>(l, &metrics_);
+    rt->shared = shared;
     // A listener that lives on keeps its counters: its old sessions still count against limits.
     if (auto old = runtimes_.find(l.name); old != runtimes_.end()) {
       rt->counters = old->second->counters;
@@ -225,7 +228,8 @@ int server::run() {
   asio::signal_set stop_signals(main_io_, SIGTERM, SIGINT);
   asio::signal_set reload_signals(main_io_, SIGHUP, SIGUSR1, SIGUSR2);
   pid_file_ = open_pid_file();  // before binding: a second instance must not share our ports
-  runtimes_ = build_runtimes(cfg_);
+  shared_ = shared_state_for(cfg_->server.shared_state, nullptr, &metrics_);
+  runtimes_ = build_runtimes(cfg_, shared_);
   own_certs_ = read_own_certificates(*cfg_);
   record_certificate_expiry(own_certs_, metrics_);
   record_build_info(metrics_, opts_.build);
@@ -255,6 +259,7 @@ int server::run() {
     spdlog::info("admin endpoint on {}", cfg_->admin.listen);
   }
   drop_privileges(cfg_->server.user, uses_transparent_source(*cfg_));
+  if (shared_) shared_->start();
   record_start(metrics_);
   follow_files();
   start_health_checks(main_io_, runtimes_);
@@ -324,6 +329,7 @@ int server::run() {
   for (auto& w : workers_) w->io.stop();
   for (auto& w : workers_)
     if (w->thread.joinable()) w->thread.join();
+  if (shared_) shared_->stop();  // no answer is posted to a worker's io_context after this
   spdlog::info("stopped");
   return 0;
 }
@@ -359,8 +365,10 @@ void server::reload(const std::string& trigger) {
   // Listeners whose address is new (added, or moved) need acceptors: bind them all first, so a
   // port in use rejects the whole reload and nothing has changed.
   std::vector<std::map<std::string, std::shared_ptr<listener_slot>>> fresh(workers_.size());
+  std::shared_ptr<shared_state> next_shared;
   try {
-    next_rts = build_runtimes(next);
+    next_shared = shared_state_for(next->server.shared_state, shared_, &metrics_);
+    next_rts = build_runtimes(next, next_shared);
     for (const auto& [name, rt] : next_rts) {
       auto old = runtimes_.find(name);
       bool same_address = old != runtimes_.end() &&
@@ -405,6 +413,7 @@ void server::reload(const std::string& trigger) {
   const auto files_before = loaded_files_;
   cfg_ = next;
   retire_health_checks(runtimes_, next_rts);
+  shared_ = replace_shared_state(shared_, next_shared, metrics_);
   runtimes_ = std::move(next_rts);
   start_health_checks(main_io_, runtimes_);
   own_certs_ = read_own_certificates(*cfg_);

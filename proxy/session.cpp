@@ -19,6 +19,7 @@
 #include "protocols/proxy_header/proxy_header.hpp"
 #include "proxy/coro_util.hpp"
 #include "proxy/protocol_factory.hpp"
+#include "proxy/shared_connection_rate.hpp"
 
 namespace tlsbridge::proxy {
 
@@ -229,7 +230,7 @@ asio::awaitable<std::optional<std::string>> session::admit() {
   }
 
   refused_by_ = "connection_rate";
-  if (!rt_->counters->admit_rate(client_ip_, cfg_.limits))
+  if (!co_await admit_connection_rate(*rt_, client_ip_))
     co_return "over [listener.limits] connection_rate (" + std::to_string(cfg_.limits.rate_count) +
         " per " + std::to_string(cfg_.limits.rate_window.count()) + "ms)";
 

@@ -203,29 +203,36 @@ backend tlsbridges
 """
 
 
+def start_haproxy(test, a, b):
+    """HAProxy (round robin, send-proxy-v2) on a free port in front of 127.0.0.1:a and :b, stopped
+    by its PID at the test's cleanup; answers its port."""
+    front = lab.free_port()
+    directory = lab.make_lab_dir("tlsbridge-haproxy.")
+    cfg = os.path.join(directory, "haproxy.cfg")
+    with open(cfg, "w") as f:
+        f.write(HAPROXY_CFG.format(port=front, a=a, b=b))
+    haproxy = subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+
+    def stop_haproxy():
+        haproxy.terminate()
+        try:
+            haproxy.wait(10)
+        except subprocess.TimeoutExpired:
+            haproxy.kill()
+            haproxy.wait(5)
+    test.addCleanup(stop_haproxy)
+    test.assertTrue(lab.wait_until(lambda: lab.port_accepts(front), 10), "haproxy is up")
+    return front
+
+
 class HaproxyScaleOutTest(PlainBackendMixin, unittest.TestCase):
     def test_haproxy_send_proxy_v2_in_front_of_two_instances(self):
         instances = []
         for _ in range(2):
             proxy, port = self.start_proxy(proxy_protocol=True, trusted_proxies=["127.0.0.1/32"])
             instances.append((proxy, port))
-        front = lab.free_port()
-        directory = lab.make_lab_dir("tlsbridge-haproxy.")
-        cfg = os.path.join(directory, "haproxy.cfg")
-        with open(cfg, "w") as f:
-            f.write(HAPROXY_CFG.format(port=front, a=instances[0][1], b=instances[1][1]))
-        haproxy = subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-
-        def stop_haproxy():
-            haproxy.terminate()
-            try:
-                haproxy.wait(10)
-            except subprocess.TimeoutExpired:
-                haproxy.kill()
-                haproxy.wait(5)
-        self.addCleanup(stop_haproxy)
-        self.assertTrue(lab.wait_until(lambda: lab.port_accepts(front), 10), "haproxy is up")
+        front = start_haproxy(self, instances[0][1], instances[1][1])
 
         clients = []
         for i in range(6):
