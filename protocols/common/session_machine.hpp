@@ -78,7 +78,7 @@ struct session_facts {
   std::string reason;   // free text for the audit record
   // Requests the proxy refused itself without ending the session (a malformed SMTP verb, an IMAP
   // literal where the grammar has none, a lowercase HTTP method...), by the rule that refused
-  // them: the `conn` record's `refusals` and tlsbridge_refusals_total{rule}. Few distinct rules
+  // them: the `conn` record's `refusals` and tlsbridge_refusals_total{reason}. Few distinct rules
   // per session, so a small vector beats a map.
   std::vector<std::pair<std::string, std::uint64_t>> refusals;
 };

@@ -12,7 +12,7 @@ namespace tlsbridge::protocols::http {
 
 namespace {
 
-// The short, stable name of the rule behind a refusal (tlsbridge_refusals_total{rule}, the conn
+// The short, stable name of the rule behind a refusal (tlsbridge_refusals_total{reason}, the conn
 // record's `refusals`); the request's own record keeps the full reason.
 std::string_view refusal_rule(unsigned status, std::string_view reason) {
   if (reason.find("RPC_") != std::string_view::npos) return "http.rpc_outside_rpc";
