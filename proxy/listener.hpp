@@ -15,6 +15,7 @@
 #include "config/config.hpp"
 #include "config/value_parsers.hpp"
 #include "proxy/audit_log.hpp"
+#include "proxy/auth_guard.hpp"
 #include "proxy/backend_health.hpp"
 #include "proxy/backend_session_cache.hpp"
 #include "proxy/connection_rate.hpp"
@@ -41,6 +42,8 @@ class listener_counters {
   void release_ip(const std::array<std::uint8_t, 16>& ip);
   // [listener.limits] connection_rate: whether one more new connection from this client fits.
   bool admit_rate(const std::array<std::uint8_t, 16>& ip, const config::limits_config& limits);
+  // [listener.auth_guard]'s counts (locks inside).
+  auth_guard auth;
 
  private:
   std::mutex mutex_;
