@@ -884,10 +884,15 @@ class DovecotBackend:
     maildir is DIR/mail/USER/Maildir. Every auth request is logged to DIR/dovecot.log.
     """
 
-    def __init__(self, certs_dir, user="alice", password="wonderland", directory=None):
+    def __init__(self, certs_dir, user="alice", password="wonderland", directory=None,
+                 more_users=None, auth_penalty=True):
         self.certs_dir = certs_dir
         self.user = user
         self.password = password
+        self.more_users = dict(more_users or {})  # more passwd-file users: name -> password
+        # Dovecot delays failed logins from one address more and more (anvil's auth penalty, up
+        # to 15 s); behind a proxy every login comes from one address. False turns it off.
+        self.auth_penalty = auth_penalty
         self.imap_port = free_port()
         self.pop3_port = free_port()
         while self.pop3_port == self.imap_port:
@@ -911,11 +916,16 @@ class DovecotBackend:
             f.write(DOVECOT_OPENSSL_CNF)
         with open(os.path.join(self.dir, "passwd"), "w") as f:
             f.write(f"{self.user}:{{PLAIN}}{self.password}\n")
+            for name, password in self.more_users.items():
+                f.write(f"{name}:{{PLAIN}}{password}\n")
         os.chmod(os.path.join(self.dir, "passwd"), 0o644)
         with open(self.config_path, "w") as f:
             f.write(DOVECOT_CONF.format(dir=self.dir, run=self.run_dir,
                                         instance=os.path.basename(self.run_dir),
                                         imap_port=self.imap_port, pop3_port=self.pop3_port))
+            if not self.auth_penalty:
+                f.write("service anvil {\n  unix_listener anvil-auth-penalty {\n"
+                        "    mode = 0\n  }\n}\n")
         open(self.log_path, "a").close()
 
     def start(self):
