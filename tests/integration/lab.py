@@ -337,7 +337,8 @@ class PostfixBackend:
     Every recipient is delivered to one maildir; messages() reads them back byte for byte.
     """
 
-    def __init__(self, certs_dir, tls="tls1.0-starttls", port=None, directory=None):
+    def __init__(self, certs_dir, tls="tls1.0-starttls", port=None, directory=None,
+                 extra_main_cf=""):
         if tls not in POSTFIX_MODES:
             raise LabError(f"PostfixBackend: tls must be one of {POSTFIX_MODES}, not {tls!r}")
         self.certs_dir = certs_dir
@@ -347,6 +348,7 @@ class PostfixBackend:
         self.etc = os.path.join(self.dir, "etc")
         self.maildir = os.path.join(self.dir, "mail", "sink")
         self.maillog = os.path.join(self.dir, "maillog")
+        self.extra_main_cf = extra_main_cf  # appended to main.cf (e.g. Dovecot SASL)
         self.started = False
 
     @classmethod
@@ -394,7 +396,7 @@ class PostfixBackend:
             self._write("etc/openssl.cnf", OPENSSL_CNF)
         else:
             main += MAIN_CF_PLAIN
-        self._write("etc/main.cf", main)
+        self._write("etc/main.cf", main + self.extra_main_cf)
         listen_line = self._smtpd_line()
         self._write("etc/master.cf", MASTER_CF.replace(
             "{listen} inet n       -       n       -       -       smtpd", listen_line))
@@ -885,7 +887,7 @@ class DovecotBackend:
     """
 
     def __init__(self, certs_dir, user="alice", password="wonderland", directory=None,
-                 more_users=None, auth_penalty=True):
+                 more_users=None, auth_penalty=True, extra_conf=""):
         self.certs_dir = certs_dir
         self.user = user
         self.password = password
@@ -893,6 +895,7 @@ class DovecotBackend:
         # Dovecot delays failed logins from one address more and more (anvil's auth penalty, up
         # to 15 s); behind a proxy every login comes from one address. False turns it off.
         self.auth_penalty = auth_penalty
+        self.extra_conf = extra_conf  # appended to dovecot.conf (e.g. an auth socket for Postfix)
         self.imap_port = free_port()
         self.pop3_port = free_port()
         while self.pop3_port == self.imap_port:
@@ -926,6 +929,7 @@ class DovecotBackend:
             if not self.auth_penalty:
                 f.write("service anvil {\n  unix_listener anvil-auth-penalty {\n"
                         "    mode = 0\n  }\n}\n")
+            f.write(self.extra_conf)
         open(self.log_path, "a").close()
 
     def start(self):

@@ -270,5 +270,71 @@ class AuthGuardTest(unittest.TestCase):
         self.assertEqual(get("CONTOSO\\frank", "wonderland"), 200)  # success path, same port
 
 
+class SmtpAuthGuardTest(unittest.TestCase):
+    """SMTP AUTH: the lab's Postfix authenticating against the test's Dovecot (smtpd_sasl_type =
+    dovecot over a unix socket of that Dovecot), so Dovecot's log shows every attempt Postfix
+    passed on."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = lab.shared_certs()
+        cls.dovecot = lab.DovecotBackend(
+            cls.certs, more_users={"carol": "carolpw"}, auth_penalty=False,
+            extra_conf="service auth {\n  unix_listener auth-postfix {\n    mode = 0666\n"
+                       "  }\n}\n")
+        cls.postfix = None
+        cls.proxy = None
+        try:
+            cls.dovecot.start()
+            cls.postfix = lab.PostfixBackend(cls.certs, extra_main_cf=(
+                "smtpd_sasl_auth_enable = yes\n"
+                "smtpd_sasl_type = dovecot\n"
+                f"smtpd_sasl_path = {cls.dovecot.run_dir}/auth-postfix\n"))
+            cls.postfix.start()
+            cls.port = lab.free_port()
+            cls.proxy = lab.Tlsbridge(
+                [lab.smtp_listener(cls.port, cls.postfix.port, name="smtp-guard", tls="implicit",
+                                   auth_guard=guard(failures_per_user=3))],
+                [(f"{cls.certs}/server.chain.pem", f"{cls.certs}/server.key")])
+            cls.proxy.start()
+        except Exception:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.proxy is not None:
+            cls.proxy.cleanup()
+        if cls.postfix is not None:
+            cls.postfix.cleanup()
+        cls.dovecot.cleanup()
+
+    def auth(self, source, user, password):
+        s = LineSession(self.port, source)
+        try:
+            s.line()  # 220
+            s.send("EHLO client.test")
+            while not s.line().startswith("250 "):
+                pass
+            token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+            s.send("AUTH PLAIN " + token)
+            reply = s.line()
+            s.send("QUIT")
+            return reply
+        finally:
+            s.close()
+
+    def test_535_counted_then_454_and_dovecot_spared(self):
+        replies = [self.auth(f"127.0.0.{50 + i}", "carol", "guess") for i in range(5)]
+        self.assertEqual([r[:3] for r in replies], ["535", "535", "535", "454", "454"], replies)
+        self.assertTrue(replies[3].startswith("454 4.7.0"), replies[3])
+        failures = sum(1 for line in self.dovecot.log().splitlines()
+                       if "passwd-file(carol," in line and "Password mismatch" in line)
+        self.assertEqual(failures, 3)
+        # The same port: another user with the right password.
+        self.assertTrue(self.auth("127.0.0.60", "alice", "wonderland").startswith("235"))
+        self.assertEqual(len(self.proxy.records("auth.failure")), 3)
+
+
 if __name__ == "__main__":
     unittest.main()
