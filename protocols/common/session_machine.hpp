@@ -189,7 +189,8 @@ class session_machine {
     if (auth_gate_ == nullptr) return auth_block::none;
     const auth_block b = auth_gate_->may_try(user);
     if (b != auth_block::none) {
-      boost::json::object e = auth_event("auth.blocked", user, command);
+      boost::json::object e = auth_event(user, command);
+      e["event"] = "auth.blocked";
       e["scope"] = to_string(b);
       events_.push_back(std::move(e));
     }
@@ -206,7 +207,9 @@ class session_machine {
       return;
     }
     auth_gate_->failed(user);
-    events_.push_back(auth_event("auth.failure", user, command));
+    boost::json::object e = auth_event(user, command);
+    e["event"] = "auth.failure";
+    events_.push_back(std::move(e));
     out.delay_client(auth_gate_->tarpit());
   }
 
@@ -215,10 +218,8 @@ class session_machine {
   connection_info connection_;
 
  private:
-  boost::json::object auth_event(const char* name, std::string_view user,
-                                 std::string_view command) const {
+  boost::json::object auth_event(std::string_view user, std::string_view command) const {
     boost::json::object e;
-    e["event"] = name;
     e["client_ip"] = connection_.client_ip;
     e["command"] = command;
     if (auth_gate_->records_user()) e["user"] = auth_user_key(user);
