@@ -133,7 +133,7 @@ struct limits_config {
 // user name (proxy/auth_guard.hpp); over a threshold the proxy answers the attempt itself.
 struct auth_guard_config {
   bool enabled = true;
-  unsigned failures_per_ip = 10;  // failures in `window`, then blocked for `block`
+  unsigned failures_per_ip = 10;   // failures in `window`, then blocked for `block`
   unsigned failures_per_user = 5;  // across all addresses; keep below the AD lockout threshold
   duration window = 10min;
   duration block = 15min;

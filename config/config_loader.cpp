@@ -556,9 +556,8 @@ class loader {
     r.read("enabled", out.enabled);
     r.read_integer("failures_per_ip", 1, 1000000, out.failures_per_ip);
     r.read_integer("failures_per_user", 1, 1000000, out.failures_per_user);
-    for (auto [key, field] :
-         {std::pair{"window", &out.window}, std::pair{"block", &out.block},
-          std::pair{"remember_success", &out.remember_success}}) {
+    for (auto [key, field] : {std::pair{"window", &out.window}, std::pair{"block", &out.block},
+                              std::pair{"remember_success", &out.remember_success}}) {
       if (r.read_duration(key, *field) && field->count() == 0)
         sink_.add_at_key(r.path_of(key), "must be greater than 0");
     }

@@ -46,7 +46,10 @@ local_auth_counters::failure_slot& local_auth_counters::failure_slot_for(const d
     if (s.key == digest{}) return 0;
     const bool blocked = s.blocked_until > now;
     const bool counting = now - s.window_start < s.window;
-    if (blocked) return (std::uint64_t{1} << 40) + static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(s.blocked_until - now).count());
+    if (blocked)
+      return (std::uint64_t{1} << 40) +
+             static_cast<std::uint64_t>(
+                 std::chrono::duration_cast<std::chrono::seconds>(s.blocked_until - now).count());
     return counting ? s.count : 0;
   };
   for (std::size_t i = first; i < first + group; ++i) {
@@ -123,8 +126,7 @@ bool local_auth_counters::succeeded_since(std::string_view key, clock::time_poin
 }
 
 std::size_t local_auth_counters::table_bytes() const {
-  return failures_.capacity() * sizeof(failure_slot) +
-         successes_.capacity() * sizeof(success_slot);
+  return failures_.capacity() * sizeof(failure_slot) + successes_.capacity() * sizeof(success_slot);
 }
 
 }  // namespace tlsbridge::proxy

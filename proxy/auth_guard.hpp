@@ -29,8 +29,8 @@ class auth_guard {
   using clock = std::chrono::steady_clock;
   using ip_key = std::array<std::uint8_t, 16>;  // already per_ip_key'd
 
-  explicit auth_guard(std::unique_ptr<auth_counters> counters =
-                          std::make_unique<local_auth_counters>());
+  explicit auth_guard(
+      std::unique_ptr<auth_counters> counters = std::make_unique<local_auth_counters>());
 
   // `user` is an auth_user_key ("" = not known).
   protocols::auth_block may_try(const ip_key& ip, std::string_view user,

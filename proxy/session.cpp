@@ -182,9 +182,9 @@ asio::awaitable<void> session::run() {
   info.front_tls = cfg_.tls != config::front_tls::none;
   machine_->set_connection(info);
   if (cfg_.auth_guard.enabled) {
-    auth_gate_ = std::make_unique<session_auth_gate>(rt_->counters->auth, cfg_.auth_guard,
-                                                     client_ip_, cfg_.name, rt_->metrics,
-                                                     rt_->root->audit.envelope);
+    auth_gate_ =
+        std::make_unique<session_auth_gate>(rt_->counters->auth, cfg_.auth_guard, client_ip_,
+                                            cfg_.name, rt_->metrics, rt_->root->audit.envelope);
     machine_->set_auth_gate(auth_gate_.get());
   }
 

@@ -364,8 +364,8 @@ void https_machine::on_request_head(std::string_view raw_head, step_list& out) {
   }
 }
 
-void https_machine::answer_locally(exchange& ex, unsigned status, std::string reason,
-                                   bool has_body, bool keep_alive, step_list& out) {
+void https_machine::answer_locally(exchange& ex, unsigned status, std::string reason, bool has_body,
+                                   bool keep_alive, step_list& out) {
   ex.local = true;
   ex.status = status;
   ex.close_after = has_body || !keep_alive;

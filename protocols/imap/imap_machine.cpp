@@ -256,7 +256,8 @@ void imap_machine::handle_command_start(const std::string& line, step_list& out)
 
   cmd_.relayed = true;
   if (relay_observer_) relay_observer_(tag, name);
-  pending_.expect(pending{.id = cmd_.id, .tag = tag, .what = cmd_.what, .user = {}, .blocked_reply = {}});
+  pending_.expect(
+      pending{.id = cmd_.id, .tag = tag, .what = cmd_.what, .user = {}, .blocked_reply = {}});
   relay_fragment(line, lit, out);
 }
 

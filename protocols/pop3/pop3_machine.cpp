@@ -114,7 +114,7 @@ void pop3_machine::handle_command(const std::string& line, step_list& out) {
   p.multiline = has_multiline_reply(verb, argument);
   if (verb == "PASS" || verb == "APOP" || verb == "AUTH") {
     // The auth guard: a blocked address or user is answered here; nothing reaches the backend.
-    std::string_view user = verb == "PASS" ? std::string_view(user_)
+    std::string_view user = verb == "PASS"   ? std::string_view(user_)
                             : verb == "APOP" ? argument.substr(0, argument.find(' '))
                                              : std::string_view{};
     std::string plain_user;
@@ -279,7 +279,10 @@ bool pop3_machine::handle_status_line(const std::string& line, step_list& out) {
     // server that could not judge the credentials now gave none.
     if (ok || credentials_refused(line))
       auth_verdict(p.user, ok,
-                   p.what == kind::pass ? "PASS" : p.what == kind::apop ? "APOP" : "AUTH", out);
+                   p.what == kind::pass   ? "PASS"
+                   : p.what == kind::apop ? "APOP"
+                                          : "AUTH",
+                   out);
   }
   out.send_client(line + "\r\n");
   complete(line, out);
