@@ -64,13 +64,19 @@ local_auth_counters::failure_slot& local_auth_counters::failure_slot_for(const d
   return *victim;
 }
 
+local_auth_counters::failure_slot& local_auth_counters::claim_failure_slot(const digest& d,
+                                                                           clock::time_point now) {
+  bool found = false;
+  failure_slot& s = failure_slot_for(d, now, found);
+  if (!found) s = failure_slot{.key = d};
+  return s;
+}
+
 std::uint32_t local_auth_counters::count_failure(std::string_view key, clock::duration window,
                                                  clock::time_point now) {
   const digest d = digest_of(key);
   std::lock_guard lock(mutex_);
-  bool found = false;
-  failure_slot& s = failure_slot_for(d, now, found);
-  if (!found) s = failure_slot{.key = d};
+  failure_slot& s = claim_failure_slot(d, now);
   if (s.count == 0 || now - s.window_start >= window) {  // a new window from this failure
     s.window_start = now;
     s.count = 0;
@@ -84,10 +90,7 @@ void local_auth_counters::block(std::string_view key, clock::duration how_long,
                                 clock::time_point now) {
   const digest d = digest_of(key);
   std::lock_guard lock(mutex_);
-  bool found = false;
-  failure_slot& s = failure_slot_for(d, now, found);
-  if (!found) s = failure_slot{.key = d};
-  s.blocked_until = now + how_long;
+  claim_failure_slot(d, now).blocked_until = now + how_long;
 }
 
 bool local_auth_counters::blocked(std::string_view key, clock::time_point now) {

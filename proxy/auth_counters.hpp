@@ -70,6 +70,8 @@ class local_auth_counters final : public auth_counters {
   digest digest_of(std::string_view key) const;
   // The slot holding `key`, or the one it may take (see the header's comment); `found` says which.
   failure_slot& failure_slot_for(const digest& d, clock::time_point now, bool& found);
+  // The slot holding `key`, taken (and emptied) for it when it had none.
+  failure_slot& claim_failure_slot(const digest& d, clock::time_point now);
 
   std::mutex mutex_;  // held for a table lookup only
   std::vector<failure_slot> failures_;

@@ -108,43 +108,33 @@ class AuthGuardTest(unittest.TestCase):
         cls.certs = lab.shared_certs()
         cls.dovecot = lab.DovecotBackend(cls.certs, more_users={"bob": "builder"},
                                          auth_penalty=False)
-        cls.iis = None
-        cls.proxy = None
-        try:
-            cls.dovecot.start()
-            cls.iis = legacy_iis.LegacyIis(cls.certs).start()
-            cls.ports = {n: lab.free_port() for n in ("imap", "pop3", "tarpit", "https")}
-            cls.admin = lab.free_port()
+        cls.addClassCleanup(cls.dovecot.cleanup)
+        cls.dovecot.start()
+        cls.iis = legacy_iis.LegacyIis(cls.certs)
+        cls.addClassCleanup(cls.iis.stop)
+        cls.iis.start()
+        cls.ports = {n: lab.free_port() for n in ("imap", "pop3", "tarpit", "https")}
+        cls.admin = lab.free_port()
 
-            def mail(name, protocol, backend_port, auth_guard):
-                return lab.smtp_listener(cls.ports[name], backend_port, name=name + "-guard",
-                                         tls="implicit", backend_tls="starttls",
-                                         protocol=protocol, auth_guard=auth_guard)
+        def mail(name, protocol, backend_port, auth_guard):
+            return lab.smtp_listener(cls.ports[name], backend_port, name=name + "-guard",
+                                     tls="implicit", backend_tls="starttls",
+                                     protocol=protocol, auth_guard=auth_guard)
 
-            https = {"name": "https-guard", "protocol": "https",
-                     "listen": f"127.0.0.1:{cls.ports['https']}", "tls": "implicit",
-                     "backend": {"address": [f"127.0.0.1:{cls.iis.port}"], "tls": "implicit",
-                                 "tls_profile": "legacy", "verify": "none"},
-                     "auth_guard": guard(failures_per_user=3)}
-            cls.proxy = lab.Tlsbridge(
-                [mail("imap", "imap", cls.dovecot.imap_port, guard(failures_per_user=3)),
-                 mail("pop3", "pop3", cls.dovecot.pop3_port, guard(failures_per_ip=4)),
-                 mail("tarpit", "imap", cls.dovecot.imap_port, guard(tarpit="1s")),
-                 https],
-                [(f"{cls.certs}/server.chain.pem", f"{cls.certs}/server.key")],
-                admin=f"127.0.0.1:{cls.admin}", server={"threads": 1})
-            cls.proxy.start()
-        except Exception:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.proxy is not None:
-            cls.proxy.cleanup()
-        if cls.iis is not None:
-            cls.iis.stop()
-        cls.dovecot.cleanup()
+        https = {"name": "https-guard", "protocol": "https",
+                 "listen": f"127.0.0.1:{cls.ports['https']}", "tls": "implicit",
+                 "backend": {"address": [f"127.0.0.1:{cls.iis.port}"], "tls": "implicit",
+                             "tls_profile": "legacy", "verify": "none"},
+                 "auth_guard": guard(failures_per_user=3)}
+        cls.proxy = lab.Tlsbridge(
+            [mail("imap", "imap", cls.dovecot.imap_port, guard(failures_per_user=3)),
+             mail("pop3", "pop3", cls.dovecot.pop3_port, guard(failures_per_ip=4)),
+             mail("tarpit", "imap", cls.dovecot.imap_port, guard(tarpit="1s")),
+             https],
+            [(f"{cls.certs}/server.chain.pem", f"{cls.certs}/server.key")],
+            admin=f"127.0.0.1:{cls.admin}", server={"threads": 1})
+        cls.addClassCleanup(cls.proxy.cleanup)
+        cls.proxy.start()
 
     def backend_failures(self, user):
         """Failed auth requests Dovecot handled for `user` (its log, one line per request)."""
@@ -282,32 +272,21 @@ class SmtpAuthGuardTest(unittest.TestCase):
             cls.certs, more_users={"carol": "carolpw"}, auth_penalty=False,
             extra_conf="service auth {\n  unix_listener auth-postfix {\n    mode = 0666\n"
                        "  }\n}\n")
-        cls.postfix = None
-        cls.proxy = None
-        try:
-            cls.dovecot.start()
-            cls.postfix = lab.PostfixBackend(cls.certs, extra_main_cf=(
-                "smtpd_sasl_auth_enable = yes\n"
-                "smtpd_sasl_type = dovecot\n"
-                f"smtpd_sasl_path = {cls.dovecot.run_dir}/auth-postfix\n"))
-            cls.postfix.start()
-            cls.port = lab.free_port()
-            cls.proxy = lab.Tlsbridge(
-                [lab.smtp_listener(cls.port, cls.postfix.port, name="smtp-guard", tls="implicit",
-                                   auth_guard=guard(failures_per_user=3))],
-                [(f"{cls.certs}/server.chain.pem", f"{cls.certs}/server.key")])
-            cls.proxy.start()
-        except Exception:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.proxy is not None:
-            cls.proxy.cleanup()
-        if cls.postfix is not None:
-            cls.postfix.cleanup()
-        cls.dovecot.cleanup()
+        cls.addClassCleanup(cls.dovecot.cleanup)
+        cls.dovecot.start()
+        cls.postfix = lab.PostfixBackend(cls.certs, extra_main_cf=(
+            "smtpd_sasl_auth_enable = yes\n"
+            "smtpd_sasl_type = dovecot\n"
+            f"smtpd_sasl_path = {cls.dovecot.run_dir}/auth-postfix\n"))
+        cls.addClassCleanup(cls.postfix.cleanup)
+        cls.postfix.start()
+        cls.port = lab.free_port()
+        cls.proxy = lab.Tlsbridge(
+            [lab.smtp_listener(cls.port, cls.postfix.port, name="smtp-guard", tls="implicit",
+                               auth_guard=guard(failures_per_user=3))],
+            [(f"{cls.certs}/server.chain.pem", f"{cls.certs}/server.key")])
+        cls.addClassCleanup(cls.proxy.cleanup)
+        cls.proxy.start()
 
     def auth(self, source, user, password):
         s = LineSession(self.port, source)

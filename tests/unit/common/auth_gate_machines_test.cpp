@@ -36,6 +36,13 @@ struct fake_gate : protocols::auth_gate {
   bool records_user() const override { return true; }
 };
 
+// Gives `m` the gate and starts it; the greeting is taken.
+void start_gated(protocols::session_machine& m, fake_gate& gate, machine_harness& h) {
+  m.set_auth_gate(&gate);
+  h.start();
+  h.take_client();
+}
+
 bool has_event(protocols::session_machine& m, const char* name) {
   for (auto& e : m.take_audit_events())
     if (e.at("event").as_string() == name) return true;
@@ -50,10 +57,8 @@ TEST_CASE("pop3: -ERR to PASS is a failure after a tarpit; a blocked user's PASS
   s.front = config::front_tls::implicit;
   protocols::pop3::pop3_machine m(s, "+OK ready\r\n");
   fake_gate gate;
-  m.set_auth_gate(&gate);
   machine_harness h(m, false);
-  h.start();
-  h.take_client();
+  start_gated(m, gate, h);
   h.client("USER Alice@contoso.com\r\n");
   h.backend("+OK\r\n");
   h.client("PASS wrong\r\n");
@@ -86,10 +91,8 @@ TEST_CASE("imap: NO to LOGIN is a failure after a tarpit; a blocked LOGIN is NO 
   s.front = config::front_tls::implicit;
   protocols::imap::imap_machine m(s, "* OK ready\r\n");
   fake_gate gate;
-  m.set_auth_gate(&gate);
   machine_harness h(m, false);
-  h.start();
-  h.take_client();
+  start_gated(m, gate, h);
   h.client("a1 LOGIN \"CONTOSO\\\\bob\" wrong\r\n");
   CHECK(h.take_backend() == "a1 LOGIN \"CONTOSO\\\\bob\" wrong\r\n");
   h.backend("a1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n");
@@ -116,10 +119,8 @@ TEST_CASE("smtp: 535 to AUTH is a failure after a tarpit; a blocked AUTH is 454 
   s.front = config::front_tls::implicit;
   protocols::smtp::smtp_machine m(s, "220 backend ESMTP\r\n");
   fake_gate gate;
-  m.set_auth_gate(&gate);
   machine_harness h(m, false);
-  h.start();
-  h.take_client();
+  start_gated(m, gate, h);
   h.client("EHLO c\r\n");
   h.backend("250-backend\r\n250 AUTH PLAIN LOGIN\r\n");
   h.take_client();
@@ -155,9 +156,8 @@ TEST_CASE("https: 401 to Basic is a failure after a tarpit; a blocked user gets 
   protocols::http::machine_settings s;
   protocols::http::https_machine m(s);
   fake_gate gate;
-  m.set_auth_gate(&gate);
   machine_harness h(m, false);
-  h.start();
+  start_gated(m, gate, h);
   // "CONTOSO\dave:wrong"
   const std::string request =
       "GET /owa/ HTTP/1.1\r\nHost: x\r\nAuthorization: Basic Q09OVE9TT1xkYXZlOndyb25n\r\n\r\n";

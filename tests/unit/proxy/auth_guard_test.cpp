@@ -7,6 +7,7 @@
 #include <chrono>
 #include <string>
 
+#include "mapped_ipv4.hpp"
 #include "protocols/common/auth_gate.hpp"
 
 using tlsbridge::config::auth_guard_config;
@@ -19,13 +20,7 @@ using namespace std::chrono_literals;
 namespace {
 
 auth_guard::ip_key ip(std::uint32_t n) {
-  auth_guard::ip_key k{};
-  k[10] = k[11] = 0xff;  // IPv4-mapped
-  k[12] = static_cast<std::uint8_t>(n >> 24);
-  k[13] = static_cast<std::uint8_t>(n >> 16);
-  k[14] = static_cast<std::uint8_t>(n >> 8);
-  k[15] = static_cast<std::uint8_t>(n);
-  return k;
+  return tlsbridge::test::mapped_ipv4(n);
 }
 
 auth_guard_config small_config() {
