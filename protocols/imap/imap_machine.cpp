@@ -241,7 +241,8 @@ void imap_machine::handle_command_start(const std::string& line, step_list& out)
     // address alone (a LOGIN user in a literal is asked about at its fragment's end).
     const auto& args = scanner_.arguments();
     std::string user;
-    if (cmd_.what == kind::login && !args.empty()) {
+    // The user is known unless it is the literal this line announces (its bytes come next).
+    if (cmd_.what == kind::login && (args.size() > 1 || (args.size() == 1 && !lit))) {
       user = args[0];
       cmd_.guard_asked = true;
     } else if (cmd_.what == kind::authenticate && args.size() > 1 && iequals(args[0], "PLAIN")) {
@@ -364,7 +365,8 @@ std::string imap_machine::guard_reply() const {
 // of the command is at the backend and cannot be taken back, so a blocked user ends the session
 // here — the password is never sent. True when it did.
 bool imap_machine::guard_login_fragment(step_list& out) {
-  if (cmd_.what != kind::login || cmd_.guard_asked || scanner_.arguments().empty()) return false;
+  if (cmd_.what != kind::login || cmd_.guard_asked || scanner_.arguments().size() < 2)
+    return false;  // a literal password still to come also completes the user
   cmd_.guard_asked = true;
   if (auth_check(scanner_.arguments()[0], "LOGIN") == auth_block::none) return false;
   out.abort_backend();

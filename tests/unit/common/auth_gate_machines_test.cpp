@@ -175,3 +175,25 @@ TEST_CASE("https: 401 to Basic is a failure after a tarpit; a blocked user gets 
   CHECK(h.take_backend().empty());
   CHECK(h.take_client().find("HTTP/1.1 429 Too Many Requests") == 0);
 }
+
+TEST_CASE("imap: a blocked user named in a LOGIN literal ends the session before the password",
+          "[imap][auth]") {
+  protocols::imap::machine_settings s;
+  s.front = config::front_tls::implicit;
+  protocols::imap::imap_machine m(s, "* OK ready\r\n");
+  fake_gate gate;
+  gate.blocked_users = {"bob"};
+  machine_harness h(m, false);
+  start_gated(m, gate, h);
+  h.client("a1 LOGIN {3}\r\n");
+  CHECK(h.take_backend() == "a1 LOGIN {3}\r\n");  // no name yet: the address alone was asked
+  h.backend("+ go ahead\r\n");
+  h.take_client();
+  h.client("bob {6}\r\n");
+  CHECK(h.take_backend() == "bob");  // the literal went on as it came; the password never does
+  CHECK(h.take_client() ==
+        "a1 NO [UNAVAILABLE] Too many failed logins, try later\r\n"
+        "* BYE localhost too many failed logins\r\n");
+  CHECK(h.take_marks() == std::vector<std::string>{"abort_backend", "close"});
+  CHECK(has_event(m, "auth.blocked"));
+}
