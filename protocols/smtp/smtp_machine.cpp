@@ -318,7 +318,7 @@ void smtp_machine::handle_command(std::string line, bool bare_lf, step_list& out
       if (auth_check(auth_candidate_, cmd.name) != auth_block::none) {
         auth_candidate_.clear();
         pending_.answer(std::string(auth_blocked_reply), out);
-        break;
+        return;  // never relayed, so not shown to the observer
       }
       // RFC 4954 §4: until the backend's final reply, the client's lines answer its 334
       // challenges; they are read as SASL responses, never as commands.
