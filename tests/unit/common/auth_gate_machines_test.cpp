@@ -197,3 +197,46 @@ TEST_CASE("imap: a blocked user named in a LOGIN literal ends the session before
   CHECK(h.take_marks() == std::vector<std::string>{"abort_backend", "close"});
   CHECK(has_event(m, "auth.blocked"));
 }
+
+TEST_CASE("pop3 and imap: a blocked user in a SASL PLAIN response cancels the exchange",
+          "[pop3][imap][auth]") {
+  const std::string plain_bob = "AGJvYgBndWVzcw==";  // "\0bob\0guess"
+  {
+    protocols::pop3::machine_settings s;
+    s.front = config::front_tls::implicit;
+    protocols::pop3::pop3_machine m(s, "+OK ready\r\n");
+    fake_gate gate;
+    gate.blocked_users = {"bob"};
+    machine_harness h(m, false);
+    start_gated(m, gate, h);
+    h.client("AUTH PLAIN\r\n");
+    CHECK(h.take_backend() == "AUTH PLAIN\r\n");
+    h.backend("+ \r\n");
+    h.take_client();
+    h.client(plain_bob + "\r\n");
+    CHECK(h.take_backend() == "*\r\n");  // RFC 5034 §4: cancelled, the response kept here
+    h.backend("-ERR Authentication aborted\r\n");
+    CHECK(h.take_client() == "-ERR [SYS/TEMP] Too many failed logins, try later\r\n");
+    CHECK(gate.failures.empty());
+  }
+  {
+    protocols::imap::machine_settings s;
+    s.front = config::front_tls::implicit;
+    protocols::imap::imap_machine m(s, "* OK ready\r\n");
+    fake_gate gate;
+    gate.blocked_users = {"bob"};
+    machine_harness h(m, false);
+    start_gated(m, gate, h);
+    h.client("a1 AUTHENTICATE PLAIN\r\n");
+    CHECK(h.take_backend() == "a1 AUTHENTICATE PLAIN\r\n");
+    h.backend("+ \r\n");
+    h.take_client();
+    h.client(plain_bob + "\r\n");
+    CHECK(h.take_backend() == "*\r\n");  // RFC 9051 §6.2.2
+    h.backend("a1 BAD Authentication aborted\r\n");
+    CHECK(h.take_client() == "a1 NO [UNAVAILABLE] Too many failed logins, try later\r\n");
+    CHECK(gate.failures.empty());
+    h.client("a2 NOOP\r\n");  // the session goes on
+    CHECK(h.take_backend() == "a2 NOOP\r\n");
+  }
+}
