@@ -119,8 +119,10 @@ void local_auth_counters::remember_success(std::string_view key, clock::time_poi
   victim->last = now;
 }
 
-bool local_auth_counters::succeeded_since(std::string_view key, clock::time_point since) {
+bool local_auth_counters::succeeded_within(std::string_view key, clock::duration within,
+                                           clock::time_point now) {
   const digest d = digest_of(key);
+  const clock::time_point since = now - within;
   std::lock_guard lock(mutex_);
   const std::size_t first = group_start(d[0], successes_.size(), group);
   for (std::size_t i = first; i < first + group; ++i)

@@ -2,7 +2,8 @@
 // store shared by several instances can take the place of the process's own tables: count a
 // failure for a key in a window and learn the total; block a key for a while and ask whether it
 // is blocked; remember a success and ask whether one happened lately. Keys are short strings the
-// guard makes ("ip:<hex>", "user:<name>", "ok:<name>/<hex>").
+// guard makes ("ip:<hex>", "user:<name>", "ok:<name>/<hex>"). Times are given as durations from
+// `now` (the process's steady clock), so a shared store can keep them as expiries of its own.
 //
 // `local_auth_counters` keeps them in fixed-size tables, like proxy/connection_rate.hpp: a key
 // hashes (seeded per table, so nobody can aim collisions) to a group of 8 slots; a key not found
@@ -33,7 +34,9 @@ class auth_counters {
   virtual void block(std::string_view key, clock::duration how_long, clock::time_point now) = 0;
   virtual bool blocked(std::string_view key, clock::time_point now) = 0;
   virtual void remember_success(std::string_view key, clock::time_point now) = 0;
-  virtual bool succeeded_since(std::string_view key, clock::time_point since) = 0;
+  // A success for `key` less than `within` before `now`.
+  virtual bool succeeded_within(std::string_view key, clock::duration within,
+                                clock::time_point now) = 0;
 };
 
 class local_auth_counters final : public auth_counters {
@@ -49,7 +52,8 @@ class local_auth_counters final : public auth_counters {
   void block(std::string_view key, clock::duration how_long, clock::time_point now) override;
   bool blocked(std::string_view key, clock::time_point now) override;
   void remember_success(std::string_view key, clock::time_point now) override;
-  bool succeeded_since(std::string_view key, clock::time_point since) override;
+  bool succeeded_within(std::string_view key, clock::duration within,
+                        clock::time_point now) override;
 
   // The bytes the tables hold, fixed at construction (the memory bound the tests check).
   std::size_t table_bytes() const;

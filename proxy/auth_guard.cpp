@@ -35,7 +35,7 @@ protocols::auth_block auth_guard::may_try(const ip_key& ip, std::string_view use
                                           clock::time_point now) {
   if (counters_->blocked(ip_counter_key(ip), now)) return protocols::auth_block::ip;
   if (!user.empty() && counters_->blocked(user_counter_key(user), now) &&
-      !counters_->succeeded_since(success_key(ip, user), now - cfg.remember_success))
+      !counters_->succeeded_within(success_key(ip, user), cfg.remember_success, now))
     return protocols::auth_block::user;
   return protocols::auth_block::none;
 }
