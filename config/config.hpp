@@ -133,6 +133,19 @@ struct limits_config {
   duration rate_window{};
 };
 
+// [listener.auth_guard]: counts the backend's authentication verdicts per client address and per
+// user name (proxy/auth_guard.hpp); over a threshold the proxy answers the attempt itself.
+struct auth_guard_config {
+  bool enabled = true;
+  unsigned failures_per_ip = 10;   // failures in `window`, then blocked for `block`
+  unsigned failures_per_user = 5;  // across all addresses; keep below the AD lockout threshold
+  duration window = 10min;
+  duration block = 15min;
+  duration tarpit = 1s;  // added before every failed-authentication reply; 0 = none
+  // A (user, address) pair the backend accepted stays exempt from that user's block this long.
+  duration remember_success = 24h;
+};
+
 // [listener.smtp]
 struct smtp_config {
   // Replaces the text of the backend's 220 greeting and the host name in EHLO's first line;
@@ -162,6 +175,7 @@ struct listener_config {
   backend_config backend;
   http_config http;
   limits_config limits;
+  auth_guard_config auth_guard;
   smtp_config smtp;
 };
 

@@ -418,6 +418,8 @@ class loader {
       read_http(*ht, r.path_of("http"), l.http);
     }
     if (const auto* lt = r.read_table("limits")) read_limits(*lt, r.path_of("limits"), l.limits);
+    if (const auto* gt = r.read_table("auth_guard"))
+      read_auth_guard(*gt, r.path_of("auth_guard"), l.auth_guard);
     if (const auto* st = r.read_table("smtp")) {
       if (l.protocol != protocol::smtp)
         sink_.add_at_key(r.path_of("smtp"), "[listener.smtp] applies only to protocol = \"smtp\"");
@@ -576,6 +578,22 @@ class loader {
                              ", expected \"N/window\" with N >= 1, e.g. \"60/1m\"");
       }
     }
+    r.report_unknown_keys();
+  }
+
+  void read_auth_guard(const toml::table& t, const std::string& path, auth_guard_config& out) {
+    table_reader r(t, path, sink_);
+    r.read("enabled", out.enabled);
+    r.read_integer("failures_per_ip", 1, 1000000, out.failures_per_ip);
+    r.read_integer("failures_per_user", 1, 1000000, out.failures_per_user);
+    for (auto [key, field] : {std::pair{"window", &out.window}, std::pair{"block", &out.block},
+                              std::pair{"remember_success", &out.remember_success}}) {
+      if (r.read_duration(key, *field) && field->count() == 0)
+        sink_.add_at_key(r.path_of(key), "must be greater than 0");
+    }
+    r.read_duration("tarpit", out.tarpit);
+    if (out.tarpit > std::chrono::seconds(30))
+      sink_.add_at_key(r.path_of("tarpit"), "at most 30s (the client would give up)");
     r.report_unknown_keys();
   }
 

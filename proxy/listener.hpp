@@ -15,6 +15,7 @@
 #include "config/config.hpp"
 #include "config/value_parsers.hpp"
 #include "proxy/audit_log.hpp"
+#include "proxy/auth_guard.hpp"
 #include "proxy/backend_health.hpp"
 #include "proxy/backend_session_cache.hpp"
 #include "proxy/connection_rate.hpp"
@@ -44,6 +45,8 @@ class listener_counters {
   // [listener.limits] connection_rate: counts one new connection from this client in this
   // process; the count including it (proxy/shared_connection_rate.hpp decides).
   std::size_t count_rate(const std::array<std::uint8_t, 16>& ip, config::duration window);
+  // [listener.auth_guard]'s counts (locks inside).
+  auth_guard auth;
 
  private:
   std::mutex mutex_;

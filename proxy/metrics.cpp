@@ -65,6 +65,10 @@ metrics::metrics() {
           "Time to establish the backend TCP connection, by listener.");
   declare("tlsbridge_starttls_injections_total", "counter",
           "Sessions whose client sent plaintext after STARTTLS (discarded), by listener.");
+  declare("tlsbridge_auth_failures_total", "counter",
+          "Authentications the backend refused, by listener ([listener.auth_guard]).");
+  declare("tlsbridge_auth_blocked_total", "counter",
+          "Authentications the auth guard answered itself, by listener and scope (ip, user).");
   declare("tlsbridge_refusals_total", "counter",
           "Clients and requests the proxy refused itself, by listener and reason (admission, TLS "
           "version or ciphers, a shield rule); certificate refusals are counted apart.");

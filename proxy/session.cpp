@@ -184,6 +184,12 @@ asio::awaitable<void> session::run() {
     info.client_ip = info.client_ip.substr(1, info.client_ip.size() - 2);
   info.front_tls = cfg_.tls != config::front_tls::none;
   machine_->set_connection(info);
+  if (cfg_.auth_guard.enabled) {
+    auth_gate_ =
+        std::make_unique<session_auth_gate>(rt_->counters->auth, cfg_.auth_guard, client_ip_,
+                                            cfg_.name, rt_->metrics, rt_->root->audit.envelope);
+    machine_->set_auth_gate(auth_gate_.get());
+  }
 
   protocols::step_list steps;
   machine_->on_start(steps);
@@ -523,6 +529,15 @@ asio::awaitable<void> session::execute(protocols::step_list steps) {
         machine_->on_backend_connected(ok, more);
         state_changed_.notify();
         co_await execute(std::move(more));
+        break;
+      }
+      case kind::delay_client: {
+        // The auth guard's tarpit: the next client write waits, in reply order; this coroutine
+        // awaits a timer, so the thread serves other sessions meanwhile.
+        co_await acquire(client_gate_);
+        asio::steady_timer tarpit(client_.socket().get_executor(), s.delay);
+        co_await tarpit.async_wait(use_nothrow);
+        release(client_gate_);
         break;
       }
       case kind::close: {

@@ -114,6 +114,7 @@ class session : public std::enable_shared_from_this<session> {
   std::optional<back_leg> backend_;
   std::optional<back_leg_failure> back_failure_;  // the last back leg that failed to open
   std::unique_ptr<protocols::session_machine> machine_;
+  std::unique_ptr<session_auth_gate> auth_gate_;  // [listener.auth_guard]; null when off
   write_gate client_gate_;
   write_gate backend_gate_;
   // One event for every state a coroutine may wait for — a write gate freed, the front TLS up

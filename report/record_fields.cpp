@@ -47,6 +47,7 @@ void fields_of(const json::object& record, record_fields& out) {
   if (auto* v = record.if_contains("v"); v && v->is_int64()) out.v = v->get_int64();
   copy_string(record, "event", out.event);
   copy_string(record, "client", out.client);
+  if (out.client.empty()) copy_string(record, "client_ip", out.client);  // auth.* records
   copy_string(record, "outcome", out.outcome);
   copy_string(record, "user", out.user);
   leg_of(member_object(record, "front"), out.front);

@@ -50,6 +50,7 @@ constexpr key_name key_names[] = {
     {"v", key::v},
     {"event", key::event},
     {"client", key::client},
+    {"client_ip", key::client},  // auth.failure and auth.blocked name the address alone
     {"outcome", key::outcome},
     {"user", key::user},
     {"refusals", key::refusals},

@@ -22,6 +22,8 @@
 #include <utility>
 #include <vector>
 
+#include "protocols/common/auth_gate.hpp"
+
 namespace tlsbridge::protocols {
 
 struct step {
@@ -35,9 +37,12 @@ struct step {
     connect_backend,        // open the back leg now (machines with backend_first() == false);
                             // the answer comes as on_backend_connected
     close,                  // flush client writes, then end the session
+    delay_client,           // the next client write waits `delay` (the auth guard's tarpit); the
+                            // session's other work and other sessions go on meanwhile
   };
   kind what;
   std::string data;
+  std::chrono::milliseconds delay{0};  // delay_client
 };
 
 class step_list {
@@ -50,6 +55,9 @@ class step_list {
   void abort_backend() { add(step::kind::abort_backend); }
   void connect_backend() { add(step::kind::connect_backend); }
   void close() { add(step::kind::close); }
+  void delay_client(std::chrono::milliseconds delay) {
+    if (delay.count() > 0) steps_.push_back(step{step::kind::delay_client, {}, delay});
+  }
 
   const std::vector<step>& steps() const { return steps_; }
   bool empty() const { return steps_.empty(); }
@@ -96,6 +104,8 @@ class session_machine {
   virtual ~session_machine() = default;
 
   void set_connection(connection_info info) { connection_ = std::move(info); }
+  // The auth guard for this connection's client (protocols/common/auth_gate.hpp); null = none.
+  void set_auth_gate(auth_gate* gate) { auth_gate_ = gate; }
 
   // True (the default): the driver opens the back leg before on_start (mail protocols relay the
   // backend's greeting). False: the machine asks with a connect_backend step when it needs one
@@ -171,9 +181,52 @@ class session_machine {
     events_.push_back(std::move(event));
   }
 
+  // The auth guard, before credentials for `user` ("" = not known yet) are relayed: whether the
+  // client may try. A block is recorded (`auth.blocked`); the machine then answers in its own
+  // words (SMTP 454 4.7.0, IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP], HTTP 429) and relays
+  // nothing of the attempt.
+  auth_block auth_check(std::string_view user, std::string_view command) {
+    if (auth_gate_ == nullptr) return auth_block::none;
+    const auth_block b = auth_gate_->may_try(user);
+    if (b != auth_block::none) {
+      boost::json::object e = auth_event(user, command);
+      e["event"] = "auth.blocked";
+      e["scope"] = to_string(b);
+      events_.push_back(std::move(e));
+    }
+    return b;
+  }
+  // The backend's verdict on an attempt for `user`: a success exempts the pair from a later
+  // block of the user; a failure is counted and recorded (`auth.failure`), and the failed reply
+  // waits for the tarpit — call this before the reply is sent.
+  void auth_verdict(std::string_view user, bool accepted, std::string_view command,
+                    step_list& out) {
+    if (auth_gate_ == nullptr) return;
+    if (accepted) {
+      auth_gate_->succeeded(user);
+      return;
+    }
+    auth_gate_->failed(user);
+    boost::json::object e = auth_event(user, command);
+    e["event"] = "auth.failure";
+    events_.push_back(std::move(e));
+    out.delay_client(auth_gate_->tarpit());
+  }
+
   session_facts facts_;
   std::vector<boost::json::object> events_;
   connection_info connection_;
+
+ private:
+  boost::json::object auth_event(std::string_view user, std::string_view command) const {
+    boost::json::object e;
+    e["client_ip"] = connection_.client_ip;
+    e["command"] = command;
+    if (auth_gate_->records_user()) e["user"] = auth_user_key(user);
+    return e;
+  }
+
+  auth_gate* auth_gate_ = nullptr;
 };
 
 // Opens the back leg after TCP (and implicit TLS) is up: reads the greeting, and for STARTTLS

@@ -289,6 +289,10 @@ void https_machine::on_request_head(std::string_view raw_head, step_list& out) {
     if (settings_.audit_envelope && !auth.user.empty()) a["user"] = auth.user;
     if (settings_.audit_envelope && !auth.domain.empty()) a["domain"] = auth.domain;
     ex.details["auth"] = std::move(a);
+    if (iequals(auth.scheme, "Basic") || auth.ntlm_type == 3) {
+      ex.auth_scheme = auth.ntlm_type == 3 ? "NTLM" : "Basic";
+      ex.auth_user = auth.user;
+    }
   }
 
   if (auto refused = check_request(h, raw_head)) {
@@ -319,22 +323,14 @@ void https_machine::on_request_head(std::string_view raw_head, step_list& out) {
     return;
   }
   if (!normalized || !path_allowed(*normalized, settings_.allow_paths)) {
-    // Never reaches the backend, and no backend connection is opened for it. A body that
-    // follows is not read through: the 404 closes the connection instead.
-    ex.local = true;
-    ex.status = 404;
-    ex.close_after = has_body || !h.keep_alive;
-    ex.local_wire = proxy_response(404, ex.close_after);
-    ex.details["reason"] = "path not in allow_paths";
+    // Never reaches the backend, and no backend connection is opened for it.
     count_refusal("http.allow_paths");
-    if (!has_body) {
-      request_complete(out);
-      return;
-    }
-    ex.request_done = true;
-    client_mode_ = client_mode::ignore;
-    client_pending_.clear();
-    flush_local(out);
+    answer_locally(ex, 404, "path not in allow_paths", has_body, h.keep_alive, out);
+    return;
+  }
+  if (!ex.auth_scheme.empty() && auth_check(ex.auth_user, ex.auth_scheme) != auth_block::none) {
+    // The auth guard: these credentials never reach the backend (RFC 6585 §4: 429).
+    answer_locally(ex, 429, "auth guard: too many failed logins", has_body, h.keep_alive, out);
     return;
   }
 
@@ -366,6 +362,23 @@ void https_machine::on_request_head(std::string_view raw_head, step_list& out) {
   } else {
     request_complete(out);
   }
+}
+
+void https_machine::answer_locally(exchange& ex, unsigned status, std::string reason, bool has_body,
+                                   bool keep_alive, step_list& out) {
+  ex.local = true;
+  ex.status = status;
+  ex.close_after = has_body || !keep_alive;
+  ex.local_wire = proxy_response(status, ex.close_after);
+  ex.details["reason"] = std::move(reason);
+  if (!has_body) {
+    request_complete(out);
+    return;
+  }
+  ex.request_done = true;
+  client_mode_ = client_mode::ignore;
+  client_pending_.clear();
+  flush_local(out);
 }
 
 void https_machine::request_complete(step_list& out) {
@@ -497,6 +510,8 @@ void https_machine::on_response_head(exchange& ex, std::string_view raw_head, st
     response_.reset();
     return;
   }
+  if (!ex.auth_scheme.empty() && (h.status == 401 || h.status / 100 == 2 || h.status / 100 == 3))
+    auth_verdict(ex.auth_user, h.status != 401, ex.auth_scheme, out);  // a 401 waits the tarpit
   std::string head = with_hsts(raw_head, h, settings_.hsts);
   ex.bytes_out += head.size() - raw_head.size();
   out.send_client(std::move(head));

@@ -119,6 +119,10 @@ class https_machine final : public session_machine {
     std::uint64_t bytes_out = 0;
     std::chrono::steady_clock::time_point started;
     boost::json::object details;  // auth, activesync, reason
+    // Basic credentials or an NTLM AUTHENTICATE (type 3) went to the backend: its 401 is a
+    // failed authentication for the auth guard, a 2xx/3xx a success. The scheme and the user.
+    std::string auth_scheme;
+    std::string auth_user;
   };
 
   std::chrono::steady_clock::time_point now() const;
@@ -136,6 +140,10 @@ class https_machine final : public session_machine {
   void hold(std::string_view bytes, step_list& out);
   exchange& open_exchange(std::string_view request_line, std::size_t bytes_in);
   void answer_now(exchange& ex, unsigned status, std::string reason, step_list& out);
+  // The proxy answers a well-formed request itself in its turn (404 off allow_paths, 429 from the
+  // auth guard); a body that follows is not read through: the answer closes the connection.
+  void answer_locally(exchange& ex, unsigned status, std::string reason, bool has_body,
+                      bool keep_alive, step_list& out);
   bool side_ended(bool client_side, step_list& out);
   void bad_backend_response(exchange& ex, std::string reason, step_list& out);
   void start_tunnel(step_list& out);

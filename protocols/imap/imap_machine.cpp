@@ -28,6 +28,13 @@ std::string login_result(std::string_view after_tag) {
   return out;
 }
 
+// A NO to LOGIN/AUTHENTICATE refuses the credentials unless the server could not judge them now
+// (RFC 5530: UNAVAILABLE, SERVERBUG).
+bool credentials_refused(std::string_view after_tag) {
+  return istarts_with(after_tag, "NO") && !istarts_with(after_tag, "NO [UNAVAILABLE]") &&
+         !istarts_with(after_tag, "NO [SERVERBUG]");
+}
+
 }  // namespace
 
 imap_machine::imap_machine(machine_settings settings, std::string backend_greeting_wire)
@@ -228,9 +235,30 @@ void imap_machine::handle_command_start(const std::string& line, step_list& out)
     return;
   }
 
+  if (cmd_.what == kind::login || cmd_.what == kind::authenticate) {
+    // The auth guard, before anything of the credentials is relayed: the user when this line
+    // already names it (LOGIN's first argument, AUTHENTICATE PLAIN's initial response), else the
+    // address alone (a LOGIN user in a literal is asked about at its fragment's end).
+    const auto& args = scanner_.arguments();
+    std::string user;
+    // The user is known unless it is the literal this line announces (its bytes come next).
+    if (cmd_.what == kind::login && (args.size() > 1 || (args.size() == 1 && !lit))) {
+      user = args[0];
+      cmd_.guard_asked = true;
+    } else if (cmd_.what == kind::authenticate && args.size() > 1 && iequals(args[0], "PLAIN")) {
+      user = sasl_plain_user(args[1]).value_or("");
+    }
+    if (auth_check(user, name) != auth_block::none) {
+      cmd_.refusal = guard_reply();
+      follow_discarded(lit, out);
+      return;
+    }
+  }
+
   cmd_.relayed = true;
   if (relay_observer_) relay_observer_(tag, name);
-  pending_.expect(pending{.id = cmd_.id, .tag = tag, .what = cmd_.what, .user = {}});
+  pending_.expect(
+      pending{.id = cmd_.id, .tag = tag, .what = cmd_.what, .user = {}, .blocked_reply = {}});
   relay_fragment(line, lit, out);
 }
 
@@ -313,6 +341,7 @@ void imap_machine::handle_fragment_end(std::string_view line, step_list& out) {
       rule = "imap.literal: client literal of " + std::to_string(scan.literal.size) +
              " bytes over " + std::to_string(settings_.max_literal);
   }
+  if (!rule && guard_login_fragment(out)) return;
   if (rule) {
     // Part of the command is at the backend: it cannot be finished as the client meant nor
     // taken back, so both legs end here (the backend never sees the rest).
@@ -325,6 +354,25 @@ void imap_machine::handle_fragment_end(std::string_view line, step_list& out) {
       line,
       scan.what == command_scanner::result::literal ? std::optional(scan.literal) : std::nullopt,
       out);
+}
+
+// The proxy's answer to an attempt the auth guard blocked (RFC 5530 UNAVAILABLE: try later).
+std::string imap_machine::guard_reply() const {
+  return cmd_.tag + " NO [UNAVAILABLE] Too many failed logins, try later\r\n";
+}
+
+// LOGIN whose user came in a literal: the fragment after it is the first to know the name. Part
+// of the command is at the backend and cannot be taken back, so a blocked user ends the session
+// here — the password is never sent. True when it did.
+bool imap_machine::guard_login_fragment(step_list& out) {
+  if (cmd_.what != kind::login || cmd_.guard_asked || scanner_.arguments().size() < 2)
+    return false;  // a literal password still to come also completes the user
+  cmd_.guard_asked = true;
+  if (auth_check(scanner_.arguments()[0], "LOGIN") == auth_block::none) return false;
+  out.abort_backend();
+  close_with(guard_reply() + "* BYE " + settings_.hostname + " too many failed logins\r\n",
+             "refused_policy", "auth guard: LOGIN blocked", out);
+  return true;
 }
 
 void imap_machine::end_command(step_list& out) {
@@ -359,13 +407,22 @@ void imap_machine::end_command(step_list& out) {
 
 void imap_machine::handle_exchange_line(const std::string& line, step_list& out) {
   --continuations_owed_;
-  out.send_backend(line + "\r\n");
-  if (exchange_kind_ == kind::idle && iequals(line, "DONE")) idling_ = false;
   if (exchange_kind_ == kind::authenticate && cmd_.sasl_plain) {
     cmd_.sasl_plain = false;
-    for (auto& p : pending_)
-      if (!p.local && p.relayed.id == cmd_.id) p.relayed.user = sasl_plain_user(line).value_or("");
+    const std::string user = sasl_plain_user(line).value_or("");
+    for (auto& p : pending_) {
+      if (p.local || p.relayed.id != cmd_.id) continue;
+      p.relayed.user = user;
+      if (auth_check(user, "AUTHENTICATE") != auth_block::none) {
+        // The credentials stay here: the exchange is cancelled (RFC 9051 §6.2.2).
+        p.relayed.blocked_reply = guard_reply();
+        out.send_backend("*\r\n");
+        return;
+      }
+    }
   }
+  out.send_backend(line + "\r\n");
+  if (exchange_kind_ == kind::idle && iequals(line, "DONE")) idling_ = false;
 }
 
 void imap_machine::forget_before_tls() {
@@ -421,6 +478,10 @@ void imap_machine::handle_response_line(const std::string& line, step_list& out)
     return;
   }
   note_capabilities(line);
+  if (!line.starts_with('*') && guard_verdict(line, out)) {
+    complete(first_word(line), line, out);
+    return;
+  }
   out.send_client(rewrite_response(line, view()) + "\r\n");
   if (lit) {
     backend_literal_ = lit->size;
@@ -460,6 +521,28 @@ void imap_machine::complete(const std::string& tag, const std::string& line, ste
   }
   pending_.flush(out);
   process_client(out);
+}
+
+// A tagged reply to LOGIN/AUTHENTICATE is the backend's verdict for the auth guard (a failure's
+// reply waits for the tarpit). True when the proxy's own reply replaced it (a cancelled exchange).
+bool imap_machine::guard_verdict(const std::string& line, step_list& out) {
+  const std::string tag = first_word(line);
+  for (auto& entry : pending_) {
+    if (entry.local || entry.relayed.tag != tag) continue;
+    pending& p = entry.relayed;
+    if (p.what != kind::login && p.what != kind::authenticate) return false;
+    if (!p.blocked_reply.empty()) {
+      out.send_client(std::move(p.blocked_reply));
+      return true;
+    }
+    const std::string_view after_tag =
+        line.size() > tag.size() ? std::string_view(line).substr(tag.size() + 1) : "";
+    const bool ok = istarts_with(after_tag, "OK");
+    if (ok || credentials_refused(after_tag))
+      auth_verdict(p.user, ok, p.what == kind::login ? "LOGIN" : "AUTHENTICATE", out);
+    return false;
+  }
+  return false;
 }
 
 void imap_machine::emit_login_event(const pending& p, std::string_view after_tag) {

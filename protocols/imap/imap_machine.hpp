@@ -58,7 +58,10 @@ struct imap_pending {
   std::uint64_t id = 0;  // the command's number, to tell commands with the same tag apart
   std::string tag;
   imap_kind what = imap_kind::other;
-  std::string user;  // login/authenticate: for the audit record
+  std::string user;  // login/authenticate: for the audit record and the auth guard
+  // The auth guard blocked the user of an AUTHENTICATE PLAIN exchange: it was cancelled ("*",
+  // RFC 9051 §6.2.2) and this, not the backend's tagged reply, is the client's answer.
+  std::string blocked_reply;
 };
 
 class imap_machine final : public mail_machine<machine_settings, imap_pending> {
@@ -81,6 +84,7 @@ class imap_machine final : public mail_machine<machine_settings, imap_pending> {
     std::string refusal;   // local reply for a discarded command
     kind what = kind::other;
     bool sasl_plain = false;  // AUTHENTICATE PLAIN without initial response
+    bool guard_asked = false;  // LOGIN: the auth guard was asked with the user name
   };
 
   void read_client(step_list& out) override;
@@ -100,6 +104,9 @@ class imap_machine final : public mail_machine<machine_settings, imap_pending> {
   void handle_response_line(const std::string& line, step_list& out);
   void complete(const std::string& tag, const std::string& line, step_list& out);
   void emit_login_event(const pending& p, std::string_view reply_after_tag);
+  std::string guard_reply() const;
+  bool guard_login_fragment(step_list& out);
+  bool guard_verdict(const std::string& line, step_list& out);
   capability_view view() const;
 
   mode mode_ = mode::command;

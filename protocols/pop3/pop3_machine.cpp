@@ -6,6 +6,16 @@ namespace tlsbridge::protocols::pop3 {
 
 namespace {
 
+// The proxy's answer to an attempt the auth guard blocked (RFC 3206 §4: try again later).
+constexpr std::string_view blocked_reply = "-ERR [SYS/TEMP] Too many failed logins, try later\r\n";
+
+// -ERR to PASS/APOP/AUTH is a refusal of the credentials unless it says the server could not
+// judge them now (RFC 3206: [SYS/TEMP], [SYS/PERM], [IN-USE]).
+bool credentials_refused(std::string_view status_line) {
+  return status_line.starts_with("-ERR") && status_line.find("[SYS/") == std::string_view::npos &&
+         status_line.find("[IN-USE]") == std::string_view::npos;
+}
+
 std::string_view trim(std::string_view s) {
   while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
   while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
@@ -102,6 +112,22 @@ void pop3_machine::handle_command(const std::string& line, step_list& out) {
 
   pending p;
   p.multiline = has_multiline_reply(verb, argument);
+  if (verb == "PASS" || verb == "APOP" || verb == "AUTH") {
+    // The auth guard: a blocked address or user is answered here; nothing reaches the backend.
+    std::string_view user = verb == "PASS"   ? std::string_view(user_)
+                            : verb == "APOP" ? argument.substr(0, argument.find(' '))
+                                             : std::string_view{};
+    std::string plain_user;
+    if (verb == "AUTH") {
+      auto msp = argument.find(' ');
+      if (msp != std::string_view::npos && upper(argument.substr(0, msp)) == "PLAIN")
+        user = plain_user = sasl_plain_user(trim(argument.substr(msp + 1))).value_or("");
+    }
+    if (guard_blocks(user, verb)) {
+      pending_.answer(std::string(blocked_reply), out);
+      return;
+    }
+  }
   if (verb == "USER") {
     p.what = kind::user;
     user_ = std::string(argument);
@@ -142,13 +168,25 @@ void pop3_machine::refuse(std::string reply, const std::string& keyword, std::st
 
 void pop3_machine::handle_exchange_line(const std::string& line, step_list& out) {
   --continuations_owed_;
-  out.send_backend(line + "\r\n");
   if (sasl_plain_) {
     sasl_plain_ = false;
-    for (auto& p : pending_)
-      if (!p.local && p.relayed.what == kind::auth)
-        p.relayed.user = sasl_plain_user(line).value_or("");
+    const std::string user = sasl_plain_user(line).value_or("");
+    for (auto& p : pending_) {
+      if (p.local || p.relayed.what != kind::auth) continue;
+      p.relayed.user = user;
+      if (guard_blocks(user, "AUTH")) {
+        // The credentials stay here: the exchange is cancelled (RFC 5034 §4).
+        p.relayed.blocked_reply = blocked_reply;
+        out.send_backend("*\r\n");
+        return;
+      }
+    }
   }
+  out.send_backend(line + "\r\n");
+}
+
+bool pop3_machine::guard_blocks(std::string_view user, std::string_view command) {
+  return auth_check(user, command) != auth_block::none;
 }
 
 void pop3_machine::forget_before_tls() {
@@ -230,6 +268,21 @@ bool pop3_machine::handle_status_line(const std::string& line, step_list& out) {
     scanner_.reset();
     backend_state_ = backend_state::body;
     return true;
+  }
+  if (p.what == kind::pass || p.what == kind::apop || p.what == kind::auth) {
+    if (!p.blocked_reply.empty()) {
+      out.send_client(std::move(p.blocked_reply));
+      complete(line, out);
+      return true;
+    }
+    // The backend's verdict for the auth guard (a failure's reply waits for the tarpit); a
+    // server that could not judge the credentials now gave none.
+    if (ok || credentials_refused(line))
+      auth_verdict(p.user, ok,
+                   p.what == kind::pass   ? "PASS"
+                   : p.what == kind::apop ? "APOP"
+                                          : "AUTH",
+                   out);
   }
   out.send_client(line + "\r\n");
   complete(line, out);

@@ -41,6 +41,9 @@ struct pop3_pending {
   pop3_kind what = pop3_kind::other;
   bool multiline = false;  // a +OK reply carries a body
   std::string user;
+  // The auth guard blocked the user of an AUTH PLAIN exchange: the exchange was cancelled ("*",
+  // RFC 5034 §4) and this, not the backend's -ERR, is the client's reply.
+  std::string blocked_reply;
 };
 
 class pop3_machine final : public mail_machine<machine_settings, pop3_pending> {
@@ -66,6 +69,7 @@ class pop3_machine final : public mail_machine<machine_settings, pop3_pending> {
   bool handle_status_line(const std::string& line, step_list& out);
   void complete(const std::string& status_line, step_list& out);
   bool at_boundary() const;
+  bool guard_blocks(std::string_view user, std::string_view command);
 
   mode mode_ = mode::command;
   backend_state backend_state_ = backend_state::status;

@@ -48,6 +48,14 @@ smtp_machine::smtp_machine(machine_settings settings, std::string backend_greeti
   if (!settings_.greeting.empty()) greeting_ = "220 " + settings_.greeting + "\r\n";
 }
 
+namespace {
+
+// The proxy's answer to an AUTH the auth guard blocked (RFC 4954 §6: 454 4.7.0, temporary).
+constexpr std::string_view auth_blocked_reply =
+    "454 4.7.0 Too many failed authentication attempts, try again later\r\n";
+
+}  // namespace
+
 void smtp_machine::note_auth_start(std::string_view argument) {
   // "PLAIN [initial-response]" / "LOGIN [initial-response]" (RFC 4954 §4)
   const auto space = argument.find(' ');
@@ -306,11 +314,17 @@ void smtp_machine::handle_command(std::string line, bool bare_lf, step_list& out
       break;
     case verb::auth:
     case verb::x_exps:
+      note_auth_start(cmd.argument);
+      // The auth guard: the address, and the user when an initial response names it.
+      if (auth_check(auth_candidate_, cmd.name) != auth_block::none) {
+        auth_candidate_.clear();
+        pending_.answer(std::string(auth_blocked_reply), out);
+        return;  // never relayed, so not shown to the observer
+      }
       // RFC 4954 §4: until the backend's final reply, the client's lines answer its 334
       // challenges; they are read as SASL responses, never as commands.
       relay(line, expect(cmd.what), out);
       mode_ = mode::awaiting_auth_reply;
-      note_auth_start(cmd.argument);
       break;
     case verb::quit:
       relay(line, expect(verb::quit), out);
@@ -358,7 +372,16 @@ void smtp_machine::handle_sasl_response(const std::string& line, bool bare_lf, s
     if (observer_) observer_->sasl_response("*");
     return;
   }
+  const bool names_user = auth_responses_ == 0 && auth_candidate_.empty();
   note_sasl_response(line);
+  if (names_user && !auth_candidate_.empty() &&
+      auth_check(auth_candidate_, "AUTH") != auth_block::none) {
+    // The user is blocked: the credentials stay here, the exchange is cancelled (RFC 4954 §4).
+    auth_blocked_ = true;
+    out.send_backend("*\r\n");
+    if (observer_) observer_->sasl_response("*");
+    return;
+  }
   out.send_backend(line + "\r\n");
   if (observer_) observer_->sasl_response(line);
 }
@@ -536,8 +559,17 @@ void smtp_machine::handle_reply(const reply& r, step_list& out) {
       // The exchange is over (RFC 4954 §4 final reply): held bytes are commands again.
       if (mode_ == mode::awaiting_auth_reply || mode_ == mode::sasl_response) mode_ = mode::command;
       if (r.positive_completion()) auth_user_ = auth_candidate_;
+      if (auth_blocked_) {
+        auth_blocked_ = false;
+        out.send_client(std::string(auth_blocked_reply));
+      } else {
+        // The backend's verdict for the auth guard: 235 accepted, 535 refused (RFC 4954 §6; a
+        // 454 is the server's trouble, not the credentials'). A failure's reply waits.
+        if (r.code == 235 || r.code == 535)
+          auth_verdict(auth_candidate_, r.code == 235, "AUTH", out);
+        out.send_client(r.wire());
+      }
       auth_candidate_.clear();
-      out.send_client(r.wire());
       pending_.flush(out);
       process_client(out);
       return;

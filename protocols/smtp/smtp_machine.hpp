@@ -140,6 +140,9 @@ class smtp_machine final : public mail_machine<machine_settings, smtp_pending> {
   std::size_t auth_responses_ = 0;
   std::string auth_candidate_;
   std::string auth_user_;
+  // The auth guard blocked the user named in a SASL response: the exchange was cancelled ("*")
+  // and the proxy's 454, not the backend's reply, ends it.
+  bool auth_blocked_ = false;
   void note_auth_start(std::string_view argument);
   void note_sasl_response(std::string_view line);
 };

@@ -184,6 +184,8 @@ class harness {
         case step::kind::abort_backend:
           backend_aborted_ = true;
           break;
+        case step::kind::delay_client:  // only with an auth gate, which is not set here
+          break;
         case step::kind::close:
           closed_ = true;
           break;

@@ -352,7 +352,7 @@ class PostfixBackend:
     """
 
     def __init__(self, certs_dir, tls="tls1.0-starttls", port=None, directory=None,
-                 host="127.0.0.1"):
+                 host="127.0.0.1", extra_main_cf=""):
         if tls not in POSTFIX_MODES:
             raise LabError(f"PostfixBackend: tls must be one of {POSTFIX_MODES}, not {tls!r}")
         self.certs_dir = certs_dir
@@ -363,6 +363,7 @@ class PostfixBackend:
         self.etc = os.path.join(self.dir, "etc")
         self.maildir = os.path.join(self.dir, "mail", "sink")
         self.maillog = os.path.join(self.dir, "maillog")
+        self.extra_main_cf = extra_main_cf  # appended to main.cf (e.g. Dovecot SASL)
         self.started = False
 
     @classmethod
@@ -410,7 +411,7 @@ class PostfixBackend:
             self._write("etc/openssl.cnf", OPENSSL_CNF)
         else:
             main += MAIN_CF_PLAIN
-        self._write("etc/main.cf", main)
+        self._write("etc/main.cf", main + self.extra_main_cf)
         listen_line = self._smtpd_line()
         self._write("etc/master.cf", MASTER_CF.replace(
             "{listen} inet n       -       n       -       -       smtpd", listen_line))
@@ -900,10 +901,16 @@ class DovecotBackend:
     maildir is DIR/mail/USER/Maildir. Every auth request is logged to DIR/dovecot.log.
     """
 
-    def __init__(self, certs_dir, user="alice", password="wonderland", directory=None):
+    def __init__(self, certs_dir, user="alice", password="wonderland", directory=None,
+                 more_users=None, auth_penalty=True, extra_conf=""):
         self.certs_dir = certs_dir
         self.user = user
         self.password = password
+        self.more_users = dict(more_users or {})  # more passwd-file users: name -> password
+        # Dovecot delays failed logins from one address more and more (anvil's auth penalty, up
+        # to 15 s); behind a proxy every login comes from one address. False turns it off.
+        self.auth_penalty = auth_penalty
+        self.extra_conf = extra_conf  # appended to dovecot.conf (e.g. an auth socket for Postfix)
         self.imap_port = free_port()
         self.pop3_port = free_port()
         while self.pop3_port == self.imap_port:
@@ -927,11 +934,17 @@ class DovecotBackend:
             f.write(DOVECOT_OPENSSL_CNF)
         with open(os.path.join(self.dir, "passwd"), "w") as f:
             f.write(f"{self.user}:{{PLAIN}}{self.password}\n")
+            for name, password in self.more_users.items():
+                f.write(f"{name}:{{PLAIN}}{password}\n")
         os.chmod(os.path.join(self.dir, "passwd"), 0o644)
         with open(self.config_path, "w") as f:
             f.write(DOVECOT_CONF.format(dir=self.dir, run=self.run_dir,
                                         instance=os.path.basename(self.run_dir),
                                         imap_port=self.imap_port, pop3_port=self.pop3_port))
+            if not self.auth_penalty:
+                f.write("service anvil {\n  unix_listener anvil-auth-penalty {\n"
+                        "    mode = 0\n  }\n}\n")
+            f.write(self.extra_conf)
         open(self.log_path, "a").close()
 
     def start(self):

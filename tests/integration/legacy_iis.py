@@ -15,6 +15,8 @@ what an Exchange 2010 front end on Windows Server 2008 speaks. Its endpoints:
 * /EWS/headers — the request's header fields as JSON.
 * /owa/auth/logon.aspx — OWA's logon page, the health_path an Exchange 2010 check asks for:
   answers `logon_status` (200; set it to 503 for an Exchange whose OWA has stopped).
+* /EWS/basic — Basic authentication as IIS does it: the password "wonderland" → 200, any other
+  (or none) → 401 `WWW-Authenticate: Basic`.
 * anything else (also RPC_IN_DATA/RPC_OUT_DATA) — 200 "backend saw PATH".
 
 Every request is logged (connection number, method, path, headers) in `requests`, so a test
@@ -179,6 +181,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                               headers=[("Strict-Transport-Security", "max-age=600")])
         if path == "/owa/auth/logon.aspx":
             return self.reply(self.server.logon_status, "logon page")
+        if path == "/ews/basic":
+            scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+            try:
+                password = base64.b64decode(token.strip()).decode().partition(":")[2]
+            except ValueError:
+                password = ""
+            if scheme.lower() == "basic" and password == "wonderland":
+                return self.reply(200, "authenticated")
+            return self.reply(401, "unauthorized", [("WWW-Authenticate", 'Basic realm="x"')])
         if path == "/ews/headers":
             return self.reply(200, json.dumps({k: v for k, v in self.headers.items()}))
         return self.reply(200, f"backend saw {self.path}")

@@ -217,7 +217,8 @@ class AuditSchemaLabTest(unittest.TestCase):
             smtp("smtp_proxied", proxy_protocol=True, trusted_proxies=["127.0.0.1/32"]),
             smtp("smtp_denied", allow=["192.0.2.0/24"]),
             smtp("smtp_down", backend_port=nobody),
-            smtp("imap", backend_port=cls.dovecot.imap_port, protocol="imap"),
+            smtp("imap", backend_port=cls.dovecot.imap_port, protocol="imap",
+                 auth_guard={"failures_per_user": 1, "tarpit": "0s"}),
             smtp("pop3", backend_port=cls.dovecot.pop3_port, protocol="pop3"),
             {"name": "https", "protocol": "https", "listen": f"127.0.0.1:{cls.port['https']}",
              "backend": {"address": [f"127.0.0.1:{cls.iis.port}"], "tls": "implicit",
@@ -343,6 +344,17 @@ class AuditSchemaLabTest(unittest.TestCase):
         cls.clients["imap_login"] = "%s:%d" % imap.sock.getsockname()[:2]
         imap.starttls(ssl_context=modern_context())
         imap.login(USER, PASSWORD)
+        imap.logout()
+        # The auth guard: a failure (auth.failure), then the same user blocked (auth.blocked).
+        imap = imaplib.IMAP4("127.0.0.1", cls.port["imap"], timeout=15)
+        cls.clients["imap_guard"] = "%s:%d" % imap.sock.getsockname()[:2]
+        imap.starttls(ssl_context=modern_context())
+        for expected in ("AUTHENTICATIONFAILED", "UNAVAILABLE"):
+            try:
+                imap.login("mallory", "guess")
+                raise AssertionError("a wrong password was accepted")
+            except imaplib.IMAP4.error as e:
+                assert expected in str(e), e
         imap.logout()
         pop = poplib.POP3("127.0.0.1", cls.port["pop3"], timeout=15)
         cls.clients["pop3_login"] = "%s:%d" % pop.sock.getsockname()[:2]

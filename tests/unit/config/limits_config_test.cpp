@@ -68,3 +68,38 @@ TEST_CASE("bad limits are refused with the key", "[config][limits]") {
              Catch::Contains("listener[0].limits.deny"));
   CHECK_THAT(f.load("smtp = { greeting = \"a\\r\\nb\" }\n"), Catch::Contains("must be one line"));
 }
+
+TEST_CASE("[listener.auth_guard]: on by default, read, bad values refused with the key",
+          "[config][auth]") {
+  files f;
+  config cfg;
+  REQUIRE(f.load("", &cfg).empty());
+  const auto& d = cfg.listeners.at(0).auth_guard;
+  CHECK(d.enabled);
+  CHECK(d.failures_per_ip == 10);
+  CHECK(d.failures_per_user == 5);
+  CHECK(d.window == std::chrono::minutes(10));
+  CHECK(d.block == std::chrono::minutes(15));
+  CHECK(d.tarpit == std::chrono::seconds(1));
+
+  REQUIRE(f.load("auth_guard = { enabled = false, failures_per_ip = 3, failures_per_user = 2, "
+                 "window = \"1m\", block = \"2h\", tarpit = \"0s\", remember_success = \"1h\" }\n",
+                 &cfg)
+              .empty());
+  const auto& g = cfg.listeners.at(0).auth_guard;
+  CHECK_FALSE(g.enabled);
+  CHECK(g.failures_per_ip == 3);
+  CHECK(g.failures_per_user == 2);
+  CHECK(g.window == std::chrono::minutes(1));
+  CHECK(g.block == std::chrono::hours(2));
+  CHECK(g.tarpit.count() == 0);
+  CHECK(g.remember_success == std::chrono::hours(1));
+
+  CHECK_THAT(f.load("auth_guard = { failures_per_user = 0 }\n"),
+             Catch::Contains("listener[0].auth_guard.failures_per_user"));
+  CHECK_THAT(f.load("auth_guard = { window = \"0s\" }\n"),
+             Catch::Contains("listener[0].auth_guard.window"));
+  CHECK_THAT(f.load("auth_guard = { tarpit = \"1m\" }\n"),
+             Catch::Contains("listener[0].auth_guard.tarpit"));
+  CHECK_THAT(f.load("auth_guard = { treshold = 3 }\n"), Catch::Contains("treshold"));
+}

@@ -78,6 +78,7 @@ class machine_harness {
           std::string mark = s.what == k::start_front_tls ? "start_front_tls"
                              : s.what == k::close         ? "close"
                              : s.what == k::abort_backend ? "abort_backend"
+                             : s.what == k::delay_client  ? "delay_client"
                                                           : "other";
           if (s.what == k::close) closed_ = true;
           marks_new_.push_back(mark);

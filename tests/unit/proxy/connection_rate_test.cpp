@@ -5,18 +5,14 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 
+#include "mapped_ipv4.hpp"
+
 using tlsbridge::proxy::connection_rate_table;
 using namespace std::chrono_literals;
 
 namespace {
 std::array<std::uint8_t, 16> key(std::uint32_t n) {
-  std::array<std::uint8_t, 16> k{};
-  k[10] = k[11] = 0xff;  // IPv4-mapped
-  k[12] = static_cast<std::uint8_t>(n >> 24);
-  k[13] = static_cast<std::uint8_t>(n >> 16);
-  k[14] = static_cast<std::uint8_t>(n >> 8);
-  k[15] = static_cast<std::uint8_t>(n);
-  return k;
+  return tlsbridge::test::mapped_ipv4(n);
 }
 }  // namespace
 

@@ -117,7 +117,7 @@ TEST_CASE("report: authentication failures and ActiveSync devices", "[report]") 
   const std::string head = R"({"ts":"2026-12-02T10:00:00.000Z","v":1,"conn":"aa","listener":"l",)";
   for (int i = 0; i < 3; ++i)
     feed(s, head + R"("event":"auth.failure","user":"alice","client":"[2001:db8::9]:4000"})");
-  feed(s, head + R"("event":"auth.failure","user":"bob","client":"192.0.2.1:4000"})");
+  feed(s, head + R"("event":"auth.failure","user":"bob","client_ip":"192.0.2.1"})");
   auto sync = [&](const char* type, const char* id) {
     feed(s, head +
                 R"("event":"http.request","method":"POST","path":"/Microsoft-Server-ActiveSync",)"

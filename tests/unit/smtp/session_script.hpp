@@ -84,6 +84,8 @@ inline std::string describe(const step& s) {
       return "connect_backend";
     case step::kind::close:
       return "close";
+    case step::kind::delay_client:
+      return "delay_client " + std::to_string(s.delay.count()) + "ms";
   }
   return "?";
 }
