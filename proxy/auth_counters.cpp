@@ -1,5 +1,6 @@
 #include "proxy/auth_counters.hpp"
 
+#include <algorithm>
 #include <random>
 
 namespace tlsbridge::proxy {
@@ -72,17 +73,18 @@ local_auth_counters::failure_slot& local_auth_counters::claim_failure_slot(const
   return s;
 }
 
-std::uint32_t local_auth_counters::count_failure(std::string_view key, clock::duration window,
+std::uint32_t local_auth_counters::count_failure(std::string_view key, const failure_limit& limit,
                                                  clock::time_point now) {
   const digest d = digest_of(key);
   std::lock_guard lock(mutex_);
   failure_slot& s = claim_failure_slot(d, now);
-  if (s.count == 0 || now - s.window_start >= window) {  // a new window from this failure
+  if (s.count == 0 || now - s.window_start >= limit.window) {  // a new window from this failure
     s.window_start = now;
     s.count = 0;
   }
-  s.window = window;
+  s.window = limit.window;
   if (s.count < UINT32_MAX) ++s.count;
+  if (s.count >= limit.threshold) s.blocked_until = now + limit.block;
   return s.count;
 }
 
@@ -90,7 +92,8 @@ void local_auth_counters::block(std::string_view key, clock::duration how_long,
                                 clock::time_point now) {
   const digest d = digest_of(key);
   std::lock_guard lock(mutex_);
-  claim_failure_slot(d, now).blocked_until = now + how_long;
+  failure_slot& s = claim_failure_slot(d, now);
+  s.blocked_until = std::max(s.blocked_until, now + how_long);
 }
 
 bool local_auth_counters::blocked(std::string_view key, clock::time_point now) {

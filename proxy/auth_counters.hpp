@@ -1,7 +1,8 @@
 // The counting behind `[listener.auth_guard]` (proxy/auth_guard.hpp), behind one narrow seam so a
-// store shared by several instances can take the place of the process's own tables: count a
-// failure for a key in a window and learn the total; block a key for a while and ask whether it
-// is blocked; remember a success and ask whether one happened lately. Keys are short strings the
+// store shared by several instances (proxy/shared_auth_counters.hpp) can take the place of the
+// process's own tables: count a failure for a key in a window, which blocks the key for a while
+// at a threshold, and ask whether it is blocked; remember a success and ask whether one happened
+// lately. Keys are short strings the
 // guard makes ("ip:<hex>", "user:<name>", "ok:<name>/<hex>"). Times are given as durations from
 // `now` (the process's steady clock), so a shared store can keep them as expiries of its own.
 //
@@ -27,11 +28,17 @@ class auth_counters {
  public:
   using clock = std::chrono::steady_clock;
   virtual ~auth_counters() = default;
-  // One more failure for `key` in a window of `window` that starts with its first failure: the
-  // failures in the window, this one included.
-  virtual std::uint32_t count_failure(std::string_view key, clock::duration window,
+  // When failures block a key: `threshold` of them in a window of `window` that starts with the
+  // first one block it for `block`.
+  struct failure_limit {
+    std::uint32_t threshold = 0;
+    clock::duration window{};
+    clock::duration block{};
+  };
+  // One more failure for `key`: the failures in the window, this one included; at the threshold
+  // the key is blocked.
+  virtual std::uint32_t count_failure(std::string_view key, const failure_limit& limit,
                                       clock::time_point now) = 0;
-  virtual void block(std::string_view key, clock::duration how_long, clock::time_point now) = 0;
   virtual bool blocked(std::string_view key, clock::time_point now) = 0;
   virtual void remember_success(std::string_view key, clock::time_point now) = 0;
   // A success for `key` less than `within` before `now`.
@@ -47,9 +54,10 @@ class local_auth_counters final : public auth_counters {
   explicit local_auth_counters(std::size_t failure_slots = default_slots,
                                std::size_t success_slots = default_slots);
 
-  std::uint32_t count_failure(std::string_view key, clock::duration window,
+  std::uint32_t count_failure(std::string_view key, const failure_limit& limit,
                               clock::time_point now) override;
-  void block(std::string_view key, clock::duration how_long, clock::time_point now) override;
+  // Blocks `key` until now + how_long (or longer, if it already was).
+  void block(std::string_view key, clock::duration how_long, clock::time_point now);
   bool blocked(std::string_view key, clock::time_point now) override;
   void remember_success(std::string_view key, clock::time_point now) override;
   bool succeeded_within(std::string_view key, clock::duration within,

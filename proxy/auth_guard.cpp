@@ -42,13 +42,10 @@ protocols::auth_block auth_guard::may_try(const ip_key& ip, std::string_view use
 
 void auth_guard::failed(const ip_key& ip, std::string_view user,
                         const config::auth_guard_config& cfg, clock::time_point now) {
-  const std::string ip_key_text = ip_counter_key(ip);
-  if (counters_->count_failure(ip_key_text, cfg.window, now) >= cfg.failures_per_ip)
-    counters_->block(ip_key_text, cfg.block, now);
-  if (user.empty()) return;
-  const std::string user_key_text = user_counter_key(user);
-  if (counters_->count_failure(user_key_text, cfg.window, now) >= cfg.failures_per_user)
-    counters_->block(user_key_text, cfg.block, now);
+  counters_->count_failure(ip_counter_key(ip), {cfg.failures_per_ip, cfg.window, cfg.block}, now);
+  if (!user.empty())
+    counters_->count_failure(user_counter_key(user), {cfg.failures_per_user, cfg.window, cfg.block},
+                             now);
 }
 
 void auth_guard::succeeded(const ip_key& ip, std::string_view user, clock::time_point now) {

@@ -22,6 +22,7 @@
 #include "proxy/metrics.hpp"
 #include "proxy/operational_warnings.hpp"
 #include "proxy/status_board.hpp"
+#include "proxy/shared_auth_counters.hpp"
 #include "proxy/shared_state.hpp"
 
 namespace tlsbridge::proxy {
@@ -45,10 +46,15 @@ class listener_counters {
   // [listener.limits] connection_rate: counts one new connection from this client in this
   // process; the count including it (proxy/shared_connection_rate.hpp decides).
   std::size_t count_rate(const std::array<std::uint8_t, 16>& ip, config::duration window);
-  // [listener.auth_guard]'s counts (locks inside).
+  listener_counters() : listener_counters(std::make_unique<shared_auth_counters>()) {}
+  // [listener.auth_guard]'s counts (locks inside); shared through Redis once attached
+  // (proxy/shared_auth_counters.hpp).
+  shared_auth_counters& auth_sharing;
   auth_guard auth;
 
  private:
+  explicit listener_counters(std::unique_ptr<shared_auth_counters> counters)
+      : auth_sharing(*counters), auth(std::move(counters)) {}
   std::mutex mutex_;
   connection_rate_table rate_;  // under mutex_
   std::map<std::array<std::uint8_t, 16>, std::size_t> per_ip_;

@@ -230,6 +230,7 @@ int server::run() {
   pid_file_ = open_pid_file();  // before binding: a second instance must not share our ports
   shared_ = shared_state_for(cfg_->server.shared_state, nullptr, &metrics_);
   runtimes_ = build_runtimes(cfg_, shared_);
+  for (auto& [name, rt] : runtimes_) rt->counters->auth_sharing.attach(shared_, name);
   own_certs_ = read_own_certificates(*cfg_);
   record_certificate_expiry(own_certs_, metrics_);
   record_build_info(metrics_, opts_.build);
@@ -415,6 +416,7 @@ void server::reload(const std::string& trigger) {
   retire_health_checks(runtimes_, next_rts);
   shared_ = replace_shared_state(shared_, next_shared, metrics_);
   runtimes_ = std::move(next_rts);
+  for (auto& [name, rt] : runtimes_) rt->counters->auth_sharing.attach(shared_, name);
   start_health_checks(main_io_, runtimes_);
   own_certs_ = read_own_certificates(*cfg_);
   record_certificate_expiry(own_certs_, metrics_);

@@ -18,6 +18,8 @@
 #include <deque>
 #include <stdexcept>
 
+#include "proxy/redis_connect.hpp"
+#include "proxy/shared_feed.hpp"
 #include "proxy/warning_throttle.hpp"
 
 namespace tlsbridge::proxy {
@@ -75,19 +77,6 @@ std::optional<long long> integer_of(const redisReply& r) {
       return std::nullopt;  // an error reply: this request failed, the connection is fine
   }
 }
-
-// A request's words as hiredis takes them: pointers and lengths (binary-safe).
-struct argv_view {
-  explicit argv_view(const std::vector<std::string>& argv) {
-    for (const auto& a : argv) {
-      pointers.push_back(a.data());
-      lengths.push_back(a.size());
-    }
-  }
-  int count() const { return static_cast<int>(pointers.size()); }
-  std::vector<const char*> pointers;
-  std::vector<std::size_t> lengths;
-};
 
 struct answer_wait {
   explicit answer_wait(const asio::any_io_executor& ex) : timer(ex) {}
@@ -212,49 +201,8 @@ struct shared_state::connection {
       if (r.done) r.done(std::nullopt);
   }
 
-  // Connects, AUTH and SELECT as the URL says; null with the reason when any of it fails.
   redisContext* open(std::string& why) {
-    const timeval timeout{std::chrono::duration_cast<std::chrono::seconds>(connect_timeout).count(),
-                          0};
-    redisContext* c = redisConnectWithTimeout(where_.host.c_str(), where_.port, timeout);
-    if (c == nullptr) {
-      why = "cannot allocate a connection";
-      return nullptr;
-    }
-    if (c->err) {
-      why = c->errstr;
-      redisFree(c);
-      return nullptr;
-    }
-    redisSetTimeout(c, timeout);
-    redisEnableKeepAlive(c);
-    std::vector<std::vector<std::string>> hello;
-    if (!where_.password.empty()) {
-      if (where_.user.empty())
-        hello.push_back({"AUTH", where_.password});
-      else
-        hello.push_back({"AUTH", where_.user, where_.password});
-    }
-    if (where_.database != 0) hello.push_back({"SELECT", std::to_string(where_.database)});
-    for (const auto& argv : hello) {
-      if (auto error = command(*c, argv); !error.empty()) {
-        why = argv[0] + " refused: " + error;
-        redisFree(c);
-        return nullptr;
-      }
-    }
-    return c;
-  }
-
-  // One command outside the pipeline (the connection's opening): "" or what went wrong.
-  static std::string command(redisContext& c, const std::vector<std::string>& argv) {
-    argv_view args(argv);
-    auto* r = static_cast<redisReply*>(
-        redisCommandArgv(&c, args.count(), args.pointers.data(), args.lengths.data()));
-    if (r == nullptr) return c.errstr;
-    std::string error = r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "";
-    freeReplyObject(r);
-    return error;
+    return open_redis(where_, std::chrono::duration_cast<std::chrono::seconds>(connect_timeout), why);
   }
 
   // Serves requests until the connection fails (the reason) or the thread stops ("").
@@ -338,11 +286,13 @@ struct shared_state::connection {
 shared_state::shared_state(std::string url_text, config::redis_url where, metrics* m)
     : url_text_(std::move(url_text)),
       label_(where.to_string()),
-      connection_(std::make_shared<connection>(std::move(where), m)),
-      metrics_(m) {}
+      connection_(std::make_shared<connection>(where, m)),
+      metrics_(m),
+      feed_(std::move(where)) {}
 
 void shared_state::start() {
   if (!thread_.joinable()) thread_ = std::thread([c = connection_] { c->run(); });
+  feed_.start();
 }
 
 shared_state::~shared_state() {
@@ -350,12 +300,21 @@ shared_state::~shared_state() {
 }
 
 void shared_state::stop() {
+  feed_.stop();
   connection_->stop();
   if (thread_.joinable()) thread_.join();
 }
 
 bool shared_state::up() const {
   return connection_->up();
+}
+
+void shared_state::send(std::vector<std::string> argv, answer_handler done) {
+  connection_->submit(std::move(argv), std::move(done));
+}
+
+void shared_state::publish(std::string channel, std::string message) {
+  send({"PUBLISH", std::move(channel), std::move(message)}, nullptr);
 }
 
 asio::awaitable<std::optional<long long>> shared_state::ask(std::vector<std::string> argv,

@@ -33,6 +33,7 @@
 
 #include "config/redis_url.hpp"
 #include "proxy/metrics.hpp"
+#include "proxy/shared_feed.hpp"
 
 namespace tlsbridge::proxy {
 
@@ -124,6 +125,13 @@ class shared_state {
   using answer_handler = std::function<void(std::optional<long long>)>;
   struct connection;  // the Redis thread's side (shared_state.cpp)
 
+  // Sends argv without waiting: `done` (may be null) gets the answer on the Redis thread, or
+  // nullopt at once when Redis is not up or the queue is full.
+  void send(std::vector<std::string> argv, answer_handler done);
+  // PUBLISH on `channel`, no answer awaited; the messages other instances (and this one) receive.
+  void publish(std::string channel, std::string message);
+  shared_feed& feed() { return feed_; }
+
  private:
   // Queues argv; waits for its answer at most answer_budget. `also` sees every answer, even one
   // that came too late for this wait.
@@ -135,6 +143,7 @@ class shared_state {
   std::shared_ptr<connection> connection_;
   metrics* metrics_;
   cluster_view_cache views_;
+  shared_feed feed_;
   std::thread thread_;
 };
 
