@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "proxy/redis_connect.hpp"
+#include "proxy/shared_auth_counters.hpp"
 #include "proxy/shared_state.hpp"
 #include "tests/unit/proxy/temp_dir.hpp"
 
@@ -90,6 +92,20 @@ struct redis_process {
   ~redis_process() { kill(); }
 };
 
+bool redis_exists(unsigned short port, const std::string& key) {
+  std::string why;
+  config::redis_url where;
+  where.host = "127.0.0.1";
+  where.port = port;
+  redisContext* c = proxy::open_redis(where, 1s, why);
+  if (c == nullptr) return false;
+  auto* r = static_cast<redisReply*>(redisCommand(c, "EXISTS %b", key.data(), key.size()));
+  const bool found = r != nullptr && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+  if (r) freeReplyObject(r);
+  redisFree(c);
+  return found;
+}
+
 template <typename T>
 T run(asio::io_context& io, asio::awaitable<T> a) {
   auto f = asio::co_spawn(io, std::move(a), asio::use_future);
@@ -140,4 +156,69 @@ TEST_CASE("shared_state against a real Redis: counts, blocks, and local answers 
   CHECK(run(io, shared.count({"rate", "smtp-in", "192.0.2.8"}, 60s, 1)) == 1);
   CHECK(run(io, shared.blocked_for(user)) == proxy::shared_state::clock::duration::zero());
   shared.stop();
+}
+
+TEST_CASE("shared_auth_counters: two instances on one Redis meet one threshold and share successes",
+          "[proxy][shared][redis][auth]") {
+  redis_process redis;
+  if (!redis.start()) {
+    WARN("redis-server cannot run here (scripts/setup installs it): nothing checked");
+    return;
+  }
+  const std::string url = "redis://127.0.0.1:" + std::to_string(redis.port);
+  auto parsed = config::parse_redis_url(url);
+  REQUIRE(parsed.url);
+  auto a = std::make_shared<proxy::shared_state>(url, *parsed.url, nullptr);
+  auto b = std::make_shared<proxy::shared_state>(url, *parsed.url, nullptr);
+  a->start();
+  b->start();
+  REQUIRE(wait_until([&] { return a->up() && b->up(); }, 5s));
+  proxy::shared_auth_counters on_a, on_b;
+  on_a.attach(a, "imap");
+  on_b.attach(b, "imap");
+  using clock = proxy::auth_counters::clock;
+  const proxy::auth_counters::failure_limit limit{3, 60s, 60s};
+
+  // Failures alternate between the instances: neither counts 3 itself, yet the third blocks on
+  // both (Redis's answer on one, the feed on the other).
+  on_a.count_failure("user:alice", limit, clock::now());
+  on_b.count_failure("user:alice", limit, clock::now());
+  CHECK_FALSE(on_a.blocked("user:alice", clock::now()));
+  CHECK_FALSE(on_b.blocked("user:alice", clock::now()));
+  on_a.count_failure("user:alice", limit, clock::now());
+  CHECK(wait_until([&] { return on_b.blocked("user:alice", clock::now()); }, 2s));
+  CHECK(wait_until([&] { return on_a.blocked("user:alice", clock::now()); }, 2s));
+  CHECK(redis_exists(redis.port, "tlsbridge:authblock:imap:user:alice"));
+  CHECK_FALSE(on_b.blocked("user:bob", clock::now()));
+
+  // Another listener's counts are its own.
+  proxy::shared_auth_counters other;
+  other.attach(b, "pop3");
+  CHECK_FALSE(other.blocked("user:alice", clock::now()));
+
+  on_a.remember_success("ok:alice/7f000005", clock::now());
+  CHECK(wait_until([&] { return on_b.succeeded_within("ok:alice/7f000005", 1h, clock::now()); },
+                   2s));
+
+  // Detached: the local tables alone, the blocks they hold kept.
+  on_b.attach(nullptr, "imap");
+  for (int i = 0; i < 2; ++i) on_b.count_failure("user:carol", limit, clock::now());
+  CHECK_FALSE(on_b.blocked("user:carol", clock::now()));
+  CHECK(on_b.blocked("user:alice", clock::now()));
+  a->stop();
+  b->stop();
+}
+
+TEST_CASE("shared_auth_counters: feed messages it cannot read change nothing", "[proxy][auth]") {
+  proxy::shared_auth_counters c;
+  using clock = proxy::auth_counters::clock;
+  for (const char* m : {"", "block", "block ", "block 1000", "block x user:a", "block -5 user:a",
+                        "block 0 user:a", "block 1000user:a", "blocks 1000 user:a", "ok"})
+    c.on_feed(m);
+  CHECK_FALSE(c.blocked("user:a", clock::now()));
+  CHECK_FALSE(c.blocked("", clock::now()));
+  c.on_feed("block 60000 user:a");
+  CHECK(c.blocked("user:a", clock::now()));
+  c.on_feed("ok ok:a/7f000001");
+  CHECK(c.succeeded_within("ok:a/7f000001", 1min, clock::now()));
 }
