@@ -21,9 +21,9 @@
 #include "proxy/connection_rate.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/operational_warnings.hpp"
-#include "proxy/status_board.hpp"
 #include "proxy/shared_auth_counters.hpp"
 #include "proxy/shared_state.hpp"
+#include "proxy/status_board.hpp"
 
 namespace tlsbridge::proxy {
 

@@ -45,8 +45,8 @@ void shared_auth_counters::attach(std::shared_ptr<shared_state> shared,
   if (link_.shared == shared && link_.listener == listener) return;
   detach(link_);
   if (!shared) return;
-  link_.token = shared->feed().subscribe(channel_of(listener),
-                                         [this](std::string_view m) { on_feed(m); });
+  link_.token =
+      shared->feed().subscribe(channel_of(listener), [this](std::string_view m) { on_feed(m); });
   link_.shared = std::move(shared);
   link_.listener = listener;
 }
@@ -56,8 +56,7 @@ shared_auth_counters::link shared_auth_counters::current() const {
   return {link_.shared, link_.listener, 0};
 }
 
-std::uint32_t shared_auth_counters::count_failure(std::string_view key,
-                                                  const failure_limit& limit,
+std::uint32_t shared_auth_counters::count_failure(std::string_view key, const failure_limit& limit,
                                                   clock::time_point now) {
   const std::uint32_t local = local_->count_failure(key, limit, now);
   const link l = current();
@@ -77,14 +76,14 @@ std::uint32_t shared_auth_counters::count_failure(std::string_view key,
                                 std::string(key)};
   // Redis's total is the cluster's: remembered for the next decision, and at the threshold the
   // key is blocked here as soon as it is known (the feed says so too, a moment later).
-  l.shared->send(std::move(argv), [local_table = local_, views = views_, count_key,
-                                   key = std::string(key), local, now,
-                                   limit](std::optional<long long> total) {
-    if (!total || *total <= 0) return;
-    views->remember(count_key, {static_cast<std::uint64_t>(*total), local}, now, limit.window);
-    if (static_cast<std::uint64_t>(*total) >= limit.threshold)
-      local_table->block(key, limit.block, clock::now());
-  });
+  l.shared->send(
+      std::move(argv), [local_table = local_, views = views_, count_key, key = std::string(key),
+                        local, now, limit](std::optional<long long> total) {
+        if (!total || *total <= 0) return;
+        views->remember(count_key, {static_cast<std::uint64_t>(*total), local}, now, limit.window);
+        if (static_cast<std::uint64_t>(*total) >= limit.threshold)
+          local_table->block(key, limit.block, clock::now());
+      });
   return static_cast<std::uint32_t>(std::min<std::uint64_t>(merged, UINT32_MAX));
 }
 
@@ -123,8 +122,7 @@ void shared_auth_counters::on_feed(std::string_view message) {
   message.remove_prefix(6);
   long long ms = 0;
   const auto [end, ec] = std::from_chars(message.data(), message.data() + message.size(), ms);
-  if (ec != std::errc{} || ms <= 0 || end == message.data() + message.size() || *end != ' ')
-    return;
+  if (ec != std::errc{} || ms <= 0 || end == message.data() + message.size() || *end != ' ') return;
   local_->block(message.substr(end - message.data() + 1), std::chrono::milliseconds(ms), now);
 }
 

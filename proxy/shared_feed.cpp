@@ -14,9 +14,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr auto feed_timeout = 1s;      // connecting, and the PSUBSCRIBE's answer
-constexpr int stop_check_ms = 200;     // how soon stop() is noticed while nothing arrives
-constexpr auto feed_retry = 1s;        // between attempts while Redis is lost
+constexpr auto feed_timeout = 1s;   // connecting, and the PSUBSCRIBE's answer
+constexpr int stop_check_ms = 200;  // how soon stop() is noticed while nothing arrives
+constexpr auto feed_retry = 1s;     // between attempts while Redis is lost
 
 std::string_view text_of(const redisReply& r) {
   if (r.type != REDIS_REPLY_STRING || r.str == nullptr) return {};
@@ -86,8 +86,7 @@ std::string shared_feed::listen(redisContext& c) {
     while (redisGetReplyFromReader(&c, &raw) == REDIS_OK && raw != nullptr) {
       auto* r = static_cast<redisReply*>(raw);
       // A pattern subscription's message: ["pmessage", pattern, channel, payload].
-      if (r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
-          text_of(*r->element[0]) == "pmessage")
+      if (r->type == REDIS_REPLY_ARRAY && r->elements == 4 && text_of(*r->element[0]) == "pmessage")
         deliver(text_of(*r->element[2]), text_of(*r->element[3]));
       freeReplyObject(r);
       raw = nullptr;

@@ -202,7 +202,8 @@ struct shared_state::connection {
   }
 
   redisContext* open(std::string& why) {
-    return open_redis(where_, std::chrono::duration_cast<std::chrono::seconds>(connect_timeout), why);
+    return open_redis(where_, std::chrono::duration_cast<std::chrono::seconds>(connect_timeout),
+                      why);
   }
 
   // Serves requests until the connection fails (the reason) or the thread stops ("").

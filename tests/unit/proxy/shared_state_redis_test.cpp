@@ -197,8 +197,8 @@ TEST_CASE("shared_auth_counters: two instances on one Redis meet one threshold a
   CHECK_FALSE(other.blocked("user:alice", clock::now()));
 
   on_a.remember_success("ok:alice/7f000005", clock::now());
-  CHECK(wait_until([&] { return on_b.succeeded_within("ok:alice/7f000005", 1h, clock::now()); },
-                   2s));
+  CHECK(
+      wait_until([&] { return on_b.succeeded_within("ok:alice/7f000005", 1h, clock::now()); }, 2s));
 
   // Detached: the local tables alone, the blocks they hold kept.
   on_b.attach(nullptr, "imap");
