@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import unittest
 
 import lab
 
@@ -25,6 +26,13 @@ def why_redis_cannot_run():
     if proc.returncode != 0:
         return f"redis-server --version exited {proc.returncode}: {proc.stderr.strip()}"
     return None
+
+
+def skip_unless_redis_runs():
+    """Raises unittest.SkipTest with the reason when redis-server cannot run here."""
+    why = why_redis_cannot_run()
+    if why:
+        raise unittest.SkipTest(why)
 
 
 class RedisServer:

@@ -21,40 +21,55 @@ LIMIT = 4
 RECONNECT_TIMEOUT = 20.0  # the proxy retries with back-off up to 5 s apart
 
 
+def start_redis(test):
+    """A redis-server of its own on a free port, stopped at the test's cleanup."""
+    redis = redis_peer.RedisServer()
+    test.addCleanup(redis.cleanup)
+    return redis.start()
+
+
+def start_instances(test, certs, shared_state, listener_for):
+    """Two tlsbridge instances (each with an admin endpoint and the listener listener_for(port)
+    gives) behind one HAProxy; answers the instances as (proxy, admin) and HAProxy's port."""
+    instances = []
+    for _ in range(2):
+        port, admin = lab.free_port(), f"127.0.0.1:{lab.free_port()}"
+        proxy = lab.Tlsbridge([listener_for(port)],
+                              [(f"{certs}/server.chain.pem", f"{certs}/server.key")],
+                              admin=admin, server={"shared_state": shared_state})
+        test.addCleanup(proxy.cleanup)
+        proxy.start()
+        instances.append((proxy, admin, port))
+    front = start_haproxy(test, instances[0][2], instances[1][2])
+    return [(proxy, admin) for proxy, admin, _ in instances], front
+
+
+def wait_for_gauge(instances, value, timeout):
+    """Whether tlsbridge_shared_state_up reads `value` on every instance within timeout."""
+    return lab.wait_until(
+        lambda: all(metric(admin, "tlsbridge_shared_state_up") == value
+                    for _, admin in instances), timeout, interval=0.2)
+
+
 class SharedStateTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        why = redis_peer.why_redis_cannot_run()
-        if why:
-            raise unittest.SkipTest(why)
+        redis_peer.skip_unless_redis_runs()
         cls.certs = lab.shared_certs()
         cls.backend = lab.PostfixBackend(cls.certs, tls="none")
         cls.addClassCleanup(cls.backend.cleanup)
         cls.backend.start()
 
     def start_redis(self):
-        redis = redis_peer.RedisServer()
-        self.addCleanup(redis.cleanup)
-        return redis.start()
+        return start_redis(self)
 
     def start_instances(self, shared_state):
-        """Two tlsbridge instances (each with an admin endpoint) behind one HAProxy; answers the
-        instances as (proxy, admin) and HAProxy's port."""
-        instances = []
-        for _ in range(2):
-            port, admin = lab.free_port(), f"127.0.0.1:{lab.free_port()}"
-            listener = lab.smtp_listener(port, self.backend.port, tls="none", backend_tls="none",
-                                         require_tls=False, proxy_protocol=True,
-                                         trusted_proxies=["127.0.0.1/32"],
-                                         limits={"connection_rate": RATE})
-            proxy = lab.Tlsbridge([listener],
-                                  [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")],
-                                  admin=admin, server={"shared_state": shared_state})
-            self.addCleanup(proxy.cleanup)
-            proxy.start()
-            instances.append((proxy, admin, port))
-        front = start_haproxy(self, instances[0][2], instances[1][2])
-        return [(proxy, admin) for proxy, admin, _ in instances], front
+        def listener_for(port):
+            return lab.smtp_listener(port, self.backend.port, tls="none", backend_tls="none",
+                                     require_tls=False, proxy_protocol=True,
+                                     trusted_proxies=["127.0.0.1/32"],
+                                     limits={"connection_rate": RATE})
+        return start_instances(self, self.certs, shared_state, listener_for)
 
     def replies(self, client_ip, front, n):
         """n connections one after another from client_ip through HAProxy: each one's first
@@ -77,9 +92,7 @@ class SharedStateTest(unittest.TestCase):
         return None
 
     def wait_for_gauge(self, instances, value, timeout):
-        return lab.wait_until(
-            lambda: all(metric(admin, "tlsbridge_shared_state_up") == value
-                        for _, admin in instances), timeout, interval=0.2)
+        return wait_for_gauge(instances, value, timeout)
 
     def assert_admitted(self, got, n, instances):
         for i, (line, _) in enumerate(got[:n]):

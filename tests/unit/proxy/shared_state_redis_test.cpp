@@ -13,7 +13,9 @@
 #include <boost/asio/use_future.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <optional>
 #include <string>
+#include <utility>
 #include <thread>
 #include <vector>
 
@@ -106,6 +108,19 @@ bool redis_exists(unsigned short port, const std::string& key) {
   return found;
 }
 
+// The URL of `redis` once it runs, as text and parsed; nullopt (and a warning) where
+// redis-server cannot run.
+std::optional<std::pair<std::string, config::redis_url>> start_or_warn(redis_process& redis) {
+  if (!redis.start()) {
+    WARN("redis-server cannot run here (scripts/setup installs it): nothing checked");
+    return std::nullopt;
+  }
+  const std::string url = "redis://127.0.0.1:" + std::to_string(redis.port);
+  auto parsed = config::parse_redis_url(url);
+  REQUIRE(parsed.url);
+  return std::make_pair(url, *parsed.url);
+}
+
 template <typename T>
 T run(asio::io_context& io, asio::awaitable<T> a) {
   auto f = asio::co_spawn(io, std::move(a), asio::use_future);
@@ -119,14 +134,10 @@ T run(asio::io_context& io, asio::awaitable<T> a) {
 TEST_CASE("shared_state against a real Redis: counts, blocks, and local answers once it is gone",
           "[proxy][shared][redis]") {
   redis_process redis;
-  if (!redis.start()) {
-    WARN("redis-server cannot run here (scripts/setup installs it): nothing checked");
-    return;
-  }
-  const std::string url = "redis://127.0.0.1:" + std::to_string(redis.port);
-  auto parsed = config::parse_redis_url(url);
-  REQUIRE(parsed.url);
-  proxy::shared_state shared(url, *parsed.url, nullptr);
+  const auto started = start_or_warn(redis);
+  if (!started) return;
+  const auto& [url, where] = *started;
+  proxy::shared_state shared(url, where, nullptr);
   CHECK_FALSE(shared.up());  // nothing runs before start()
   shared.start();
   REQUIRE(wait_until([&] { return shared.up(); }, 5s));
@@ -161,15 +172,11 @@ TEST_CASE("shared_state against a real Redis: counts, blocks, and local answers 
 TEST_CASE("shared_auth_counters: two instances on one Redis meet one threshold and share successes",
           "[proxy][shared][redis][auth]") {
   redis_process redis;
-  if (!redis.start()) {
-    WARN("redis-server cannot run here (scripts/setup installs it): nothing checked");
-    return;
-  }
-  const std::string url = "redis://127.0.0.1:" + std::to_string(redis.port);
-  auto parsed = config::parse_redis_url(url);
-  REQUIRE(parsed.url);
-  auto a = std::make_shared<proxy::shared_state>(url, *parsed.url, nullptr);
-  auto b = std::make_shared<proxy::shared_state>(url, *parsed.url, nullptr);
+  const auto started = start_or_warn(redis);
+  if (!started) return;
+  const auto& [url, where] = *started;
+  auto a = std::make_shared<proxy::shared_state>(url, where, nullptr);
+  auto b = std::make_shared<proxy::shared_state>(url, where, nullptr);
   a->start();
   b->start();
   REQUIRE(wait_until([&] { return a->up() && b->up(); }, 5s));
