@@ -38,6 +38,7 @@ std::array<std::uint8_t, 16> per_ip_key(const std::array<std::uint8_t, 16>& ip);
 // connections its previous generation still carries). Shared by the worker threads.
 class listener_counters {
  public:
+  listener_counters() : listener_counters(std::make_unique<shared_auth_counters>()) {}
   std::atomic<std::size_t> active{0};
   // Connections per client (after PROXY), keyed by per_ip_key. Returns the count including this
   // one.
@@ -46,7 +47,6 @@ class listener_counters {
   // [listener.limits] connection_rate: counts one new connection from this client in this
   // process; the count including it (proxy/shared_connection_rate.hpp decides).
   std::size_t count_rate(const std::array<std::uint8_t, 16>& ip, config::duration window);
-  listener_counters() : listener_counters(std::make_unique<shared_auth_counters>()) {}
   // [listener.auth_guard]'s counts (locks inside); shared through Redis once attached
   // (proxy/shared_auth_counters.hpp).
   shared_auth_counters& auth_sharing;

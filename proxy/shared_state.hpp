@@ -15,7 +15,9 @@
 // without an answer in time, what other instances counted since this one last asked is missed.
 // Redis lost or not there at start: counting goes on locally, a `warn` line (throttled) and
 // `tlsbridge_shared_state_up` 0, reconnection with back-off, an `info` line when it is back.
-// Never a refusal because Redis is gone, never a failed start.
+// Never a refusal because Redis is gone, never a failed start. A second connection per process,
+// the feed (proxy/shared_feed.hpp), receives what the instances publish to each other (send and
+// publish below: no answer awaited).
 #pragma once
 
 #include <array>

@@ -15,8 +15,8 @@
 #include <chrono>
 #include <optional>
 #include <string>
-#include <utility>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "proxy/redis_connect.hpp"
