@@ -188,6 +188,8 @@ class ProxyProtocolTest(PlainBackendMixin, unittest.TestCase):
 HAPROXY_CFG = """\
 global
     maxconn 200
+    # One thread: round robin then alternates strictly, which the tests count on.
+    nbthread 1
 defaults
     mode tcp
     timeout connect 5s
