@@ -2,6 +2,7 @@
 
 #include <openssl/pem.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "certs/chain_collector.hpp"
@@ -27,6 +28,19 @@ void record_certificate_expiry(const std::vector<own_certificate>& certs, metric
   for (const auto& c : certs)
     m.set("tlsbridge_certificate_not_after_timestamp_seconds",
           {{"file", c.file}, {"subject", c.subject}}, static_cast<double>(c.not_after));
+}
+
+void record_certificate_expiry(const std::vector<own_certificate>& previous,
+                               const std::vector<own_certificate>& current, metrics& m) {
+  for (const auto& old : previous) {
+    const bool kept = std::any_of(current.begin(), current.end(), [&](const own_certificate& c) {
+      return c.file == old.file && c.subject == old.subject;
+    });
+    if (!kept)
+      m.remove("tlsbridge_certificate_not_after_timestamp_seconds",
+               {{"file", old.file}, {"subject", old.subject}});
+  }
+  record_certificate_expiry(current, m);
 }
 
 std::int64_t days_left(const own_certificate& c, std::int64_t now) {

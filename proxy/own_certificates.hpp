@@ -23,6 +23,11 @@ struct own_certificate {
 std::vector<own_certificate> read_own_certificates(const config::config& cfg);
 
 void record_certificate_expiry(const std::vector<own_certificate>& certs, metrics& m);
+// After a reload: the gauges of `previous` certificates that `current` no longer has are
+// removed (a certificate taken out of [[certs]] must not keep alerting on its old expiry), and
+// `current`'s are set.
+void record_certificate_expiry(const std::vector<own_certificate>& previous,
+                               const std::vector<own_certificate>& current, metrics& m);
 
 // Whole days from `now` to notAfter, rounded down (negative once expired).
 std::int64_t days_left(const own_certificate& c, std::int64_t now);

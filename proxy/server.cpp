@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -418,8 +419,8 @@ void server::reload(const std::string& trigger) {
   runtimes_ = std::move(next_rts);
   for (auto& [name, rt] : runtimes_) rt->counters->auth_sharing.attach(shared_, name);
   start_health_checks(main_io_, runtimes_);
-  own_certs_ = read_own_certificates(*cfg_);
-  record_certificate_expiry(own_certs_, metrics_);
+  auto previous_certs = std::exchange(own_certs_, read_own_certificates(*cfg_));
+  record_certificate_expiry(previous_certs, own_certs_, metrics_);
   follow_files();
   record_reload(metrics_, trigger, true,
                 describe_reload(before, after, changed_files(files_before, loaded_files_)));

@@ -54,3 +54,17 @@ TEST_CASE("own certificates: whole days left, negative once expired", "[status_j
   CHECK(proxy::days_left(c, 1000000 - 86399) == 0);
   CHECK(proxy::days_left(c, 1000001) == -1);
 }
+
+TEST_CASE("own certificates: a reload withdraws the notAfter gauge of a certificate it removed",
+          "[status_json]") {
+  proxy::metrics m;
+  const std::vector<proxy::own_certificate> before{{"/etc/a.pem", "CN=a", 100},
+                                                   {"/etc/b.pem", "CN=b", 200}};
+  const std::vector<proxy::own_certificate> after{{"/etc/b.pem", "CN=b", 300}};
+  proxy::record_certificate_expiry(before, m);
+  CHECK(m.render().find("file=\"/etc/a.pem\"") != std::string::npos);
+  proxy::record_certificate_expiry(before, after, m);
+  const auto text = m.render();
+  CHECK(text.find("file=\"/etc/a.pem\"") == std::string::npos);
+  CHECK(text.find("{file=\"/etc/b.pem\",subject=\"CN=b\"} 300") != std::string::npos);
+}
