@@ -206,8 +206,12 @@ class BackendHealthTest(unittest.TestCase):
         held.command("EHLO c-held")  # stays open on one backend
         busy, idle = (a, b) if "c-held" in clients_of(a) else (b, a)
         self.assertIn("c-held", clients_of(busy))
+        before = len(self.proxy.conn_records())
         for i in range(3):
             served(self.port, f"c-{i}")
+            # The session's record is written after both legs closed: only then is its back leg
+            # no longer counted active, and the next choice compares 1 (held) with 0 again.
+            self.proxy.wait_for_conn_records(before + i + 1)
         self.assertEqual(clients_of(idle), ["c-0", "c-1", "c-2"])
         self.assertEqual(clients_of(busy), ["c-held"])
         held.command("QUIT")
