@@ -636,6 +636,11 @@ def shared_certs():
     return _shared_certs
 
 
+def server_pair(certs):
+    """The lab's front certificate (chain) and key, as a [[certs]] entry for Tlsbridge."""
+    return (f"{certs}/server.chain.pem", f"{certs}/server.key")
+
+
 # A raw SMTP client, for things smtplib and swaks will not do (pipelining an injection, reading
 # every byte until the connection closes)
 

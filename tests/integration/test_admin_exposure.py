@@ -16,7 +16,7 @@ class AdminExposureTest(unittest.TestCase):
                 admin = listen % lab.free_port() if listen else ""
                 proxy = lab.Tlsbridge(
                     [lab.smtp_listener(lab.free_port(), 2525, tls="none", backend_tls="none")],
-                    [(f"{certs}/server.chain.pem", f"{certs}/server.key")], admin=admin)
+                    [lab.server_pair(certs)], admin=admin)
                 self.addCleanup(proxy.cleanup)
                 with open(proxy.config_path, "w") as f:
                     f.write(proxy.config_text())

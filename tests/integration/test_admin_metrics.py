@@ -42,16 +42,14 @@ class AdminMetricsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = lab.shared_certs()
-        cls.backend = lab.PostfixBackend(cls.certs, tls="tls1.0-starttls")
-        cls.addClassCleanup(cls.backend.cleanup)
-        cls.backend.start()
+        cls.backend = lab.start_for_class(cls, lab.PostfixBackend(cls.certs, tls="tls1.0-starttls"))
 
     def setUp(self):
         self.port = lab.free_port()
         self.admin = lab.free_port()
         self.proxy = lab.Tlsbridge(
             [lab.smtp_listener(self.port, self.backend.port)],
-            [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")],
+            [lab.server_pair(self.certs)],
             admin=f"127.0.0.1:{self.admin}")
         self.addCleanup(self.proxy.cleanup)
         self.proxy.start()

@@ -131,7 +131,7 @@ class AuthGuardTest(unittest.TestCase):
              mail("pop3", "pop3", cls.dovecot.pop3_port, guard(failures_per_ip=4)),
              mail("tarpit", "imap", cls.dovecot.imap_port, guard(tarpit="1s")),
              https],
-            [(f"{cls.certs}/server.chain.pem", f"{cls.certs}/server.key")],
+            [lab.server_pair(cls.certs)],
             admin=f"127.0.0.1:{cls.admin}", server={"threads": 1})
         cls.addClassCleanup(cls.proxy.cleanup)
         cls.proxy.start()
@@ -284,7 +284,7 @@ class SmtpAuthGuardTest(unittest.TestCase):
         cls.proxy = lab.Tlsbridge(
             [lab.smtp_listener(cls.port, cls.postfix.port, name="smtp-guard", tls="implicit",
                                auth_guard=guard(failures_per_user=3))],
-            [(f"{cls.certs}/server.chain.pem", f"{cls.certs}/server.key")])
+            [lab.server_pair(cls.certs)])
         cls.addClassCleanup(cls.proxy.cleanup)
         cls.proxy.start()
 

@@ -20,9 +20,7 @@ class ClientCertificateTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = lab.shared_certs()
-        cls.backend = lab.PostfixBackend(cls.certs, tls="none")
-        cls.addClassCleanup(cls.backend.cleanup)
-        cls.backend.start()
+        cls.backend = lab.start_for_class(cls, lab.PostfixBackend(cls.certs, tls="none"))
 
     def start_proxy(self, mode="required", extra_toml=""):
         port = lab.free_port()
@@ -30,7 +28,7 @@ class ClientCertificateTest(unittest.TestCase):
                                      backend_tls="none", client_certs=mode,
                                      client_ca=f"{self.certs}/ca.crt")
         proxy = lab.Tlsbridge([listener],
-                              [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")],
+                              [lab.server_pair(self.certs)],
                               extra_toml=extra_toml)
         self.addCleanup(proxy.cleanup)
         proxy.start()
@@ -204,7 +202,7 @@ class ClientChainTrustTest(unittest.TestCase):
         listener = lab.smtp_listener(port, self.backend.port, name="smtps-mtls", tls="implicit",
                                      backend_tls="none", client_certs="required")
         proxy = lab.Tlsbridge([listener],
-                              [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")])
+                              [lab.server_pair(self.certs)])
         self.addCleanup(proxy.cleanup)
         with open(proxy.config_path, "w") as f:
             f.write(proxy.config_text())

@@ -82,7 +82,7 @@ class HalfRecordTlsBackend(LoopbackServer):
     def __init__(self, certs, pause):
         self.pause = pause
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(f"{certs}/server.chain.pem", f"{certs}/server.key")
+        self.context.load_cert_chain(*lab.server_pair(certs))
         self.half_sent = threading.Event()
         super().__init__()
 
@@ -159,15 +159,13 @@ class FaultTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = lab.shared_certs()
-        cls.postfix = lab.PostfixBackend(cls.certs, tls="tls1.0-starttls")
-        cls.addClassCleanup(cls.postfix.cleanup)
-        cls.postfix.start()
+        cls.postfix = lab.start_for_class(cls, lab.PostfixBackend(cls.certs, tls="tls1.0-starttls"))
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
 
     def start_proxy(self, listeners, **kw):
         proxy = lab.Tlsbridge(listeners,
-                              [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")], **kw)
+                              [lab.server_pair(self.certs)], **kw)
         self.addCleanup(proxy.cleanup)
         proxy.start()
         return proxy

@@ -66,7 +66,7 @@ class HttpsTest(unittest.TestCase):
             [https_listener("https-a", cls.port_a, cls.iis.port),
              https_listener("https-b", cls.port_b, cls.iis.port, idle="30s", request_timeout="2s"),
              https_listener("https-down", cls.port_down, nobody), pinned],
-            [(f"{cls.certs}/server.chain.pem", f"{cls.certs}/server.key")])
+            [lab.server_pair(cls.certs)])
         cls.addClassCleanup(cls.proxy.cleanup)
         cls.proxy.start()
 

@@ -53,7 +53,7 @@ def setUpModule():
              listener("imaps", "imap", dovecot.imap_port, "implicit"),
              listener("pop3", "pop3", dovecot.pop3_port, "starttls"),
              listener("pop3s", "pop3", dovecot.pop3_port, "implicit")],
-            [(f"{certs}/server.chain.pem", f"{certs}/server.key")])
+            [lab.server_pair(certs)])
         proxy.start()
     except Exception:
         tearDownModule()

@@ -108,16 +108,14 @@ class FakeSmtpBackend:
 
 
 def proxy_certs(certs):
-    return [(f"{certs}/server.chain.pem", f"{certs}/server.key")]
+    return [lab.server_pair(certs)]
 
 
 class SmtpLimitsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = lab.shared_certs()
-        cls.backend = lab.PostfixBackend(cls.certs, tls="none")
-        cls.addClassCleanup(cls.backend.cleanup)
-        cls.backend.start()
+        cls.backend = lab.start_for_class(cls, lab.PostfixBackend(cls.certs, tls="none"))
         cls.port = lab.free_port()
         cls.rate_port = lab.free_port()
         timeouts = {"handshake": "5s", "idle": "30s", "connect": "5s"}

@@ -17,16 +17,14 @@ class OperationsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = lab.shared_certs()
-        cls.backend = lab.PostfixBackend(cls.certs, tls="none")
-        cls.addClassCleanup(cls.backend.cleanup)
-        cls.backend.start()
+        cls.backend = lab.start_for_class(cls, lab.PostfixBackend(cls.certs, tls="none"))
 
     def make_proxy(self):
         port = lab.free_port()
         proxy = lab.Tlsbridge(
             [lab.smtp_listener(port, self.backend.port, tls="none", backend_tls="none",
                                require_tls=False)],
-            [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")])
+            [lab.server_pair(self.certs)])
         self.addCleanup(proxy.cleanup)
         return proxy, port
 
@@ -105,16 +103,14 @@ class PrivilegesAndDescriptorsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = lab.shared_certs()
-        cls.backend = lab.PostfixBackend(cls.certs, tls="none")
-        cls.addClassCleanup(cls.backend.cleanup)
-        cls.backend.start()
+        cls.backend = lab.start_for_class(cls, lab.PostfixBackend(cls.certs, tls="none"))
 
     def start(self, extra_server=None, **listener_extra):
         port = lab.free_port()
         proxy = lab.Tlsbridge(
             [lab.smtp_listener(port, self.backend.port, tls="none", backend_tls="none",
                                require_tls=False, **listener_extra)],
-            [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")])
+            [lab.server_pair(self.certs)])
         self.addCleanup(proxy.cleanup)
         if extra_server:
             original = proxy.config_text

@@ -28,16 +28,14 @@ class OutputFileTest(unittest.TestCase):
         if os.geteuid() != 0:
             raise unittest.SkipTest("needs root: the proxy must open its files as root to matter")
         cls.certs = lab.shared_certs()
-        cls.backend = lab.PostfixBackend(cls.certs, tls="none")
-        cls.addClassCleanup(cls.backend.cleanup)
-        cls.backend.start()
+        cls.backend = lab.start_for_class(cls, lab.PostfixBackend(cls.certs, tls="none"))
 
     def make_proxy(self, server_extra="", log_file=None):
         port = lab.free_port()
         proxy = lab.Tlsbridge(
             [lab.smtp_listener(port, self.backend.port, tls="none", backend_tls="none",
                                require_tls=False)],
-            [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")])
+            [lab.server_pair(self.certs)])
         self.addCleanup(proxy.cleanup)
         original = proxy.config_text
 

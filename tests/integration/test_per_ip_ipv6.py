@@ -51,9 +51,7 @@ class PerIpIpv6Test(unittest.TestCase):
         except OSError:
             raise unittest.SkipTest("no IPv6 loopback here")
         cls.certs = lab.shared_certs()
-        cls.backend = lab.PostfixBackend(cls.certs, tls="none")
-        cls.addClassCleanup(cls.backend.cleanup)
-        cls.backend.start()
+        cls.backend = lab.start_for_class(cls, lab.PostfixBackend(cls.certs, tls="none"))
 
     def setUp(self):
         self.port = lab.free_port()
@@ -63,7 +61,7 @@ class PerIpIpv6Test(unittest.TestCase):
             max_connections_per_ip=self.LIMIT,
             timeouts={"handshake": "5s", "idle": "30s", "connect": "5s"})
         self.proxy = Ipv6Tlsbridge(
-            [listener], [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")])
+            [listener], [lab.server_pair(self.certs)])
         self.addCleanup(self.proxy.cleanup)
         self.proxy.start()
         self.sport = 40000
@@ -133,7 +131,7 @@ class TrustedProxiesIpv4MappedTest(unittest.TestCase):
                 listener = lab.smtp_listener(lab.free_port(), 2525, tls="none", backend_tls="none",
                                              proxy_protocol=True, trusted_proxies=entries)
                 proxy = lab.Tlsbridge(
-                    [listener], [(f"{certs}/server.chain.pem", f"{certs}/server.key")])
+                    [listener], [lab.server_pair(certs)])
                 self.addCleanup(proxy.cleanup)
                 with open(proxy.config_path, "w") as f:
                     f.write(proxy.config_text())

@@ -296,7 +296,7 @@ class ProxyHeaderDifferentialTest(unittest.TestCase):
             proxy_protocol=True, trusted_proxies=["127.0.0.1/32"], max_connections_per_ip=1000,
             timeouts={"handshake": "2s", "idle": "30s", "connect": "5s"})
         certs = lab.shared_certs()
-        proxy = lab.Tlsbridge([listener], [(f"{certs}/server.chain.pem", f"{certs}/server.key")])
+        proxy = lab.Tlsbridge([listener], [lab.server_pair(certs)])
         self.addCleanup(proxy.cleanup)
         proxy.start()
 

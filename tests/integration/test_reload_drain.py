@@ -41,9 +41,7 @@ class ReloadTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = lab.shared_certs()
-        cls.backend = lab.PostfixBackend(cls.certs, tls="tls1.0-starttls")
-        cls.addClassCleanup(cls.backend.cleanup)
-        cls.backend.start()
+        cls.backend = lab.start_for_class(cls, lab.PostfixBackend(cls.certs, tls="tls1.0-starttls"))
         cls.iis = legacy_iis.LegacyIis(cls.certs).start()
         cls.addClassCleanup(cls.iis.stop)
 
@@ -55,7 +53,7 @@ class ReloadTest(unittest.TestCase):
                            "tls_profile": "legacy", "verify": "none"}}
         kept = lab.smtp_listener(kept_port, self.backend.port, name="kept")
         extra = lab.smtp_listener(extra_port, self.backend.port, name="extra")
-        server_pair = (f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")
+        server_pair = lab.server_pair(self.certs)
         sni_pair = (f"{self.certs}/sni-a.chain.pem", f"{self.certs}/sni-a.key")
         proxy = lab.Tlsbridge([kept, web, extra], [server_pair])
         self.addCleanup(proxy.cleanup)
@@ -110,16 +108,14 @@ class DrainTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = lab.shared_certs()
-        cls.backend = lab.PostfixBackend(cls.certs, tls="none")
-        cls.addClassCleanup(cls.backend.cleanup)
-        cls.backend.start()
+        cls.backend = lab.start_for_class(cls, lab.PostfixBackend(cls.certs, tls="none"))
 
     def test_sigterm_lets_open_sessions_finish_then_exits_zero(self):
         port = lab.free_port()
         proxy = lab.Tlsbridge(
             [lab.smtp_listener(port, self.backend.port, tls="none", backend_tls="none",
                                require_tls=False)],
-            [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")],
+            [lab.server_pair(self.certs)],
             shutdown_grace="10s")
         self.addCleanup(proxy.cleanup)
         proxy.start()

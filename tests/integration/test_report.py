@@ -55,9 +55,7 @@ class ReportTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = certs = lab.shared_certs()
-        cls.postfix = lab.PostfixBackend(certs)
-        cls.addClassCleanup(cls.postfix.cleanup)
-        cls.postfix.start()
+        cls.postfix = lab.start_for_class(cls, lab.PostfixBackend(certs))
         cls.port = {n: lab.free_port() for n in ("smtp", "smtps", "denied")}
         pf = cls.postfix.port
         listeners = [
@@ -65,7 +63,7 @@ class ReportTest(unittest.TestCase):
             lab.smtp_listener(cls.port["smtps"], pf, name="smtps", tls="implicit"),
             lab.smtp_listener(cls.port["denied"], pf, name="denied", allow=["192.0.2.0/24"]),
         ]
-        cls.proxy = lab.Tlsbridge(listeners, [(f"{certs}/server.chain.pem", f"{certs}/server.key")])
+        cls.proxy = lab.Tlsbridge(listeners, [lab.server_pair(certs)])
         cls.addClassCleanup(cls.proxy.cleanup)
         cls.proxy.start()
         cls.proxy.wait_for_probes_done()

@@ -43,16 +43,14 @@ class PlainBackendMixin:
     @classmethod
     def setUpClass(cls):
         cls.certs = lab.shared_certs()
-        cls.backend = lab.PostfixBackend(cls.certs, tls="none")
-        cls.addClassCleanup(cls.backend.cleanup)
-        cls.backend.start()
+        cls.backend = lab.start_for_class(cls, lab.PostfixBackend(cls.certs, tls="none"))
 
     def start_proxy(self, **listener_extra):
         port = lab.free_port()
         listener = lab.smtp_listener(port, self.backend.port, tls="none", backend_tls="none",
                                      require_tls=False, **listener_extra)
         proxy = lab.Tlsbridge([listener],
-                              [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")])
+                              [lab.server_pair(self.certs)])
         self.addCleanup(proxy.cleanup)
         proxy.start()
         return proxy, port
@@ -114,7 +112,7 @@ class MailboxLimitsTest(unittest.TestCase):
                               "backend": {"address": [f"127.0.0.1:{backend}"], "tls": "starttls",
                                           "tls_profile": "legacy", "verify": "none"}})
         proxy = lab.Tlsbridge(listeners,
-                              [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")])
+                              [lab.server_pair(self.certs)])
         self.addCleanup(proxy.cleanup)
         proxy.start()
         self.assertTrue(proxy.wait_for_probes_done(), "the readiness probes' sessions never ended")

@@ -35,7 +35,7 @@ def start_instances(test, certs, shared_state, listener_for):
     for _ in range(2):
         port, admin = lab.free_port(), f"127.0.0.1:{lab.free_port()}"
         proxy = lab.Tlsbridge([listener_for(port)],
-                              [(f"{certs}/server.chain.pem", f"{certs}/server.key")],
+                              [lab.server_pair(certs)],
                               admin=admin, server={"shared_state": shared_state})
         test.addCleanup(proxy.cleanup)
         proxy.start()
@@ -56,9 +56,7 @@ class SharedStateTest(unittest.TestCase):
     def setUpClass(cls):
         redis_peer.skip_unless_redis_runs()
         cls.certs = lab.shared_certs()
-        cls.backend = lab.PostfixBackend(cls.certs, tls="none")
-        cls.addClassCleanup(cls.backend.cleanup)
-        cls.backend.start()
+        cls.backend = lab.start_for_class(cls, lab.PostfixBackend(cls.certs, tls="none"))
 
     def start_redis(self):
         return start_redis(self)
@@ -165,7 +163,7 @@ class SharedStateTest(unittest.TestCase):
         listener = lab.smtp_listener(port, self.backend.port, tls="none", backend_tls="none",
                                      require_tls=False, limits={"connection_rate": RATE})
         proxy = lab.Tlsbridge([listener],
-                              [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")],
+                              [lab.server_pair(self.certs)],
                               admin=admin, server={"shared_state": first.url})
         self.addCleanup(proxy.cleanup)
         proxy.start()

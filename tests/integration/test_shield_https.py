@@ -105,7 +105,7 @@ class ShieldTest(unittest.TestCase):
         cls.proxy = lab.Tlsbridge(
             [listener("shield-iis", cls.port_iis, cls.iis.port, "implicit"),
              listener("shield-bytes", cls.port_bytes, cls.bytes.port, "none")],
-            [(f"{cls.certs}/server.chain.pem", f"{cls.certs}/server.key")])
+            [lab.server_pair(cls.certs)])
         cls.addClassCleanup(cls.proxy.cleanup)
         cls.proxy.start()
 
@@ -444,7 +444,7 @@ class SlowHeadTest(unittest.TestCase):
             [listener("shield-slow", cls.port, cls.bytes.port, "none",
                       timeouts={"handshake": "5s", "idle": "30s", "connect": "2s",
                                 "request_head": "2s"})],
-            [(f"{cls.certs}/server.chain.pem", f"{cls.certs}/server.key")])
+            [lab.server_pair(cls.certs)])
         cls.addClassCleanup(cls.proxy.cleanup)
         cls.proxy.start()
 

@@ -46,7 +46,7 @@ def setUpModule():
                                backend_tls="starttls", protocol="pop3"),
              lab.smtp_listener(ports["pop3-fake"], fake_pop3.port, name="pop3-fake",
                                backend_tls="none", protocol="pop3")],
-            [(f"{certs}/server.chain.pem", f"{certs}/server.key")])
+            [lab.server_pair(certs)])
         proxy.start()
     except Exception:
         tearDownModule()

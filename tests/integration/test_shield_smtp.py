@@ -108,9 +108,7 @@ class ShieldAgainstPostfixTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = lab.shared_certs()
-        cls.postfix = lab.PostfixBackend(cls.certs, tls="tls1.0-starttls")
-        cls.addClassCleanup(cls.postfix.cleanup)
-        cls.postfix.start()
+        cls.postfix = lab.start_for_class(cls, lab.PostfixBackend(cls.certs, tls="tls1.0-starttls"))
         cls.chunkless = smtp_shield_lab.ChunklessPostfix(cls.certs, tls="none")
         cls.addClassCleanup(cls.chunkless.cleanup)
         cls.chunkless.start()

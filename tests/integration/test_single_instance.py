@@ -30,7 +30,7 @@ class SingleInstanceTest(unittest.TestCase):
         proxy = lab.Tlsbridge(
             [lab.smtp_listener(port, self.backend.port, tls="none", backend_tls="none",
                                require_tls=False)],
-            [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")], server=server)
+            [lab.server_pair(self.certs)], server=server)
         self.addCleanup(proxy.cleanup)
         return proxy
 

@@ -41,9 +41,7 @@ class ProxyTestCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = lab.shared_certs()
-        cls.backend = lab.PostfixBackend(cls.certs, tls=cls.backend_mode)
-        cls.addClassCleanup(cls.backend.cleanup)
-        cls.backend.start()
+        cls.backend = lab.start_for_class(cls, lab.PostfixBackend(cls.certs, tls=cls.backend_mode))
 
     def cert(self, name):
         return f"{self.certs}/{name}"

@@ -69,9 +69,7 @@ class StatusPageTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = lab.shared_certs()
-        cls.backend = lab.PostfixBackend(cls.certs, tls="tls1.0-starttls")
-        cls.addClassCleanup(cls.backend.cleanup)
-        cls.backend.start()
+        cls.backend = lab.start_for_class(cls, lab.PostfixBackend(cls.certs, tls="tls1.0-starttls"))
         cls.iis = legacy_iis.LegacyIis(cls.certs).start()
         cls.addClassCleanup(cls.iis.stop)
         cls.smtp_port, cls.smtps_port, cls.https_port, cls.admin_port = (
@@ -81,7 +79,7 @@ class StatusPageTest(unittest.TestCase):
              lab.smtp_listener(cls.smtps_port, cls.backend.port, name="smtps-in",
                                tls="implicit"),
              https_listener("https-in", cls.https_port, cls.iis.port)],
-            [(f"{cls.certs}/server.chain.pem", f"{cls.certs}/server.key")],
+            [lab.server_pair(cls.certs)],
             admin=f"127.0.0.1:{cls.admin_port}")
         cls.addClassCleanup(cls.proxy.cleanup)
         cls.proxy.start()

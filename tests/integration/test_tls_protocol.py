@@ -26,19 +26,16 @@ class RawTlsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = lab.shared_certs()
-        cls.plain = lab.PostfixBackend(cls.certs, tls="none")
-        cls.addClassCleanup(cls.plain.cleanup)
-        cls.plain.start()
-        cls.implicit = lab.PostfixBackend(cls.certs, tls="tls1.0-implicit")
-        cls.addClassCleanup(cls.implicit.cleanup)
-        cls.implicit.start()
+        cls.plain = lab.start_for_class(cls, lab.PostfixBackend(cls.certs, tls="none"))
+        cls.implicit = lab.start_for_class(
+            cls, lab.PostfixBackend(cls.certs, tls="tls1.0-implicit"))
 
     def start_proxy(self, backend, backend_tls, **listener_keys):
         port = lab.free_port()
         listener = tls_listener(port, backend.port, backend_tls)
         listener.update(listener_keys)
         proxy = lab.Tlsbridge([listener],
-                              [(f"{self.certs}/server.chain.pem", f"{self.certs}/server.key")])
+                              [lab.server_pair(self.certs)])
         self.addCleanup(proxy.cleanup)
         proxy.start()
         return proxy, port
