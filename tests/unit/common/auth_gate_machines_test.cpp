@@ -2,6 +2,8 @@
 // and the backend's verdict in its grammar, a failure's reply follows a delay_client step (the
 // tarpit), and a blocked attempt is answered by the proxy with nothing relayed.
 #include <catch2/catch.hpp>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -198,45 +200,55 @@ TEST_CASE("imap: a blocked user named in a LOGIN literal ends the session before
   CHECK(has_event(m, "auth.blocked"));
 }
 
+// One SASL exchange per mail protocol whose machine reads the user from the client's response.
+struct sasl_cancel_case {
+  const char* protocol;
+  std::function<std::unique_ptr<protocols::session_machine>()> make;
+  std::string command;        // starts the exchange; relayed as it is
+  std::string backend_abort;  // the backend's answer to the "*" that cancels it
+  std::string refusal;        // what the client is told instead
+  std::string next;           // a later command, relayed: the session goes on
+};
+
 TEST_CASE("pop3 and imap: a blocked user in a SASL PLAIN response cancels the exchange",
           "[pop3][imap][auth]") {
   const std::string plain_bob = "AGJvYgBndWVzcw==";  // "\0bob\0guess"
-  {
-    protocols::pop3::machine_settings s;
-    s.front = config::front_tls::implicit;
-    protocols::pop3::pop3_machine m(s, "+OK ready\r\n");
-    fake_gate gate;
-    gate.blocked_users = {"bob"};
-    machine_harness h(m, false);
-    start_gated(m, gate, h);
-    h.client("AUTH PLAIN\r\n");
-    CHECK(h.take_backend() == "AUTH PLAIN\r\n");
-    h.backend("+ \r\n");
-    h.take_client();
-    h.client(plain_bob + "\r\n");
-    CHECK(h.take_backend() == "*\r\n");  // RFC 5034 §4: cancelled, the response kept here
-    h.backend("-ERR Authentication aborted\r\n");
-    CHECK(h.take_client() == "-ERR [SYS/TEMP] Too many failed logins, try later\r\n");
-    CHECK(gate.failures.empty());
-  }
-  {
-    protocols::imap::machine_settings s;
-    s.front = config::front_tls::implicit;
-    protocols::imap::imap_machine m(s, "* OK ready\r\n");
-    fake_gate gate;
-    gate.blocked_users = {"bob"};
-    machine_harness h(m, false);
-    start_gated(m, gate, h);
-    h.client("a1 AUTHENTICATE PLAIN\r\n");
-    CHECK(h.take_backend() == "a1 AUTHENTICATE PLAIN\r\n");
-    h.backend("+ \r\n");
-    h.take_client();
-    h.client(plain_bob + "\r\n");
-    CHECK(h.take_backend() == "*\r\n");  // RFC 9051 §6.2.2
-    h.backend("a1 BAD Authentication aborted\r\n");
-    CHECK(h.take_client() == "a1 NO [UNAVAILABLE] Too many failed logins, try later\r\n");
-    CHECK(gate.failures.empty());
-    h.client("a2 NOOP\r\n");  // the session goes on
-    CHECK(h.take_backend() == "a2 NOOP\r\n");
+  const std::vector<sasl_cancel_case> cases = {
+      {"pop3",  // RFC 5034 §4
+       [] {
+         protocols::pop3::machine_settings s;
+         s.front = config::front_tls::implicit;
+         return std::make_unique<protocols::pop3::pop3_machine>(s, "+OK ready\r\n");
+       },
+       "AUTH PLAIN\r\n", "-ERR Authentication aborted\r\n",
+       "-ERR [SYS/TEMP] Too many failed logins, try later\r\n", "CAPA\r\n"},
+      {"imap",  // RFC 9051 §6.2.2
+       [] {
+         protocols::imap::machine_settings s;
+         s.front = config::front_tls::implicit;
+         return std::make_unique<protocols::imap::imap_machine>(s, "* OK ready\r\n");
+       },
+       "a1 AUTHENTICATE PLAIN\r\n", "a1 BAD Authentication aborted\r\n",
+       "a1 NO [UNAVAILABLE] Too many failed logins, try later\r\n", "a2 NOOP\r\n"},
+  };
+  for (const auto& c : cases) {
+    DYNAMIC_SECTION(c.protocol) {
+      auto m = c.make();
+      fake_gate gate;
+      gate.blocked_users = {"bob"};
+      machine_harness h(*m, false);
+      start_gated(*m, gate, h);
+      h.client(c.command);
+      CHECK(h.take_backend() == c.command);
+      h.backend("+ \r\n");
+      h.take_client();
+      h.client(plain_bob + "\r\n");
+      CHECK(h.take_backend() == "*\r\n");  // cancelled, the response kept here
+      h.backend(c.backend_abort);
+      CHECK(h.take_client() == c.refusal);
+      CHECK(gate.failures.empty());
+      h.client(c.next);
+      CHECK(h.take_backend() == c.next);
+    }
   }
 }
