@@ -8,12 +8,14 @@
 //   loadgen serve      --port P                 plain TCP backend: echo, or sink when a connection
 //                                               starts with "SINK" + 8-byte big-endian length (it
 //                                               then answers one byte "K" after that many bytes)
-//   loadgen handshakes --port P --workers N --seconds T [--no-request]
+//   loadgen handshakes --port P --workers N --seconds T [--no-request] [--count K]
 //   loadgen idle       --port P --conns K [--workers N] [--hold-seconds S] [--size 64]
 //   loadgen bulk       --port P --conns C --bytes B        (B bytes per connection)
 //   loadgen latency    --port P --seconds T [--size 64] [--plain]
 //   loadgen smtp       --port P --workers N --seconds T    (EHLO, STARTTLS, EHLO, MAIL, RCPT,
-//                                                           DATA, QUIT per connection)
+//                      [--count K]                          DATA, QUIT per connection)
+// --count K: stop after exactly K attempts (or T seconds, whichever comes first) — for
+// bench/callgrind, which divides a proxy's instructions by a known number of connections.
 #include <algorithm>
 #include <arpa/inet.h>
 #include <atomic>
@@ -62,6 +64,7 @@ struct options {
   std::size_t size = 64;  // latency message; idle round trip
   bool request = true;
   bool plain = false;
+  std::uint64_t count = 0;  // 0: run for --seconds
 };
 
 options parse(int argc, char** argv) {
@@ -84,6 +87,7 @@ options parse(int argc, char** argv) {
     else if (a == "--size") o.size = std::stoul(next());
     else if (a == "--no-request") o.request = false;
     else if (a == "--plain") o.plain = true;
+    else if (a == "--count") o.count = std::stoull(next());
     else die("unknown option " + a);
   }
   return o;
@@ -315,20 +319,35 @@ int run_serve(const options& o) {
   }
 }
 
+// With --count, each worker claims one attempt before it starts it, so exactly `count` are made.
+bool claim(const options& o, std::atomic<std::uint64_t>& claimed) {
+  return o.count == 0 || claimed.fetch_add(1) < o.count;
+}
+
+// Waits --seconds, or with --count until every claimed attempt has ended (bounded by --seconds).
+void wait_for_end(const options& o, const std::atomic<std::uint64_t>& done,
+                  const std::atomic<std::uint64_t>& failed) {
+  const auto until = clock_type::now() + std::chrono::duration<double>(o.seconds);
+  while (clock_type::now() < until) {
+    if (o.count != 0 && done.load() + failed.load() >= o.count) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(o.count != 0 ? 2 : 50));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // handshakes: N workers, full TLS 1.3 handshake per connection, then close.
 
 int run_handshakes(const options& o) {
   SSL_CTX* ctx = client_ctx(TLS1_3_VERSION);
   std::atomic<bool> stop{false};
-  std::atomic<std::uint64_t> done{0}, failed{0};
+  std::atomic<std::uint64_t> done{0}, failed{0}, claimed{0};
   std::vector<std::thread> threads;
   auto start = clock_type::now();
   for (int w = 0; w < o.workers; ++w) {
     threads.emplace_back([&] {
       char msg[32] = "PING-handshake-bench-0123456789";
       char back[sizeof msg];
-      while (!stop.load(std::memory_order_relaxed)) {
+      while (!stop.load(std::memory_order_relaxed) && claim(o, claimed)) {
         conn c;
         c.fd = tcp_connect(o);
         if (c.fd < 0) {
@@ -348,7 +367,7 @@ int run_handshakes(const options& o) {
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::duration<double>(o.seconds));
+  wait_for_end(o, done, failed);
   stop = true;
   for (auto& t : threads) t.join();
   double secs = std::chrono::duration<double>(clock_type::now() - start).count();
@@ -564,12 +583,12 @@ bool smtp_transaction(const options& o, SSL_CTX* ctx, std::string& why) {
 int run_smtp(const options& o) {
   SSL_CTX* ctx = client_ctx(TLS1_2_VERSION);
   std::atomic<bool> stop{false};
-  std::atomic<std::uint64_t> done{0}, failed{0};
+  std::atomic<std::uint64_t> done{0}, failed{0}, claimed{0};
   std::vector<std::thread> threads;
   auto start = clock_type::now();
   for (int w = 0; w < o.workers; ++w) {
     threads.emplace_back([&] {
-      while (!stop.load(std::memory_order_relaxed)) {
+      while (!stop.load(std::memory_order_relaxed) && claim(o, claimed)) {
         std::string why;
         if (smtp_transaction(o, ctx, why)) {
           ++done;
@@ -584,7 +603,7 @@ int run_smtp(const options& o) {
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::duration<double>(o.seconds));
+  wait_for_end(o, done, failed);
   stop = true;
   for (auto& t : threads) t.join();
   double secs = std::chrono::duration<double>(clock_type::now() - start).count();
