@@ -18,17 +18,19 @@
 //   --release-buffers       SSL_MODE_RELEASE_BUFFERS on both proxy contexts
 //   --groups LIST           the front's groups (default the "modern" profile's)
 //   --allocator mimalloc|jemalloc   OpenSSL's allocations through CRYPTO_set_mem_functions
-//                           (built with -DFLOOR_MIMALLOC / -DFLOOR_JEMALLOC)
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <string>
-
+//                           (built with -DFLOOR_MIMALLOC / -DFLOOR_JEMALLOC and linked with
+//                           Debian's libmimalloc / libjemalloc, which replace malloc for the
+//                           whole process anyway)
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
 #include <vector>
 #ifdef FLOOR_MIMALLOC
 #include <mimalloc.h>
@@ -75,7 +77,9 @@ void use(SSL_CTX* ctx, const identity& id) {
 
 // ---- the proxy's side: the only code callgrind counts ----------------------------------------
 
-extern "C" __attribute__((noinline)) SSL* proxy_role_new(SSL_CTX* ctx) { return SSL_new(ctx); }
+extern "C" __attribute__((noinline)) SSL* proxy_role_new(SSL_CTX* ctx) {
+  return SSL_new(ctx);
+}
 
 extern "C" __attribute__((noinline)) int proxy_role_handshake(SSL* ssl) {
   return SSL_do_handshake(ssl);
@@ -97,13 +101,17 @@ bool handshake(SSL* proxy, SSL* peer, bool counted) {
   for (int step = 0; step < 64 && !(proxy_done && peer_done); ++step) {
     if (!peer_done) {
       const int rc = SSL_do_handshake(peer);
-      if (rc == 1) peer_done = true;
-      else if (SSL_get_error(peer, rc) != SSL_ERROR_WANT_READ) return false;
+      if (rc == 1)
+        peer_done = true;
+      else if (SSL_get_error(peer, rc) != SSL_ERROR_WANT_READ)
+        return false;
     }
     if (!proxy_done) {
       const int rc = counted ? proxy_role_handshake(proxy) : SSL_do_handshake(proxy);
-      if (rc == 1) proxy_done = true;
-      else if (SSL_get_error(proxy, rc) != SSL_ERROR_WANT_READ) return false;
+      if (rc == 1)
+        proxy_done = true;
+      else if (SSL_get_error(proxy, rc) != SSL_ERROR_WANT_READ)
+        return false;
     }
   }
   return proxy_done && peer_done;
@@ -134,8 +142,10 @@ void prefetch() {
   for (const char* kdf : {"HKDF", "TLS13-KDF", "TLS1-PRF"})
     prefetched.push_back(EVP_KDF_fetch(nullptr, kdf, nullptr));
   prefetched.push_back(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
-  for (const char* km : {"X25519", "EC"}) prefetched.push_back(EVP_KEYMGMT_fetch(nullptr, km, nullptr));
-  for (const char* kx : {"X25519", "ECDH"}) prefetched.push_back(EVP_KEYEXCH_fetch(nullptr, kx, nullptr));
+  for (const char* km : {"X25519", "EC"})
+    prefetched.push_back(EVP_KEYMGMT_fetch(nullptr, km, nullptr));
+  for (const char* kx : {"X25519", "ECDH"})
+    prefetched.push_back(EVP_KEYEXCH_fetch(nullptr, kx, nullptr));
   prefetched.push_back(EVP_SIGNATURE_fetch(nullptr, "ECDSA", nullptr));
   for (const char* c : {"AES-128-GCM", "AES-256-GCM", "AES-256-CBC", "AES-128-CBC"})
     prefetched.push_back(EVP_CIPHER_fetch(nullptr, c, nullptr));
@@ -144,13 +154,25 @@ void prefetch() {
 }
 
 #if defined(FLOOR_MIMALLOC)
-void* lever_malloc(size_t n, const char*, int) { return mi_malloc(n); }
-void* lever_realloc(void* p, size_t n, const char*, int) { return mi_realloc(p, n); }
-void lever_free(void* p, const char*, int) { mi_free(p); }
+void* lever_malloc(size_t n, const char*, int) {
+  return mi_malloc(n);
+}
+void* lever_realloc(void* p, size_t n, const char*, int) {
+  return mi_realloc(p, n);
+}
+void lever_free(void* p, const char*, int) {
+  mi_free(p);
+}
 #elif defined(FLOOR_JEMALLOC)
-void* lever_malloc(size_t n, const char*, int) { return malloc(n); }
-void* lever_realloc(void* p, size_t n, const char*, int) { return realloc(p, n); }
-void lever_free(void* p, const char*, int) { free(p); }
+void* lever_malloc(size_t n, const char*, int) {
+  return malloc(n);
+}
+void* lever_realloc(void* p, size_t n, const char*, int) {
+  return realloc(p, n);
+}
+void lever_free(void* p, const char*, int) {
+  free(p);
+}
 #endif
 
 }  // namespace
@@ -161,16 +183,25 @@ int main(int argc, char** argv) {
   std::string groups = "X25519:P-256:P-384", allocator;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
-    if (!std::strcmp(argv[i], "--count") && has_value) count = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--warmup") && has_value) warmup = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--tickets") && has_value) tickets = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--groups") && has_value) groups = argv[++i];
-    else if (!std::strcmp(argv[i], "--allocator") && has_value) allocator = argv[++i];
-    else if (!std::strcmp(argv[i], "--front-only")) front_only = true;
-    else if (!std::strcmp(argv[i], "--release-buffers")) release_buffers = true;
-    else if (!std::strcmp(argv[i], "--prefetch")) prefetch();
-    else die("usage: floor [--count N] [--warmup N] [--tickets N] [--front-only] [--prefetch] "
-             "[--release-buffers] [--groups LIST] [--allocator mimalloc|jemalloc]");
+    if (!std::strcmp(argv[i], "--count") && has_value)
+      count = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--warmup") && has_value)
+      warmup = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--tickets") && has_value)
+      tickets = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--groups") && has_value)
+      groups = argv[++i];
+    else if (!std::strcmp(argv[i], "--allocator") && has_value)
+      allocator = argv[++i];
+    else if (!std::strcmp(argv[i], "--front-only"))
+      front_only = true;
+    else if (!std::strcmp(argv[i], "--release-buffers"))
+      release_buffers = true;
+    else if (!std::strcmp(argv[i], "--prefetch"))
+      prefetch();
+    else
+      die("usage: floor [--count N] [--warmup N] [--tickets N] [--front-only] [--prefetch] "
+          "[--release-buffers] [--groups LIST] [--allocator mimalloc|jemalloc]");
   }
   if (!allocator.empty()) {
 #if defined(FLOOR_MIMALLOC) || defined(FLOOR_JEMALLOC)

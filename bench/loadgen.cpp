@@ -16,8 +16,18 @@
 //                      [--count K]                          DATA, QUIT per connection)
 // --count K: stop after exactly K attempts (or T seconds, whichever comes first) — for
 // bench/callgrind, which divides a proxy's instructions by a known number of connections.
-#include <algorithm>
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -26,22 +36,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fcntl.h>
 #include <map>
 #include <mutex>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <string>
-#include <sys/epoll.h>
-#include <sys/socket.h>
 #include <thread>
-#include <unistd.h>
 #include <unordered_map>
 #include <vector>
-
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 namespace {
 
@@ -77,18 +77,30 @@ options parse(int argc, char** argv) {
       if (i + 1 >= argc) die("missing value for " + a);
       return argv[++i];
     };
-    if (a == "--host") o.host = next();
-    else if (a == "--port") o.port = std::stoi(next());
-    else if (a == "--workers") o.workers = std::stoi(next());
-    else if (a == "--conns") o.conns = std::stoi(next());
-    else if (a == "--seconds") o.seconds = std::stod(next());
-    else if (a == "--hold-seconds") o.hold_seconds = std::stod(next());
-    else if (a == "--bytes") o.bytes = std::stoull(next());
-    else if (a == "--size") o.size = std::stoul(next());
-    else if (a == "--no-request") o.request = false;
-    else if (a == "--plain") o.plain = true;
-    else if (a == "--count") o.count = std::stoull(next());
-    else die("unknown option " + a);
+    if (a == "--host")
+      o.host = next();
+    else if (a == "--port")
+      o.port = std::stoi(next());
+    else if (a == "--workers")
+      o.workers = std::stoi(next());
+    else if (a == "--conns")
+      o.conns = std::stoi(next());
+    else if (a == "--seconds")
+      o.seconds = std::stod(next());
+    else if (a == "--hold-seconds")
+      o.hold_seconds = std::stod(next());
+    else if (a == "--bytes")
+      o.bytes = std::stoull(next());
+    else if (a == "--size")
+      o.size = std::stoul(next());
+    else if (a == "--no-request")
+      o.request = false;
+    else if (a == "--plain")
+      o.plain = true;
+    else if (a == "--count")
+      o.count = std::stoull(next());
+    else
+      die("unknown option " + a);
   }
   return o;
 }
@@ -200,11 +212,11 @@ void print_ssl_errors(const char* what) {
 // serve: the plain echo/sink backend, one epoll thread.
 
 struct backend_conn {
-  std::string head;        // first bytes until echo or sink is decided
+  std::string head;  // first bytes until echo or sink is decided
   bool decided = false;
   bool sink = false;
   std::uint64_t sink_left = 0;
-  std::string pending;     // echo bytes not yet written
+  std::string pending;  // echo bytes not yet written
 };
 
 int run_serve(const options& o) {
@@ -453,7 +465,8 @@ int run_bulk(const options& o) {
       while (!go) std::this_thread::yield();
       auto t0 = clock_type::now();
       char head[12] = {'S', 'I', 'N', 'K'};
-      for (int k = 0; k < 8; ++k) head[4 + k] = static_cast<char>((o.bytes >> (8 * (7 - k))) & 0xff);
+      for (int k = 0; k < 8; ++k)
+        head[4 + k] = static_cast<char>((o.bytes >> (8 * (7 - k))) & 0xff);
       std::vector<char> chunk(16384, 'x');
       bool ok = c.write_all(head, sizeof head);
       for (std::uint64_t left = o.bytes; ok && left > 0;) {
@@ -572,9 +585,10 @@ bool smtp_transaction(const options& o, SSL_CTX* ctx, std::string& why) {
   ok = ok && step("EHLO loadgen.test\r\n", 250) &&
        step("MAIL FROM:<bench@loadgen.test>\r\n", 250) &&
        step("RCPT TO:<sink@example.test>\r\n", 250) && step("DATA\r\n", 354) &&
-       step("From: bench@loadgen.test\r\nTo: sink@example.test\r\nSubject: bench\r\n\r\n"
-            "A small benchmark message.\r\n.\r\n",
-            250) &&
+       step(
+           "From: bench@loadgen.test\r\nTo: sink@example.test\r\nSubject: bench\r\n\r\n"
+           "A small benchmark message.\r\n.\r\n",
+           250) &&
        step("QUIT\r\n", 221);
   c.close();
   return ok;
