@@ -8,14 +8,26 @@
 //   loadgen serve      --port P                 plain TCP backend: echo, or sink when a connection
 //                                               starts with "SINK" + 8-byte big-endian length (it
 //                                               then answers one byte "K" after that many bytes)
-//   loadgen handshakes --port P --workers N --seconds T [--no-request]
+//   loadgen handshakes --port P --workers N --seconds T [--no-request] [--count K]
 //   loadgen idle       --port P --conns K [--workers N] [--hold-seconds S] [--size 64]
 //   loadgen bulk       --port P --conns C --bytes B        (B bytes per connection)
 //   loadgen latency    --port P --seconds T [--size 64] [--plain]
 //   loadgen smtp       --port P --workers N --seconds T    (EHLO, STARTTLS, EHLO, MAIL, RCPT,
-//                                                           DATA, QUIT per connection)
-#include <algorithm>
+//                      [--count K]                          DATA, QUIT per connection)
+// --count K: stop after exactly K attempts (or T seconds, whichever comes first) — for
+// bench/callgrind, which divides a proxy's instructions by a known number of connections.
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -24,22 +36,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fcntl.h>
 #include <map>
 #include <mutex>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <string>
-#include <sys/epoll.h>
-#include <sys/socket.h>
 #include <thread>
-#include <unistd.h>
 #include <unordered_map>
 #include <vector>
-
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 namespace {
 
@@ -62,6 +64,7 @@ struct options {
   std::size_t size = 64;  // latency message; idle round trip
   bool request = true;
   bool plain = false;
+  std::uint64_t count = 0;  // 0: run for --seconds
 };
 
 options parse(int argc, char** argv) {
@@ -74,17 +77,30 @@ options parse(int argc, char** argv) {
       if (i + 1 >= argc) die("missing value for " + a);
       return argv[++i];
     };
-    if (a == "--host") o.host = next();
-    else if (a == "--port") o.port = std::stoi(next());
-    else if (a == "--workers") o.workers = std::stoi(next());
-    else if (a == "--conns") o.conns = std::stoi(next());
-    else if (a == "--seconds") o.seconds = std::stod(next());
-    else if (a == "--hold-seconds") o.hold_seconds = std::stod(next());
-    else if (a == "--bytes") o.bytes = std::stoull(next());
-    else if (a == "--size") o.size = std::stoul(next());
-    else if (a == "--no-request") o.request = false;
-    else if (a == "--plain") o.plain = true;
-    else die("unknown option " + a);
+    if (a == "--host")
+      o.host = next();
+    else if (a == "--port")
+      o.port = std::stoi(next());
+    else if (a == "--workers")
+      o.workers = std::stoi(next());
+    else if (a == "--conns")
+      o.conns = std::stoi(next());
+    else if (a == "--seconds")
+      o.seconds = std::stod(next());
+    else if (a == "--hold-seconds")
+      o.hold_seconds = std::stod(next());
+    else if (a == "--bytes")
+      o.bytes = std::stoull(next());
+    else if (a == "--size")
+      o.size = std::stoul(next());
+    else if (a == "--no-request")
+      o.request = false;
+    else if (a == "--plain")
+      o.plain = true;
+    else if (a == "--count")
+      o.count = std::stoull(next());
+    else
+      die("unknown option " + a);
   }
   return o;
 }
@@ -196,11 +212,11 @@ void print_ssl_errors(const char* what) {
 // serve: the plain echo/sink backend, one epoll thread.
 
 struct backend_conn {
-  std::string head;        // first bytes until echo or sink is decided
+  std::string head;  // first bytes until echo or sink is decided
   bool decided = false;
   bool sink = false;
   std::uint64_t sink_left = 0;
-  std::string pending;     // echo bytes not yet written
+  std::string pending;  // echo bytes not yet written
 };
 
 int run_serve(const options& o) {
@@ -315,20 +331,35 @@ int run_serve(const options& o) {
   }
 }
 
+// With --count, each worker claims one attempt before it starts it, so exactly `count` are made.
+bool claim(const options& o, std::atomic<std::uint64_t>& claimed) {
+  return o.count == 0 || claimed.fetch_add(1) < o.count;
+}
+
+// Waits --seconds, or with --count until every claimed attempt has ended (bounded by --seconds).
+void wait_for_end(const options& o, const std::atomic<std::uint64_t>& done,
+                  const std::atomic<std::uint64_t>& failed) {
+  const auto until = clock_type::now() + std::chrono::duration<double>(o.seconds);
+  while (clock_type::now() < until) {
+    if (o.count != 0 && done.load() + failed.load() >= o.count) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(o.count != 0 ? 2 : 50));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // handshakes: N workers, full TLS 1.3 handshake per connection, then close.
 
 int run_handshakes(const options& o) {
   SSL_CTX* ctx = client_ctx(TLS1_3_VERSION);
   std::atomic<bool> stop{false};
-  std::atomic<std::uint64_t> done{0}, failed{0};
+  std::atomic<std::uint64_t> done{0}, failed{0}, claimed{0};
   std::vector<std::thread> threads;
   auto start = clock_type::now();
   for (int w = 0; w < o.workers; ++w) {
     threads.emplace_back([&] {
       char msg[32] = "PING-handshake-bench-0123456789";
       char back[sizeof msg];
-      while (!stop.load(std::memory_order_relaxed)) {
+      while (!stop.load(std::memory_order_relaxed) && claim(o, claimed)) {
         conn c;
         c.fd = tcp_connect(o);
         if (c.fd < 0) {
@@ -348,7 +379,7 @@ int run_handshakes(const options& o) {
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::duration<double>(o.seconds));
+  wait_for_end(o, done, failed);
   stop = true;
   for (auto& t : threads) t.join();
   double secs = std::chrono::duration<double>(clock_type::now() - start).count();
@@ -434,7 +465,8 @@ int run_bulk(const options& o) {
       while (!go) std::this_thread::yield();
       auto t0 = clock_type::now();
       char head[12] = {'S', 'I', 'N', 'K'};
-      for (int k = 0; k < 8; ++k) head[4 + k] = static_cast<char>((o.bytes >> (8 * (7 - k))) & 0xff);
+      for (int k = 0; k < 8; ++k)
+        head[4 + k] = static_cast<char>((o.bytes >> (8 * (7 - k))) & 0xff);
       std::vector<char> chunk(16384, 'x');
       bool ok = c.write_all(head, sizeof head);
       for (std::uint64_t left = o.bytes; ok && left > 0;) {
@@ -553,9 +585,10 @@ bool smtp_transaction(const options& o, SSL_CTX* ctx, std::string& why) {
   ok = ok && step("EHLO loadgen.test\r\n", 250) &&
        step("MAIL FROM:<bench@loadgen.test>\r\n", 250) &&
        step("RCPT TO:<sink@example.test>\r\n", 250) && step("DATA\r\n", 354) &&
-       step("From: bench@loadgen.test\r\nTo: sink@example.test\r\nSubject: bench\r\n\r\n"
-            "A small benchmark message.\r\n.\r\n",
-            250) &&
+       step(
+           "From: bench@loadgen.test\r\nTo: sink@example.test\r\nSubject: bench\r\n\r\n"
+           "A small benchmark message.\r\n.\r\n",
+           250) &&
        step("QUIT\r\n", 221);
   c.close();
   return ok;
@@ -564,12 +597,12 @@ bool smtp_transaction(const options& o, SSL_CTX* ctx, std::string& why) {
 int run_smtp(const options& o) {
   SSL_CTX* ctx = client_ctx(TLS1_2_VERSION);
   std::atomic<bool> stop{false};
-  std::atomic<std::uint64_t> done{0}, failed{0};
+  std::atomic<std::uint64_t> done{0}, failed{0}, claimed{0};
   std::vector<std::thread> threads;
   auto start = clock_type::now();
   for (int w = 0; w < o.workers; ++w) {
     threads.emplace_back([&] {
-      while (!stop.load(std::memory_order_relaxed)) {
+      while (!stop.load(std::memory_order_relaxed) && claim(o, claimed)) {
         std::string why;
         if (smtp_transaction(o, ctx, why)) {
           ++done;
@@ -584,7 +617,7 @@ int run_smtp(const options& o) {
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::duration<double>(o.seconds));
+  wait_for_end(o, done, failed);
   stop = true;
   for (auto& t : threads) t.join();
   double secs = std::chrono::duration<double>(clock_type::now() - start).count();

@@ -1,16 +1,15 @@
 #include "proxy/audit_log.hpp"
 
+#include <spdlog/spdlog.h>
 #include <syslog.h>
 #include <unistd.h>
 
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
-
-#include <boost/json/serialize.hpp>
-#include <boost/json/value.hpp>
-#include <spdlog/spdlog.h>
 
 namespace tlsbridge::proxy {
 
@@ -102,26 +101,56 @@ std::string rfc3339_ms(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
-std::string sanitize_utf8(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
+namespace {
+
+// Length of the well-formed UTF-8 sequence at in[i] (no overlong forms, no surrogates, nothing
+// above U+10FFFF), or 0.
+std::size_t utf8_sequence_length(std::string_view in, std::size_t i) {
+  const unsigned char c = static_cast<unsigned char>(in[i]);
+  const std::size_t len = c < 0x80           ? 1
+                          : (c >> 5) == 0x6  ? 2
+                          : (c >> 4) == 0xE  ? 3
+                          : (c >> 3) == 0x1E ? 4
+                                             : 0;
+  bool ok = len > 0 && i + len <= in.size();
+  for (std::size_t k = 1; ok && k < len; ++k)
+    ok = (static_cast<unsigned char>(in[i + k]) & 0xC0) == 0x80;
+  if (ok && len == 2) ok = c >= 0xC2;  // no overlong forms
+  if (ok && len == 3) {
+    const unsigned char c1 = static_cast<unsigned char>(in[i + 1]);
+    ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);  // overlong, surrogates
+  }
+  if (ok && len == 4) {
+    const unsigned char c1 = static_cast<unsigned char>(in[i + 1]);
+    ok = c <= 0xF4 && !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);
+  }
+  return ok ? len : 0;
+}
+
+}  // namespace
+
+std::size_t valid_utf8_prefix(std::string_view in) {
   std::size_t i = 0;
   while (i < in.size()) {
-    unsigned char c = static_cast<unsigned char>(in[i]);
-    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    bool ok = len > 0 && i + len <= in.size();
-    for (std::size_t k = 1; ok && k < len; ++k)
-      ok = (static_cast<unsigned char>(in[i + k]) & 0xC0) == 0x80;
-    if (ok && len == 2) ok = c >= 0xC2;  // no overlong forms
-    if (ok && len == 3) {
-      unsigned char c1 = static_cast<unsigned char>(in[i + 1]);
-      ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);  // overlong, surrogates
+    if (static_cast<unsigned char>(in[i]) < 0x80) {  // ASCII, nearly every byte of a record
+      ++i;
+      continue;
     }
-    if (ok && len == 4) {
-      unsigned char c1 = static_cast<unsigned char>(in[i + 1]);
-      ok = c <= 0xF4 && !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);
-    }
-    if (ok) {
+    const std::size_t len = utf8_sequence_length(in, i);
+    if (len == 0) break;
+    i += len;
+  }
+  return i;
+}
+
+std::string sanitize_utf8(std::string_view in) {
+  std::size_t i = valid_utf8_prefix(in);
+  std::string out(in.substr(0, i));
+  if (i == in.size()) return out;
+  out.reserve(in.size() + 2);
+  while (i < in.size()) {
+    const std::size_t len = utf8_sequence_length(in, i);
+    if (len > 0) {
       out.append(in.substr(i, len));
       i += len;
     } else {
@@ -134,9 +163,10 @@ std::string sanitize_utf8(std::string_view in) {
 
 void sanitize_json(boost::json::value& v) {
   if (auto* s = v.if_string()) {
+    // Most strings are valid (plain ASCII): checked in place, copied only when something is
+    // replaced. Every audit record passes here, once per string.
     std::string_view view(s->data(), s->size());
-    std::string clean = sanitize_utf8(view);
-    if (clean != view) *s = clean;
+    if (valid_utf8_prefix(view) != view.size()) *s = sanitize_utf8(view);
   } else if (auto* o = v.if_object()) {
     for (auto& kv : *o) sanitize_json(kv.value());
   } else if (auto* a = v.if_array()) {

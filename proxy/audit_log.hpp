@@ -5,14 +5,13 @@
 #pragma once
 
 #include <atomic>
+#include <boost/json/object.hpp>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <mutex>
 #include <string>
-
-#include <boost/json/object.hpp>
 
 #include "proxy/output_file.hpp"
 
@@ -52,6 +51,8 @@ class audit_log {
 };
 
 std::string rfc3339_ms(std::chrono::system_clock::time_point t);
+// Length of the longest well-formed UTF-8 prefix of `in` (== in.size() when all of it is).
+std::size_t valid_utf8_prefix(std::string_view in);
 // Replaces invalid UTF-8 sequences with U+FFFD.
 std::string sanitize_utf8(std::string_view in);
 // Recursively sanitises every string in the value.

@@ -2,6 +2,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <ctime>
+#include <memory>
 #include <vector>
 
 #include "certs/chain_collector.hpp"
@@ -132,8 +133,10 @@ asio::awaitable<std::optional<back_leg_failure>> back_leg::connect() {
 asio::awaitable<std::optional<back_leg_failure>> back_leg::run_opener() {
   using kind = protocols::backend_opener::action::kind;
   // Setup replies are short (a greeting, a capability list); this buffer lives only while the
-  // opener runs.
-  std::string buffer(16 * 1024, '\0');
+  // opener runs. Not zero-filled: only the n bytes a read returns are ever looked at (filling
+  // 16 KiB was 16 k instructions per back leg, 0.4 % of an SMTP transaction).
+  constexpr std::size_t buffer_size = 16 * 1024;
+  const auto buffer = std::make_unique_for_overwrite<char[]>(buffer_size);
   auto act = opener_->start();
   for (;;) {
     switch (act.what) {
@@ -152,10 +155,10 @@ asio::awaitable<std::optional<back_leg_failure>> back_leg::run_opener() {
         if (!ec) co_return unavailable("backend timed out during setup");
         if (*ec) co_return unavailable("backend setup: " + ec->message());
         error_code rec;
-        std::size_t n = stream_->read_some(buffer.data(), buffer.size(), rec);
+        std::size_t n = stream_->read_some(buffer.get(), buffer_size, rec);
         if (rec == asio::error::would_block) break;
         if (rec) co_return unavailable("backend closed during setup: " + rec.message());
-        act = opener_->on_read(std::string_view(buffer.data(), n));
+        act = opener_->on_read(std::string_view(buffer.get(), n));
         break;
       }
       case kind::handshake: {

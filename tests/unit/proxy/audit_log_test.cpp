@@ -23,3 +23,25 @@ TEST_CASE("audit log: ts and the schema version v lead every record", "[audit_lo
   CHECK(line.find(R"(Z","v":1,"event":"conn","conn":"c1"})") != std::string::npos);
   CHECK(boost::json::parse(line).at("v") == proxy::audit_schema_version);
 }
+
+TEST_CASE("audit log: invalid UTF-8 becomes U+FFFD, valid text is kept as it is", "[audit_log]") {
+  CHECK(proxy::valid_utf8_prefix("plain ascii") == 11);
+  CHECK(proxy::valid_utf8_prefix("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x93\xA7") == 14);
+  CHECK(proxy::valid_utf8_prefix("ok\xC0\xAFno") == 2);        // overlong '/'
+  CHECK(proxy::valid_utf8_prefix("ok\xED\xA0\x80") == 2);      // a surrogate
+  CHECK(proxy::valid_utf8_prefix("ok\xF4\x90\x80\x80") == 2);  // above U+10FFFF
+  CHECK(proxy::valid_utf8_prefix("ok\xE2\x82") == 2);          // cut short
+  CHECK(proxy::sanitize_utf8("caf\xC3\xA9") == "caf\xC3\xA9");
+  CHECK(proxy::sanitize_utf8("a\xFF"
+                             "b\xC3\xA9\x80") ==
+        "a\xEF\xBF\xBD"
+        "b\xC3\xA9\xEF\xBF\xBD");
+  CHECK(proxy::sanitize_utf8("\xE2\x82") == "\xEF\xBF\xBD\xEF\xBF\xBD");
+
+  boost::json::value v = {{"helo", "a\xFFz"}, {"list", {"ok", "\xC0\xAF"}}, {"n", 3}};
+  proxy::sanitize_json(v);
+  CHECK(v.at("helo") == "a\xEF\xBF\xBDz");
+  CHECK(v.at("list").as_array()[0] == "ok");
+  CHECK(v.at("list").as_array()[1] == "\xEF\xBF\xBD\xEF\xBF\xBD");
+  CHECK(v.at("n") == 3);
+}
