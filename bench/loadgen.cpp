@@ -14,8 +14,18 @@
 //   loadgen latency    --port P --seconds T [--size 64] [--plain]
 //   loadgen smtp       --port P --workers N --seconds T    (EHLO, STARTTLS, EHLO, MAIL, RCPT,
 //                                                           DATA, QUIT per connection)
-#include <algorithm>
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -24,22 +34,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fcntl.h>
 #include <map>
 #include <mutex>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <string>
-#include <sys/epoll.h>
-#include <sys/socket.h>
 #include <thread>
-#include <unistd.h>
 #include <unordered_map>
 #include <vector>
-
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 namespace {
 
@@ -62,6 +62,7 @@ struct options {
   std::size_t size = 64;  // latency message; idle round trip
   bool request = true;
   bool plain = false;
+  std::string ciphersuites;  // TLS 1.3 suites the client offers (empty: OpenSSL's default)
 };
 
 options parse(int argc, char** argv) {
@@ -74,17 +75,30 @@ options parse(int argc, char** argv) {
       if (i + 1 >= argc) die("missing value for " + a);
       return argv[++i];
     };
-    if (a == "--host") o.host = next();
-    else if (a == "--port") o.port = std::stoi(next());
-    else if (a == "--workers") o.workers = std::stoi(next());
-    else if (a == "--conns") o.conns = std::stoi(next());
-    else if (a == "--seconds") o.seconds = std::stod(next());
-    else if (a == "--hold-seconds") o.hold_seconds = std::stod(next());
-    else if (a == "--bytes") o.bytes = std::stoull(next());
-    else if (a == "--size") o.size = std::stoul(next());
-    else if (a == "--no-request") o.request = false;
-    else if (a == "--plain") o.plain = true;
-    else die("unknown option " + a);
+    if (a == "--host")
+      o.host = next();
+    else if (a == "--port")
+      o.port = std::stoi(next());
+    else if (a == "--workers")
+      o.workers = std::stoi(next());
+    else if (a == "--conns")
+      o.conns = std::stoi(next());
+    else if (a == "--seconds")
+      o.seconds = std::stod(next());
+    else if (a == "--hold-seconds")
+      o.hold_seconds = std::stod(next());
+    else if (a == "--bytes")
+      o.bytes = std::stoull(next());
+    else if (a == "--size")
+      o.size = std::stoul(next());
+    else if (a == "--no-request")
+      o.request = false;
+    else if (a == "--plain")
+      o.plain = true;
+    else if (a == "--ciphersuites")
+      o.ciphersuites = next();
+    else
+      die("unknown option " + a);
   }
   return o;
 }
@@ -112,10 +126,15 @@ int tcp_connect(const options& o) {
   }
 }
 
+// --ciphersuites: offering one TLS 1.3 suite forces every proxy to the same one.
+std::string g_ciphersuites;
+
 SSL_CTX* client_ctx(int min_version) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
   if (!ctx) die("SSL_CTX_new");
   SSL_CTX_set_min_proto_version(ctx, min_version);
+  if (!g_ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx, g_ciphersuites.c_str()) != 1)
+    die("bad --ciphersuites " + g_ciphersuites);
   // Every handshake full: no tickets asked for, no client session cache, none ever offered.
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
@@ -196,11 +215,11 @@ void print_ssl_errors(const char* what) {
 // serve: the plain echo/sink backend, one epoll thread.
 
 struct backend_conn {
-  std::string head;        // first bytes until echo or sink is decided
+  std::string head;  // first bytes until echo or sink is decided
   bool decided = false;
   bool sink = false;
   std::uint64_t sink_left = 0;
-  std::string pending;     // echo bytes not yet written
+  std::string pending;  // echo bytes not yet written
 };
 
 int run_serve(const options& o) {
@@ -420,6 +439,7 @@ int run_bulk(const options& o) {
   std::atomic<int> failed{0};
   std::atomic<int> ready{0};
   std::atomic<bool> go{false};
+  std::string cipher;
   for (int w = 0; w < o.conns; ++w) {
     threads.emplace_back([&] {
       conn c;
@@ -430,11 +450,16 @@ int run_bulk(const options& o) {
         ++ready;
         return;
       }
+      {
+        std::lock_guard lock(mu);
+        cipher = SSL_get_cipher_name(c.ssl);
+      }
       ++ready;
       while (!go) std::this_thread::yield();
       auto t0 = clock_type::now();
       char head[12] = {'S', 'I', 'N', 'K'};
-      for (int k = 0; k < 8; ++k) head[4 + k] = static_cast<char>((o.bytes >> (8 * (7 - k))) & 0xff);
+      for (int k = 0; k < 8; ++k)
+        head[4 + k] = static_cast<char>((o.bytes >> (8 * (7 - k))) & 0xff);
       std::vector<char> chunk(16384, 'x');
       bool ok = c.write_all(head, sizeof head);
       for (std::uint64_t left = o.bytes; ok && left > 0;) {
@@ -460,6 +485,7 @@ int run_bulk(const options& o) {
   for (auto& t : threads) t.join();
   double secs = std::chrono::duration<double>(last_end - first_start).count();
   double total = static_cast<double>(o.bytes) * (o.conns - failed.load());
+  std::printf("CIPHER %s\n", cipher.c_str());
   std::printf("RESULT conns=%d failed=%d bytes=%.0f seconds=%.3f mbps=%.1f\n", o.conns,
               failed.load(), total, secs, total / 1e6 / secs);
   return failed.load() ? 1 : 0;
@@ -553,9 +579,10 @@ bool smtp_transaction(const options& o, SSL_CTX* ctx, std::string& why) {
   ok = ok && step("EHLO loadgen.test\r\n", 250) &&
        step("MAIL FROM:<bench@loadgen.test>\r\n", 250) &&
        step("RCPT TO:<sink@example.test>\r\n", 250) && step("DATA\r\n", 354) &&
-       step("From: bench@loadgen.test\r\nTo: sink@example.test\r\nSubject: bench\r\n\r\n"
-            "A small benchmark message.\r\n.\r\n",
-            250) &&
+       step(
+           "From: bench@loadgen.test\r\nTo: sink@example.test\r\nSubject: bench\r\n\r\n"
+           "A small benchmark message.\r\n.\r\n",
+           250) &&
        step("QUIT\r\n", 221);
   c.close();
   return ok;
@@ -599,6 +626,7 @@ int run_smtp(const options& o) {
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   options o = parse(argc, argv);
+  g_ciphersuites = o.ciphersuites;
   if (o.mode == "serve") return run_serve(o);
   if (o.port <= 0) die("--port is required");
   if (o.mode == "handshakes") return run_handshakes(o);

@@ -184,7 +184,8 @@ asio::awaitable<void> session::run() {
     info.client_ip = info.client_ip.substr(1, info.client_ip.size() - 2);
   info.front_tls = cfg_.tls != config::front_tls::none;
   machine_->set_connection(info);
-  if (cfg_.auth_guard.enabled) {
+  // A raw `tls` relay reads no credentials: its machine never asks the gate, so none is made.
+  if (cfg_.auth_guard.enabled && cfg_.protocol != config::protocol::tls) {
     auth_gate_ =
         std::make_unique<session_auth_gate>(rt_->counters->auth, cfg_.auth_guard, client_ip_,
                                             cfg_.name, rt_->metrics, rt_->root->audit.envelope);
@@ -282,6 +283,7 @@ asio::awaitable<bool> session::front_handshake(const char* what) {
     }
     co_return false;
   }
+  certs::forget_client_hello(client_.ssl());  // kept only for a failed handshake's record
   touch();
   co_return true;
 }
