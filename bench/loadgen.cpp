@@ -10,6 +10,7 @@
 //                                               then answers one byte "K" after that many bytes)
 //   loadgen handshakes --port P --workers N --seconds T [--no-request]
 //   loadgen idle       --port P --conns K [--workers N] [--hold-seconds S] [--size 64]
+//                      [--send 'POST /... HTTP/1.1\r\n...'] (a request held unanswered)
 //   loadgen bulk       --port P --conns C --bytes B        (B bytes per connection)
 //   loadgen latency    --port P --seconds T [--size 64] [--plain]
 //   loadgen smtp       --port P --workers N --seconds T    (EHLO, STARTTLS, EHLO, MAIL, RCPT,
@@ -63,7 +64,21 @@ struct options {
   bool request = true;
   bool plain = false;
   std::string ciphersuites;  // TLS 1.3 suites the client offers (empty: OpenSSL's default)
+  std::string send;          // idle: a request sent instead of the round trip, never answered
 };
+
+// "\r\n" in a --send argument stands for CR LF.
+std::string unescape(const std::string& in) {
+  std::string out;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '\\' && i + 1 < in.size() && (in[i + 1] == 'r' || in[i + 1] == 'n')) {
+      out += in[++i] == 'r' ? '\r' : '\n';
+    } else {
+      out += in[i];
+    }
+  }
+  return out;
+}
 
 options parse(int argc, char** argv) {
   if (argc < 2) die("usage: loadgen serve|handshakes|idle|bulk|latency|smtp [options]");
@@ -97,6 +112,8 @@ options parse(int argc, char** argv) {
       o.plain = true;
     else if (a == "--ciphersuites")
       o.ciphersuites = next();
+    else if (a == "--send")
+      o.send = unescape(next());
     else
       die("unknown option " + a);
   }
@@ -393,8 +410,11 @@ int run_idle(const options& o) {
       for (int i; (i = next++) < o.conns;) {
         conn& c = all[static_cast<std::size_t>(i)];
         c.fd = tcp_connect(o);
-        bool ok = c.fd >= 0 && c.tls(ctx) && c.write_all(msg.data(), msg.size()) &&
-                  c.read_exact(back.data(), back.size());
+        // --send: a request the backend holds (an ActiveSync Ping): written, not answered.
+        bool ok = c.fd >= 0 && c.tls(ctx) &&
+                  (o.send.empty() ? c.write_all(msg.data(), msg.size()) &&
+                                        c.read_exact(back.data(), back.size())
+                                  : c.write_all(o.send.data(), o.send.size()));
         if (!ok) {
           if (failed.fetch_add(1) < 3) print_ssl_errors("idle connection");
           c.close();
@@ -415,9 +435,14 @@ int run_idle(const options& o) {
       if (::read(0, b, sizeof b) <= 0) break;
     }
   }
-  // Verify the connections are still alive: a few round trips.
+  // Verify the connections are still alive: a few round trips (held requests: still open).
   int alive = 0;
-  for (std::size_t i = 0; i < all.size(); i += std::max<std::size_t>(1, all.size() / 20)) {
+  for (std::size_t i = 0; !o.send.empty() && i < all.size(); ++i) {
+    pollfd q{all[i].fd, POLLIN, 0};
+    if (all[i].fd >= 0 && ::poll(&q, 1, 0) == 0) ++alive;  // nothing came back: still held
+  }
+  for (std::size_t i = 0; o.send.empty() && i < all.size();
+       i += std::max<std::size_t>(1, all.size() / 20)) {
     char msg[16] = "PING-after-idle", back[16];
     if (all[i].fd >= 0 && all[i].write_all(msg, sizeof msg) && all[i].read_exact(back, sizeof back))
       ++alive;
