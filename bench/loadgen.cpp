@@ -10,6 +10,7 @@
 //                                               then answers one byte "K" after that many bytes)
 //   loadgen handshakes --port P --workers N --seconds T [--no-request] [--count K]
 //   loadgen idle       --port P --conns K [--workers N] [--hold-seconds S] [--size 64]
+//                      [--send 'POST /... HTTP/1.1\r\n...'] (a request held unanswered)
 //   loadgen bulk       --port P --conns C --bytes B        (B bytes per connection)
 //   loadgen latency    --port P --seconds T [--size 64] [--plain]
 //   loadgen smtp       --port P --workers N --seconds T    (EHLO, STARTTLS, EHLO, MAIL, RCPT,
@@ -65,7 +66,22 @@ struct options {
   bool request = true;
   bool plain = false;
   std::uint64_t count = 0;  // 0: run for --seconds
+  std::string ciphersuites;  // TLS 1.3 suites the client offers (empty: OpenSSL's default)
+  std::string send;          // idle: a request sent instead of the round trip, never answered
 };
+
+// "\r\n" in a --send argument stands for CR LF.
+std::string unescape(const std::string& in) {
+  std::string out;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '\\' && i + 1 < in.size() && (in[i + 1] == 'r' || in[i + 1] == 'n')) {
+      out += in[++i] == 'r' ? '\r' : '\n';
+    } else {
+      out += in[i];
+    }
+  }
+  return out;
+}
 
 options parse(int argc, char** argv) {
   if (argc < 2) die("usage: loadgen serve|handshakes|idle|bulk|latency|smtp [options]");
@@ -99,6 +115,10 @@ options parse(int argc, char** argv) {
       o.plain = true;
     else if (a == "--count")
       o.count = std::stoull(next());
+    else if (a == "--ciphersuites")
+      o.ciphersuites = next();
+    else if (a == "--send")
+      o.send = unescape(next());
     else
       die("unknown option " + a);
   }
@@ -128,10 +148,15 @@ int tcp_connect(const options& o) {
   }
 }
 
+// --ciphersuites: offering one TLS 1.3 suite forces every proxy to the same one.
+std::string g_ciphersuites;
+
 SSL_CTX* client_ctx(int min_version) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
   if (!ctx) die("SSL_CTX_new");
   SSL_CTX_set_min_proto_version(ctx, min_version);
+  if (!g_ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx, g_ciphersuites.c_str()) != 1)
+    die("bad --ciphersuites " + g_ciphersuites);
   // Every handshake full: no tickets asked for, no client session cache, none ever offered.
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
@@ -405,8 +430,11 @@ int run_idle(const options& o) {
       for (int i; (i = next++) < o.conns;) {
         conn& c = all[static_cast<std::size_t>(i)];
         c.fd = tcp_connect(o);
-        bool ok = c.fd >= 0 && c.tls(ctx) && c.write_all(msg.data(), msg.size()) &&
-                  c.read_exact(back.data(), back.size());
+        // --send: a request the backend holds (an ActiveSync Ping): written, not answered.
+        bool ok = c.fd >= 0 && c.tls(ctx) &&
+                  (o.send.empty() ? c.write_all(msg.data(), msg.size()) &&
+                                        c.read_exact(back.data(), back.size())
+                                  : c.write_all(o.send.data(), o.send.size()));
         if (!ok) {
           if (failed.fetch_add(1) < 3) print_ssl_errors("idle connection");
           c.close();
@@ -427,9 +455,19 @@ int run_idle(const options& o) {
       if (::read(0, b, sizeof b) <= 0) break;
     }
   }
-  // Verify the connections are still alive: a few round trips.
+  // Verify the connections are still alive: a few round trips (held requests: still open).
   int alive = 0;
-  for (std::size_t i = 0; i < all.size(); i += std::max<std::size_t>(1, all.size() / 20)) {
+  for (std::size_t i = 0; !o.send.empty() && i < all.size(); ++i) {
+    // Still established from both sides (the proxy has not closed it): TCP_ESTABLISHED, not
+    // CLOSE_WAIT. (The socket may be readable: the proxy's TLS 1.3 tickets were never read.)
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    if (all[i].fd >= 0 && ::getsockopt(all[i].fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
+        info.tcpi_state == TCP_ESTABLISHED)
+      ++alive;
+  }
+  for (std::size_t i = 0; o.send.empty() && i < all.size();
+       i += std::max<std::size_t>(1, all.size() / 20)) {
     char msg[16] = "PING-after-idle", back[16];
     if (all[i].fd >= 0 && all[i].write_all(msg, sizeof msg) && all[i].read_exact(back, sizeof back))
       ++alive;
@@ -451,6 +489,7 @@ int run_bulk(const options& o) {
   std::atomic<int> failed{0};
   std::atomic<int> ready{0};
   std::atomic<bool> go{false};
+  std::string cipher;
   for (int w = 0; w < o.conns; ++w) {
     threads.emplace_back([&] {
       conn c;
@@ -460,6 +499,10 @@ int run_bulk(const options& o) {
         ++failed;
         ++ready;
         return;
+      }
+      {
+        std::lock_guard lock(mu);
+        cipher = SSL_get_cipher_name(c.ssl);
       }
       ++ready;
       while (!go) std::this_thread::yield();
@@ -492,6 +535,7 @@ int run_bulk(const options& o) {
   for (auto& t : threads) t.join();
   double secs = std::chrono::duration<double>(last_end - first_start).count();
   double total = static_cast<double>(o.bytes) * (o.conns - failed.load());
+  std::printf("CIPHER %s\n", cipher.c_str());
   std::printf("RESULT conns=%d failed=%d bytes=%.0f seconds=%.3f mbps=%.1f\n", o.conns,
               failed.load(), total, secs, total / 1e6 / secs);
   return failed.load() ? 1 : 0;
@@ -632,6 +676,7 @@ int run_smtp(const options& o) {
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   options o = parse(argc, argv);
+  g_ciphersuites = o.ciphersuites;
   if (o.mode == "serve") return run_serve(o);
   if (o.port <= 0) die("--port is required");
   if (o.mode == "handshakes") return run_handshakes(o);

@@ -86,4 +86,12 @@ std::optional<client_hello_offer> client_hello_of(SSL* ssl) {
   return offer;
 }
 
+void forget_client_hello(SSL* ssl) {
+  if (ssl == nullptr) return;
+  auto* captured = static_cast<captured_hello*>(SSL_get_ex_data(ssl, captured_index()));
+  if (captured == nullptr) return;
+  SSL_set_ex_data(ssl, captured_index(), nullptr);
+  delete captured;
+}
+
 }  // namespace tlsbridge::certs

@@ -3,8 +3,9 @@
 // in version negotiation, and only the ClientHello says what it could do). OpenSSL's client-hello
 // callback runs before the version is chosen; it copies the few fields into a small object the
 // SSL owns (ex_data, freed with it): the version, the server name and the raw cipher list — one
-// allocation per handshake, no work on the data path after it. The names of the ciphers are
-// looked up only when the record is written.
+// allocation per handshake, freed by `forget_client_hello` once the handshake succeeded (only a
+// failed one is recorded with it), so an established connection keeps none. The names of the
+// ciphers are looked up only when the record is written.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -21,5 +22,7 @@ using protocols::tls_hello::client_hello_offer;
 void capture_client_hello(SSL_CTX* ctx);
 // What the ClientHello of this SSL offered; nothing if none was read.
 std::optional<client_hello_offer> client_hello_of(SSL* ssl);
+// Frees what was captured for this SSL (a handshake that succeeded has no use for it).
+void forget_client_hello(SSL* ssl);
 
 }  // namespace tlsbridge::certs

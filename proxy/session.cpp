@@ -184,7 +184,8 @@ asio::awaitable<void> session::run() {
     info.client_ip = info.client_ip.substr(1, info.client_ip.size() - 2);
   info.front_tls = cfg_.tls != config::front_tls::none;
   machine_->set_connection(info);
-  if (cfg_.auth_guard.enabled) {
+  // A raw `tls` relay reads no credentials: its machine never asks the gate, so none is made.
+  if (cfg_.auth_guard.enabled && cfg_.protocol != config::protocol::tls) {
     auth_gate_ =
         std::make_unique<session_auth_gate>(rt_->counters->auth, cfg_.auth_guard, client_ip_,
                                             cfg_.name, rt_->metrics, rt_->root->audit.envelope);
@@ -282,6 +283,7 @@ asio::awaitable<bool> session::front_handshake(const char* what) {
     }
     co_return false;
   }
+  certs::forget_client_hello(client_.ssl());  // kept only for a failed handshake's record
   touch();
   co_return true;
 }
@@ -339,8 +341,9 @@ void session::park(side from) {
 }
 
 // Reads are eager while data flows (each read is tried at once, so a busy leg needs no reactor
-// round trip) and park on the first would_block. Every few reads the activation yields, so one
-// busy connection cannot starve the others on its thread.
+// round trip) and park on the first would_block, or at once after a read the socket could not
+// fill (tls_stream::drained: no recv that would only return EAGAIN). Every few reads the activation
+// yields, so one busy connection cannot starve the others on its thread.
 constexpr int reads_before_yield = 16;
 
 asio::awaitable<void> session::client_reader(std::optional<error_code> woken) {
@@ -382,9 +385,11 @@ asio::awaitable<void> session::client_reader(std::optional<error_code> woken) {
     }
     bytes_in_ += n;
     touch();
+    // A short read with nothing left in OpenSSL: the next read would get EAGAIN, wait instead.
+    const bool drained = client_.drained();
     machine_->on_client_data(std::string_view(scratch.data(), n), steps);
     co_await execute(std::move(steps));
-    try_read = true;
+    try_read = !drained;
   }
   task_done();
 }
@@ -430,9 +435,10 @@ asio::awaitable<void> session::backend_reader(std::optional<error_code> woken) {
       continue;
     }
     touch();
+    const bool drained = backend()->drained();
     machine_->on_backend_data(std::string_view(scratch.data(), n), steps);
     co_await execute(std::move(steps));
-    try_read = true;
+    try_read = !drained;
   }
   task_done();
 }

@@ -78,6 +78,10 @@ asio::awaitable<error_code> tls_stream::handshake(SSL_CTX* ctx, bool server, con
   SSL_set_read_ahead(ssl_, 1);
   SSL_set_default_read_buffer_len(ssl_, read_buffer_len);
   SSL_set_fd(ssl_, static_cast<int>(socket_.native_handle()));
+  if (BIO* rbio = SSL_get_rbio(ssl_)) {
+    BIO_set_callback_ex(rbio, &tls_stream::on_bio);
+    BIO_set_callback_arg(rbio, reinterpret_cast<char*>(this));
+  }
   if (on_ssl_created_) on_ssl_created_(ssl_);
   if (server) {
     SSL_set_accept_state(ssl_);
@@ -106,6 +110,15 @@ asio::awaitable<error_code> tls_stream::handshake(SSL_CTX* ctx, bool server, con
   }
 }
 
+long tls_stream::on_bio(BIO* bio, int oper, const char* /*argp*/, std::size_t len, int /*argi*/,
+                        long /*argl*/, int ret, std::size_t* processed) {
+  if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
+    auto* self = reinterpret_cast<tls_stream*>(BIO_get_callback_arg(bio));
+    self->socket_drained_ = ret <= 0 || processed == nullptr || *processed < len;
+  }
+  return ret;
+}
+
 void tls_stream::release_idle_buffers() {
   // About to wait with nothing buffered: hand OpenSSL's record buffers back (SSL_MODE_RELEASE_
   // BUFFERS alone keeps the read buffer its last SSL_read allocated), so an idle leg holds only
@@ -127,6 +140,7 @@ std::size_t tls_stream::read_some(char* data, std::size_t size, error_code& ec) 
   if (!ssl_) {
     std::size_t n = socket_.read_some(asio::buffer(data, size), ec);
     if (ec == asio::error::try_again) ec = asio::error::would_block;
+    socket_drained_ = n < size;
     return n;
   }
   read_wants_write_ = false;

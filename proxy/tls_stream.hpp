@@ -10,16 +10,16 @@
 // write may be outstanding at the same time (full-duplex relay), as OpenSSL allows on one thread.
 #pragma once
 
+#include <openssl/ssl.h>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/system/error_code.hpp>
 #include <cstddef>
 #include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
-
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/system/error_code.hpp>
-#include <openssl/ssl.h>
 
 namespace tlsbridge::proxy {
 
@@ -64,12 +64,18 @@ class tls_stream {
   template <typename Handler>
   void async_wait_readable(Handler&& handler) {
     release_idle_buffers();
-    socket_.async_wait(read_wants_write_ ? asio::socket_base::wait_write
-                                         : asio::socket_base::wait_read,
-                       std::forward<Handler>(handler));
+    socket_.async_wait(
+        read_wants_write_ ? asio::socket_base::wait_write : asio::socket_base::wait_read,
+        std::forward<Handler>(handler));
   }
   // Non-blocking read: >0 bytes; or 0 with ec = would_block (wait again), eof, or an error.
   std::size_t read_some(char* data, std::size_t size, error_code& ec);
+  // After a read_some() that returned data: the socket gave less than was asked of it (it had
+  // nothing more at that moment) and OpenSSL holds no record, so another read_some() would
+  // almost surely find nothing — the caller may wait at once instead of paying a recv that
+  // returns EAGAIN. Safe because a wait re-arms the descriptor (Asio's EPOLL_CTL_MOD), which
+  // reports bytes that arrived since.
+  bool drained() const { return socket_drained_ && !has_buffered(); }
   // Writes all of `data`.
   asio::awaitable<error_code> write_all(std::string_view data);
   // Half-close: TLS close_notify (best effort) then TCP FIN. Reading stays possible.
@@ -80,6 +86,9 @@ class tls_stream {
   asio::awaitable<error_code> handshake(SSL_CTX* ctx, bool server, const std::string& sni,
                                         SSL_SESSION* resume);
   error_code ssl_failure(int ssl_error, const char* what);
+  // OpenSSL's callback on the socket BIO: notes whether each recv came back short.
+  static long on_bio(BIO* bio, int oper, const char* argp, std::size_t len, int argi, long argl,
+                     int ret, std::size_t* processed);
   // Before a wait for the socket: hand OpenSSL's record buffers back, and forget read_blocked_
   // (the wait itself is for new bytes).
   void release_idle_buffers();
@@ -91,6 +100,7 @@ class tls_stream {
   bool read_wants_write_ = false;  // SSL_read asked for writability (TLS 1.3 key update reply)
   bool read_blocked_ = false;      // the last read needs more bytes from the socket
   bool sent_shutdown_ = false;
+  bool socket_drained_ = false;  // the last recv returned less than asked (or nothing)
   std::string tls_error_;
   std::function<void(SSL*)> on_ssl_created_;
 };
