@@ -15,6 +15,7 @@
 #include <ctime>
 #include <random>
 
+#include "certs/acme_challenges.hpp"
 #include "certs/client_hello_capture.hpp"
 #include "protocols/proxy_header/proxy_header.hpp"
 #include "proxy/coro_util.hpp"
@@ -280,6 +281,14 @@ asio::awaitable<bool> session::front_handshake(const char* what) {
              std::string(what) + " handshake: " +
                  (client_.tls_error().empty() ? ec->message() : client_.tls_error()));
     }
+    co_return false;
+  }
+  // tls-alpn-01: the CA's validation handshake is over once it is done; it never reaches a
+  // backend (RFC 8737 §3).
+  if (certs::negotiated_acme_alpn(client_.ssl())) {
+    const char* name = SSL_get_servername(client_.ssl(), TLSEXT_NAMETYPE_host_name);
+    finish(outcome::acme_challenge,
+           std::string("tls-alpn-01 validation handshake for ") + (name ? name : "(no SNI)"));
     co_return false;
   }
   touch();
