@@ -2,6 +2,7 @@
 // SNI store, with and without "acme-tls/1" offered and a challenge published.
 #include "certs/acme_challenges.hpp"
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <catch2/catch.hpp>
