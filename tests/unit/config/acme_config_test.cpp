@@ -86,7 +86,7 @@ TEST_CASE("acme configuration errors name file, line and key", "[config][acme]")
                                            "\"cert.pem\"\nkey = \"key.pem\"\n");
     INFO(all(errors));
     REQUIRE(errors.size() == 2);
-    CHECK(errors[0].to_string().rfind(file + ":5:1: certs[0].cert: a [[certs]] entry has "
+    CHECK(errors[0].to_string().rfind(file + ":5:8: certs[0].cert: a [[certs]] entry has "
                                              "either cert/key or acme, never both",
                                       0) == 0);
     CHECK(errors[1].key == "certs[0].key");
