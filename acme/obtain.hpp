@@ -30,11 +30,11 @@ class challenge_responder {
 
 struct order_request {
   std::string directory_url;
-  std::string ca_file;                // trust for the ACME server's HTTPS; "" = the system store
-  std::string email;                  // the account's contact; "" = none
-  std::string account_key_pem;        // ES256: a P-256 private key
-  std::vector<std::string> names;     // the first is the CSR's subject; all are in the SAN
-  std::chrono::seconds timeout{300};  // the whole order, polls included
+  std::string ca_file;          // trust for the ACME server's HTTPS; "" = the system store
+  std::string email;            // the account's contact; "" = none
+  std::string account_key_pem;  // ES256: a P-256 private key
+  std::vector<std::string> names;             // the first is the CSR's subject; all are in the SAN
+  std::chrono::seconds timeout{300};          // the whole order, polls included
 };
 
 struct order_result {
