@@ -8,6 +8,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -87,6 +89,37 @@ bool wait_for(int fd, int ssl_error, steady::time_point deadline) {
   return left > 0 && ::poll(&p, 1, left) == 1;
 }
 
+// SIGPIPE blocked on this thread while a request runs (OpenSSL writes with write(2), and a server
+// that hangs up must be an error, not the end of the process); a SIGPIPE it raised is consumed.
+class sigpipe_blocked {
+ public:
+  sigpipe_blocked() {
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    sigpending(&pending_before_);
+    pthread_sigmask(SIG_BLOCK, &pipe, &old_);
+  }
+  ~sigpipe_blocked() {
+    sigset_t pending;
+    sigpending(&pending);
+    if (sigismember(&pending, SIGPIPE) && !sigismember(&pending_before_, SIGPIPE)) {
+      sigset_t pipe;
+      sigemptyset(&pipe);
+      sigaddset(&pipe, SIGPIPE);
+      const timespec zero{0, 0};
+      sigtimedwait(&pipe, nullptr, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  sigpipe_blocked(const sigpipe_blocked&) = delete;
+  sigpipe_blocked& operator=(const sigpipe_blocked&) = delete;
+
+ private:
+  sigset_t old_;
+  sigset_t pending_before_;
+};
+
 }  // namespace
 
 struct https_client::context {
@@ -122,6 +155,7 @@ bool https_client::ready(std::string& error) const {
 bool https_client::fetch(const http_request& request, http_response& response, std::string& error,
                          std::chrono::milliseconds budget) {
   if (!ready(error)) return false;
+  const sigpipe_blocked no_sigpipe;
   parsed_url url;
   if (!parse_https_url(request.url, url)) {
     error = "not an https URL: " + request.url;

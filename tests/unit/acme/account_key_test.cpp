@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "acme/base64url.hpp"
+#include "acme/obtain.hpp"
 #include "acme_test_util.hpp"
 
 using namespace tlsbridge::acme;

@@ -36,6 +36,10 @@ std::string authz(const std::string& status, const std::string& extra = "") {
          extra + "}]}";
 }
 
+std::string str(const json::value& v) {
+  return v.is_string() ? std::string(v.as_string()) : "<not a string>";
+}
+
 // The JWS protected header and payload of a POST.
 struct posted {
   json::object header;
@@ -95,15 +99,15 @@ TEST_CASE("order machine: the happy path from the directory to a checked chain",
   a = f.machine.on_response(reply(204, "", "n1"));
   REQUIRE(a.request.method == "POST");
   auto p = decode(a);
-  CHECK(p.header.at("nonce") == "n1");
+  CHECK(str(p.header.at("nonce")) == "n1");
   CHECK(p.header.contains("jwk"));
   CHECK(json::parse(p.payload) ==
         json::parse(R"({"termsOfServiceAgreed":true,"contact":["mailto:ops@example.org"]})"));
   // 200 (an existing account) is as good as 201.
   a = f.machine.on_response(reply(200, R"({"status":"valid"})", "n2", ca + "/acct/1"));
   p = decode(a);
-  CHECK(p.header.at("kid") == ca + "/acct/1");
-  CHECK(p.header.at("nonce") == "n2");
+  CHECK(str(p.header.at("kid")) == ca + "/acct/1");
+  CHECK(str(p.header.at("nonce")) == "n2");
   CHECK(json::parse(p.payload) ==
         json::parse(R"({"identifiers":[{"type":"dns","value":"mail.example.org"}]})"));
   a = f.machine.on_response(
@@ -163,9 +167,9 @@ TEST_CASE("order machine: badNonce is retried with the new nonce, a bounded numb
       R"({"type":"urn:ietf:params:acme:error:badNonce","detail":"JWS has an invalid anti-replay nonce"})";
   a = f.machine.on_response(reply(400, bad, "n2"));
   REQUIRE(a.request.url == ca + "/acct");
-  CHECK(decode(a).header.at("nonce") == "n2");
+  CHECK(str(decode(a).header.at("nonce")) == "n2");
   a = f.machine.on_response(reply(400, bad, "n3"));
-  CHECK(decode(a).header.at("nonce") == "n3");
+  CHECK(str(decode(a).header.at("nonce")) == "n3");
   a = f.machine.on_response(reply(400, bad, "n4"));
   REQUIRE(a.what == kind::failed);
   CHECK(a.result.step == "account");
@@ -179,7 +183,7 @@ TEST_CASE("order machine: badNonce is retried with the new nonce, a bounded numb
   a = g.machine.on_response(reply(400, bad));
   CHECK(a.request.method == "HEAD");
   a = g.machine.on_response(reply(200, "", "n9"));
-  CHECK(decode(a).header.at("nonce") == "n9");
+  CHECK(str(decode(a).header.at("nonce")) == "n9");
 }
 
 TEST_CASE("order machine: a problem document becomes the error of its step", "[acme]") {
