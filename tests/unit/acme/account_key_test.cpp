@@ -77,3 +77,28 @@ TEST_CASE("account key: generated, written and loaded back; other keys refused",
   CHECK_FALSE(account_key::load(private_key_pem(p384.get()), error));
   CHECK(error.find("P-256") != std::string::npos);
 }
+
+namespace {
+struct no_responder : challenge_responder {
+  void publish(const alpn_challenge&) override {}
+  void withdraw(const std::string&) override {}
+};
+}  // namespace
+
+TEST_CASE("obtain: a bad account key fails at step account; a stop request at once", "[acme]") {
+  no_responder responder;
+  order_request request;
+  request.directory_url = "https://127.0.0.1:9/dir";
+  request.names = {"mail.example.org"};
+  request.account_key_pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+  auto result = obtain(request, responder, {});
+  CHECK_FALSE(result.ok);
+  CHECK(result.step == "account");
+
+  request.account_key_pem = generate_account_key_pem();
+  std::stop_source stop;
+  stop.request_stop();
+  result = obtain(request, responder, stop.get_token());
+  CHECK(result.step == "stopped");
+  CHECK(result.chain_pem.empty());
+}
