@@ -1285,9 +1285,10 @@ class Pebble:
     (its DNS only: every name is 127.0.0.1), all on free 127.0.0.1 ports. pebble's own HTTPS
     certificate is made here (ca_file trusts it); it validates tls-alpn-01 challenges on
     127.0.0.1:tls_port. env: more pebble settings (PEBBLE_WFE_NONCEREJECT=<percent> makes it
-    refuse that share of nonces with badNonce). Stopped by PID."""
+    refuse that share of nonces with badNonce). https_san: the subjectAltName of pebble's HTTPS
+    certificate. Stopped by PID."""
 
-    def __init__(self, directory=None, env=None):
+    def __init__(self, directory=None, env=None, https_san="IP:127.0.0.1,DNS:localhost"):
         self.dir = directory or make_lab_dir("tlsbridge-pebble-")
         self.port = free_port()
         self.management_port = free_port()
@@ -1297,6 +1298,7 @@ class Pebble:
         self.challtest_management_port = free_port()
         self.env = {"PEBBLE_VA_NOSLEEP": "1", **(env or {})}
         self.ca_file = os.path.join(self.dir, "pebble-https.pem")
+        self.https_san = https_san
         self.procs = []
 
     @property
@@ -1322,7 +1324,7 @@ class Pebble:
         key = os.path.join(self.dir, "pebble-https.key")
         run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
              "-nodes", "-keyout", key, "-out", self.ca_file, "-days", "2", "-subj",
-             "/CN=pebble test listener", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+             "/CN=pebble test listener", "-addext", f"subjectAltName={self.https_san}"],
             check=True)
         config = os.path.join(self.dir, "pebble-config.json")
         with open(config, "w") as f:

@@ -4,7 +4,8 @@ with the certificates obtain() publishes, on the port where pebble validates the
 a share of nonces (badNonce), so the retries run too. Checked as an operator would: the chain
 verifies with `openssl verify` to pebble's root, the key is the leaf's, the leaf names every name;
 a name nobody answers for fails at its authorization and is named; pebble down fails at the
-directory; an ACME server the trust does not cover is refused at the directory."""
+directory; an ACME server the trust does not cover, or whose certificate names another host, is
+refused at the directory."""
 
 import json
 import os
@@ -119,6 +120,21 @@ class AcmeClientTest(unittest.TestCase):
         self.assertEqual(result["step"], "directory", context)
         self.assertEqual(result["error"],
                          "TLS handshake with 127.0.0.1 failed: self-signed certificate", context)
+
+    def test_the_acme_servers_name_is_verified(self):
+        # By name (SNI and host name check) the shared pebble is good...
+        _, result, _, context = self.obtain(
+            ["mail.example.test"], directory=f"https://localhost:{self.pebble.port}/dir")
+        self.assertTrue(result["ok"], context)
+        # ...and a pebble whose certificate names another host is refused, by name and by address.
+        with lab.Pebble(https_san="DNS:acme.invalid") as wrong:
+            for host, why in (("localhost", "hostname mismatch"), ("127.0.0.1", "IP address mismatch")):
+                _, result, _, context = self.obtain(
+                    ["mail.example.test"], directory=f"https://{host}:{wrong.port}/dir",
+                    ca_file=wrong.ca_file)
+                self.assertFalse(result["ok"])
+                self.assertEqual(result["step"], "directory", context)
+                self.assertEqual(result["error"], f"TLS handshake with {host} failed: {why}")
 
 
 if __name__ == "__main__":
