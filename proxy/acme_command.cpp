@@ -1,8 +1,11 @@
 #include "proxy/acme_command.hpp"
 
+#include <unistd.h>
+
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -139,17 +142,27 @@ int acme_command(int argc, const char* const* argv, std::ostream& out, std::ostr
         << (cfg->server.pid_file.empty() ? "" : " " + cfg->server.pid_file.string()) << ")\n";
     return 1;
   }
-  const auto requested = std::chrono::duration_cast<std::chrono::seconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
+  // The token the proxy echoes in status.json once the attempt this request caused is over.
+  const std::string token = std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                                               std::chrono::system_clock::now().time_since_epoch())
+                                               .count()) +
+                            "-" + std::to_string(::getpid());
+  // Written whole, then renamed into place: the proxy never reads a half-written request.
   {
-    std::ofstream request(acme_request_path(*cfg->acme), std::ios::app);
-    if (wanted.empty())
-      request << "*\n";
-    else
-      request << wanted.front() << "\n";
-    if (!request) {
-      err << "tlsbridge acme: cannot write " << acme_request_path(*cfg->acme).string() << "\n";
+    const auto file = acme_request_path(*cfg->acme);
+    const auto temp = file.string() + ".new";
+    {
+      std::ofstream request(temp, std::ios::trunc);
+      request << (wanted.empty() ? std::string("*") : wanted.front()) << " " << token << "\n";
+      if (!request) {
+        err << "tlsbridge acme: cannot write " << temp << "\n";
+        return 1;
+      }
+    }
+    std::error_code ec;
+    std::filesystem::rename(temp, file, ec);
+    if (ec) {
+      err << "tlsbridge acme: cannot write " << file.string() << ": " << ec.message() << "\n";
       return 1;
     }
   }
@@ -164,7 +177,7 @@ int acme_command(int argc, const char* const* argv, std::ostream& out, std::ostr
     const auto entries = current(*cfg);
     bool done = true;
     for (const auto& e : entries)
-      if (matches(e) && e.last_attempt < requested) done = false;
+      if (matches(e) && e.request != token) done = false;
     if (!done) continue;
     bool ok = true;
     std::vector<acme_entry_status> shown;

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <utility>
 
 #include "acme/obtain.hpp"
 #include "certs/acme_challenges.hpp"
@@ -40,6 +41,7 @@ struct acme_service::entry {
   acme_entry_status st;
   acme_clock::time_point next;
   bool warned_lifetime = false;
+  std::string pending_request;  // taken from renew.request, answered by the next attempt
 };
 
 json::array acme_status_json(const std::vector<acme_entry_status>& entries) {
@@ -55,7 +57,8 @@ json::array acme_status_json(const std::vector<acme_entry_status>& entries) {
                                   {"step", e.step},
                                   {"error", e.error},
                                   {"next_attempt", e.next_attempt},
-                                  {"failures", e.failures}});
+                                  {"failures", e.failures},
+                                  {"request", e.request}});
   }
   return out;
 }
@@ -91,6 +94,7 @@ std::vector<acme_entry_status> acme_status_from_json(const json::value& v) {
     e.error = str_of("error");
     e.next_attempt = int_of("next_attempt");
     e.failures = static_cast<unsigned>(int_of("failures"));
+    e.request = str_of("request");
     out.push_back(std::move(e));
   }
   return out;
@@ -172,7 +176,8 @@ void acme_service::write_status() {
     spdlog::warn("acme: cannot write the status: {}", e);
 }
 
-// renew.request: one name per line, or "*" for every entry; the file is removed once read.
+// renew.request: lines of "NAME TOKEN" (NAME "*" for every entry); the file is removed once read.
+// The attempt it causes carries TOKEN into status.json, where `tlsbridge acme renew` waits for it.
 void acme_service::take_requests() {
   std::filesystem::path file;
   {
@@ -182,16 +187,23 @@ void acme_service::take_requests() {
   std::error_code ec;
   if (!std::filesystem::exists(file, ec)) return;
   std::ifstream in(file);
-  std::vector<std::string> wanted;
-  for (std::string line; std::getline(in, line) && wanted.size() < 1000;)
-    if (!line.empty()) wanted.push_back(line);
+  std::vector<std::pair<std::string, std::string>> wanted;  // name, token
+  for (std::string line; std::getline(in, line) && wanted.size() < 1000;) {
+    if (line.empty()) continue;
+    const auto space = line.find(' ');
+    wanted.emplace_back(line.substr(0, space),
+                        space == std::string::npos ? std::string() : line.substr(space + 1));
+  }
   std::filesystem::remove(file, ec);
   std::lock_guard lock(mutex_);
   for (auto& e : entries_) {
     bool match = false;
-    for (const auto& w : wanted)
-      match = match || w == "*" ||
-              std::find(e->cert.acme.begin(), e->cert.acme.end(), w) != e->cert.acme.end();
+    for (const auto& [name, token] : wanted)
+      if (name == "*" ||
+          std::find(e->cert.acme.begin(), e->cert.acme.end(), name) != e->cert.acme.end()) {
+        match = true;
+        e->pending_request = token;
+      }
     if (!match) continue;
     spdlog::info("acme: renewal of {} requested (tlsbridge acme renew)", join(e->st.names));
     e->next = acme_clock::now();
@@ -203,11 +215,13 @@ void acme_service::attempt(entry& e, std::stop_token stop) {
   config::acme_config acme;
   std::string user;
   config::cert_entry cert;
+  std::string request;
   {
     std::lock_guard lock(mutex_);
     acme = acme_;
     user = user_;
     cert = e.cert;
+    request = std::exchange(e.pending_request, std::string());
   }
   const std::string names = join(cert.acme);
   spdlog::info("acme: ordering a certificate for {} from {}", names, acme.directory);
@@ -242,6 +256,7 @@ void acme_service::attempt(entry& e, std::stop_token stop) {
   {
     std::lock_guard lock(mutex_);
     e.st.last_attempt = unix_time(now);
+    e.st.request = request;
     if (served) {
       e.st.not_after = unix_time(served->not_after);
       e.st.placeholder = served->placeholder;

@@ -39,6 +39,7 @@ struct acme_entry_status {
   std::string step, error;        // of the last failure
   std::int64_t next_attempt = 0;
   unsigned failures = 0;  // consecutive
+  std::string request;    // the `acme renew` request the last attempt answered ("" = none)
 };
 
 boost::json::array acme_status_json(const std::vector<acme_entry_status>& entries);
