@@ -17,6 +17,7 @@ certificate. Skipped while the ACME client is the placeholder that fails every o
 import json
 import os
 import re
+import shutil
 import smtplib
 import socket
 import ssl
@@ -27,6 +28,7 @@ import unittest
 import urllib.request
 
 import lab
+import test_audit_schema
 from test_admin_metrics import parse_prometheus
 from test_https import https_listener
 
@@ -304,6 +306,8 @@ class Pebble:
             except subprocess.TimeoutExpired:
                 self.chall.kill()
                 self.chall.wait(5)
+        if not lab.keep_lab():
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def set_a(self, host, address):
         body = json.dumps({"host": host, "addresses": [address]}).encode()
@@ -383,8 +387,14 @@ class PebbleTest(unittest.TestCase):
         self.assertEqual(verified.returncode, 0, verified.stdout + verified.stderr)
         self.assertEqual(cert_fields(starttls_der(l.smtp_port, NAMES[0]))["sha256"],
                          cert_fields(der)["sha256"])
-        self.assertTrue(l.proxy.wait_for_conn_records(
-            1, "https-in", where=lambda r: r["outcome"] == "acme_challenge"))
+        challenges = l.proxy.wait_for_conn_records(
+            1, "https-in", where=lambda r: r["outcome"] == "acme_challenge")
+        self.assertTrue(challenges, l.proxy.describe())
+        # The validation handshakes' records are valid audit records, named as such.
+        schema = test_audit_schema.validator(test_audit_schema.load_schema())
+        for record in challenges:
+            schema.validate(record)
+            self.assertIn("tls-alpn-01 validation handshake for", record["reason"])
         first = cert_fields(der)
         # Restart: the certificate in state_dir is served, no new order.
         orders = self.pebble.orders()
