@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <string_view>
 
+#include "certs/acme_challenges.hpp"
+
 namespace tlsbridge::certs {
 
 namespace {
@@ -37,7 +39,7 @@ std::string_view extension(SSL* ssl, unsigned type) {
   return {reinterpret_cast<const char*>(data), len};
 }
 
-int on_client_hello(SSL* ssl, int* /*alert*/, void* /*arg*/) {
+int on_client_hello(SSL* ssl, int* alert, void* /*arg*/) {
   auto* captured = static_cast<captured_hello*>(SSL_get_ex_data(ssl, captured_index()));
   if (captured == nullptr) {
     captured = new captured_hello;
@@ -54,6 +56,11 @@ int on_client_hello(SSL* ssl, int* /*alert*/, void* /*arg*/) {
   const std::size_t len = SSL_client_hello_get0_ciphers(ssl, &ciphers);
   captured->cipher_bytes.assign(reinterpret_cast<const char*>(ciphers),
                                 ciphers ? std::min(len, 2 * max_ciphers) : 0);
+  // tls-alpn-01: a validation handshake gets the challenge certificate (certs/acme_challenges).
+  const auto answer =
+      answer_acme_hello(ssl, extension(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation),
+                        captured->sni, alert);
+  if (answer == acme_hello::refused) return SSL_CLIENT_HELLO_ERROR;
   return SSL_CLIENT_HELLO_SUCCESS;
 }
 

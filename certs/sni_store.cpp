@@ -6,6 +6,8 @@
 #include <cctype>
 #include <stdexcept>
 
+#include "certs/acme_challenges.hpp"
+
 namespace tlsbridge::certs {
 namespace {
 
@@ -52,6 +54,7 @@ int store_ref_index() {
 int on_servername(SSL* ssl, int* /*alert*/, void* arg) {
   const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   if (name == nullptr || arg == nullptr) return SSL_TLSEXT_ERR_OK;  // no SNI: default certificate
+  if (is_acme_challenge(ssl)) return SSL_TLSEXT_ERR_OK;  // tls-alpn-01: keep the challenge's
   const auto store = static_cast<store_ref*>(arg)->lock();
   if (!store) return SSL_TLSEXT_ERR_OK;
   SSL_CTX* chosen = store->select(name);

@@ -46,7 +46,25 @@ struct cert_entry {
   std::filesystem::path cert;  // leaf + intermediates, PEM; absolute after loading
   std::filesystem::path key;
   std::vector<std::string> names;  // empty = the certificate's SAN DNS names
+  // `acme = [names]`: obtained by the proxy itself (proxy/acme_service); cert and key are then the
+  // files in [acme] state_dir (acme_cert_path) and `names` are these names, lower-case.
+  std::vector<std::string> acme;
+  bool is_acme() const { return !acme.empty(); }
 };
+
+// [acme]: the CA the `acme` entries of [[certs]] are obtained from (RFC 8555, tls-alpn-01).
+struct acme_config {
+  std::string directory;          // the directory URL (https)
+  std::string email;              // the account's contact; "" = none
+  std::filesystem::path ca_file;  // trust for the directory's HTTPS; empty = the system store
+  std::filesystem::path state_dir = "/var/lib/tlsbridge/acme";
+  duration renew_before = std::chrono::hours(24 * 30);
+  std::string challenge = "tls-alpn-01";  // the only one
+};
+
+// Where the certificate and key of an `acme` entry live: <state_dir>/<first name>.crt|.key.
+std::filesystem::path acme_cert_path(const acme_config& acme, const std::string& first_name);
+std::filesystem::path acme_key_path(const acme_config& acme, const std::string& first_name);
 
 struct policy_actions {
   std::optional<policy_action> on_weak_signature;
@@ -224,6 +242,7 @@ struct config {
   admin_config admin;
   std::map<std::string, tls_profile> tls_profiles;  // always holds "modern" and "legacy"
   std::vector<cert_entry> certs;
+  std::optional<acme_config> acme;  // present when the file has an [acme] table
   policy_config policy;
   std::vector<listener_config> listeners;
 

@@ -62,6 +62,13 @@ const tls_profile* config::find_profile(const std::string& name) const {
   return it == tls_profiles.end() ? nullptr : &it->second;
 }
 
+std::filesystem::path acme_cert_path(const acme_config& acme, const std::string& first_name) {
+  return acme.state_dir / (first_name + ".crt");
+}
+std::filesystem::path acme_key_path(const acme_config& acme, const std::string& first_name) {
+  return acme.state_dir / (first_name + ".key");
+}
+
 std::vector<std::filesystem::path> config::tls_files() const {
   std::vector<std::filesystem::path> out;
   auto add = [&out](const std::filesystem::path& p) {
@@ -188,6 +195,7 @@ class loader {
     read_audit(root_.read_table("audit"));
     if (const auto* t = root_.read_table("admin")) read_admin(*t);
     if (const auto* t = root_.read_table("tls")) read_tls(*t);
+    if (const auto* t = root_.read_table("acme")) read_acme(*t);
     for (const auto& [t, path] : root_.read_table_array("certs")) read_cert(*t, path);
     if (const auto* t = root_.read_table("policy")) read_policy(*t);
     for (const auto& [t, path] : root_.read_table_array("listener")) read_listener(*t, path);
@@ -282,9 +290,77 @@ class loader {
     r.report_unknown_keys();
   }
 
+  void read_acme(const toml::table& t) {
+    table_reader r(t, "acme", sink_);
+    acme_config a;
+    if (r.read("directory", a.directory)) {
+      if (a.directory.rfind("https://", 0) != 0)
+        r.error("directory", *t.get("directory"),
+                "must be an https:// URL (the CA's ACME directory), got " + in_quotes(a.directory));
+    } else if (!t.contains("directory")) {
+      r.missing("directory");
+    }
+    r.read("email", a.email);
+    if (a.email.find_first_of(" \t\r\n,") != std::string::npos)
+      r.error("email", *t.get("email"), "must be one address, got " + in_quotes(a.email));
+    if (r.read_path("ca_file", base_, a.ca_file) && !a.ca_file.empty())
+      require_file(sink_, r.path_of("ca_file"), a.ca_file);
+    fs::path state;
+    if (r.read_path("state_dir", base_, state)) {
+      if (state.empty())
+        r.error("state_dir", *t.get("state_dir"), "must not be empty");
+      else
+        a.state_dir = state;
+    }
+    if (r.read_duration("renew_before", a.renew_before) && a.renew_before <= duration::zero())
+      r.error("renew_before", *t.get("renew_before"), "must be positive, e.g. \"30d\"");
+    if (r.read("challenge", a.challenge) && a.challenge != "tls-alpn-01")
+      r.error("challenge", *t.get("challenge"),
+              "invalid value " + in_quotes(a.challenge) + ", expected \"tls-alpn-01\"");
+    r.report_unknown_keys();
+    cfg_.acme = std::move(a);
+  }
+
+  // `acme = [...]`: DNS names the CA validates one by one (tls-alpn-01 cannot do wildcards).
+  void read_acme_names(table_reader& r, const toml::table& t, cert_entry& c) {
+    if (!r.read_strings("acme", c.acme, /*allow_single=*/true)) return;
+    if (c.acme.empty()) r.error("acme", *t.get("acme"), "must name at least one DNS name");
+    for (std::size_t i = 0; i < c.acme.size(); ++i) {
+      auto& name = c.acme[i];
+      std::transform(name.begin(), name.end(), name.begin(),
+                     [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      const std::string key = r.path_of("acme") + "[" + std::to_string(i) + "]";
+      if (!is_host_glob(name) || name.find('*') != std::string::npos ||
+          name.find('.') == std::string::npos || name.front() == '.' || name.back() == '.')
+        sink_.add_at_key(key, "invalid DNS name " + in_quotes(name) +
+                                  " (tls-alpn-01 validates exact names, no wildcards)");
+      for (std::size_t j = 0; j < i; ++j)
+        if (c.acme[j] == name) sink_.add_at_key(key, "duplicate name " + in_quotes(name));
+    }
+  }
+
   void read_cert(const toml::table& t, const std::string& path) {
     table_reader r(t, path, sink_);
     cert_entry c;
+    if (t.contains("acme")) {
+      read_acme_names(r, t, c);
+      for (const char* key : {"cert", "key", "names"})
+        if (const auto* node = r.get(key))
+          r.error(key, *node,
+                  std::string("a [[certs]] entry has either cert/key or acme, never both: ") + key +
+                      " is not allowed beside acme (the names are acme's)");
+      if (!c.acme.empty() && !cfg_.acme)
+        r.error("acme", *t.get("acme"),
+                "acme entries need an [acme] table (directory, email, state_dir)");
+      if (!c.acme.empty() && cfg_.acme) {
+        c.cert = acme_cert_path(*cfg_.acme, c.acme.front());
+        c.key = acme_key_path(*cfg_.acme, c.acme.front());
+        c.names = c.acme;
+      }
+      r.report_unknown_keys();
+      cfg_.certs.push_back(std::move(c));
+      return;
+    }
     if (r.read_path("cert", base_, c.cert))
       require_file(sink_, r.path_of("cert"), c.cert);
     else if (!t.contains("cert"))

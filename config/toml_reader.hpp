@@ -209,7 +209,7 @@ class table_reader {
     }
     error(key, *table_.get(key),
           "invalid duration " + in_quotes(text) +
-              ": expected a number and a unit (ms, s, m, h), e.g. \"500ms\", \"5m\"");
+              ": expected a number and a unit (ms, s, m, h, d), e.g. \"500ms\", \"5m\"");
     return false;
   }
 

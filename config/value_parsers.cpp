@@ -88,8 +88,8 @@ bool is_host_name(std::string_view host) {
 std::optional<duration> parse_duration(std::string_view text) {
   constexpr std::uint64_t max =
       static_cast<std::uint64_t>(std::numeric_limits<duration::rep>::max());
-  const auto ms =
-      parse_with_units(text, {{"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}}, max);
+  const auto ms = parse_with_units(
+      text, {{"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}, {"d", 86'400'000}}, max);
   if (!ms) return std::nullopt;
   return duration{static_cast<duration::rep>(*ms)};
 }

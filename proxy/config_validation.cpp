@@ -6,6 +6,7 @@
 #include "certs/tls_context.hpp"
 #include "config/config_loader.hpp"
 #include "config/value_parsers.hpp"
+#include "proxy/acme_state.hpp"
 #include "proxy/back_leg_source.hpp"
 #include "proxy/listener.hpp"
 #include "proxy/output_file.hpp"
@@ -117,6 +118,9 @@ validation_report load_and_validate(const std::filesystem::path& path, bool relo
     for (const auto& err : e.errors()) report.errors.push_back(err.to_string());
     return report;
   }
+  // acme entries: state_dir exists and each has a certificate to serve (the placeholder before
+  // the first order), so the checks below and the listeners have files to load.
+  for (auto& problem : prepare_acme_state(*cfg)) report.errors.push_back(std::move(problem));
   check_permissions(*cfg, reloading, report);
   check_trusted_proxies(*cfg, report);
   check_admin_exposure(*cfg, report);

@@ -15,6 +15,7 @@
 
 #include "certs/own_cert_check.hpp"
 #include "config/config_loader.hpp"
+#include "proxy/acme_command.hpp"
 #include "proxy/build_info.hpp"
 #include "proxy/cli_tools.hpp"
 #include "proxy/config_validation.hpp"
@@ -44,6 +45,9 @@ constexpr const char* usage =
     "                                         try TLS 1.0..1.3, judge the server's chain\n"
     "  tlsbridge inspect-cert [--config FILE] [--ca FILE] [--json] FILE...\n"
     "                                         judge a PEM chain (leaf first)\n"
+    "  tlsbridge acme status [--config FILE]  the [[certs]] acme entries: served, last, next\n"
+    "  tlsbridge acme renew [--config FILE] [--timeout SECONDS] [NAME]\n"
+    "                                         order now in the running proxy, print the result\n"
     "  tlsbridge report [--since DURATION] [--format text|json|html] FILE...\n"
     "                                         summarise audit files (plain or .gz)\n"
     "  probe/inspect-cert exit 0 (clean or logged), 2 (policy would refuse), 1 (no connection,\n"
@@ -90,6 +94,8 @@ int main(int argc, char** argv) {
     return proxy::inspect_cert_command(argc - 1, argv + 1, std::cout, std::cerr);
   if (argc > 1 && std::string_view(argv[1]) == "report")
     return proxy::report_command(argc - 1, argv + 1, std::cout, std::cerr);
+  if (argc > 1 && std::string_view(argv[1]) == "acme")
+    return proxy::acme_command(argc - 1, argv + 1, std::cout, std::cerr);
   if (argc > 1 && std::string_view(argv[1]) == "upgrade")
     return proxy::upgrade_command(argc - 1, argv + 1, std::cout, std::cerr);
   // Started by an upgrading old process: its sockets and pid file, and where to say how it went.

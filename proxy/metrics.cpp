@@ -50,6 +50,8 @@ std::string number(double v) {
 
 metrics::metrics() {
   declare("tlsbridge_connections_total", "counter", "Connections by listener and outcome.");
+  declare("tlsbridge_acme_failures_total", "counter",
+          "Failed ACME orders, by the entry's first name and the step that failed.");
   declare("tlsbridge_active_connections", "gauge", "Connections open now, by listener.");
   declare("tlsbridge_backend_up", "gauge",
           "1 while a backend address is up in this process's health state, 0 while down.");

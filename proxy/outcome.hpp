@@ -20,12 +20,19 @@ enum class outcome {
   limit,
   denied,
   shutdown,
+  acme_challenge,  // a tls-alpn-01 validation handshake (certs/acme_challenges), closed after it
 };
 
-inline constexpr std::array<std::string_view, 9> outcome_names = {
-    "ok",         "refused_policy", "backend_unavailable",
-    "tls_failed", "timeout",        "client_closed",
-    "limit",      "denied",         "shutdown"};
+inline constexpr std::array<std::string_view, 10> outcome_names = {"ok",
+                                                                   "refused_policy",
+                                                                   "backend_unavailable",
+                                                                   "tls_failed",
+                                                                   "timeout",
+                                                                   "client_closed",
+                                                                   "limit",
+                                                                   "denied",
+                                                                   "shutdown",
+                                                                   "acme_challenge"};
 
 constexpr std::string_view to_string(outcome o) {
   return outcome_names[static_cast<std::size_t>(o)];

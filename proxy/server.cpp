@@ -29,6 +29,7 @@
 #include <spdlog/spdlog.h>
 
 #include "config/value_parsers.hpp"
+#include "proxy/acme_service.hpp"
 #include "proxy/admin_server.hpp"
 #include "proxy/back_leg_source.hpp"
 #include "proxy/backend_health_checker.hpp"
@@ -169,6 +170,7 @@ class server {
   pid_file open_pid_file();
   void upgrade();
   void finish_upgrade(const upgrade_result& result);
+  void start_acme();
   boost::json::object status() const;
   std::size_t active() const { return process_active_.load(); }
 
@@ -199,6 +201,7 @@ class server {
   bool handed_over_ = false;  // it took over; we only drain
   admin_server* admin_ = nullptr;
   std::function<void()> drain_check_;
+  std::unique_ptr<acme_service> acme_;  // when [[certs]] has acme entries; after the drop
 };
 
 std::map<std::string, std::shared_ptr<listener_runtime>> server::build_runtimes(
@@ -262,6 +265,7 @@ int server::run() {
   }
   drop_privileges(cfg_->server.user, uses_transparent_source(*cfg_));
   if (shared_) shared_->start();
+  start_acme();
   record_start(metrics_);
   follow_files();
   start_health_checks(main_io_, runtimes_);
@@ -422,12 +426,35 @@ void server::reload(const std::string& trigger) {
   auto previous_certs = std::exchange(own_certs_, read_own_certificates(*cfg_));
   record_certificate_expiry(previous_certs, own_certs_, metrics_);
   follow_files();
+  std::string acme_note;
+  if (acme_)
+    acme_note = acme_->reconfigure(*cfg_);
+  else
+    start_acme();
+  if (!acme_note.empty()) spdlog::info("reload: {}", acme_note);
   record_reload(metrics_, trigger, true,
                 describe_reload(before, after, changed_files(files_before, loaded_files_)));
 }
 
+// The ACME thread runs as [server] user (started after the drop). A certificate it installs is
+// served through the one reload, on the main thread.
+void server::start_acme() {
+  const bool any = std::any_of(cfg_->certs.begin(), cfg_->certs.end(),
+                               [](const config::cert_entry& c) { return c.is_acme(); });
+  if (!any || acme_) return;
+  acme_ = std::make_unique<acme_service>(*cfg_, &metrics_,
+                                         [this](const std::vector<std::string>& names) {
+                                           asio::post(main_io_, [this, first = names.front()] {
+                                             if (!draining_)
+                                               reload("acme: new certificate for " + first);
+                                           });
+                                         });
+}
+
 boost::json::object server::status() const {
-  return status_json({&runtimes_, &status_, &own_certs_, opts_.build, started_, draining_},
+  const auto acme = acme_ ? acme_->status() : std::vector<acme_entry_status>{};
+  return status_json({&runtimes_, &status_, &own_certs_, opts_.build, started_, draining_,
+                      acme_ ? &acme : nullptr},
                      std::chrono::system_clock::now());
 }
 
@@ -505,6 +532,7 @@ void server::finish_upgrade(const upgrade_result& result) {
 }
 
 void server::shutdown(int sig) {
+  if (acme_) acme_->stop();  // an order in progress returns at its next step
   if (handed_over_) {
     // SIGTERM while an upgrade's drain runs (systemd stops the whole cgroup): ask the sessions
     // left to end at their next safe point, within the grace already counting.

@@ -15,6 +15,7 @@
 #include <ctime>
 #include <random>
 
+#include "certs/acme_challenges.hpp"
 #include "certs/client_hello_capture.hpp"
 #include "protocols/proxy_header/proxy_header.hpp"
 #include "proxy/coro_util.hpp"
@@ -284,6 +285,14 @@ asio::awaitable<bool> session::front_handshake(const char* what) {
     co_return false;
   }
   certs::forget_client_hello(client_.ssl());  // kept only for a failed handshake's record
+  // tls-alpn-01: the CA's validation handshake is over once it is done; it never reaches a
+  // backend (RFC 8737 §3).
+  if (certs::negotiated_acme_alpn(client_.ssl())) {
+    const char* name = SSL_get_servername(client_.ssl(), TLSEXT_NAMETYPE_host_name);
+    finish(outcome::acme_challenge,
+           std::string("tls-alpn-01 validation handshake for ") + (name ? name : "(no SNI)"));
+    co_return false;
+  }
   touch();
   co_return true;
 }

@@ -139,6 +139,27 @@ json::object status_json(const status_sources& s, std::chrono::system_clock::tim
                                           {"days_left", days_left(c, now_s)}});
   out["certificates"] = std::move(certificates);
 
+  // The acme entries of [[certs]] (proxy/acme_service): what is served, the last and next order.
+  json::array acme;
+  const auto when = [](std::int64_t t) -> json::value {
+    if (t == 0) return nullptr;
+    return json::value(rfc3339(t));
+  };
+  if (s.acme)
+    for (const auto& e : *s.acme) {
+      json::array names;
+      for (const auto& n : e.names) names.emplace_back(n);
+      acme.push_back(json::object{{"names", std::move(names)},
+                                  {"not_after", when(e.placeholder ? 0 : e.not_after)},
+                                  {"placeholder", e.placeholder},
+                                  {"last_attempt", when(e.last_attempt)},
+                                  {"result", e.result},
+                                  {"step", e.step},
+                                  {"error", e.error},
+                                  {"next_attempt", when(e.next_attempt)}});
+    }
+  out["acme"] = std::move(acme);
+
   const tls_counts tls = s.board ? s.board->tls_last_hour(now) : tls_counts{};
   out["tls_versions"] = json::object{{"window_seconds", 3600},
                                      {"front", versions_json(tls.front)},

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "proxy/acme_service.hpp"
 #include "proxy/build_info.hpp"
 #include "proxy/listener.hpp"
 #include "proxy/own_certificates.hpp"
@@ -28,6 +29,7 @@ struct status_sources {
   build_identity build;
   std::int64_t started = 0;  // Unix time the process started
   bool draining = false;
+  const std::vector<acme_entry_status>* acme = nullptr;  // null: no acme entries
 };
 
 boost::json::object status_json(const status_sources& s, std::chrono::system_clock::time_point now);

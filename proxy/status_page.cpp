@@ -79,6 +79,11 @@ constexpr std::string_view page_head = R"html(<!DOCTYPE html>
       <th class="num">Days left</th></tr></thead><tbody></tbody></table>
   </section>
   <section class="wide">
+    <h2>ACME</h2>
+    <table id="acme"><thead><tr><th>Names</th><th>Not after</th><th>Last attempt</th>
+      <th>Result</th><th>Next attempt</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section class="wide">
     <h2>Last refusals</h2>
     <table id="refusals"><thead><tr><th>Time (UTC)</th><th>Client</th><th>Listener</th>
       <th>Reason</th><th>Detail</th></tr></thead><tbody></tbody></table>
@@ -204,6 +209,15 @@ function render(s) {
     (r, c) => { cell(r, c.subject).title = c.file; }, (r, c) => cell(r, c.not_after),
     (r, c) => cell(r, c.days_left, "num" + (c.days_left < 14 ? " bad" : c.days_left < 30 ? " warn" : ""))],
     "certificate", "no certificate");
+
+  const utc = (t) => t ? t.replace("T", " ").replace("Z", "") : "";
+  fill("acme", s.acme || [], [
+    (r, a) => cell(r, a.names.join(", ")),
+    (r, a) => cell(r, a.placeholder ? "placeholder" : utc(a.not_after), a.placeholder ? "warn" : ""),
+    (r, a) => cell(r, utc(a.last_attempt)),
+    (r, a) => cell(r, a.result === "failed" ? "failed at " + a.step + ": " + a.error : a.result,
+                   a.result === "failed" ? "bad" : ""),
+    (r, a) => cell(r, utc(a.next_attempt))], "acme", "no acme entry in [[certs]]");
 
   fill("refusals", s.refusals, [
     (r, x) => cell(r, x.time.replace("T", " ").replace("Z", "")), (r, x) => cell(r, x.client),

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 SOURCE_DIR = os.environ.get(
     "TLSBRIDGE_SOURCE_DIR",
@@ -1276,6 +1277,109 @@ class Tlsbridge:
     def records(self, event, conn=None):
         return [r for r in self.audit_records()
                 if r.get("event") == event and (conn is None or r.get("conn") == conn)]
+
+
+# ---------------------------------------------------------------------------------------------
+# pebble: Debian's RFC 8555 test CA, for the ACME tests
+
+PEBBLE_READY_TIMEOUT = 20.0
+
+
+class Pebble:
+    """A private pebble (the ACME server) and the pebble-challtestsrv it resolves names through
+    (its DNS only: every name is 127.0.0.1), all on free 127.0.0.1 ports. pebble's own HTTPS
+    certificate is made here (ca_file trusts it); it validates tls-alpn-01 challenges on
+    127.0.0.1:tls_port. env: more pebble settings (PEBBLE_WFE_NONCEREJECT=<percent> makes it
+    refuse that share of nonces with badNonce). https_san: the subjectAltName of pebble's HTTPS
+    certificate. Stopped by PID."""
+
+    def __init__(self, directory=None, env=None, https_san="IP:127.0.0.1,DNS:localhost"):
+        self.dir = directory or make_lab_dir("tlsbridge-pebble-")
+        self.port = free_port()
+        self.management_port = free_port()
+        self.tls_port = free_port()
+        self.http_port = free_port()
+        self.dns_port = free_port()
+        self.challtest_management_port = free_port()
+        self.env = {"PEBBLE_VA_NOSLEEP": "1", **(env or {})}
+        self.ca_file = os.path.join(self.dir, "pebble-https.pem")
+        self.https_san = https_san
+        self.procs = []
+
+    @property
+    def directory_url(self):
+        return f"https://127.0.0.1:{self.port}/dir"
+
+    def _spawn(self, name, argv, env=None):
+        log = open(os.path.join(self.dir, f"{name}.log"), "wb")
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                cwd=self.dir, env=env)
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def log(self, name="pebble"):
+        try:
+            with open(os.path.join(self.dir, f"{name}.log"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def start(self):
+        key = os.path.join(self.dir, "pebble-https.key")
+        run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", key, "-out", self.ca_file, "-days", "2", "-subj",
+             "/CN=pebble test listener", "-addext", f"subjectAltName={self.https_san}"],
+            check=True)
+        config = os.path.join(self.dir, "pebble-config.json")
+        with open(config, "w") as f:
+            json.dump({"pebble": {
+                "listenAddress": f"127.0.0.1:{self.port}",
+                "managementListenAddress": f"127.0.0.1:{self.management_port}",
+                "certificate": self.ca_file, "privateKey": key,
+                "httpPort": self.http_port, "tlsPort": self.tls_port,
+                "ocspResponderURL": "", "externalAccountBindingRequired": False}}, f)
+        self._spawn("challtestsrv", [
+            "pebble-challtestsrv", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
+            "-dns01", f"127.0.0.1:{self.dns_port}", "-http01", "", "-https01", "",
+            "-tlsalpn01", "", "-management", f"127.0.0.1:{self.challtest_management_port}"])
+        self._spawn("pebble", ["pebble", "-config", config,
+                               "-dnsserver", f"127.0.0.1:{self.dns_port}"],
+                    env={**os.environ, **self.env})
+        for port in (self.challtest_management_port, self.port, self.management_port):
+            if not wait_until(lambda: port_accepts(port), PEBBLE_READY_TIMEOUT):
+                self.stop()
+                raise LabError(f"pebble not accepting on {port} after {PEBBLE_READY_TIMEOUT}s\n"
+                               f"pebble:\n{self.log()}\nchalltestsrv:\n{self.log('challtestsrv')}")
+        return self
+
+    def root_pem(self):
+        """The root that pebble's issued chains lead to (it changes with every pebble run)."""
+        context = client_context(self.ca_file)
+        with urllib.request.urlopen(f"https://127.0.0.1:{self.management_port}/roots/0",
+                                    context=context, timeout=10) as response:
+            return response.read().decode()
+
+    def stop(self):
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+        self.procs = []
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ class test_pki {
   }
   std::filesystem::path file(const std::string& name) const { return dir_ / name; }
   config::cert_entry entry(const std::string& base) const {
-    return {dir_ / (base + ".chain.pem"), dir_ / (base + ".key"), {}};
+    return {dir_ / (base + ".chain.pem"), dir_ / (base + ".key"), {}, {}};
   }
 
  private:

@@ -105,10 +105,10 @@ TEST_CASE("make_server_context: certificate loading per security level", "[certs
   }
   SECTION("key mismatch, missing files and bad profiles throw precise messages") {
     using Catch::Matchers::Contains;
-    config::cert_entry mismatched{pki.file("server.chain.pem"), pki.file("sni-a.key"), {}};
+    config::cert_entry mismatched{pki.file("server.chain.pem"), pki.file("sni-a.key"), {}, {}};
     CHECK_THROWS_WITH(certs::make_server_context(modern_profile(), mismatched),
                       Contains("sni-a.key") && Contains("does not match certificate"));
-    config::cert_entry missing{pki.file("nope.pem"), pki.file("server.key"), {}};
+    config::cert_entry missing{pki.file("nope.pem"), pki.file("server.key"), {}, {}};
     CHECK_THROWS_WITH(certs::make_server_context(modern_profile(), missing),
                       Contains("nope.pem") && Contains("OpenSSL: "));
     auto bad = modern_profile();

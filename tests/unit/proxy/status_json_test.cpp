@@ -26,7 +26,7 @@ TEST_CASE("status json: refusals, certificates and TLS versions", "[status_json]
       {"/etc/ssl/mail.pem", "CN=<mail>", 1798329600 + 10 * 86400 + 5}};
   std::map<std::string, std::shared_ptr<proxy::listener_runtime>> none;
   proxy::status_sources s{&none,      &board, &certs, {"0.1.0", "abc123", "OpenSSL 3"},
-                          1798329000, false};
+                          1798329000, false,  nullptr};
   const auto j = proxy::status_json(s, now);
   CHECK(j.at("generated") == "2026-12-27T00:00:00Z");
   CHECK(j.at("uptime_seconds") == 600);
