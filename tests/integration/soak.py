@@ -240,6 +240,7 @@ class Soak:
     # -- set-up -----------------------------------------------------------------------------
 
     def start_lab(self):
+        begin = time.monotonic()
         self.dir = lab.make_lab_dir("tlsbridge-soak.")
         self.certs = lab.shared_certs()
         self.postfix = lab.PostfixBackend(self.certs)
@@ -269,6 +270,9 @@ class Soak:
         self.proxy.start()
         self.peers.append(self.proxy)
         self.proxy.wait_for_probes_done()
+        self.log(f"lab up in {time.monotonic() - begin:.1f} s: proxy pid {self.proxy.proc.pid}, "
+                 f"Postfix {self.postfix.port}, Dovecot {self.dovecot.imap_port}, "
+                 f"IIS stand-in {self.iis.port}")
 
     def cleanup(self, remove=True):
         for peer in reversed(self.peers):
