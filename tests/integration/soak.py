@@ -207,6 +207,7 @@ class Soak:
         self.in_flight = 0
         self.opened = collections.Counter()    # client "ip:port" -> connections opened
         self.opened_by_kind = collections.Counter()
+        self.kind_of = {}                      # client "ip:port" -> the kind that last used it
         self.accepted = []                     # Message-IDs a client saw 250 after DATA for
         self.unconfirmed = []                  # sent, but no 250 seen (error around a restart)
         self.counts = collections.Counter()    # successful operations per kind
@@ -223,6 +224,7 @@ class Soak:
         host, port = sock.getsockname()[:2]
         with self.lock:
             self.opened[f"{host}:{port}"] += 1
+            self.kind_of[f"{host}:{port}"] = kind
             self.opened_by_kind[kind] += 1
 
     def note_error(self, kind, exc):
@@ -685,6 +687,21 @@ class ImapLines:
 # ---------------------------------------------------------------------------------------------
 # The checks and the summary
 
+def load_conns(records, probe_clients):
+    """The `conn` records of the load: without one record per readiness probe of the lab (by
+    address once each, since a later client may get a probe's port again)."""
+    probes = set(probe_clients)
+    conns = []
+    for r in records:
+        if r.get("event") != "conn":
+            continue
+        if r.get("client") in probes:
+            probes.discard(r.get("client"))
+            continue
+        conns.append(r)
+    return conns
+
+
 class Report:
     def __init__(self, soak, elapsed, started, load_before, load_end):
         self.soak = soak
@@ -715,7 +732,9 @@ class Report:
         soak = self.soak
         # The audit first: waiting for the records also lets Postfix's queue drain.
         opened = sum(soak.opened.values())
-        lab.wait_until(lambda: len(soak.proxy.conn_records()) >= opened, 60, interval=0.5)
+        lab.wait_until(lambda: len(load_conns(soak.proxy.audit_records(),
+                                              soak.proxy.probe_clients)) >= opened,
+                       60, interval=0.5)
         self.check_audit()
         self.check_delivery()
         self.check_errors()
@@ -756,9 +775,11 @@ class Report:
         records = soak.proxy.audit_records()
         invalid = [(r.get("event"), e.message) for r in records
                    for e in validator.iter_errors(r)]
-        conns = soak.proxy.conn_records()
+        # Each readiness probe of the lab has one record; a later client may get a probe's
+        # port again, so the probes are taken out once each, not by address.
+        conns = load_conns(records, soak.proxy.probe_clients)
         seen = collections.Counter(r.get("client") for r in conns)
-        missing = sorted((soak.opened - seen).items())
+        missing = [(a, n, soak.kind_of.get(a)) for a, n in sorted((soak.opened - seen).items())]
         extra = sorted((seen - soak.opened).items())
         listener_kind = {"smtp": "postfix", "imap": "dovecot", "https": "iis"}
         unexplained = collections.Counter()
@@ -777,7 +798,8 @@ class Report:
         self.check("audit",
                    not invalid and not missing and not extra and not unexplained,
                    f"{len(records)} records, {len(invalid)} invalid {invalid[:2]}; "
-                   f"{len(conns)} conn records for {sum(soak.opened.values())} connections "
+                   f"{self.figures['audit']['conn']} conn records for "
+                   f"{sum(soak.opened.values())} connections "
                    f"opened: {len(missing)} without a record {missing[:3]}, {len(extra)} "
                    f"unknown {extra[:3]}; outside a restart: {dict(unexplained) or 'none'}")
 
