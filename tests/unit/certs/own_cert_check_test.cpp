@@ -34,7 +34,7 @@ TEST_CASE("own certificates: a good chain passes silently", "[certs][own]") {
 TEST_CASE("own certificates: key mismatch is an error naming both files", "[certs][own]") {
   const auto& pki = test::test_pki::get();
   const auto cfg =
-      config_with({pki.entry("server"), {pki.file("server.chain.pem"), pki.file("sni-a.key"), {}}});
+      config_with({pki.entry("server"), {pki.file("server.chain.pem"), pki.file("sni-a.key"), {}, {}}});
   const auto report = certs::check_own_certificates(cfg);
   REQUIRE(report.errors.size() == 1);
   const auto& e = report.errors[0];
@@ -65,7 +65,7 @@ TEST_CASE("own certificates: unreadable and unparsable files", "[certs][own]") {
   const auto& pki = test::test_pki::get();
   SECTION("missing certificate and key") {
     const auto report = certs::check_own_certificates(
-        config_with({{"/nonexistent/mail.pem", "/nonexistent/mail.key", {}}}));
+        config_with({{"/nonexistent/mail.pem", "/nonexistent/mail.key", {}, {}}}));
     REQUIRE(report.errors.size() == 2);
     CHECK(report.errors[0].key == "certs[0].cert");
     CHECK(report.errors[0].message ==
@@ -74,7 +74,7 @@ TEST_CASE("own certificates: unreadable and unparsable files", "[certs][own]") {
   }
   SECTION("a key where the certificate should be, and vice versa") {
     const auto report = certs::check_own_certificates(
-        config_with({{pki.file("server.key"), pki.file("server.crt"), {}}}));
+        config_with({{pki.file("server.key"), pki.file("server.crt"), {}, {}}}));
     REQUIRE(report.errors.size() == 2);
     CHECK(report.errors[0].message == "no PEM certificate in " + pki.file("server.key").string());
     CHECK(report.errors[1].key == "certs[0].key");
