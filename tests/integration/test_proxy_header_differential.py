@@ -342,14 +342,17 @@ class ProxyHeaderDifferentialTest(unittest.TestCase):
 
         records = proxy.wait_for_conn_records(
             len(cases), timeout=30, where=lambda r: r.get("client") not in proxy.probe_clients)
+        # A client port can come round again within the run (the proxy closes first, so the
+        # client keeps no TIME_WAIT): each address's records are taken in order, one per case.
         by_peer = {}
         for r in records:
-            by_peer[r.get("proxy") or r["client"]] = r
+            by_peer.setdefault(r.get("proxy") or r["client"], []).append(r)
         first_lines, all_lines = backend.first_lines()
         accepted = refused = 0
         for n, data, want, local, received in cases:
             with self.subTest(case=n, data=data):
-                record = by_peer.get(local)
+                same_peer = by_peer.get(local) or []
+                record = same_peer.pop(0) if same_peer else None
                 self.assertIsNotNone(record, f"no conn record for {local}")
                 marker = b"NOOP m%d" % n
                 if want[0] == "done":

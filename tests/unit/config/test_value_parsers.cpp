@@ -6,9 +6,9 @@
 using namespace tlsbridge::config;
 
 TEST_CASE("parse_duration accepts a number with a unit", "[config][value]") {
-  const std::pair<const char*, long long> good[] = {{"500ms", 500},  {"10s", 10'000},
-                                                    {"5m", 300'000}, {"1h", 3'600'000},
-                                                    {"0s", 0},       {"65m", 3'900'000}};
+  const std::pair<const char*, long long> good[] = {
+      {"500ms", 500}, {"10s", 10'000},    {"5m", 300'000},    {"1h", 3'600'000},
+      {"0s", 0},      {"65m", 3'900'000}, {"2d", 172'800'000}};
   for (const auto& [text, ms] : good) {
     INFO(text);
     const auto d = parse_duration(text);
@@ -18,8 +18,9 @@ TEST_CASE("parse_duration accepts a number with a unit", "[config][value]") {
 }
 
 TEST_CASE("parse_duration rejects bare numbers, bad units, signs and overflow", "[config][value]") {
-  for (const char* text : {"", "10", "10x", "-1s", "+1s", "1.5s", " 10s", "10s ", "10 s", "s",
-                           "10S", "1d", "2h30m", "99999999999999999999h", "9999999999999999h"}) {
+  for (const char* text :
+       {"", "10", "10x", "-1s", "+1s", "1.5s", " 10s", "10s ", "10 s", "s", "10S", "1D", "1w",
+        "2h30m", "99999999999999999999h", "9999999999999999h"}) {
     INFO(text);
     CHECK_FALSE(parse_duration(text));
   }
