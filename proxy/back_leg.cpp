@@ -204,12 +204,13 @@ std::optional<back_leg_failure> back_leg::judge(std::optional<policy::chain_evid
   // `cached`: the evidence of the full handshake a resumed session came from.
   const auto& b = cfg_.backend;
   if (cached) {
-    facts_.chain = std::move(cached);
+    facts_.chain = std::make_unique<policy::chain_evidence>(std::move(*cached));
   } else {
     certs::verify_settings vs;
     vs.store = rt_->trust_store.get();
     vs.server_name = b.server_name;
-    facts_.chain = certs::collect_peer_chain(stream_->ssl(), vs);
+    facts_.chain =
+        std::make_unique<policy::chain_evidence>(certs::collect_peer_chain(stream_->ssl(), vs));
   }
   // verify = "none"/"pin": the legacy host is trusted by configuration — its chain is inspected
   // and its findings recorded, never refused for them; a "pin" leg is refused only when its leaf
@@ -220,9 +221,9 @@ std::optional<back_leg_failure> back_leg::judge(std::optional<policy::chain_evid
   policy::peer_context peer{cfg_.name, client_ip_, facts_.host,
                             reached ? config::parse_ip(reached->host) : std::nullopt,
                             /*strict_trust=*/b.verify == config::verify_mode::ca};
-  facts_.decision =
+  facts_.decision = std::make_unique<policy::decision>(
       policy::judge_chain(*facts_.chain, rt_->root->policy, peer, trusted_by_configuration,
-                          std::time(nullptr), pinned ? &b.pin_sha256 : nullptr);
+                          std::time(nullptr), pinned ? &b.pin_sha256 : nullptr));
   if (facts_.decision->result != policy::verdict::refused) return std::nullopt;
   return back_leg_failure{outcome::refused_policy,
                           "backend chain refused by policy: " + facts_.decision->reason};

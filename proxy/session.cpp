@@ -51,8 +51,7 @@ session::session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socke
       cfg_(*rt_->settings),
       id_(std::move(id)),
       client_(std::move(socket)),
-      state_changed_(client_.socket().get_executor()),
-      idle_timer_(client_.socket().get_executor()) {
+      state_changed_(client_.socket().get_executor()) {
   if (rt_->client_trust) {
     client_check_ = std::make_unique<certs::client_chain_check>();
     client_check_->policy = &rt_->root->policy;
@@ -454,8 +453,20 @@ asio::awaitable<void> session::backend_reader(std::optional<error_code> woken) {
 
 void session::arm_watchdog() {
   armed_idle_limit_ = machine_->idle_limit().value_or(cfg_.timeouts.idle);
-  idle_timer_.expires_at(last_activity_ + armed_idle_limit_);
-  idle_timer_.async_wait([self = shared_from_this()](error_code) { self->on_watchdog(); });
+  watchdog_.expired = [](std::shared_ptr<void> owner) {
+    std::static_pointer_cast<session>(owner)->on_watchdog();
+  };
+  const auto& ex = client_.socket().get_executor();
+  idle_watchdogs::of(ex).arm(ex, watchdog_, last_activity_ + armed_idle_limit_, shared_from_this());
+}
+
+void session::wake_watchdog() {
+  // Like a cancelled timer: the handler runs once more, posted, and decides.
+  const auto& ex = client_.socket().get_executor();
+  auto owner = idle_watchdogs::of(ex).disarm(watchdog_);
+  if (!owner) return;  // not armed: it already fired, or the relay never started
+  asio::post(ex,
+             [self = std::static_pointer_cast<session>(std::move(owner))] { self->on_watchdog(); });
 }
 
 void session::on_watchdog() {
@@ -493,7 +504,7 @@ asio::awaitable<void> session::execute(protocols::step_list steps) {
   // The event just fed may have changed the machine's idle limit (HTTPS: a request began, with
   // its request_timeout, or ended, back to the idle timeout): wake the watchdog to re-arm.
   if (machine_ && machine_->idle_limit().value_or(cfg_.timeouts.idle) != armed_idle_limit_)
-    idle_timer_.cancel();
+    wake_watchdog();
   for (const auto& s : steps.steps()) {
     if (finished_) co_return;
     switch (s.what) {
@@ -640,7 +651,7 @@ void session::finish(outcome what, std::string reason) {
                                          : "client " + client_addr_);
   client_.close();
   if (backend_) backend_->close();
-  idle_timer_.cancel();
+  wake_watchdog();
   state_changed_.notify();
 }
 

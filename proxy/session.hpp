@@ -14,10 +14,10 @@
 // performs the steps it answers, and when the side has nothing more to read it *parks* — a
 // readiness callback is armed and the coroutine ends — so an idle connection holds no buffer and
 // no coroutine frame, only OpenSSL's state and two reactor waits (issue 8: idle memory). The idle
-// watchdog is a timer callback too. Writes to one side are serialised by a gate, so replies keep
-// the machine's order; a reader awaits its writes before reading again, which is the relay's
-// backpressure. When both readers and the watchdog have ended, the `conn` record is written. A
-// session lives on one io_context thread: no locks inside.
+// watchdog is an entry in the worker's timing wheel. Writes to one side are serialised by a gate,
+// so replies keep the machine's order; a reader awaits its writes before reading again, which is
+// the relay's backpressure. When both readers and the watchdog have ended, the `conn` record is
+// written. A session lives on one io_context thread: no locks inside.
 #pragma once
 
 #include <array>
@@ -39,6 +39,7 @@
 #include "proxy/async_event.hpp"
 #include "proxy/back_leg.hpp"
 #include "proxy/connection_record.hpp"
+#include "proxy/idle_watchdogs.hpp"
 #include "proxy/listener.hpp"
 #include "proxy/outcome.hpp"
 #include "proxy/protocol_factory.hpp"
@@ -91,6 +92,9 @@ class session : public std::enable_shared_from_this<session> {
   asio::awaitable<void> client_reader(std::optional<error_code> woken);
   asio::awaitable<void> backend_reader(std::optional<error_code> woken);
   void arm_watchdog();
+  // Ends the watchdog's wait early (it re-checks at once, on a posted call): finish() and a
+  // changed idle limit.
+  void wake_watchdog();
   void on_watchdog();
   asio::awaitable<void> idle_goodbye();
   asio::awaitable<void> execute(protocols::step_list steps);
@@ -122,8 +126,9 @@ class session : public std::enable_shared_from_this<session> {
   // condition, so sharing it costs a spurious wake-up now and then and saves a timer per
   // condition in every connection.
   async_event state_changed_;
-  asio::steady_timer idle_timer_;
-  std::chrono::milliseconds armed_idle_limit_{0};  // the limit idle_timer_ was last set for
+  // The idle watchdog: an entry in the worker's timing wheel (proxy/idle_watchdogs), not a timer.
+  watchdog_entry watchdog_;
+  std::chrono::milliseconds armed_idle_limit_{0};  // the limit the watchdog was last armed for
 
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::time_point last_activity_;
