@@ -3,18 +3,10 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <malloc.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <csignal>
-#include <functional>
-#include <future>
-#include <map>
-#include <set>
-#include <thread>
-#include <unordered_map>
-#include <utility>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -26,7 +18,14 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/spdlog.h>
+#include <csignal>
+#include <functional>
+#include <future>
+#include <map>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <utility>
 
 #include "config/value_parsers.hpp"
 #include "proxy/acme_service.hpp"
@@ -39,10 +38,10 @@
 #include "proxy/log_file_sink.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/own_certificates.hpp"
+#include "proxy/pid_file.hpp"
 #include "proxy/privileges.hpp"
 #include "proxy/process_metrics.hpp"
 #include "proxy/reload_report.hpp"
-#include "proxy/pid_file.hpp"
 #include "proxy/session.hpp"
 #include "proxy/status_json.hpp"
 #include "proxy/systemd_notify.hpp"
@@ -70,7 +69,8 @@ struct listener_slot {
 struct worker {
   asio::io_context io{1};
   std::multimap<std::string, std::shared_ptr<listener_slot>> slots;
-  std::unordered_map<std::string, std::weak_ptr<session>> sessions;
+  // Keyed by the session's address, which stays unique while it lives (no copy of its id).
+  std::unordered_map<const session*, std::weak_ptr<session>> sessions;
   std::thread thread;
 };
 
@@ -137,13 +137,22 @@ asio::awaitable<void> accept_loop(worker& w, std::shared_ptr<listener_slot> slot
       continue;
     }
     auto s = std::make_shared<session>(slot->rt, std::move(socket), next_connection_id());
-    w.sessions.emplace(s->id(), s);
+    w.sessions.insert_or_assign(s.get(), s);
     // A session outlives run(): its relay runs on callbacks. It is forgotten when destroyed;
-    // the erase is posted, as the destructor may run while the drain walks the map.
-    s->on_destroy([&w](const std::string& id) {
-      asio::post(w.io, [&w, id] { w.sessions.erase(id); });
-    });
-    asio::co_spawn(w.io, [s] { return s->run(); }, asio::detached);
+    // the erase is posted, as the destructor may run while the drain walks the map. A new
+    // session at the same address before the erase runs replaces the expired entry (emplace
+    // would keep it), and the erase then leaves a live one alone.
+    s->on_destroy(
+        [](void* arg, const session* gone) {
+          auto& wk = *static_cast<worker*>(arg);
+          asio::post(wk.io, [&wk, gone] {
+            auto it = wk.sessions.find(gone);
+            if (it != wk.sessions.end() && it->second.expired()) wk.sessions.erase(it);
+          });
+        },
+        &w);
+    asio::co_spawn(
+        w.io, [s] { return s->run(); }, asio::detached);
   }
 }
 
@@ -271,7 +280,8 @@ int server::run() {
   start_health_checks(main_io_, runtimes_);
 
   for (auto& w : workers_)
-    for (auto& [name, slot] : w->slots) asio::co_spawn(w->io, accept_loop(*w, slot), asio::detached);
+    for (auto& [name, slot] : w->slots)
+      asio::co_spawn(w->io, accept_loop(*w, slot), asio::detached);
   for (const auto& [name, rt] : runtimes_)
     spdlog::info("listener {} ({}) on {}", name, protocol_name(rt->settings->protocol),
                  rt->settings->listen.to_string());
@@ -377,9 +387,8 @@ void server::reload(const std::string& trigger) {
     next_rts = build_runtimes(next, next_shared);
     for (const auto& [name, rt] : next_rts) {
       auto old = runtimes_.find(name);
-      bool same_address = old != runtimes_.end() &&
-                          old->second->settings->listen.to_string() ==
-                              rt->settings->listen.to_string();
+      bool same_address = old != runtimes_.end() && old->second->settings->listen.to_string() ==
+                                                        rt->settings->listen.to_string();
       if (same_address) continue;
       for (std::size_t i = 0; i < workers_.size(); ++i) {
         auto slot = bind_slot(*workers_[i], *rt->settings);

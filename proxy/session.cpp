@@ -46,10 +46,10 @@ std::string next_connection_id() {
 }
 
 session::session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socket socket,
-                 std::string id)
+                 std::string_view id)
     : rt_(std::move(runtime)),
       cfg_(*rt_->settings),
-      id_(std::move(id)),
+      id_(id),
       client_(std::move(socket)),
       state_changed_(client_.socket().get_executor()) {
   if (rt_->client_trust) {
@@ -58,7 +58,10 @@ session::session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socke
     client_check_->peer.listener = cfg_.name;
     client_check_->trust = rt_->client_trust.get();
     client_.on_ssl_created(
-        [this](SSL* ssl) { certs::attach_client_check(ssl, client_check_.get()); });
+        [](SSL* ssl, void* check) {
+          certs::attach_client_check(ssl, static_cast<certs::client_chain_check*>(check));
+        },
+        client_check_.get());
   }
   started_ = last_activity_ = std::chrono::steady_clock::now();
   ++rt_->counters->active;
@@ -66,7 +69,7 @@ session::session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socke
 }
 
 session::~session() {
-  if (on_destroy_) on_destroy_(id_);
+  if (on_destroy_) on_destroy_(on_destroy_arg_, this);
   --rt_->counters->active;
   if (rt_->process_active) --*rt_->process_active;
   if (ip_counted_) rt_->counters->release_ip(client_ip_);
@@ -665,7 +668,7 @@ connection_record session::record() const {
     out.tls_error = leg.tls_error();
   };
   connection_record r;
-  r.id = id_;
+  r.id = id_.str();
   r.listener = cfg_.name;
   r.client = client_addr_;
   r.proxy = proxy_addr_;
@@ -715,7 +718,7 @@ void session::write_machine_events() {
   for (auto& e : machine_->take_audit_events()) {
     boost::json::object rec;
     rec["event"] = e["event"];
-    rec["conn"] = id_;
+    rec["conn"] = std::string_view(id_);
     rec["listener"] = cfg_.name;
     for (auto& kv : e)
       if (kv.key() != "event") rec[kv.key()] = kv.value();
@@ -732,7 +735,7 @@ void session::write_audit() {
   if (!rt_->audit) return;
   write_machine_events();
   rt_->audit->write(conn_json(r));
-  spdlog::debug("conn {} {} {} {}", id_, cfg_.name, to_string(outcome_), reason_);
+  spdlog::debug("conn {} {} {} {}", std::string_view(id_), cfg_.name, to_string(outcome_), reason_);
 }
 
 }  // namespace tlsbridge::proxy

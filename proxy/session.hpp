@@ -20,6 +20,7 @@
 // written. A session lives on one io_context thread: no locks inside.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -27,10 +28,12 @@
 #include <boost/json/object.hpp>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "certs/client_cert_check.hpp"
 #include "policy/chain_evidence.hpp"
@@ -47,9 +50,26 @@
 
 namespace tlsbridge::proxy {
 
+// A connection id held inline: next_connection_id()'s 16 characters fit without an allocation
+// (a std::string's own buffer holds 15); a longer one is cut at 23.
+class connection_id {
+ public:
+  connection_id(std::string_view id) {
+    len_ = static_cast<unsigned char>(std::min(id.size(), sizeof chars_));
+    std::memcpy(chars_, id.data(), len_);
+  }
+  operator std::string_view() const { return {chars_, len_}; }
+  std::string str() const { return std::string(chars_, len_); }
+
+ private:
+  char chars_[23];
+  unsigned char len_;
+};
+
 class session : public std::enable_shared_from_this<session> {
  public:
-  session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socket socket, std::string id);
+  session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socket socket,
+          std::string_view id);
   ~session();
 
   asio::awaitable<void> run();
@@ -57,10 +77,12 @@ class session : public std::enable_shared_from_this<session> {
   void request_shutdown();
   // Grace over: end now.
   void force_close();
-  const std::string& id() const { return id_; }
-  // Runs with the session's id when it is destroyed (the server forgets it).
-  void on_destroy(std::function<void(const std::string& id)> hook) {
-    on_destroy_ = std::move(hook);
+  std::string_view id() const { return id_; }
+  // Runs with `arg` and the session when it is destroyed (the server forgets it). A plain
+  // function and its argument: two words, not a std::function's four.
+  void on_destroy(void (*hook)(void* arg, const session* gone), void* arg) {
+    on_destroy_ = hook;
+    on_destroy_arg_ = arg;
   }
 
  private:
@@ -113,7 +135,7 @@ class session : public std::enable_shared_from_this<session> {
 
   std::shared_ptr<listener_runtime> rt_;
   const config::listener_config& cfg_;
-  std::string id_;
+  connection_id id_;
   tls_stream client_;
   std::optional<back_leg> backend_;
   std::optional<back_leg_failure> back_failure_;  // the last back leg that failed to open
@@ -145,7 +167,8 @@ class session : public std::enable_shared_from_this<session> {
   bool backend_eof_ = false;
   bool shutdown_requested_ = false;
   int relay_tasks_ = 0;  // reader tasks and watchdog still running
-  std::function<void(const std::string&)> on_destroy_;
+  void (*on_destroy_)(void*, const session*) = nullptr;
+  void* on_destroy_arg_ = nullptr;
   outcome outcome_ = outcome::ok;
   std::string reason_;
   const char* refused_by_ = "";  // admission's refusal (proxy/refusal_reason.hpp), "" if none

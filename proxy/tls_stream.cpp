@@ -82,7 +82,7 @@ asio::awaitable<error_code> tls_stream::handshake(SSL_CTX* ctx, bool server, con
     BIO_set_callback_ex(rbio, &tls_stream::on_bio);
     BIO_set_callback_arg(rbio, reinterpret_cast<char*>(this));
   }
-  if (on_ssl_created_) on_ssl_created_(ssl_);
+  if (on_ssl_created_) on_ssl_created_(ssl_, on_ssl_created_arg_);
   if (server) {
     SSL_set_accept_state(ssl_);
   } else {

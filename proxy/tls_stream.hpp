@@ -39,7 +39,11 @@ class tls_stream {
 
   // Called with the SSL object right after it is made, before the handshake (per-connection
   // ex_data such as the client-certificate policy check).
-  void on_ssl_created(std::function<void(SSL*)> hook) { on_ssl_created_ = std::move(hook); }
+  // A plain function and its argument, not a std::function: two words in every leg.
+  void on_ssl_created(void (*hook)(SSL*, void* arg), void* arg) {
+    on_ssl_created_ = hook;
+    on_ssl_created_arg_ = arg;
+  }
   // Starts TLS on the leg (after any plaintext phase, e.g. STARTTLS).
   asio::awaitable<error_code> handshake_server(SSL_CTX* ctx);
   // `resume`: a session from an earlier connection to offer (the stream takes its own reference).
@@ -102,7 +106,8 @@ class tls_stream {
   bool sent_shutdown_ = false;
   bool socket_drained_ = false;  // the last recv returned less than asked (or nothing)
   std::string tls_error_;
-  std::function<void(SSL*)> on_ssl_created_;
+  void (*on_ssl_created_)(SSL*, void*) = nullptr;
+  void* on_ssl_created_arg_ = nullptr;
 };
 
 }  // namespace tlsbridge::proxy
