@@ -47,11 +47,7 @@ std::string next_connection_id() {
 
 session::session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socket socket,
                  std::string_view id)
-    : rt_(std::move(runtime)),
-      cfg_(*rt_->settings),
-      id_(id),
-      client_(std::move(socket)),
-      state_changed_(client_.socket().get_executor()) {
+    : rt_(std::move(runtime)), cfg_(*rt_->settings), id_(id), client_(std::move(socket)) {
   if (rt_->client_trust) {
     client_check_ = std::make_unique<certs::client_chain_check>();
     client_check_->policy = &rt_->root->policy;

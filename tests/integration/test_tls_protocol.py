@@ -3,6 +3,7 @@ bytes relayed unchanged to the back leg — plaintext to a Postfix without TLS, 
 a 465-style Postfix. The relayed SMTP dialogue proves the bytes went through both ways."""
 
 import socket
+import time
 import unittest
 
 import lab
@@ -114,6 +115,47 @@ class RawTlsTest(unittest.TestCase):
         proxy, port = self.start_proxy(self.plain, "none", client_certs="optional",
                                        client_ca=f"{self.certs}/ca.crt")
         self.assertFalse(self.resumed_twice(proxy, port))
+
+    def test_idle_timeout_cuts_a_quiet_relay_and_activity_keeps_a_busy_one(self):
+        # The idle watchdog (one timing wheel per worker): a relay quiet for `idle` is closed
+        # with the outcome "timeout" — not early, and at most a tick late — while a relay that
+        # talks every 0.7 s through the same period stays up and works.
+        proxy, port = self.start_proxy(self.plain, "none",
+                                       timeouts={"handshake": "5s", "idle": "2s",
+                                                 "connect": "5s"})
+        context = lab.client_context(f"{self.certs}/ca.crt")
+
+        def open_client():
+            client = lab.SmtpClient(port)
+            self.addCleanup(client.close)
+            client.sock = context.wrap_socket(client.sock, server_hostname="localhost")
+            self.assertEqual(client.read_reply()[0], "220", proxy.describe())
+            return client
+
+        quiet, busy = open_client(), open_client()
+        addresses = [quiet.local_address(), busy.local_address()]
+        quiet_since = time.monotonic()
+        busy_since = time.monotonic()
+        for _ in range(5):  # 3.5 s of activity, well past the 2 s idle limit
+            time.sleep(0.7)
+            self.assertEqual(busy.command("NOOP")[0], "250", "the busy relay was cut")
+            busy_since = time.monotonic()
+        quiet.read_until_closed(timeout=10)
+        # The quiet one was closed within the loop above (read_until_closed returned at once).
+        self.assertLess(time.monotonic() - quiet_since, 5.0)
+        self.assertEqual(busy.command("NOOP")[0], "250", "the busy relay still works")
+        busy_since = time.monotonic()
+        busy.read_until_closed(timeout=10)
+        waited = time.monotonic() - busy_since
+        self.assertGreaterEqual(waited, 1.9, "closed before the idle limit")
+        self.assertLess(waited, 3.5, "closed long after the idle limit")
+        records = [self.conn_record(proxy, address) for address in addresses]
+        for record in records:
+            self.assertEqual(record["outcome"], "timeout", record)
+            self.assertEqual(record["reason"], "idle timeout", record)
+        quiet_record = records[0]
+        self.assertGreaterEqual(quiet_record["duration_ms"], 1900, quiet_record)
+        self.assertLess(quiet_record["duration_ms"], 3500, quiet_record)
 
     def test_openssl_s_client_reads_greeting(self):
         proxy, port = self.start_proxy(self.plain, "none")
