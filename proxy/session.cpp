@@ -298,10 +298,12 @@ asio::awaitable<bool> session::front_handshake(const char* what) {
 asio::awaitable<bool> session::open_backend() {
   backend_eof_ = backend_aborted_ = false;
   backend_.emplace(rt_, client_ip_);  // the old leg, if any, caches its session and closes
-  back_failure_ = co_await backend_->open();
+  if (auto failed = co_await backend_->open())
+    back_failure_ = std::make_unique<back_leg_failure>(std::move(*failed));
+  else
+    back_failure_.reset();
   if (rt_->warnings)
-    rt_->warnings->back_leg_opened(cfg_, backend_->facts().address,
-                                   back_failure_ ? &*back_failure_ : nullptr);
+    rt_->warnings->back_leg_opened(cfg_, backend_->facts().address, back_failure_.get());
   if (back_failure_) co_return false;
   touch();
   co_return true;

@@ -138,7 +138,8 @@ class session : public std::enable_shared_from_this<session> {
   connection_id id_;
   tls_stream client_;
   std::optional<back_leg> backend_;
-  std::optional<back_leg_failure> back_failure_;  // the last back leg that failed to open
+  // The last back leg that failed to open; out of line, as most connections have none.
+  std::unique_ptr<back_leg_failure> back_failure_;
   std::unique_ptr<protocols::session_machine> machine_;
   std::unique_ptr<session_auth_gate> auth_gate_;  // [listener.auth_guard]; null when off
   write_gate client_gate_;

@@ -44,10 +44,22 @@ tls_stream::~tls_stream() {
   if (ssl_) SSL_free(ssl_);
 }
 
+const std::string& tls_stream::tls_error() const {
+  static const std::string none;
+  return tls_error_ ? *tls_error_ : none;
+}
+
+void tls_stream::set_tls_error(std::string reason) {
+  if (tls_error_)
+    *tls_error_ = std::move(reason);
+  else
+    tls_error_ = std::make_unique<std::string>(std::move(reason));
+}
+
 error_code tls_stream::ssl_failure(int ssl_error, const char* what) {
   std::string reason = drain_openssl_errors();
   if (reason.empty()) reason = (ssl_error == SSL_ERROR_SYSCALL) ? "connection closed" : what;
-  tls_error_ = reason;
+  set_tls_error(std::move(reason));
   if (ssl_error == SSL_ERROR_ZERO_RETURN) return asio::error::eof;
   return asio::error::connection_aborted;
 }
@@ -67,7 +79,7 @@ asio::awaitable<error_code> tls_stream::handshake(SSL_CTX* ctx, bool server, con
   ERR_clear_error();
   ssl_ = SSL_new(ctx);
   if (!ssl_) {
-    tls_error_ = drain_openssl_errors();
+    set_tls_error(drain_openssl_errors());
     co_return asio::error::no_memory;
   }
   // A peer that closes without close_notify is treated as EOF, not as an OpenSSL error.

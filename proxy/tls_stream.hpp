@@ -17,6 +17,7 @@
 #include <boost/system/error_code.hpp>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -52,7 +53,7 @@ class tls_stream {
   // The handshake resumed an earlier session (no certificate was exchanged).
   bool resumed() const { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
   // OpenSSL's reason for the last TLS failure on this stream (empty if none).
-  const std::string& tls_error() const { return tls_error_; }
+  const std::string& tls_error() const;
 
   // Suspends until read_some() can make progress (socket readable or TLS data already decrypted).
   asio::awaitable<error_code> wait_readable();
@@ -104,8 +105,9 @@ class tls_stream {
   bool read_wants_write_ = false;  // SSL_read asked for writability (TLS 1.3 key update reply)
   bool read_blocked_ = false;      // the last read needs more bytes from the socket
   bool sent_shutdown_ = false;
-  bool socket_drained_ = false;  // the last recv returned less than asked (or nothing)
-  std::string tls_error_;
+  bool socket_drained_ = false;             // the last recv returned less than asked (or nothing)
+  std::unique_ptr<std::string> tls_error_;  // made by a failure: a working leg carries a pointer
+  void set_tls_error(std::string reason);
   void (*on_ssl_created_)(SSL*, void*) = nullptr;
   void* on_ssl_created_arg_ = nullptr;
 };
