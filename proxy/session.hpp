@@ -48,7 +48,9 @@ namespace tlsbridge::proxy {
 
 class session : public std::enable_shared_from_this<session> {
  public:
-  session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socket socket, std::string id);
+  // `peer`: the client's address as accept() returned it (no getpeername per connection).
+  session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socket socket,
+          const asio::ip::tcp::endpoint& peer, std::string id);
   ~session();
 
   asio::awaitable<void> run();
