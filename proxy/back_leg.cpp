@@ -1,8 +1,12 @@
 #include "proxy/back_leg.hpp"
 
+#include <sys/socket.h>
+
 #include <boost/asio/ip/tcp.hpp>
+#include <cerrno>
 #include <ctime>
 #include <memory>
+#include <tuple>
 #include <vector>
 
 #include "certs/chain_collector.hpp"
@@ -17,6 +21,32 @@ namespace {
 
 back_leg_failure unavailable(std::string reason) {
   return {outcome::backend_unavailable, std::move(reason)};
+}
+
+error_code errno_code(int e) {
+  return error_code(e, asio::error::get_system_category());
+}
+
+// A non-blocking connect, finished by one wait for writability and SO_ERROR. The socket is made
+// non-blocking once, here, as the relay needs it (OpenSSL reads the descriptor itself); Asio's
+// async_connect would set its own flag by a further ioctl and poll the socket once more before
+// reading SO_ERROR — two syscalls per back leg that this saves (bench/kernel).
+asio::awaitable<std::tuple<error_code>> connect_socket(asio::ip::tcp::socket& sock,
+                                                       const asio::ip::tcp::endpoint& endpoint) {
+  error_code ec;
+  if (!sock.is_open()) sock.open(endpoint.protocol(), ec);
+  if (!ec) sock.non_blocking(true, ec);
+  if (ec) co_return ec;
+  if (::connect(sock.native_handle(), endpoint.data(), endpoint.size()) == 0)
+    co_return error_code{};
+  // EINTR: the connect goes on asynchronously, as with EINPROGRESS.
+  if (errno != EINPROGRESS && errno != EINTR) co_return errno_code(errno);
+  auto [wait_ec] = co_await sock.async_wait(asio::socket_base::wait_write, use_nothrow);
+  if (wait_ec) co_return wait_ec;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(sock.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  co_return err ? errno_code(err) : error_code{};
 }
 
 }  // namespace
@@ -95,8 +125,7 @@ asio::awaitable<std::optional<back_leg_failure>> back_leg::connect() {
       }
       attempted = true;
       const auto connect_started = std::chrono::steady_clock::now();
-      auto connected =
-          co_await with_timeout(sock.async_connect(endpoint, use_nothrow), cfg_.timeouts.connect);
+      auto connected = co_await with_timeout(connect_socket(sock, endpoint), cfg_.timeouts.connect);
       error_code cec = connected ? std::get<0>(*connected) : asio::error::timed_out;
       if (cec) {
         failures += (failures.empty() ? "" : "; ") + endpoint_text(endpoint) + ": " + cec.message();

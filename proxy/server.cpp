@@ -127,7 +127,8 @@ void open_listener(std::vector<std::unique_ptr<worker>>& workers, const std::str
 
 asio::awaitable<void> accept_loop(worker& w, std::shared_ptr<listener_slot> slot) {
   for (;;) {
-    auto [ec, socket] = co_await slot->acceptor.async_accept(use_nothrow);
+    tcp::endpoint peer;  // filled by accept() itself: no getpeername per connection
+    auto [ec, socket] = co_await slot->acceptor.async_accept(peer, use_nothrow);
     if (ec == asio::error::operation_aborted || !slot->acceptor.is_open()) co_return;
     if (ec) {
       // EMFILE/ENFILE and friends: do not spin; the next accept may succeed once fds free up.
@@ -136,7 +137,7 @@ asio::awaitable<void> accept_loop(worker& w, std::shared_ptr<listener_slot> slot
       co_await pause.async_wait(use_nothrow);
       continue;
     }
-    auto s = std::make_shared<session>(slot->rt, std::move(socket), next_connection_id());
+    auto s = std::make_shared<session>(slot->rt, std::move(socket), peer, next_connection_id());
     w.sessions.insert_or_assign(s.get(), s);
     // A session outlives run(): its relay runs on callbacks. It is forgotten when destroyed;
     // the erase is posted, as the destructor may run while the drain walks the map. A new

@@ -46,8 +46,10 @@ std::string next_connection_id() {
 }
 
 session::session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socket socket,
-                 std::string_view id)
+                 const asio::ip::tcp::endpoint& peer, std::string_view id)
     : rt_(std::move(runtime)), cfg_(*rt_->settings), id_(id), client_(std::move(socket)) {
+  client_addr_ = endpoint_text(peer);
+  client_ip_ = mapped_bytes(peer.address());
   if (rt_->client_trust) {
     client_check_ = std::make_unique<certs::client_chain_check>();
     client_check_->policy = &rt_->root->policy;
@@ -132,11 +134,6 @@ asio::awaitable<bool> session::read_proxy_header() {
 
 asio::awaitable<void> session::run() {
   auto self = shared_from_this();
-  error_code ec;
-  auto remote = client_.socket().remote_endpoint(ec);
-  if (ec) co_return;  // the client is already gone; nothing to audit
-  client_addr_ = endpoint_text(remote);
-  client_ip_ = mapped_bytes(remote.address());
 
   // Admission → front TLS → back leg → machine → relay; every way out writes the one record.
   const auto admitted = co_await admit();

@@ -68,8 +68,9 @@ class connection_id {
 
 class session : public std::enable_shared_from_this<session> {
  public:
+  // `peer`: the client's address as accept() returned it (no getpeername per connection).
   session(std::shared_ptr<listener_runtime> runtime, asio::ip::tcp::socket socket,
-          std::string_view id);
+          const asio::ip::tcp::endpoint& peer, std::string_view id);
   ~session();
 
   asio::awaitable<void> run();

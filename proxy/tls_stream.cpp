@@ -36,7 +36,7 @@ void clear_stale_errors() {
 
 tls_stream::tls_stream(asio::ip::tcp::socket socket) : socket_(std::move(socket)) {
   error_code ec;
-  socket_.non_blocking(true, ec);
+  if (!socket_.non_blocking()) socket_.non_blocking(true, ec);  // an ioctl each time it is set
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
 }
 

@@ -83,8 +83,9 @@ struct smtp_through_proxy {
       client(c, [&] { asio::post(io, [&] { s->request_shutdown(); }); });
     });
     tcp::socket accepted(io);
-    front.accept(accepted);
-    s = std::make_shared<proxy::session>(rt, std::move(accepted), "t1");
+    tcp::endpoint peer_address;  // as the server's accept loop does: the address accept() gave
+    front.accept(accepted, peer_address);
+    s = std::make_shared<proxy::session>(rt, std::move(accepted), peer_address, "t1");
     asio::co_spawn(
         io, [s] { return s->run(); }, asio::detached);
     io.run();
