@@ -51,14 +51,38 @@ audit_log::~audit_log() {
 }
 
 void audit_log::write(boost::json::object record) {
-  boost::json::object line;
-  line.reserve(record.size() + 2);
-  line["ts"] = rfc3339_ms(std::chrono::system_clock::now());
-  line["v"] = audit_schema_version;
-  for (auto& kv : record) line[kv.key()] = std::move(kv.value());
-  boost::json::value v(std::move(line));
-  sanitize_json(v);
-  std::string text = boost::json::serialize(v);
+  std::string text;
+  const auto ts = rfc3339_ms(std::chrono::system_clock::now());
+  if (record.contains("ts") || record.contains("v")) {
+    // A record naming "ts" or "v" itself: merged into a new object as always (its own value
+    // takes that member's place).
+    boost::json::object line;
+    line.reserve(record.size() + 2);
+    line["ts"] = ts;
+    line["v"] = audit_schema_version;
+    for (auto& kv : record) line[kv.key()] = std::move(kv.value());
+    boost::json::value v(std::move(line));
+    sanitize_json(v);
+    text = boost::json::serialize(v);
+  } else {
+    // The usual record: "ts" and "v" are written as text in front of the serialised record
+    // instead of moving every member into a new object (a hash insert each, ≈ 0.4 k
+    // instructions per member); the timestamp is ASCII digits and punctuation, nothing to escape.
+    boost::json::value v(std::move(record));
+    sanitize_json(v);
+    const std::string body = boost::json::serialize(v);  // "{...}"
+    text.reserve(body.size() + ts.size() + 16);
+    text += "{\"ts\":\"";
+    text += ts;
+    text += "\",\"v\":";
+    text += std::to_string(audit_schema_version);
+    if (body.size() > 2) {
+      text += ',';
+      text.append(body, 1, std::string::npos);
+    } else {
+      text += '}';
+    }
+  }
   std::lock_guard lock(mutex_);
   if (syslog_) {
     ::syslog(LOG_INFO, "%s", text.c_str());
@@ -90,15 +114,53 @@ std::string audit_log::reopen() {
 }
 
 std::string rfc3339_ms(std::chrono::system_clock::time_point t) {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
-  return buf;
+  // Every audit record is stamped, and most records of a thread fall within a second of the
+  // previous one: the "YYYY-MM-DDTHH:MM:SS." part is kept per thread and made again (gmtime_r,
+  // digits by hand) only when the second changes; the milliseconds are three digits. snprintf
+  // and gmtime_r cost ≈ 4 k instructions per record, this ≈ 0.1 k.
+  const auto ms_total =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  auto secs = ms_total / 1000;
+  auto ms = ms_total % 1000;
+  if (ms < 0) {  // before 1970: floor, not truncation
+    ms += 1000;
+    --secs;
+  }
+  thread_local std::int64_t cached_secs = -1;
+  thread_local char cached[20];  // "YYYY-MM-DDTHH:MM:SS"
+  if (secs != cached_secs || secs < 0) {
+    const std::time_t tt = static_cast<std::time_t>(secs);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    const auto put = [](char* at, int value, int width) {
+      for (int i = width - 1; i >= 0; --i, value /= 10) at[i] = static_cast<char>('0' + value % 10);
+    };
+    const int year = tm.tm_year + 1900;
+    if (year < 0 || year > 9999) {  // outside RFC 3339's four digits: the general path
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year, tm.tm_mon + 1,
+                    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+      return buf;
+    }
+    put(cached, year, 4);
+    cached[4] = '-';
+    put(cached + 5, tm.tm_mon + 1, 2);
+    cached[7] = '-';
+    put(cached + 8, tm.tm_mday, 2);
+    cached[10] = 'T';
+    put(cached + 11, tm.tm_hour, 2);
+    cached[13] = ':';
+    put(cached + 14, tm.tm_min, 2);
+    cached[16] = ':';
+    put(cached + 17, tm.tm_sec, 2);
+    cached_secs = secs;
+  }
+  std::string out(cached, 19);
+  const int m = static_cast<int>(ms);
+  const char tail[5] = {'.', static_cast<char>('0' + m / 100), static_cast<char>('0' + m / 10 % 10),
+                        static_cast<char>('0' + m % 10), 'Z'};
+  out.append(tail, 5);
+  return out;
 }
 
 namespace {

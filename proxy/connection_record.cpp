@@ -26,13 +26,16 @@ boost::json::value chain_json(const leg_record& leg) {
 }  // namespace
 
 boost::json::object conn_json(const connection_record& r) {
+  // Sized up front: growing an object member by member reallocates and moves it several times.
   boost::json::object rec;
+  rec.reserve(20);
   rec["event"] = "conn";
   rec["conn"] = r.id;
   rec["listener"] = r.listener;
   rec["client"] = r.client;
   if (!r.proxy.empty()) rec["proxy"] = r.proxy;
   boost::json::object front;
+  front.reserve(5);
   put_tls(front, r.front);
   front["sni"] = r.front.tls ? text_or_null(r.front.sni) : boost::json::value(nullptr);
   front["alpn"] = r.front.tls ? text_or_null(r.front.alpn) : boost::json::value(nullptr);
@@ -40,6 +43,7 @@ boost::json::object conn_json(const connection_record& r) {
   rec["front"] = std::move(front);
   if (r.back) {
     boost::json::object b;
+    b.reserve(6);
     put_tls(b, *r.back);
     b["addr"] = r.back->addr;
     b["local"] = r.back->local;

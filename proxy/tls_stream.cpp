@@ -90,10 +90,6 @@ asio::awaitable<error_code> tls_stream::handshake(SSL_CTX* ctx, bool server, con
   SSL_set_read_ahead(ssl_, 1);
   SSL_set_default_read_buffer_len(ssl_, read_buffer_len);
   SSL_set_fd(ssl_, static_cast<int>(socket_.native_handle()));
-  if (BIO* rbio = SSL_get_rbio(ssl_)) {
-    BIO_set_callback_ex(rbio, &tls_stream::on_bio);
-    BIO_set_callback_arg(rbio, reinterpret_cast<char*>(this));
-  }
   if (on_ssl_created_) on_ssl_created_(ssl_, on_ssl_created_arg_);
   if (server) {
     SSL_set_accept_state(ssl_);
@@ -107,6 +103,15 @@ asio::awaitable<error_code> tls_stream::handshake(SSL_CTX* ctx, bool server, con
     int rc = SSL_do_handshake(ssl_);
     if (rc == 1) {
       handshake_done_ = true;
+      // Only the relay's reads consult the short-recv note: the callback, which OpenSSL calls
+      // before and after every operation on the BIO (each ctrl too, ≈ 770 calls per SMTP
+      // transaction), is installed once the handshake is done. The handshake's last recv was
+      // short as a rule (the peer waits for our answer): the note starts as that.
+      socket_drained_ = true;
+      if (BIO* rbio = SSL_get_rbio(ssl_)) {
+        BIO_set_callback_ex(rbio, &tls_stream::on_bio);
+        BIO_set_callback_arg(rbio, reinterpret_cast<char*>(this));
+      }
       co_return error_code{};
     }
     int err = SSL_get_error(ssl_, rc);

@@ -7,16 +7,29 @@ namespace tlsbridge::protocols::smtp {
 
 namespace {
 
-char upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
+char upper(char c) {
+  return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+}
 
 // The keyword of an extension line's text ("AUTH NTLM" -> "AUTH", "AUTH=LOGIN" -> "AUTH").
+std::size_t keyword_length(std::string_view text) {
+  std::size_t n = 0;
+  while (n < text.size() && text[n] != ' ' && text[n] != '=') ++n;
+  return n;
+}
+
 std::string keyword_of(std::string_view text) {
-  std::string k;
-  for (char c : text) {
-    if (c == ' ' || c == '=') break;
-    k += upper(c);
-  }
+  std::string k(text.substr(0, keyword_length(text)));  // one allocation at most, not one a char
+  for (char& c : k) c = upper(c);
   return k;
+}
+
+// keyword_of(text) == keyword, without making the string.
+bool keyword_is(std::string_view text, std::string_view keyword) {
+  if (keyword_length(text) != keyword.size()) return false;
+  for (std::size_t i = 0; i < keyword.size(); ++i)
+    if (upper(text[i]) != keyword[i]) return false;
+  return true;
 }
 
 constexpr std::array<std::string_view, 5> exchange_internal{"X-ANONYMOUSTLS", "XEXCH50", "XSHADOW",
@@ -56,7 +69,7 @@ reply rewrite_ehlo_reply(const reply& backend_reply, const ehlo_view& view, std:
 
 bool ehlo_has_extension(const reply& ehlo_reply, std::string_view keyword) {
   for (std::size_t i = 1; i < ehlo_reply.lines.size(); ++i)
-    if (keyword_of(line_text(ehlo_reply.lines[i])) == keyword) return true;
+    if (keyword_is(line_text(ehlo_reply.lines[i]), keyword)) return true;
   return false;
 }
 

@@ -45,3 +45,20 @@ TEST_CASE("audit log: invalid UTF-8 becomes U+FFFD, valid text is kept as it is"
   CHECK(v.at("list").as_array()[1] == "\xEF\xBF\xBD\xEF\xBF\xBD");
   CHECK(v.at("n") == 3);
 }
+
+TEST_CASE("audit log: rfc3339_ms, within a second and across seconds, days and years",
+          "[audit_log]") {
+  using namespace std::chrono;
+  const auto at = [](std::int64_t ms) { return system_clock::time_point(milliseconds(ms)); };
+  CHECK(proxy::rfc3339_ms(at(0)) == "1970-01-01T00:00:00.000Z");
+  // The same second twice (the per-thread cache), then the next millisecond and second.
+  CHECK(proxy::rfc3339_ms(at(1764691199007)) == "2025-12-02T15:59:59.007Z");
+  CHECK(proxy::rfc3339_ms(at(1764691199999)) == "2025-12-02T15:59:59.999Z");
+  CHECK(proxy::rfc3339_ms(at(1764691200000)) == "2025-12-02T16:00:00.000Z");
+  CHECK(proxy::rfc3339_ms(at(1767225599120)) == "2025-12-31T23:59:59.120Z");
+  CHECK(proxy::rfc3339_ms(at(1767225600045)) == "2026-01-01T00:00:00.045Z");
+  CHECK(proxy::rfc3339_ms(at(951782400000)) == "2000-02-29T00:00:00.000Z");
+  CHECK(proxy::rfc3339_ms(at(-1)) == "1969-12-31T23:59:59.999Z");
+  // Back to an earlier second after a later one.
+  CHECK(proxy::rfc3339_ms(at(1764691199500)) == "2025-12-02T15:59:59.500Z");
+}
