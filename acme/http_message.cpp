@@ -5,16 +5,11 @@
 #include <cctype>
 #include <charconv>
 
+#include "common/ascii_case.hpp"
+
 namespace tlsbridge::acme {
 
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -70,7 +65,7 @@ parse_state dechunk(std::string_view body, size_t max_body, std::string& out, st
 }  // namespace
 
 bool parse_https_url(const std::string& url, parsed_url& out) {
-  if (lower(url.substr(0, 8)) != "https://") return false;
+  if (ascii::lower(url.substr(0, 8)) != "https://") return false;
   std::string_view rest(url);
   rest.remove_prefix(8);
   const size_t slash = rest.find_first_of("/?#");
@@ -156,7 +151,7 @@ parse_state parse_response(std::string_view raw, bool eof, bool head, size_t max
       error = "a malformed header line";
       return parse_state::error;
     }
-    const std::string name = lower(line.substr(0, colon));
+    const std::string name = ascii::lower(line.substr(0, colon));
     const std::string_view value = trim(line.substr(colon + 1));
     if (name == "replay-nonce")
       out.replay_nonce = std::string(value);
@@ -165,9 +160,9 @@ parse_state parse_response(std::string_view raw, bool eof, bool head, size_t max
     else if (name == "retry-after")
       out.retry_after = std::string(value);
     else if (name == "content-type")
-      out.content_type = lower(value);
+      out.content_type = ascii::lower(value);
     else if (name == "transfer-encoding")
-      chunked = lower(value).find("chunked") != std::string::npos;
+      chunked = ascii::lower(value).find("chunked") != std::string::npos;
     else if (name == "content-length") {
       const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
       if (ec != std::errc() || end != value.data() + value.size() || value.empty()) {

@@ -10,6 +10,7 @@
 #include "acme/challenge_cert.hpp"
 #include "acme/csr.hpp"
 #include "acme/jws.hpp"
+#include "common/ascii_case.hpp"
 
 namespace tlsbridge::acme {
 
@@ -52,14 +53,8 @@ std::string problem_text(const json::object& problem) {
   return detail.empty() ? type : type.empty() ? detail : type + ": " + detail;
 }
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
 bool starts_with_ci(const std::string& s, const char* prefix) {
-  return lower(s.substr(0, std::char_traits<char>::length(prefix))) == prefix;
+  return ascii::lower(s.substr(0, std::char_traits<char>::length(prefix))) == prefix;
 }
 
 bool is_token(const std::string& token) {
@@ -86,7 +81,7 @@ std::string order_payload(const std::vector<std::string>& names) {
 
 order_machine::order_machine(order_settings settings, account_key account, pkey_ptr cert_key)
     : settings_(std::move(settings)), account_(std::move(account)), cert_key_(std::move(cert_key)) {
-  for (auto& name : settings_.names) name = lower(name);
+  for (auto& name : settings_.names) name = ascii::lower(name);
 }
 
 const char* order_machine::step() const {
@@ -334,7 +329,7 @@ order_action order_machine::on_authorization(const http_response& r) {
   const auto authz = parse_object(r.body, error);
   if (!authz) return fail(error);
   const json::object* identifier = member_object(*authz, "identifier");
-  authz_name_ = identifier ? lower(text(*identifier, "value")) : std::string();
+  authz_name_ = identifier ? ascii::lower(text(*identifier, "value")) : std::string();
   if (authz_name_.empty()) return fail("the authorization names no identifier");
   const std::string status = text(*authz, "status");
   if (status == "valid") return next_authorization();

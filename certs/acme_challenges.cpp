@@ -5,7 +5,8 @@
 #include <openssl/pem.h>
 
 #include <algorithm>
-#include <cctype>
+
+#include "common/ascii_case.hpp"
 
 namespace tlsbridge::certs {
 
@@ -60,13 +61,6 @@ std::shared_ptr<SSL_CTX> make_challenge_context(const acme::alpn_challenge& c, s
   return ctx;
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-  return out;
-}
-
 }  // namespace
 
 bool offers_acme_alpn(std::string_view ext) {
@@ -97,12 +91,12 @@ void acme_challenges::publish(const acme::alpn_challenge& challenge) {
     last_error_ = challenge.name + ": " + error;
     return;
   }
-  contexts_[lower(challenge.name)] = std::move(ctx);
+  contexts_[ascii::lower(challenge.name)] = std::move(ctx);
 }
 
 void acme_challenges::withdraw(const std::string& name) {
   std::lock_guard lock(mutex_);
-  contexts_.erase(lower(name));
+  contexts_.erase(ascii::lower(name));
 }
 
 std::size_t acme_challenges::size() const {
@@ -116,7 +110,7 @@ std::string acme_challenges::last_error() const {
 }
 
 std::shared_ptr<SSL_CTX> acme_challenges::lookup(std::string_view name) const {
-  const std::string key = lower(name);
+  const std::string key = ascii::lower(name);
   std::lock_guard lock(mutex_);
   const auto it = contexts_.find(key);
   return it == contexts_.end() ? nullptr : it->second;

@@ -7,18 +7,13 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
-#include <cctype>
 #include <ctime>
 #include <memory>
 
+#include "common/ascii_case.hpp"
+
 namespace tlsbridge::certs {
 namespace {
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
 
 // RFC 2253 one-line form, but UTF-8 kept as UTF-8 (strict RFC 2253 would print "M\C3\BCller");
 // control characters are still escaped, and the audit log's JSON escapes the rest.
@@ -52,7 +47,7 @@ std::string pss_hash(const X509_ALGOR* alg) {
   std::string hash = "sha1";
   if (params->hashAlgorithm != nullptr) {
     const int nid = OBJ_obj2nid(params->hashAlgorithm->algorithm);
-    hash = nid == NID_undef ? std::string() : lower(OBJ_nid2sn(nid));
+    hash = nid == NID_undef ? std::string() : ascii::lower(OBJ_nid2sn(nid));
   }
   RSA_PSS_PARAMS_free(params);
   return hash;
@@ -78,7 +73,7 @@ std::string key_type_name(EVP_PKEY* key) {
       break;
   }
   const char* name = EVP_PKEY_get0_type_name(key);
-  return name != nullptr ? lower(name) : "unknown";
+  return name != nullptr ? ascii::lower(name) : "unknown";
 }
 
 std::int64_t epoch_of(const ASN1_TIME* t) {
@@ -122,7 +117,7 @@ policy::cert_evidence describe_certificate(X509* cert, int depth) {
   if (sig_nid == NID_rsassaPss) {
     ev.sig_hash = pss_hash(alg);
   } else if (OBJ_find_sigid_algs(sig_nid, &md_nid, &pk_nid) == 1 && md_nid != NID_undef) {
-    ev.sig_hash = lower(OBJ_nid2sn(md_nid));
+    ev.sig_hash = ascii::lower(OBJ_nid2sn(md_nid));
   }  // else Ed25519/Ed448 (no separate hash) or an unknown OID: ""
 
   if (EVP_PKEY* key = X509_get0_pubkey(cert)) {

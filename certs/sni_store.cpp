@@ -3,20 +3,13 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
-#include <cctype>
 #include <stdexcept>
 
 #include "certs/acme_challenges.hpp"
+#include "common/ascii_case.hpp"
 
 namespace tlsbridge::certs {
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 std::vector<std::string> san_dns_names(X509* cert) {
   std::vector<std::string> names;
@@ -29,8 +22,8 @@ std::vector<std::string> san_dns_names(X509* cert) {
     if (name->type != GEN_DNS) continue;
     const ASN1_IA5STRING* dns = name->d.dNSName;
     names.push_back(
-        lower(std::string_view(reinterpret_cast<const char*>(ASN1_STRING_get0_data(dns)),
-                               static_cast<std::size_t>(ASN1_STRING_length(dns)))));
+        ascii::lower(std::string_view(reinterpret_cast<const char*>(ASN1_STRING_get0_data(dns)),
+                                      static_cast<std::size_t>(ASN1_STRING_length(dns)))));
   }
   GENERAL_NAMES_free(sans);
   return names;
@@ -77,7 +70,7 @@ std::shared_ptr<const sni_store> sni_store::build(const config::tls_profile& pro
     if (entry.names.empty()) {
       names = san_dns_names(SSL_CTX_get0_certificate(ctx.get()));
     } else {
-      for (const auto& n : entry.names) names.push_back(lower(n));
+      for (const auto& n : entry.names) names.push_back(ascii::lower(n));
     }
     store->contexts_.push_back(std::move(ctx));
     store->names_.push_back(std::move(names));
@@ -95,7 +88,7 @@ std::shared_ptr<const sni_store> sni_store::build(const config::tls_profile& pro
 }
 
 SSL_CTX* sni_store::select(std::string_view server_name) const {
-  std::string name = lower(server_name);
+  std::string name = ascii::lower(server_name);
   if (!name.empty() && name.back() == '.') name.pop_back();  // absolute form "mail.example."
   if (name.empty()) return default_context();
   for (std::size_t i = 0; i < names_.size(); ++i) {

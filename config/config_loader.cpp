@@ -13,6 +13,7 @@
 #include <sstream>
 #include <utility>
 
+#include "common/ascii_case.hpp"
 #include "config/peer_pattern.hpp"
 #include "config/redis_url.hpp"
 #include "config/toml_reader.hpp"
@@ -327,8 +328,7 @@ class loader {
     if (c.acme.empty()) r.error("acme", *t.get("acme"), "must name at least one DNS name");
     for (std::size_t i = 0; i < c.acme.size(); ++i) {
       auto& name = c.acme[i];
-      std::transform(name.begin(), name.end(), name.begin(),
-                     [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      ascii::lower_in_place(name);
       const std::string key = r.path_of("acme") + "[" + std::to_string(i) + "]";
       if (!is_host_glob(name) || name.find('*') != std::string::npos ||
           name.find('.') == std::string::npos || name.front() == '.' || name.back() == '.')
@@ -550,8 +550,7 @@ class loader {
           sink_.add_at_key(
               r.path_of("pin_sha256") + "[" + std::to_string(i) + "]",
               "invalid pin " + in_quotes(pin) + ", expected 64 hex digits (SHA-256 of the leaf)");
-        std::transform(pin.begin(), pin.end(), pin.begin(),
-                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        ascii::lower_in_place(pin);
       }
     }
     r.read("server_name", b.server_name);

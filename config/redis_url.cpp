@@ -3,6 +3,8 @@
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 
+#include "common/ascii_case.hpp"
+
 namespace tlsbridge::config {
 
 namespace {
@@ -15,16 +17,6 @@ bool all_digits(std::string_view s) {
   if (s.empty()) return false;
   for (char c : s)
     if (c < '0' || c > '9') return false;
-  return true;
-}
-
-bool equals_lowercase(std::string_view text, std::string_view lower) {
-  if (text.size() != lower.size()) return false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != lower[i]) return false;
-  }
   return true;
 }
 
@@ -43,9 +35,9 @@ redis_url_result parse_redis_url(std::string_view text) {
   if (!parsed) return failed("is not a URL, expected \"redis://host:port\"");
   const boost::urls::url_view& u = *parsed;
   // RFC 3986 §3.1: schemes are case-insensitive.
-  if (equals_lowercase(u.scheme(), "rediss"))
+  if (ascii::iequals(u.scheme(), "rediss"))
     return failed("rediss:// (TLS to Redis) is not supported; use redis:// on a trusted network");
-  if (!equals_lowercase(u.scheme(), "redis"))
+  if (!ascii::iequals(u.scheme(), "redis"))
     return failed("must start with redis://, e.g. \"redis://127.0.0.1:6379\"");
   if (!u.has_authority() || u.encoded_host().empty()) return failed("names no host");
   if (u.host_type() == boost::urls::host_type::ipvfuture) return failed("names no usable host");

@@ -2,14 +2,11 @@
 
 #include <cstddef>
 
+#include "common/ascii_case.hpp"
 #include "config/peer_pattern.hpp"
 
 namespace tlsbridge::policy {
 namespace {
-
-char lower_ascii(char c) {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
 
 std::string_view without_trailing_dot(std::string_view name) {
   if (!name.empty() && name.back() == '.') name.remove_suffix(1);
@@ -25,7 +22,7 @@ bool label_matches(std::string_view glob, std::string_view label) {
     if (g < glob.size() && glob[g] == '*') {
       star = g++;
       resume = l;
-    } else if (g < glob.size() && lower_ascii(glob[g]) == lower_ascii(label[l])) {
+    } else if (g < glob.size() && ascii::lower(glob[g]) == ascii::lower(label[l])) {
       ++g;
       ++l;
     } else if (star != std::string_view::npos) {

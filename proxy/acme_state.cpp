@@ -121,10 +121,17 @@ std::string ensure_acme_state_dir(const config::acme_config& acme,
   std::error_code ec;
   fs::create_directories(acme.state_dir, ec);
   if (ec) return acme.state_dir.string() + ": cannot create [acme] state_dir: " + ec.message();
-  if (::chmod(acme.state_dir.c_str(), 0700) != 0)
+  // Changed only where it differs: at every start after the first the directory is the service
+  // user's already, and root under the unit's CapabilityBoundingSet= (no CAP_FOWNER) may not
+  // chmod what it does not own.
+  struct stat st {};
+  if (::stat(acme.state_dir.c_str(), &st) != 0)
+    return acme.state_dir.string() + ": " + std::strerror(errno);
+  if ((st.st_mode & 07777) != 0700 && ::chmod(acme.state_dir.c_str(), 0700) != 0)
     return acme.state_dir.string() + ": chmod 0700: " + std::strerror(errno);
   if (auto who = owner_of(service_user))
-    if (::chown(acme.state_dir.c_str(), who->uid, who->gid) != 0)
+    if ((st.st_uid != who->uid || st.st_gid != who->gid) &&
+        ::chown(acme.state_dir.c_str(), who->uid, who->gid) != 0)
       return acme.state_dir.string() + ": chown " + service_user + ": " + std::strerror(errno);
   return {};
 }

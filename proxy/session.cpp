@@ -150,7 +150,7 @@ asio::awaitable<void> session::run() {
   }
   if (!admitted->empty()) {  // over a limit: the client still gets its protocol's refusal
     std::string refusal = refusal_text(*rt_->root, cfg_, admit_refusal_);
-    co_await refuse_client(refusal);
+    co_await refuse_client(std::move(refusal));
     finish(outcome::limit, *admitted);
     write_audit();
     co_return;
@@ -162,7 +162,7 @@ asio::awaitable<void> session::run() {
         // A named local, not a temporary: GCC 12 destroys temporaries of a conditional
         // expression inside co_await twice.
         std::string refusal = refusal_text(*rt_->root, cfg_, early_refusal::service_unavailable);
-        co_await refuse_client(refusal);
+        co_await refuse_client(std::move(refusal));
         finish(back_failure_->what);
       }
       write_audit();
@@ -306,7 +306,7 @@ asio::awaitable<bool> session::open_backend() {
   co_return true;
 }
 
-asio::awaitable<void> session::refuse_client(const std::string& wire) {
+asio::awaitable<void> session::refuse_client(std::string wire) {
   if (wire.empty()) co_return;
   // The client may have stopped reading: bound the write.
   co_await with_timeout(client_.write_all(wire), std::chrono::milliseconds(5000));

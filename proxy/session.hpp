@@ -121,10 +121,11 @@ class session : public std::enable_shared_from_this<session> {
   void on_watchdog();
   asio::awaitable<void> idle_goodbye();
   asio::awaitable<void> execute(protocols::step_list steps);
+  // `data` is a step of the list execute() holds until the send is done (no copy per write).
   asio::awaitable<bool> send(side to, const std::string& data);
   asio::awaitable<void> acquire(write_gate& gate);
   void release(write_gate& gate);
-  asio::awaitable<void> refuse_client(const std::string& wire);
+  asio::awaitable<void> refuse_client(std::string wire);
   void touch() { last_activity_ = std::chrono::steady_clock::now(); }
   // The one place the outcome and reason are set; the first call wins. An empty reason falls back
   // to the last back-leg failure's.

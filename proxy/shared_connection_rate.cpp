@@ -3,7 +3,7 @@
 namespace tlsbridge::proxy {
 
 boost::asio::awaitable<bool> admit_connection_rate(const listener_runtime& rt,
-                                                   const std::array<std::uint8_t, 16>& ip) {
+                                                   std::array<std::uint8_t, 16> ip) {
   const auto& limits = rt.settings->limits;
   if (limits.rate_count == 0) co_return true;
   const std::uint64_t local = rt.counters->count_rate(ip, limits.rate_window);

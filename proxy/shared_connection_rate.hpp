@@ -15,6 +15,6 @@ namespace tlsbridge::proxy {
 
 // True when the connection is within the listener's connection_rate (or it has none).
 boost::asio::awaitable<bool> admit_connection_rate(const listener_runtime& rt,
-                                                   const std::array<std::uint8_t, 16>& ip);
+                                                   std::array<std::uint8_t, 16> ip);
 
 }  // namespace tlsbridge::proxy

@@ -340,7 +340,11 @@ asio::awaitable<std::optional<long long>> shared_state::ask(std::vector<std::str
 
 asio::awaitable<std::uint64_t> shared_state::count(const shared_key& key, clock::duration window,
                                                    std::uint64_t local) {
-  const std::string k = redis_key(key);
+  return count_key(redis_key(key), window, local);
+}
+
+asio::awaitable<std::uint64_t> shared_state::count_key(std::string k, clock::duration window,
+                                                       std::uint64_t local) {
   const auto asked = clock::now();
   const auto ms =
       std::max<long long>(1, std::chrono::duration_cast<std::chrono::milliseconds>(window).count());
@@ -365,7 +369,11 @@ void shared_state::block(const shared_key& key, clock::duration duration) {
 }
 
 asio::awaitable<shared_state::clock::duration> shared_state::blocked_for(const shared_key& key) {
-  std::vector<std::string> argv{"PTTL", redis_key(key)};
+  return blocked_for_key(redis_key(key));
+}
+
+asio::awaitable<shared_state::clock::duration> shared_state::blocked_for_key(std::string key) {
+  std::vector<std::string> argv{"PTTL", std::move(key)};
   const auto left = co_await ask(std::move(argv), nullptr);
   if (!left || *left <= 0) co_return clock::duration::zero();
   co_return std::chrono::milliseconds(*left);

@@ -113,6 +113,8 @@ class shared_state {
 
   // Counts one event for `key` in `window`; `local` is this process's own count including it.
   // Answers the count to decide on (merged_count with Redis's fresh answer, or the last one).
+  // `key` may be a temporary whose views die before the result is awaited: both functions make
+  // the Redis key (an owned string) before their coroutine exists.
   boost::asio::awaitable<std::uint64_t> count(const shared_key& key, clock::duration window,
                                               std::uint64_t local);
   // Marks `key` blocked for `duration` in the whole cluster (no answer awaited).
@@ -135,6 +137,10 @@ class shared_state {
   shared_feed& feed() { return feed_; }
 
  private:
+  // The coroutines behind count() and blocked_for(), on the owned Redis key.
+  boost::asio::awaitable<std::uint64_t> count_key(std::string key, clock::duration window,
+                                                  std::uint64_t local);
+  boost::asio::awaitable<clock::duration> blocked_for_key(std::string key);
   // Queues argv; waits for its answer at most answer_budget. `also` sees every answer, even one
   // that came too late for this wait.
   boost::asio::awaitable<std::optional<long long>> ask(std::vector<std::string> argv,

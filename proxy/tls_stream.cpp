@@ -68,13 +68,12 @@ asio::awaitable<error_code> tls_stream::handshake_server(SSL_CTX* ctx) {
   return handshake(ctx, true, {}, nullptr);
 }
 
-asio::awaitable<error_code> tls_stream::handshake_client(SSL_CTX* ctx,
-                                                         const std::string& server_name,
+asio::awaitable<error_code> tls_stream::handshake_client(SSL_CTX* ctx, std::string server_name,
                                                          SSL_SESSION* resume) {
-  return handshake(ctx, false, server_name, resume);
+  return handshake(ctx, false, std::move(server_name), resume);
 }
 
-asio::awaitable<error_code> tls_stream::handshake(SSL_CTX* ctx, bool server, const std::string& sni,
+asio::awaitable<error_code> tls_stream::handshake(SSL_CTX* ctx, bool server, std::string sni,
                                                   SSL_SESSION* resume) {
   ERR_clear_error();
   ssl_ = SSL_new(ctx);

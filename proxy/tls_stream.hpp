@@ -48,7 +48,9 @@ class tls_stream {
   // Starts TLS on the leg (after any plaintext phase, e.g. STARTTLS).
   asio::awaitable<error_code> handshake_server(SSL_CTX* ctx);
   // `resume`: a session from an earlier connection to offer (the stream takes its own reference).
-  asio::awaitable<error_code> handshake_client(SSL_CTX* ctx, const std::string& server_name,
+  // The name is taken by value: the coroutine starts only when awaited, so a reference would
+  // dangle when a caller passes a temporary and awaits (or co_spawns) the result later.
+  asio::awaitable<error_code> handshake_client(SSL_CTX* ctx, std::string server_name,
                                                SSL_SESSION* resume = nullptr);
   // The handshake resumed an earlier session (no certificate was exchanged).
   bool resumed() const { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
@@ -81,14 +83,15 @@ class tls_stream {
   // returns EAGAIN. Safe because a wait re-arms the descriptor (Asio's EPOLL_CTL_MOD), which
   // reports bytes that arrived since.
   bool drained() const { return socket_drained_ && !has_buffered(); }
-  // Writes all of `data`.
+  // Writes all of `data`, which the caller keeps alive until the write is done: co_await it in the
+  // statement that makes it (a view, not a copy: this is every relayed byte's path).
   asio::awaitable<error_code> write_all(std::string_view data);
   // Half-close: TLS close_notify (best effort) then TCP FIN. Reading stays possible.
   asio::awaitable<void> shutdown_send();
   void close();
 
  private:
-  asio::awaitable<error_code> handshake(SSL_CTX* ctx, bool server, const std::string& sni,
+  asio::awaitable<error_code> handshake(SSL_CTX* ctx, bool server, std::string sni,
                                         SSL_SESSION* resume);
   error_code ssl_failure(int ssl_error, const char* what);
   // OpenSSL's callback on the socket BIO: notes whether each recv came back short.

@@ -1,5 +1,7 @@
 #include "protocols/common/auth_gate.hpp"
 
+#include "common/ascii_case.hpp"
+
 namespace tlsbridge::protocols {
 
 std::string auth_user_key(std::string_view user) {
@@ -9,8 +11,7 @@ std::string auth_user_key(std::string_view user) {
   while (!user.empty() && (user.front() == ' ' || user.front() == '\t')) user.remove_prefix(1);
   while (!user.empty() && (user.back() == ' ' || user.back() == '\t')) user.remove_suffix(1);
   std::string key(user.substr(0, 256));
-  for (auto& c : key)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  ascii::lower_in_place(key);
   return key;
 }
 

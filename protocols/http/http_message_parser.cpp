@@ -1,10 +1,10 @@
 #include "protocols/http/http_message_parser.hpp"
 
-#include <algorithm>
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
-#include <cctype>
 #include <variant>
+
+#include "common/ascii_case.hpp"
 
 namespace tlsbridge::protocols::http {
 
@@ -34,13 +34,6 @@ class category final : public std::error_category {
     return "http error";
   }
 };
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 parse_errc map_error(const boost::system::error_code& ec) {
   if (ec == bhttp::error::header_limit) return parse_errc::header_too_large;
@@ -110,13 +103,13 @@ std::error_code make_error_code(parse_errc e) {
 std::vector<std::string_view> message_head::values(std::string_view name) const {
   std::vector<std::string_view> out;
   for (const auto& f : fields)
-    if (iequals(f.name, name)) out.push_back(f.value);
+    if (ascii::iequals(f.name, name)) out.push_back(f.value);
   return out;
 }
 
 const std::string* message_head::find(std::string_view name) const {
   for (const auto& f : fields)
-    if (iequals(f.name, name)) return &f.value;
+    if (ascii::iequals(f.name, name)) return &f.value;
   return nullptr;
 }
 

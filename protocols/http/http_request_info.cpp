@@ -6,27 +6,14 @@
 #include <boost/url/parse.hpp>
 #include <boost/url/pct_string_view.hpp>
 #include <boost/url/url_view.hpp>
-#include <cctype>
 
+#include "common/ascii_case.hpp"
 #include "protocols/common/ascii.hpp"
 #include "protocols/http/http_grammar.hpp"
 
 namespace tlsbridge::protocols::http {
 
 namespace {
-
-char lower(char c) {
-  return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
-                                            [](char x, char y) { return lower(x) == lower(y); });
-}
-
-bool istarts_with(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -161,7 +148,7 @@ std::optional<refusal> check_request(const message_head& head, std::string_view 
   if (!encodings.empty()) {
     // Anything but exactly "chunked" is a transfer coding some hop may read differently
     // ("chunked, chunked", "xchunked", "chunked;q=1"): refuse rather than guess (RFC 9112 §6.3).
-    if (encodings.size() > 1 || !iequals(trim(encodings.front()), "chunked"))
+    if (encodings.size() > 1 || !ascii::iequals(trim(encodings.front()), "chunked"))
       return refusal{400, "Transfer-Encoding other than chunked"};
     if (head.version < 11) return refusal{400, "Transfer-Encoding on HTTP/1.0"};
   }
@@ -211,7 +198,7 @@ bool path_allowed(std::string_view normalized, const std::vector<std::string>& a
   for (std::string_view prefix : allow_paths) {
     while (prefix.size() > 1 && prefix.back() == '/') prefix.remove_suffix(1);
     if (prefix == "/") return true;
-    if (!istarts_with(normalized, prefix)) continue;
+    if (!ascii::istarts_with(normalized, prefix)) continue;
     if (normalized.size() == prefix.size() || normalized[prefix.size()] == '/') return true;
   }
   return false;
@@ -243,7 +230,7 @@ std::string relayed_lines(std::string_view raw_head, bool drop_forwarded) {
     if (!first) {
       std::string_view name = trim(line.substr(0, line.find(':')));
       if (drop_forwarded &&
-          (iequals(name, "X-Forwarded-For") || iequals(name, "X-Forwarded-Proto")))
+          (ascii::iequals(name, "X-Forwarded-For") || ascii::iequals(name, "X-Forwarded-Proto")))
         continue;
       if (folded_field_name(name)) continue;
     }
@@ -309,11 +296,11 @@ auth_info parse_authorization(std::string_view value) {
   info.scheme = std::string(value.substr(0, space));
   std::string_view credentials =
       space == std::string_view::npos ? std::string_view{} : trim(value.substr(space + 1));
-  if (iequals(info.scheme, "Basic")) {
+  if (ascii::iequals(info.scheme, "Basic")) {
     if (auto decoded = base64_decode(credentials)) {
       info.user = decoded->substr(0, decoded->find(':'));
     }
-  } else if (iequals(info.scheme, "NTLM") || iequals(info.scheme, "Negotiate")) {
+  } else if (ascii::iequals(info.scheme, "NTLM") || ascii::iequals(info.scheme, "Negotiate")) {
     auto decoded = base64_decode(credentials);
     if (!decoded) return info;
     // Negotiate may carry raw NTLMSSP or NTLMSSP inside SPNEGO's DER: look for the signature.
@@ -366,14 +353,14 @@ std::optional<activesync_info> decode_activesync_query(std::string_view target) 
   bool plain = false;
   for (auto param : url->params()) {
     if (!param.has_value) continue;
-    if (iequals(param.key, "Cmd")) {
+    if (ascii::iequals(param.key, "Cmd")) {
       info.cmd = param.value;
       plain = true;
-    } else if (iequals(param.key, "User")) {
+    } else if (ascii::iequals(param.key, "User")) {
       info.user = param.value;
-    } else if (iequals(param.key, "DeviceId")) {
+    } else if (ascii::iequals(param.key, "DeviceId")) {
       info.device_id = param.value;
-    } else if (iequals(param.key, "DeviceType")) {
+    } else if (ascii::iequals(param.key, "DeviceType")) {
       info.device_type = param.value;
     }
   }

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <boost/json/array.hpp>
-#include <cctype>
 
+#include "common/ascii_case.hpp"
 #include "protocols/http/hsts.hpp"
 #include "protocols/http/http_grammar.hpp"
 #include "protocols/http/http_request_info.hpp"
@@ -26,19 +26,6 @@ std::string_view refusal_rule(unsigned status, std::string_view reason) {
     default:
       return "http.request_syntax";
   }
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  return true;
-}
-
-bool istarts_with(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
 
 constexpr std::string_view activesync_path = "/Microsoft-Server-ActiveSync";
@@ -289,7 +276,7 @@ void https_machine::on_request_head(std::string_view raw_head, step_list& out) {
     if (settings_.audit_envelope && !auth.user.empty()) a["user"] = auth.user;
     if (settings_.audit_envelope && !auth.domain.empty()) a["domain"] = auth.domain;
     ex.details["auth"] = std::move(a);
-    if (iequals(auth.scheme, "Basic") || auth.ntlm_type == 3) {
+    if (ascii::iequals(auth.scheme, "Basic") || auth.ntlm_type == 3) {
       ex.auth_scheme = auth.ntlm_type == 3 ? "NTLM" : "Basic";
       ex.auth_user = auth.user;
     }
@@ -301,7 +288,7 @@ void https_machine::on_request_head(std::string_view raw_head, step_list& out) {
   }
 
   const auto normalized = normalized_path(h.target);
-  if (normalized && istarts_with(*normalized, activesync_path)) {
+  if (normalized && ascii::istarts_with(*normalized, activesync_path)) {
     if (auto as = decode_activesync_query(h.target)) {
       boost::json::object a;
       a["form"] = as->form;

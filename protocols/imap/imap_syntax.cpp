@@ -1,16 +1,11 @@
 #include "protocols/imap/imap_syntax.hpp"
 
-#include <cctype>
-
+#include "common/ascii_case.hpp"
 #include "protocols/common/ascii.hpp"
 
 namespace tlsbridge::protocols::imap {
 
 namespace {
-
-char upper(char c) {
-  return static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-}
 
 std::vector<std::string_view> split_words(std::string_view s) {
   std::vector<std::string_view> out;
@@ -58,17 +53,6 @@ std::optional<list_span> find_capabilities(std::string_view line) {
 }
 
 }  // namespace
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (upper(a[i]) != upper(b[i])) return false;
-  return true;
-}
-
-bool istarts_with(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
 
 std::optional<literal_marker> trailing_literal(std::string_view line) {
   if (line.empty() || line.back() != '}') return std::nullopt;
@@ -166,7 +150,7 @@ command_scanner::outcome command_scanner::first(std::string_view line, bool allo
     if (is_ctl(c)) return refuse("control character in the command line (RFC 3501 §9)");
     if (!is_atom_char(c)) return refuse("invalid command name (RFC 3501 §9 atom)");
   }
-  for (char c : name) name_.push_back(upper(c));
+  for (char c : name) name_.push_back(ascii::upper(c));
   if (sp2 == std::string_view::npos) return outcome{result::complete, {}, {}};
   state_ = state::token_start;
   return scan(rest.substr(sp2 + 1), allow_8bit);
@@ -346,7 +330,7 @@ bool literal_allowed_in(std::string_view name, std::string_view uid_subcommand) 
   std::string_view n = name;
   std::string sub;
   if (n == "UID") {
-    for (char c : uid_subcommand) sub.push_back(upper(c));
+    for (char c : uid_subcommand) sub.push_back(ascii::upper(c));
     if (sub != "FETCH" && sub != "SEARCH" && sub != "COPY" && sub != "MOVE" && sub != "SORT" &&
         sub != "THREAD")
       return false;
@@ -365,7 +349,7 @@ std::optional<command_head> parse_command_head(std::string_view line) {
   std::string_view rest = line.substr(sp + 1);
   auto sp2 = rest.find(' ');
   std::string_view name = rest.substr(0, sp2);
-  for (char c : name) h.name.push_back(upper(c));
+  for (char c : name) h.name.push_back(ascii::upper(c));
   h.rest = sp2 == std::string_view::npos ? std::string_view{} : rest.substr(sp2 + 1);
   return h;
 }

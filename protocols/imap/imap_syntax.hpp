@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/ascii_case.hpp"
+
 namespace tlsbridge::protocols::imap {
 
 // A line (without CRLF) that ends in something shaped like a literal marker, wherever its "{"
@@ -145,7 +147,8 @@ bool has_capability(std::string_view list, std::string_view capability);
 // with the capabilities the backend announced after the back leg's STARTTLS).
 std::string replace_capabilities(std::string_view line, std::string_view list);
 
-bool iequals(std::string_view a, std::string_view b);
-bool istarts_with(std::string_view s, std::string_view prefix);
+// The IMAP code compares words and prefixes without regard to ASCII case.
+using ascii::iequals;
+using ascii::istarts_with;
 
 }  // namespace tlsbridge::protocols::imap

@@ -1,5 +1,6 @@
 #include "protocols/pop3/pop3_backend_opener.hpp"
 
+#include "common/ascii_case.hpp"
 #include "protocols/pop3/pop3_syntax.hpp"
 
 namespace tlsbridge::protocols::pop3 {
@@ -30,7 +31,7 @@ action pop3_backend_opener::on_capability_line(const std::string& line, bool aft
     return send_starttls("STLS\r\n");
   }
   if (line != ".") {
-    if (upper(line) == "STLS") stls_listed_ = true;
+    if (ascii::upper(line) == "STLS") stls_listed_ = true;
     return read();
   }
   if (!stls_listed_) return skip_or_fail("backend does not offer STLS");

@@ -1,5 +1,6 @@
 #include "protocols/pop3/pop3_machine.hpp"
 
+#include "common/ascii_case.hpp"
 #include "protocols/common/sasl_plain.hpp"
 
 namespace tlsbridge::protocols::pop3 {
@@ -120,7 +121,7 @@ void pop3_machine::handle_command(const std::string& line, step_list& out) {
     std::string plain_user;
     if (verb == "AUTH") {
       auto msp = argument.find(' ');
-      if (msp != std::string_view::npos && upper(argument.substr(0, msp)) == "PLAIN")
+      if (msp != std::string_view::npos && ascii::upper(argument.substr(0, msp)) == "PLAIN")
         user = plain_user = sasl_plain_user(trim(argument.substr(msp + 1))).value_or("");
     }
     if (guard_blocks(user, verb)) {
@@ -140,7 +141,7 @@ void pop3_machine::handle_command(const std::string& line, step_list& out) {
   } else if (verb == "AUTH" && !argument.empty()) {
     p.what = kind::auth;
     auto msp = argument.find(' ');
-    if (upper(argument.substr(0, msp)) == "PLAIN") {
+    if (ascii::upper(argument.substr(0, msp)) == "PLAIN") {
       if (msp == std::string_view::npos)
         sasl_plain_ = true;
       else

@@ -4,16 +4,10 @@
 #include <cctype>
 #include <cstring>
 
+#include "common/ascii_case.hpp"
 #include "protocols/common/ascii.hpp"
 
 namespace tlsbridge::protocols::pop3 {
-
-std::string upper(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) out.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
-  return out;
-}
 
 multiline_scanner::result multiline_scanner::scan(std::string_view in) {
   std::size_t i = 0;
@@ -51,7 +45,7 @@ multiline_scanner::result multiline_scanner::scan(std::string_view in) {
 }
 
 bool has_multiline_reply(std::string_view verb, std::string_view argument) {
-  const std::string v = upper(verb);
+  const std::string v = ascii::upper(verb);
   if (v == "RETR" || v == "TOP" || v == "CAPA") return true;
   if (v == "LIST" || v == "UIDL" || v == "AUTH") return argument.empty();
   return false;
@@ -81,7 +75,7 @@ command_line parse_command(std::string_view line, bool allow_8bit) {
                             : "keyword is not letters (RFC 1939 §3)";
     return c;
   }
-  c.keyword = upper(line.substr(0, i));
+  c.keyword = ascii::upper(line.substr(0, i));
   if (i == line.size()) {
     c.ok = true;
     return c;
@@ -103,7 +97,7 @@ std::vector<std::string> rewrite_capa(const std::vector<std::string>& lines,
                                       const capa_view& view) {
   std::vector<std::string> out;
   for (const auto& line : lines) {
-    const std::string keyword = upper(std::string_view(line).substr(0, line.find(' ')));
+    const std::string keyword = ascii::upper(std::string_view(line).substr(0, line.find(' ')));
     if (keyword == "STLS") continue;
     if (view.hide_sasl && keyword == "SASL") continue;
     if (view.hide_user && keyword == "USER") continue;

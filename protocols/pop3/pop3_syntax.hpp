@@ -56,6 +56,4 @@ struct capa_view {
 // (the back leg's business), SASL and USER go while hidden, the proxy's STLS is added.
 std::vector<std::string> rewrite_capa(const std::vector<std::string>& lines, const capa_view& view);
 
-std::string upper(std::string_view s);
-
 }  // namespace tlsbridge::protocols::pop3

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <utility>
 
+#include "common/ascii_case.hpp"
 #include "protocols/common/ascii.hpp"
 
 namespace tlsbridge::protocols::smtp {
@@ -15,17 +16,6 @@ bool is_alpha(char c) {
 }
 bool is_digit(char c) {
   return c >= '0' && c <= '9';
-}
-
-char upper(char c) {
-  return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (upper(a[i]) != upper(b[i])) return false;
-  return true;
 }
 
 constexpr std::array<std::pair<std::string_view, verb>, 21> verbs{{
@@ -84,7 +74,7 @@ command parse_command(std::string_view line) {
     }
     c.argument = std::string(line.substr(n + 1));
   }
-  for (char ch : line.substr(0, n)) c.name += upper(ch);
+  for (char ch : line.substr(0, n)) c.name += ascii::upper(ch);
   c.what = verb::other;
   for (const auto& [text, v] : verbs) {
     if (c.name == text) {
@@ -99,7 +89,7 @@ std::string verb_prefix(std::string_view line) {
   std::string out;
   for (char ch : line) {
     if (!(is_alpha(ch) || is_digit(ch) || ch == '-') || out.size() == 32) break;
-    out += upper(ch);
+    out += ascii::upper(ch);
   }
   return out;
 }
@@ -120,7 +110,7 @@ bool is_sasl_response(std::string_view line) {
 }
 
 std::optional<std::string> envelope_address(std::string_view argument, std::string_view prefix) {
-  if (argument.size() < prefix.size() || !iequals(argument.substr(0, prefix.size()), prefix))
+  if (argument.size() < prefix.size() || !ascii::iequals(argument.substr(0, prefix.size()), prefix))
     return std::nullopt;
   std::string_view rest = argument.substr(prefix.size());
   while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
@@ -145,7 +135,7 @@ std::optional<bdat_header> parse_bdat(std::string_view argument) {
   if (ec != std::errc{} || end != size_text.data() + size_text.size() || h.size > max_bdat_chunk)
     return std::nullopt;
   if (space != std::string_view::npos) {
-    if (!iequals(argument.substr(space + 1), "LAST")) return std::nullopt;
+    if (!ascii::iequals(argument.substr(space + 1), "LAST")) return std::nullopt;
     h.last = true;
   }
   return h;

@@ -1287,35 +1287,51 @@ PEBBLE_READY_TIMEOUT = 20.0
 
 class Pebble:
     """A private pebble (the ACME server) and the pebble-challtestsrv it resolves names through
-    (its DNS only: every name is 127.0.0.1), all on free 127.0.0.1 ports. pebble's own HTTPS
-    certificate is made here (ca_file trusts it); it validates tls-alpn-01 challenges on
-    127.0.0.1:tls_port. env: more pebble settings (PEBBLE_WFE_NONCEREJECT=<percent> makes it
+    (its DNS: every name is 127.0.0.1 unless set_a says otherwise), all on free 127.0.0.1 ports.
+    Prepared when made: the ports, pebble's own HTTPS certificate (ca_file trusts it) and its
+    config, so a proxy can be configured against it before it runs. start() runs both; or
+    start_dns() first and start_pebble() later, for a CA that is down while its names resolve.
+    It validates tls-alpn-01 challenges on 127.0.0.1:tls_port (a free port unless given: the
+    proxy's own listener). env: more pebble settings (PEBBLE_WFE_NONCEREJECT=<percent> makes it
     refuse that share of nonces with badNonce). https_san: the subjectAltName of pebble's HTTPS
     certificate. Stopped by PID."""
 
-    def __init__(self, directory=None, env=None, https_san="IP:127.0.0.1,DNS:localhost"):
+    def __init__(self, directory=None, env=None, https_san="IP:127.0.0.1,DNS:localhost",
+                 tls_port=None):
         self.dir = directory or make_lab_dir("tlsbridge-pebble-")
         self.port = free_port()
         self.management_port = free_port()
-        self.tls_port = free_port()
+        self.tls_port = tls_port or free_port()
         self.http_port = free_port()
         self.dns_port = free_port()
         self.challtest_management_port = free_port()
         self.env = {"PEBBLE_VA_NOSLEEP": "1", **(env or {})}
         self.ca_file = os.path.join(self.dir, "pebble-https.pem")
-        self.https_san = https_san
-        self.procs = []
+        self.config = os.path.join(self.dir, "pebble-config.json")
+        self.dns = self.pebble = None
+        key = os.path.join(self.dir, "pebble-https.key")
+        run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", key, "-out", self.ca_file, "-days", "2", "-subj",
+             "/CN=pebble test listener", "-addext", f"subjectAltName={https_san}"],
+            check=True)
+        with open(self.config, "w") as f:
+            json.dump({"pebble": {
+                "listenAddress": f"127.0.0.1:{self.port}",
+                "managementListenAddress": f"127.0.0.1:{self.management_port}",
+                "certificate": self.ca_file, "privateKey": key,
+                "httpPort": self.http_port, "tlsPort": self.tls_port,
+                "ocspResponderURL": "", "externalAccountBindingRequired": False}}, f)
 
     @property
     def directory_url(self):
         return f"https://127.0.0.1:{self.port}/dir"
 
     def _spawn(self, name, argv, env=None):
-        log = open(os.path.join(self.dir, f"{name}.log"), "wb")
+        # Appended: a pebble started again keeps the log of its first run.
+        log = open(os.path.join(self.dir, f"{name}.log"), "ab")
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 cwd=self.dir, env=env)
         log.close()
-        self.procs.append(proc)
         return proc
 
     def log(self, name="pebble"):
@@ -1325,55 +1341,82 @@ class Pebble:
         except OSError:
             return ""
 
-    def start(self):
-        key = os.path.join(self.dir, "pebble-https.key")
-        run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-nodes", "-keyout", key, "-out", self.ca_file, "-days", "2", "-subj",
-             "/CN=pebble test listener", "-addext", f"subjectAltName={self.https_san}"],
-            check=True)
-        config = os.path.join(self.dir, "pebble-config.json")
-        with open(config, "w") as f:
-            json.dump({"pebble": {
-                "listenAddress": f"127.0.0.1:{self.port}",
-                "managementListenAddress": f"127.0.0.1:{self.management_port}",
-                "certificate": self.ca_file, "privateKey": key,
-                "httpPort": self.http_port, "tlsPort": self.tls_port,
-                "ocspResponderURL": "", "externalAccountBindingRequired": False}}, f)
-        self._spawn("challtestsrv", [
-            "pebble-challtestsrv", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
-            "-dns01", f"127.0.0.1:{self.dns_port}", "-http01", "", "-https01", "",
-            "-tlsalpn01", "", "-management", f"127.0.0.1:{self.challtest_management_port}"])
-        self._spawn("pebble", ["pebble", "-config", config,
-                               "-dnsserver", f"127.0.0.1:{self.dns_port}"],
-                    env={**os.environ, **self.env})
-        for port in (self.challtest_management_port, self.port, self.management_port):
+    def _wait_ports(self, *ports):
+        for port in ports:
             if not wait_until(lambda: port_accepts(port), PEBBLE_READY_TIMEOUT):
                 self.stop()
                 raise LabError(f"pebble not accepting on {port} after {PEBBLE_READY_TIMEOUT}s\n"
                                f"pebble:\n{self.log()}\nchalltestsrv:\n{self.log('challtestsrv')}")
+
+    def start_dns(self):
+        """pebble-challtestsrv alone: the names resolve, the CA is not up yet."""
+        if self.dns is None:
+            self.dns = self._spawn("challtestsrv", [
+                "pebble-challtestsrv", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
+                "-dns01", f"127.0.0.1:{self.dns_port}", "-http01", "", "-https01", "",
+                "-tlsalpn01", "", "-management", f"127.0.0.1:{self.challtest_management_port}"])
+            self._wait_ports(self.challtest_management_port)
         return self
 
-    def root_pem(self):
-        """The root that pebble's issued chains lead to (it changes with every pebble run)."""
+    def start_pebble(self):
+        self.start_dns()
+        if self.pebble is None:
+            self.pebble = self._spawn("pebble", ["pebble", "-config", self.config,
+                                                 "-dnsserver", f"127.0.0.1:{self.dns_port}"],
+                                      env={**os.environ, **self.env})
+            self._wait_ports(self.port, self.management_port)
+        return self
+
+    def start(self):
+        return self.start_pebble()
+
+    def set_a(self, host, address):
+        """DNS: `host` resolves to `address` (instead of 127.0.0.1)."""
+        body = json.dumps({"host": host, "addresses": [address]}).encode()
+        urllib.request.urlopen(f"http://127.0.0.1:{self.challtest_management_port}/add-a",
+                               data=body, timeout=10).read()
+
+    def orders(self):
+        """How many orders pebble was sent (newOrder requests in its log)."""
+        return len(re.findall(r"POST /order-plz", self.log()))
+
+    def management_pem(self, path):
         context = client_context(self.ca_file)
-        with urllib.request.urlopen(f"https://127.0.0.1:{self.management_port}/roots/0",
+        with urllib.request.urlopen(f"https://127.0.0.1:{self.management_port}{path}",
                                     context=context, timeout=10) as response:
             return response.read().decode()
 
+    def root_pem(self):
+        """The root that pebble's issued chains lead to (it changes with every pebble run)."""
+        return self.management_pem("/roots/0")
+
+    def intermediate_pem(self):
+        return self.management_pem("/intermediates/0")
+
+    @staticmethod
+    def _end(proc):
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+    def stop_pebble(self):
+        """The CA down; DNS stays."""
+        self._end(self.pebble)
+        self.pebble = None
+
     def stop(self):
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
-        self.procs = []
+        self.stop_pebble()
+        self._end(self.dns)
+        self.dns = None
 
     def cleanup(self):
         self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not keep_lab():
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
         return self.start()

@@ -402,46 +402,51 @@ class Soak:
         finally:
             conn.close()
 
+    def held(self, kind, session):
+        """Runs session() — one connection held until held_stop, or until the server closes it —
+        again and again until held_stop; an error is counted for `kind`, then a second's pause
+        before the next connection."""
+        while not self.held_stop.is_set():
+            try:
+                session()
+            except (http.client.HTTPException, OSError, ImapError) as e:
+                self.note_error(kind, e)
+                self.wait_or_stop(self.held_stop, 1.0)
+
     def ping_session(self, index):
         """Pings held by the backend on one kept-alive connection; a new connection only when the
         old one broke (counted) or was closed by the server."""
-        conn = None
         path = (f"/Microsoft-Server-ActiveSync?Cmd=Ping&User={USER}&DeviceId=SOAK{index}"
                 "&DeviceType=SmartPhone")
-        while not self.held_stop.is_set():
+
+        def session():
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port["https"],
+                                               context=modern_context(),
+                                               timeout=self.s.ping_hold + IO_TIMEOUT)
             try:
-                if conn is None or conn.sock is None:
-                    if conn is not None:
-                        conn.close()
-                    conn = http.client.HTTPSConnection(
-                        "127.0.0.1", self.port["https"], context=modern_context(),
-                        timeout=self.s.ping_hold + IO_TIMEOUT)
-                    conn.connect()
-                    self.note_open("ping", conn.sock)
-                conn.request("POST", path, body=b"\x03\x01j\x00",
-                             headers={"X-Test-Hold": str(self.s.ping_hold),
-                                      "Content-Type": "application/vnd.ms-sync.wbxml"})
-                response = conn.getresponse()
-                response.read()
-                if response.status != 200:
-                    raise http.client.HTTPException(f"ping status {response.status}")
-                self.count("ping")
-            except (http.client.HTTPException, OSError) as e:
-                self.note_error("ping", e)
-                if conn is not None:
-                    conn.close()
-                conn = None
-                self.wait_or_stop(self.held_stop, 1.0)
-        if conn is not None:
-            conn.close()
+                conn.connect()
+                self.note_open("ping", conn.sock)
+                while not self.held_stop.is_set() and conn.sock is not None:
+                    conn.request("POST", path, body=b"\x03\x01j\x00",
+                                 headers={"X-Test-Hold": str(self.s.ping_hold),
+                                          "Content-Type": "application/vnd.ms-sync.wbxml"})
+                    response = conn.getresponse()
+                    response.read()
+                    if response.status != 200:
+                        raise http.client.HTTPException(f"ping status {response.status}")
+                    self.count("ping")
+            finally:
+                conn.close()
+
+        self.held("ping", session)
 
     def idle_session(self, index):
         """One IMAP connection: LOGIN, SELECT, then IDLE held idle_refresh seconds and renewed
         (DONE, IDLE) until the end; reconnects only after an error."""
-        while not self.held_stop.is_set():
-            client = None
+
+        def session():
+            client = ImapLines(self.port["imap"])
             try:
-                client = ImapLines(self.port["imap"])
                 self.note_open("imap", client.raw)
                 client.start_tls()
                 client.expect_untagged_ok()
@@ -459,12 +464,10 @@ class Soak:
                     self.count("idle")
                     tag += 1
                 client.command(f"a{tag}", "LOGOUT")
-            except (OSError, ImapError, ssl.SSLError) as e:
-                self.note_error("imap", e)
-                self.wait_or_stop(self.held_stop, 1.0)
             finally:
-                if client is not None:
-                    client.close()
+                client.close()
+
+        self.held("imap", session)
 
     # -- the operator: reloads, restarts, samples ---------------------------------------------
 

@@ -17,7 +17,6 @@ certificate. Skipped while the ACME client is the placeholder that fails every o
 import json
 import os
 import re
-import shutil
 import smtplib
 import socket
 import ssl
@@ -146,7 +145,10 @@ class AcmeLab:
         return cert_fields(peer_der(self.tls_port, name))
 
 
-class AcmeStateTest(unittest.TestCase):
+class AcmeTestCase(unittest.TestCase):
+    """The lab's Postfix behind the SMTP listener, and acme_lab(): a started AcmeLab against
+    the CA that ca() names, cleaned up after the test."""
+
     @classmethod
     def setUpClass(cls):
         cls.certs = lab.shared_certs()
@@ -154,15 +156,25 @@ class AcmeStateTest(unittest.TestCase):
         cls.addClassCleanup(cls.postfix.cleanup)
         cls.postfix.start()
 
+    def ca(self):
+        """(directory URL, ca_file, tls-alpn-01 port or None)."""
+        raise NotImplementedError
+
     def acme_lab(self, **kw):
-        # Nothing listens on this port: every order fails at its first step.
-        l = AcmeLab(self.postfix.port, f"https://127.0.0.1:{lab.free_port()}/dir",
-                    ca_file=os.path.join(self.certs, "ca.crt"), **kw)
+        directory, ca_file, tls_port = self.ca()
+        l = AcmeLab(self.postfix.port, directory, ca_file=ca_file, tls_port=tls_port, **kw)
         self.addCleanup(l.proxy.cleanup)
-        return l
+        return l.start()
+
+
+class AcmeStateTest(AcmeTestCase):
+    def ca(self):
+        # Nothing listens on this port: every order fails at its first step.
+        return (f"https://127.0.0.1:{lab.free_port()}/dir", os.path.join(self.certs, "ca.crt"),
+                None)
 
     def test_placeholder_served_and_a_failed_order_reported(self):
-        l = self.acme_lab().start()
+        l = self.acme_lab()
         served = l.served()
         self.assertEqual(served["cn"], PLACEHOLDER_CN, l.proxy.describe())
         # The same certificate by SNI after STARTTLS on the mail listener (shared [[certs]]).
@@ -207,7 +219,7 @@ class AcmeStateTest(unittest.TestCase):
         self.assertIn("not running", renew.stderr)
 
     def test_acme_alpn_without_a_challenge_fails_ordinary_handshakes_do_not(self):
-        l = self.acme_lab().start()
+        l = self.acme_lab()
         with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
             peer_der(l.tls_port, NAMES[0], alpn=["acme-tls/1"])
         # The same port and name, ordinary ALPN: served, http/1.1 as before.
@@ -232,7 +244,7 @@ class AcmeStateTest(unittest.TestCase):
                  os.path.join(self.certs, "inter.key"), "-set_serial", "4242", "-days", "80",
                  "-extfile", ext, "-out", crt], check=True)
         os.chmod(key, 0o600)
-        l = self.acme_lab(state_dir=state).start()
+        l = self.acme_lab(state_dir=state)
         self.assertEqual(l.served()["cn"], NAMES[0], l.proxy.describe())
         self.assertTrue(lab.wait_until(lambda: l.entry(NAMES[0]), 20), l.proxy.describe())
         entry = l.entry(NAMES[0])
@@ -246,112 +258,15 @@ class AcmeStateTest(unittest.TestCase):
 # --- against pebble ------------------------------------------------------------------------
 
 
-class Pebble:
-    """pebble + pebble-challtestsrv on free ports; DNS answers 127.0.0.1 for every name."""
-
-    def __init__(self, certs, tls_port):
-        self.dir = lab.make_lab_dir("tlsbridge-pebble.")
-        self.port, self.mgmt_port = lab.free_port(), lab.free_port()
-        self.dns_port, self.chall_mgmt = lab.free_port(), lab.free_port()
-        self.config = os.path.join(self.dir, "pebble.json")
-        with open(self.config, "w") as f:
-            json.dump({"pebble": {
-                "listenAddress": f"127.0.0.1:{self.port}",
-                "managementListenAddress": f"127.0.0.1:{self.mgmt_port}",
-                "certificate": os.path.join(certs, "server.chain.pem"),
-                "privateKey": os.path.join(certs, "server.key"),
-                "httpPort": lab.free_port(), "tlsPort": tls_port,
-                "ocspResponderURL": "", "externalAccountBindingRequired": False}}, f)
-        self.pebble = self.chall = None
-        self.log_path = os.path.join(self.dir, "pebble.log")
-
-    @property
-    def directory(self):
-        return f"https://127.0.0.1:{self.port}/dir"
-
-    def start_dns(self):
-        self.chall = subprocess.Popen(
-            ["pebble-challtestsrv", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
-             "-dns01", f"127.0.0.1:{self.dns_port}", "-http01", "", "-https01", "",
-             "-tlsalpn01", "", "-management", f"127.0.0.1:{self.chall_mgmt}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not lab.wait_until(lambda: lab.port_accepts(self.chall_mgmt), 30):
-            raise lab.LabError("pebble-challtestsrv did not start")
-
-    def start(self):
-        env = dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT="0")
-        with open(self.log_path, "ab") as log:
-            self.pebble = subprocess.Popen(
-                ["pebble", "-config", self.config, "-dnsserver", f"127.0.0.1:{self.dns_port}"],
-                stdout=log, stderr=log, env=env, cwd=self.dir)
-        if not lab.wait_until(lambda: lab.port_accepts(self.port) and
-                              lab.port_accepts(self.mgmt_port), 30):
-            raise lab.LabError("pebble did not start:\n" + self.log())
-
-    def stop_pebble(self):
-        if self.pebble and self.pebble.poll() is None:
-            self.pebble.terminate()
-            try:
-                self.pebble.wait(10)
-            except subprocess.TimeoutExpired:
-                self.pebble.kill()
-                self.pebble.wait(5)
-
-    def stop(self):
-        self.stop_pebble()
-        if self.chall and self.chall.poll() is None:
-            self.chall.terminate()
-            try:
-                self.chall.wait(10)
-            except subprocess.TimeoutExpired:
-                self.chall.kill()
-                self.chall.wait(5)
-        if not lab.keep_lab():
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def set_a(self, host, address):
-        body = json.dumps({"host": host, "addresses": [address]}).encode()
-        urllib.request.urlopen(f"http://127.0.0.1:{self.chall_mgmt}/add-a", data=body,
-                               timeout=10).read()
-
-    def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def orders(self):
-        return len(re.findall(r"POST /order-plz", self.log()))
-
-    def pem(self, path):
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        with urllib.request.urlopen(f"https://127.0.0.1:{self.mgmt_port}{path}", timeout=10,
-                                    context=ctx) as r:
-            return r.read().decode()
-
-
-class PebbleTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.certs = lab.shared_certs()
-        cls.postfix = lab.PostfixBackend(cls.certs, tls="tls1.0-starttls")
-        cls.addClassCleanup(cls.postfix.cleanup)
-        cls.postfix.start()
-
+class PebbleTest(AcmeTestCase):
     def setUp(self):
-        self.tls_port = lab.free_port()
-        self.pebble = Pebble(self.certs, self.tls_port)
-        self.addCleanup(self.pebble.stop)
+        # Prepared and resolving names; each test starts the CA itself, or first without it.
+        self.pebble = lab.Pebble(tls_port=lab.free_port(), env={"PEBBLE_WFE_NONCEREJECT": "0"})
+        self.addCleanup(self.pebble.cleanup)
         self.pebble.start_dns()
 
-    def acme_lab(self, **kw):
-        l = AcmeLab(self.postfix.port, self.pebble.directory,
-                    ca_file=os.path.join(self.certs, "ca.crt"), tls_port=self.tls_port, **kw)
-        self.addCleanup(l.proxy.cleanup)
-        return l
+    def ca(self):
+        return self.pebble.directory_url, self.pebble.ca_file, self.pebble.tls_port
 
     def wait_issued(self, l, first_name=NAMES[0], timeout=150, after=0):
         def issued():
@@ -365,8 +280,8 @@ class PebbleTest(unittest.TestCase):
     def verify_chain(self, der):
         d = tempfile.mkdtemp(prefix="tlsbridge-verify.", dir="/tmp")
         self.addCleanup(subprocess.run, ["rm", "-rf", d])
-        for name, text in (("root.pem", self.pebble.pem("/roots/0")),
-                           ("inter.pem", self.pebble.pem("/intermediates/0"))):
+        for name, text in (("root.pem", self.pebble.root_pem()),
+                           ("inter.pem", self.pebble.intermediate_pem())):
             with open(os.path.join(d, name), "w") as f:
                 f.write(text)
         leaf = os.path.join(d, "leaf.pem")
@@ -377,7 +292,7 @@ class PebbleTest(unittest.TestCase):
 
     def test_obtained_served_reused_and_renewed(self):
         self.pebble.start()
-        l = self.acme_lab().start()
+        l = self.acme_lab()
         self.wait_issued(l)
         # Served through the reload: poll until the listener shows it (bounded).
         self.assertTrue(lab.wait_until(lambda: l.served()["cn"] != PLACEHOLDER_CN, 30),
@@ -418,7 +333,7 @@ class PebbleTest(unittest.TestCase):
         self.assertEqual(smtp.sock.getpeercert(binary_form=True), der)
 
     def test_pebble_down_at_start_then_up(self):
-        l = self.acme_lab().start()
+        l = self.acme_lab()
         self.assertEqual(l.served()["cn"], PLACEHOLDER_CN)
         self.assertTrue(lab.wait_until(lambda: l.entry(NAMES[0]).get("result") == "failed", 60))
         if client_missing(l.entry(NAMES[0])):
@@ -432,7 +347,7 @@ class PebbleTest(unittest.TestCase):
     def test_a_failing_name_is_reported_while_another_entry_is_issued(self):
         self.pebble.set_a("bad.acme.test", "127.0.0.2")  # nothing listens there
         self.pebble.start()
-        l = self.acme_lab(entries=(["bad.acme.test"], NAMES)).start()
+        l = self.acme_lab(entries=(["bad.acme.test"], NAMES))
         self.wait_issued(l, NAMES[0])
         self.assertTrue(lab.wait_until(lambda: l.entry("bad.acme.test").get("result") == "failed",
                                        60))

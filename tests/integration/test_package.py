@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import tempfile
@@ -34,6 +35,8 @@ MAN_PAGES = {"/usr/share/man/man8/tlsbridge.8.gz": "tlsbridge - TLS-upgrading pr
 ENABLED_LINK = "/etc/systemd/system/multi-user.target.wants/tlsbridge.service"
 SNAKEOIL_CERT = "/etc/ssl/certs/ssl-cert-snakeoil.pem"
 SNAKEOIL_KEY = "/etc/ssl/private/ssl-cert-snakeoil.key"
+STATE_DIR = "/var/lib/tlsbridge"  # the unit's StateDirectory=; [acme] state_dir's default below it
+ACME_NAME = "mail.package.test"
 MAX_EXPOSURE = 3.0  # systemd-analyze security: 8.9 before the unit was hardened, 2.5 after
 
 deb_path = None
@@ -79,6 +82,25 @@ def unit_privileges():
     assert re.search(r"^NoNewPrivileges=true$", unit, re.M), "the unit sets NoNewPrivileges"
     bounding = ",".join(["-all"] + ["+" + cap.lower().removeprefix("cap_") for cap in caps])
     return ["setpriv", "--no-new-privs", f"--bounding-set={bounding}"]
+
+
+def https_listener(port):
+    """An implicit-TLS listener: pebble's tls-alpn-01 validation comes to it (its backend never
+    needed: nothing but handshakes arrive)."""
+    return {"name": "https-in", "protocol": "https", "listen": f"127.0.0.1:{port}",
+            "tls": "implicit",
+            "backend": {"address": [f"127.0.0.1:{lab.free_port()}"], "tls": "implicit",
+                        "tls_profile": "legacy", "verify": "none"}}
+
+
+def served_der(port, server_name):
+    """The leaf an implicit-TLS port shows for server_name (DER), unverified."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=server_name) as tls:
+            return tls.getpeercert(binary_form=True)
 
 
 def low_free_port():
@@ -281,6 +303,87 @@ class InstalledPackageTest(unittest.TestCase):
                                          r["backend"].get("tls") == "TLSv1")[-1]
             self.assertEqual(record["front"]["tls"], "TLSv1.3")
 
+    def test_acme_certificate_issued_after_the_drop_to_tlsbridge(self):
+        # An `acme` entry against pebble, the state in the default state_dir under the unit's
+        # StateDirectory=, which systemd makes before the start (owned by the service user, the
+        # unit's StateDirectoryMode=): ordered, installed and served by the process that already
+        # runs as tlsbridge, and read back by root with `tlsbridge acme status`.
+        with open(UNIT) as f:
+            unit = f.read()
+        self.assertIn("StateDirectory=tlsbridge", unit)
+        mode = int(re.search(r"^StateDirectoryMode=([0-7]+)$", unit, re.M).group(1), 8)
+        self.assertFalse(os.path.exists(STATE_DIR), f"{STATE_DIR} left by someone else")
+        self.addCleanup(shutil.rmtree, STATE_DIR, ignore_errors=True)
+        user = pwd.getpwnam("tlsbridge")
+        os.mkdir(STATE_DIR, mode)
+        os.chown(STATE_DIR, user.pw_uid, user.pw_gid)
+        os.chmod(STATE_DIR, mode)
+
+        https_port = lab.free_port()  # where pebble validates tls-alpn-01: the proxy's listener
+        pebble = lab.Pebble(tls_port=https_port).start()
+        self.addCleanup(pebble.cleanup)
+        trust = lab.make_lab_dir("tlsbridge-package-ca.")  # 0755: tlsbridge reads the CA file
+        self.addCleanup(shutil.rmtree, trust, ignore_errors=True)
+        ca_file = os.path.join(trust, "pebble.pem")
+        shutil.copyfile(pebble.ca_file, ca_file)
+        os.chmod(ca_file, 0o644)
+
+        with open(CONFIG) as f:
+            packaged = f.read()
+        port, admin = low_free_port(), lab.free_port()
+        packaged = packaged.replace('"127.0.0.1:8025"', f'"127.0.0.1:{port}"')
+        packaged = packaged.replace('"127.0.0.1:9900"', f'"127.0.0.1:{admin}"')
+        packaged += "\n\n".join([
+            "", lab.toml_table("acme", {"directory": pebble.directory_url,
+                                        "email": "hostmaster@package.test", "ca_file": ca_file}),
+            lab.toml_table("[certs]", {"acme": [ACME_NAME]}),
+            lab.toml_table("[listener]", https_listener(https_port))])
+        config_dir = lab.make_lab_dir("tlsbridge-package-config.")
+        self.addCleanup(shutil.rmtree, config_dir, ignore_errors=True)
+        config = os.path.join(config_dir, "tlsbridge.toml")
+        with open(config, "w") as f:
+            f.write(packaged)
+        # check-config as root (ExecReload= runs it too) prepares the state: the start below then
+        # finds it tlsbridge's already, as every start after the first does, without CAP_FOWNER.
+        check = lab.run(["/usr/sbin/tlsbridge", "check-config", "--config", config])
+        self.assertEqual(check.returncode, 0, check.stderr)
+
+        status_file = os.path.join(STATE_DIR, "acme", "status.json")
+
+        def entry():
+            try:
+                with open(status_file) as f:
+                    return json.load(f)["entries"][0]
+            except (OSError, ValueError, KeyError, IndexError):
+                return {}
+
+        with self.run_proxy(packaged, port, prefix=unit_privileges()) as proc:
+            self.assert_runs_as_tlsbridge(proc.pid)
+            issued = lab.wait_until(lambda: entry().get("result") == "ok", 150, interval=0.5)
+            self.assertTrue(issued, f"{entry()}\n{pebble.log()[-3000:]}")
+            # Served on the listener after the reload the ACME thread posts (bounded poll).
+            served = lab.wait_until(lambda: served_der(https_port, ACME_NAME) ==
+                                    lab.cert_der(os.path.join(STATE_DIR, "acme",
+                                                              ACME_NAME + ".crt")), 30)
+            self.assertTrue(served, "the issued certificate is served on the listener")
+            leaf = served_der(https_port, ACME_NAME)
+            self.assertEqual(self.verify(leaf, pebble), 0, "the leaf verifies to pebble's root")
+            # root reads the state tlsbridge wrote.
+            status = lab.run(["/usr/sbin/tlsbridge", "acme", "status", "--config", config])
+            self.assertEqual(status.returncode, 0, status.stderr)
+            self.assertRegex(status.stdout, rf"{re.escape(ACME_NAME)}\s+(?!placeholder)")
+            self.assertNotIn("placeholder", status.stdout)
+        # Every file and directory in the state is tlsbridge's, private to it.
+        self.assert_owned(STATE_DIR, "tlsbridge", "tlsbridge", mode)
+        self.assert_owned(os.path.join(STATE_DIR, "acme"), "tlsbridge", "tlsbridge", 0o700)
+        files = os.listdir(os.path.join(STATE_DIR, "acme"))
+        for name in ("account.key", ACME_NAME + ".crt", ACME_NAME + ".key", "status.json"):
+            self.assertIn(name, files)
+        for name in files:
+            path = os.path.join(STATE_DIR, "acme", name)
+            self.assert_owned(path, "tlsbridge", "tlsbridge",
+                              0o700 if os.path.isdir(path) else 0o600)
+
     # -- helpers ---------------------------------------------------------------------------------
 
     def run_proxy(self, config_text, port, prefix=()):
@@ -327,6 +430,17 @@ class InstalledPackageTest(unittest.TestCase):
 
         return Running()
 
+    def verify(self, leaf_der, pebble):
+        with tempfile.TemporaryDirectory() as d:
+            paths = {}
+            for name, text in (("root", pebble.root_pem()), ("inter", pebble.intermediate_pem()),
+                               ("leaf", ssl.DER_cert_to_PEM_cert(leaf_der))):
+                paths[name] = os.path.join(d, name + ".pem")
+                with open(paths[name], "w") as f:
+                    f.write(text)
+            return lab.run(["openssl", "verify", "-CAfile", paths["root"], "-untrusted",
+                            paths["inter"], paths["leaf"]]).returncode
+
     def assert_runs_as_tlsbridge(self, pid):
         user = pwd.getpwnam("tlsbridge")
         with open(f"/proc/{pid}/status") as f:
@@ -358,13 +472,15 @@ class PurgeTest(unittest.TestCase):
             f.write('{"event":"conn"}\n')
         with open(CONFIG, "a") as f:
             f.write("# edited by the operator\n")  # a changed conffile goes on purge as well
+        os.makedirs(os.path.join(STATE_DIR, "acme"), exist_ok=True)  # what the ACME service keeps
+        self.addCleanup(shutil.rmtree, STATE_DIR, ignore_errors=True)
         result = subprocess.run(["apt-get", "purge", "-y", "tlsbridge"], env=apt_env(),
                                 stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                 timeout=APT_TIMEOUT)
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         self.assertEqual(package_state(), "")
         for path in ["/usr/sbin/tlsbridge", "/etc/tlsbridge", UNIT, LOGROTATE, LOG_DIR,
-                     ENABLED_LINK, *MAN_PAGES]:
+                     STATE_DIR, ENABLED_LINK, *MAN_PAGES]:
             self.assertFalse(os.path.lexists(path), f"{path} survived the purge")
         # Debian keeps system users on purge (files they owned elsewhere must not pass to a new
         # user given the same uid); README "Install the Debian package" says so.

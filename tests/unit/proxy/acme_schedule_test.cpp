@@ -11,37 +11,41 @@ constexpr auto day = std::chrono::hours(24);
 const acme_clock::time_point t0 = acme_clock::from_time_t(1'800'000'000);
 }  // namespace
 
-TEST_CASE("plan_renewal: none or the placeholder is ordered at once", "[acme]") {
-  CHECK(plan_renewal(nullptr, 30 * day, t0).when == t0);
-  served_certificate placeholder{t0 - 1h, t0 + 7 * day, true};
-  CHECK(plan_renewal(&placeholder, 30 * day, t0).when == t0);
-}
-
-TEST_CASE("plan_renewal: renew_before or a third of the lifetime, whichever comes first",
-          "[acme]") {
-  SECTION("90-day certificate, 30d: both say 30 days before") {
-    served_certificate c{t0, t0 + 90 * day, false};
-    const auto plan = plan_renewal(&c, 30 * day, t0);
-    CHECK(plan.when == t0 + 60 * day);
-    CHECK_FALSE(plan.renew_before_exceeds_lifetime);
-  }
-  SECTION("90-day certificate, 45d: renew_before is earlier") {
-    served_certificate c{t0, t0 + 90 * day, false};
-    CHECK(plan_renewal(&c, 45 * day, t0).when == t0 + 45 * day);
-  }
-  SECTION("90-day certificate, 10d: the third is earlier") {
-    served_certificate c{t0, t0 + 90 * day, false};
-    CHECK(plan_renewal(&c, 10 * day, t0).when == t0 + 60 * day);
-  }
-  SECTION("6-day certificate, 30d: renew_before ignored (warned), the third applies") {
-    served_certificate c{t0, t0 + 6 * day, false};
-    const auto plan = plan_renewal(&c, 30 * day, t0);
-    CHECK(plan.when == t0 + 4 * day);
-    CHECK(plan.renew_before_exceeds_lifetime);
-  }
-  SECTION("already past the point: now") {
-    served_certificate c{t0 - 80 * day, t0 + 10 * day, false};
-    CHECK(plan_renewal(&c, 30 * day, t0).when == t0);
+// Each row: the certificate served (none, the placeholder, or real dates), renew_before, and
+// when the renewal falls; now is t0 throughout.
+TEST_CASE(
+    "plan_renewal: at once for none or the placeholder; else renew_before or a third of "
+    "the lifetime, whichever comes first",
+    "[acme]") {
+  enum class served { none, placeholder, real };
+  struct row {
+    const char* name;
+    served kind;
+    acme_clock::duration from, to;  // not_before, not_after relative to t0
+    std::chrono::seconds renew_before;
+    acme_clock::duration when;  // relative to t0
+    bool exceeds = false;
+  };
+  const row rows[] = {
+      {"none served: now", served::none, {}, {}, 30 * day, 0s},
+      {"the placeholder: now", served::placeholder, -1h, 7 * day, 30 * day, 0s},
+      {"90-day certificate, 30d: both say 30 days before", served::real, 0s, 90 * day, 30 * day,
+       60 * day},
+      {"90-day certificate, 45d: renew_before is earlier", served::real, 0s, 90 * day, 45 * day,
+       45 * day},
+      {"90-day certificate, 10d: the third is earlier", served::real, 0s, 90 * day, 10 * day,
+       60 * day},
+      {"6-day certificate, 30d: renew_before ignored (warned), the third applies", served::real, 0s,
+       6 * day, 30 * day, 4 * day, true},
+      {"already past the point: now", served::real, -80 * day, 10 * day, 30 * day, 0s},
+  };
+  for (const auto& r : rows) {
+    DYNAMIC_SECTION(r.name) {
+      served_certificate c{t0 + r.from, t0 + r.to, r.kind == served::placeholder};
+      const auto plan = plan_renewal(r.kind == served::none ? nullptr : &c, r.renew_before, t0);
+      CHECK(plan.when == t0 + r.when);
+      CHECK(plan.renew_before_exceeds_lifetime == r.exceeds);
+    }
   }
 }
 

@@ -89,9 +89,8 @@ TEST_CASE("tls_stream: a TLS read is drained only when OpenSSL holds no further 
   sock.connect(acceptor.local_endpoint());
   tls_stream s(std::move(sock));
   bool shaken = false;
-  // The coroutine keeps a reference to the name: it must outlive the co_spawn statement.
-  const std::string server_name = "server.test";
-  asio::co_spawn(io, s.handshake_client(client_ctx.get(), server_name),
+  // A temporary name, awaited after this statement: handshake_client keeps its own copy.
+  asio::co_spawn(io, s.handshake_client(client_ctx.get(), "server.test"),
                  [&](std::exception_ptr, boost::system::error_code ec) { shaken = !ec; });
   io.run();
   REQUIRE(shaken);
