@@ -27,6 +27,7 @@
 #include <string>
 
 #include "protocols/pop3/pop3_machine.hpp"
+#include "common/ascii_case.hpp"
 #include "protocols/pop3/pop3_syntax.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
@@ -194,7 +195,7 @@ class harness {
       const auto end = pre_tls_backend_.find("\r\n", start);
       if (end == std::string::npos) break;
       const std::string_view line = std::string_view(pre_tls_backend_).substr(start, end - start);
-      const std::string verb = upper(line.substr(0, line.find(' ')));
+      const std::string verb = tlsbridge::ascii::upper(line.substr(0, line.find(' ')));
       // No credentials in the clear under require_tls; STLS is the proxy's own.
       FUZZ_CHECK(verb != "USER" && verb != "PASS" && verb != "APOP" && verb != "AUTH" &&
                  verb != "STLS");
