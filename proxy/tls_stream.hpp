@@ -78,6 +78,12 @@ class tls_stream {
   bool drained() const { return socket_drained_ && !has_buffered(); }
   // Writes all of `data`.
   asio::awaitable<error_code> write_all(std::string_view data);
+  // Writes what the socket takes now, without waiting: the count of leading bytes of `data` that
+  // are done with (all of them, or fewer with ec = would_block, or 0 with another error). The
+  // rest must be passed to write_all next, from any buffer: on a TLS leg OpenSSL may hold part
+  // of it already encrypted (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER lets the retry come from a
+  // copy), so nothing else may be written in between.
+  std::size_t write_now(std::string_view data, error_code& ec);
   // Half-close: TLS close_notify (best effort) then TCP FIN. Reading stays possible.
   asio::awaitable<void> shutdown_send();
   void close();
