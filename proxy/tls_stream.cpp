@@ -72,9 +72,10 @@ asio::awaitable<error_code> tls_stream::handshake(SSL_CTX* ctx, bool server, con
   }
   // A peer that closes without close_notify is treated as EOF, not as an OpenSSL error.
   SSL_set_options(ssl_, SSL_OP_IGNORE_UNEXPECTED_EOF);
-  // Read-ahead into a buffer of several records: one recv() fetches what has arrived instead of
-  // two per record (header, then body), and read_some() hands the relay up to 64 KiB at once.
-  // The buffer exists only while data flows (release_idle_buffers).
+  // Read-ahead into a buffer of one record: one recv() per record instead of two (header, then
+  // body), and read_some() still hands the relay up to 64 KiB at once (it reads every record the
+  // socket has). Not several records: see read_buffer_len. The buffer exists only while data
+  // flows (release_idle_buffers).
   SSL_set_read_ahead(ssl_, 1);
   // A write that would block may be finished from another buffer holding the same bytes
   // (write_now, then write_all from the relay's copy of the rest).

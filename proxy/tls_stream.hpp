@@ -98,7 +98,10 @@ class tls_stream {
   // Before a wait for the socket: hand OpenSSL's record buffers back, and forget read_blocked_
   // (the wait itself is for new bytes).
   void release_idle_buffers();
-  static constexpr std::size_t read_buffer_len = 4 * (16 * 1024 + 256 + 5);
+  // One full record and its header: OpenSSL 3.0 moves whatever follows a record to the front of
+  // this buffer before the next record (payload alignment), so a larger buffer copies every
+  // relayed byte once more (BENCHMARKS.md, "Bulk, profiled").
+  static constexpr std::size_t read_buffer_len = 16 * 1024 + 256 + 5;
 
   asio::ip::tcp::socket socket_;
   SSL* ssl_ = nullptr;
