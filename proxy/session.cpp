@@ -393,8 +393,12 @@ asio::awaitable<void> session::client_reader(std::optional<error_code> woken) {
     touch();
     // A short read with nothing left in OpenSSL: the next read would get EAGAIN, wait instead.
     const bool drained = client_.drained();
-    machine_->on_client_data(std::string_view(scratch.data(), n), steps);
-    co_await execute(std::move(steps));
+    if (machine_->relays_verbatim()) {
+      co_await relay(side::backend, std::string_view(scratch.data(), n));
+    } else {
+      machine_->on_client_data(std::string_view(scratch.data(), n), steps);
+      co_await execute(std::move(steps));
+    }
     try_read = !drained;
   }
   task_done();
@@ -442,8 +446,12 @@ asio::awaitable<void> session::backend_reader(std::optional<error_code> woken) {
     }
     touch();
     const bool drained = backend()->drained();
-    machine_->on_backend_data(std::string_view(scratch.data(), n), steps);
-    co_await execute(std::move(steps));
+    if (machine_->relays_verbatim()) {
+      co_await relay(side::client, std::string_view(scratch.data(), n));
+    } else {
+      machine_->on_backend_data(std::string_view(scratch.data(), n), steps);
+      co_await execute(std::move(steps));
+    }
     try_read = !drained;
   }
   task_done();
@@ -590,19 +598,60 @@ asio::awaitable<bool> session::send(side to, const std::string& data) {
   auto ec = co_await stream.write_all(data);
   release(gate);
   if (ec) {
-    if (finished_) co_return false;
-    if (to == side::client) {
-      finish(outcome::client_closed, "write to client failed: " + ec.message());
-    } else {
-      protocols::step_list steps;
-      machine_->on_backend_eof(steps);
-      co_await execute(std::move(steps));
-    }
+    co_await on_write_failed(to, ec);
     co_return false;
   }
   if (to == side::client) bytes_out_ += data.size();
   touch();
   co_return true;
+}
+
+asio::awaitable<bool> session::relay(side to, std::string_view data) {
+  // Nothing may suspend before `data` is either written or copied: the read buffer is the
+  // thread's, and the next reader on this thread overwrites it.
+  if (finished_) co_return false;
+  if (to == side::backend && (backend_aborted_ || !backend())) co_return true;
+  write_gate& gate = to == side::client ? client_gate_ : backend_gate_;
+  tls_stream& stream = to == side::client ? client_ : *backend();
+  error_code ec;
+  std::string rest;  // what the socket did not take at once: bounded by one read
+  if (!gate.busy) {
+    std::size_t n = stream.write_now(data, ec);
+    if (ec && ec != asio::error::would_block) {
+      co_await on_write_failed(to, ec);
+      co_return false;
+    }
+    rest.assign(data.substr(n));
+  } else {
+    rest.assign(data);
+  }
+  if (!rest.empty()) {
+    co_await acquire(gate);
+    if (finished_) {
+      release(gate);
+      co_return false;
+    }
+    ec = co_await stream.write_all(rest);
+    release(gate);
+    if (ec) {
+      co_await on_write_failed(to, ec);
+      co_return false;
+    }
+  }
+  if (to == side::client) bytes_out_ += data.size();
+  touch();
+  co_return true;
+}
+
+asio::awaitable<void> session::on_write_failed(side to, const error_code& ec) {
+  if (finished_) co_return;
+  if (to == side::client) {
+    finish(outcome::client_closed, "write to client failed: " + ec.message());
+  } else {
+    protocols::step_list steps;
+    machine_->on_backend_eof(steps);
+    co_await execute(std::move(steps));
+  }
 }
 
 asio::awaitable<void> session::acquire(write_gate& gate) {

@@ -123,6 +123,12 @@ class session : public std::enable_shared_from_this<session> {
   asio::awaitable<void> execute(protocols::step_list steps);
   // `data` is a step of the list execute() holds until the send is done (no copy per write).
   asio::awaitable<bool> send(side to, const std::string& data);
+  // A verbatim relay's data event (session_machine::relays_verbatim): `data` (the thread's read
+  // buffer) is written to `to` straight away; only what the socket does not take at once is
+  // copied, before anything can suspend, and finished from the copy. False when the session ends.
+  asio::awaitable<bool> relay(side to, std::string_view data);
+  // After a failed write to `to`: the session ends (client) or the machine hears of the EOF.
+  asio::awaitable<void> on_write_failed(side to, const error_code& ec);
   asio::awaitable<void> acquire(write_gate& gate);
   void release(write_gate& gate);
   asio::awaitable<void> refuse_client(std::string wire);

@@ -83,10 +83,14 @@ asio::awaitable<error_code> tls_stream::handshake(SSL_CTX* ctx, bool server, std
   }
   // A peer that closes without close_notify is treated as EOF, not as an OpenSSL error.
   SSL_set_options(ssl_, SSL_OP_IGNORE_UNEXPECTED_EOF);
-  // Read-ahead into a buffer of several records: one recv() fetches what has arrived instead of
-  // two per record (header, then body), and read_some() hands the relay up to 64 KiB at once.
-  // The buffer exists only while data flows (release_idle_buffers).
+  // Read-ahead into a buffer of one record: one recv() per record instead of two (header, then
+  // body), and read_some() still hands the relay up to 64 KiB at once (it reads every record the
+  // socket has). Not several records: see read_buffer_len. The buffer exists only while data
+  // flows (release_idle_buffers).
   SSL_set_read_ahead(ssl_, 1);
+  // A write that would block may be finished from another buffer holding the same bytes
+  // (write_now, then write_all from the relay's copy of the rest).
+  SSL_set_mode(ssl_, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_set_default_read_buffer_len(ssl_, read_buffer_len);
   SSL_set_fd(ssl_, static_cast<int>(socket_.native_handle()));
   if (on_ssl_created_) on_ssl_created_(ssl_, on_ssl_created_arg_);
@@ -225,6 +229,27 @@ asio::awaitable<error_code> tls_stream::write_all(std::string_view data) {
     }
   }
   co_return error_code{};
+}
+
+std::size_t tls_stream::write_now(std::string_view data, error_code& ec) {
+  ec = {};
+  if (data.empty()) return 0;
+  if (!ssl_) {
+    std::size_t n = socket_.write_some(asio::buffer(data.data(), data.size()), ec);
+    if (ec == asio::error::try_again) ec = asio::error::would_block;
+    return n;
+  }
+  clear_stale_errors();
+  std::size_t n = 0;
+  if (SSL_write_ex(ssl_, data.data(), data.size(), &n) == 1) return n;
+  // Without SSL_MODE_ENABLE_PARTIAL_WRITE a write that stops part way reports nothing written:
+  // OpenSSL keeps its progress and expects the same bytes again.
+  int err = SSL_get_error(ssl_, 0);
+  if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ)
+    ec = asio::error::would_block;
+  else
+    ec = ssl_failure(err, "write failed");
+  return 0;
 }
 
 asio::awaitable<void> tls_stream::shutdown_send() {

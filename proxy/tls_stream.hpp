@@ -86,6 +86,12 @@ class tls_stream {
   // Writes all of `data`, which the caller keeps alive until the write is done: co_await it in the
   // statement that makes it (a view, not a copy: this is every relayed byte's path).
   asio::awaitable<error_code> write_all(std::string_view data);
+  // Writes what the socket takes now, without waiting: the count of leading bytes of `data` that
+  // are done with (all of them, or fewer with ec = would_block, or 0 with another error). The
+  // rest must be passed to write_all next, from any buffer: on a TLS leg OpenSSL may hold part
+  // of it already encrypted (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER lets the retry come from a
+  // copy), so nothing else may be written in between.
+  std::size_t write_now(std::string_view data, error_code& ec);
   // Half-close: TLS close_notify (best effort) then TCP FIN. Reading stays possible.
   asio::awaitable<void> shutdown_send();
   void close();
@@ -100,7 +106,10 @@ class tls_stream {
   // Before a wait for the socket: hand OpenSSL's record buffers back, and forget read_blocked_
   // (the wait itself is for new bytes).
   void release_idle_buffers();
-  static constexpr std::size_t read_buffer_len = 4 * (16 * 1024 + 256 + 5);
+  // One full record and its header: OpenSSL 3.0 moves whatever follows a record to the front of
+  // this buffer before the next record (payload alignment), so a larger buffer copies every
+  // relayed byte once more (BENCHMARKS.md, "Bulk, profiled").
+  static constexpr std::size_t read_buffer_len = 16 * 1024 + 256 + 5;
 
   asio::ip::tcp::socket socket_;
   SSL* ssl_ = nullptr;

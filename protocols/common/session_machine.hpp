@@ -119,6 +119,10 @@ class session_machine {
   // The idle limit the driver applies right now; nullopt = the listener's `timeouts.idle`.
   // (HTTPS: a request in flight may be held for `request_timeout`, e.g. ActiveSync Ping.)
   virtual std::optional<std::chrono::milliseconds> idle_limit() const { return std::nullopt; }
+  // True: every byte from one side goes to the other unchanged and on_client_data /
+  // on_backend_data would only queue it as a send step, so the driver relays read data itself,
+  // straight from its read buffer, without calling them (no copy of the bytes, no step).
+  virtual bool relays_verbatim() const { return false; }
 
   // The back leg is ready (connected, opened, TLS as configured): begin (e.g. relay the greeting).
   virtual void on_start(step_list& out) = 0;

@@ -19,8 +19,11 @@ class tls_relay_machine final : public session_machine {
   void on_client_eof(step_list& out) override;
   void on_backend_eof(step_list& out) override;
   void on_idle_timeout(step_list& out) override;
-  void on_shutdown(step_list&) override {}  // raw bytes have no safe point: runs until the grace ends
+  void on_shutdown(step_list&) override {
+  }  // raw bytes have no safe point: runs until the grace ends
   bool client_input_paused() const override { return false; }
+  // The driver forwards the data events below itself (session_machine::relays_verbatim).
+  bool relays_verbatim() const override { return true; }
 
  private:
   bool client_done_ = false;
