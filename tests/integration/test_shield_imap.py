@@ -265,6 +265,9 @@ class ShieldImapTest(unittest.TestCase):
         # reply from Dovecot means Dovecot read as a command what the proxy took for data.
         compress = "b COMPRESS DEFLATE\r\n"
         variants, dovecot_answers, stalled = [], [], []
+        # The module's other tests share this proxy, and their client ports may come round again
+        # here: only the records written after this point are this test's.
+        earlier = {r.get("conn") for r in proxy.conn_records("imap-in")}
         started = time.monotonic()
         for phase, position, marker in itertools.product(("plain", "tls", "login"), POSITIONS,
                                                          MARKERS):
@@ -303,7 +306,8 @@ class ShieldImapTest(unittest.TestCase):
         by_client = {}
         ours = {local for _, _, local in variants}
         for r in proxy.wait_for_conn_records(len(variants), listener="imap-in",
-                                             where=lambda r: r.get("client") in ours):
+                                             where=lambda r: r.get("client") in ours
+                                             and r.get("conn") not in earlier):
             by_client.setdefault(r.get("client"), []).append(r)
         for phase, first, local in variants:
             self.assertTrue(by_client.get(local), f"no conn record for {local}")
