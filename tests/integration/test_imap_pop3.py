@@ -129,8 +129,13 @@ class LineClient:
 
 class ImapPop3Test(unittest.TestCase):
 
+    def setUp(self):
+        # The module's tests share one proxy and a client port comes round again: a test's
+        # records are those written after it started.
+        self.mark = proxy.conn_mark()
+
     def conn_record(self, local, listener):
-        records = proxy.wait_for_conn_records(1, listener=listener,
+        records = proxy.wait_for_conn_records(1, listener=listener, after=self.mark,
                                               where=lambda r: r.get("client") == local)
         self.assertEqual(len(records), 1, f"one conn record for {local}" + proxy.describe())
         return records[0]

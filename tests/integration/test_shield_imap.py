@@ -100,10 +100,19 @@ POSITIONS = [
 
 class ShieldImapTest(unittest.TestCase):
 
-    def conn_record(self, local, listener):
-        records = proxy.wait_for_conn_records(1, listener=listener,
-                                              where=lambda r: r.get("client") == local)
-        self.assertEqual(len(records), 1, f"one conn record for {local}" + proxy.describe())
+    def connect(self, port):
+        """A RawClient marked with the conn records written before it connected: the module's
+        many connections share one proxy, and a client port comes round again."""
+        mark = proxy.conn_mark()
+        client = RawClient(port)
+        client.mark = mark
+        return client
+
+    def conn_record(self, client, listener):
+        records = proxy.wait_for_conn_records(1, listener=listener, after=client.mark,
+                                              where=lambda r: r.get("client") == client.local)
+        self.assertEqual(len(records), 1,
+                         f"one conn record for {client.local}" + proxy.describe())
         return records[0]
 
     def greet(self, client):
@@ -139,7 +148,7 @@ class ShieldImapTest(unittest.TestCase):
                 user = fresh_user()
                 users.append(user)
                 hidden = login_line("b", user)
-                client = RawClient(ports["imap"])
+                client = self.connect(ports["imap"])
                 try:
                     self.greet(client)
                     lines = self.send_hidden(client, vector % len(hidden), hidden)
@@ -152,7 +161,7 @@ class ShieldImapTest(unittest.TestCase):
                     self.success_path(client)
                 finally:
                     client.close()
-                record = self.conn_record(client.local, "imap-in")
+                record = self.conn_record(client, "imap-in")
                 refused = proxy.records("imap.refused", conn=record["conn"])
                 self.assertTrue(refused, proxy.describe())
                 self.assertTrue(all(r.get("reason", "").startswith("imap.") for r in refused),
@@ -173,7 +182,7 @@ class ShieldImapTest(unittest.TestCase):
             with self.subTest(template=template):
                 user = fresh_user()
                 users.append(user)
-                client = RawClient(ports["imap"])
+                client = self.connect(ports["imap"])
                 try:
                     self.greet(client)
                     client.send(template.format(u=user).encode("latin-1") + b"\r\n")
@@ -183,7 +192,7 @@ class ShieldImapTest(unittest.TestCase):
                 finally:
                     client.close()
                 # Counted by rule in the conn record (and tlsbridge_refusals_total).
-                record = self.conn_record(client.local, "imap-in")
+                record = self.conn_record(client, "imap-in")
                 self.assertEqual(record.get("refusals"), {"imap.syntax": 1}, record)
         time.sleep(0.3)
         log = dovecot.log()
@@ -230,7 +239,7 @@ class ShieldImapTest(unittest.TestCase):
         ]
         for n, spell in enumerate(spellings):
             with self.subTest(spelling=n):
-                client = RawClient(ports["imap"])
+                client = self.connect(ports["imap"])
                 try:
                     self.greet(client)
                     self.assertRegex(client.command("t1", "STARTTLS")[-1], r"^t1 OK")
@@ -246,7 +255,7 @@ class ShieldImapTest(unittest.TestCase):
                     client.until_tagged("o1")
                 finally:
                     client.close()
-                record = self.conn_record(client.local, "imap-in")
+                record = self.conn_record(client, "imap-in")
                 logins = proxy.records("imap.login", conn=record["conn"])
                 self.assertEqual([r.get("user") for r in logins], [USER], proxy.describe())
 
@@ -267,7 +276,7 @@ class ShieldImapTest(unittest.TestCase):
         variants, dovecot_answers, stalled = [], [], []
         # The module's other tests share this proxy, and their client ports may come round again
         # here: only the records written after this point are this test's.
-        earlier = {r.get("conn") for r in proxy.conn_records("imap-in")}
+        mark = proxy.conn_mark()
         started = time.monotonic()
         for phase, position, marker in itertools.product(("plain", "tls", "login"), POSITIONS,
                                                          MARKERS):
@@ -305,9 +314,8 @@ class ShieldImapTest(unittest.TestCase):
         # reused over a few hundred connections) is its k-th conn record.
         by_client = {}
         ours = {local for _, _, local in variants}
-        for r in proxy.wait_for_conn_records(len(variants), listener="imap-in",
-                                             where=lambda r: r.get("client") in ours
-                                             and r.get("conn") not in earlier):
+        for r in proxy.wait_for_conn_records(len(variants), listener="imap-in", after=mark,
+                                             where=lambda r: r.get("client") in ours):
             by_client.setdefault(r.get("client"), []).append(r)
         for phase, first, local in variants:
             self.assertTrue(by_client.get(local), f"no conn record for {local}")
@@ -341,7 +349,7 @@ class ShieldImapTest(unittest.TestCase):
         vectors = ["USER\t{u}", " USER {u}", "PASS\t{u}", "APOP\t{u} 0123", "AUTH\tPLAIN {u}",
                    "USER  {u}", "NOOP\x00{u}", "STAT\t{u}", "USER {u}\rPASS x", "9{u}"]
         marker = fresh_user()
-        client = RawClient(ports["pop3-fake"])
+        client = self.connect(ports["pop3-fake"])
         try:
             self.assertTrue(client.read_line().startswith("+OK"))
             for vector in vectors:
@@ -354,7 +362,7 @@ class ShieldImapTest(unittest.TestCase):
             self.assertEqual(client.read_line(), "+OK")
         finally:
             client.close()
-        record = self.conn_record(client.local, "pop3-fake")
+        record = self.conn_record(client, "pop3-fake")
         refused = proxy.records("pop3.refused", conn=record["conn"])
         self.assertEqual(len(refused), len(vectors) + 1, refused)
         self.assertTrue(all(r["reason"].startswith("pop3.") for r in refused), refused)
@@ -365,7 +373,7 @@ class ShieldImapTest(unittest.TestCase):
 
     def test_pop3_credentials_however_spelled_refused_before_tls(self):
         users = []
-        client = RawClient(ports["pop3"])
+        client = self.connect(ports["pop3"])
         try:
             self.assertTrue(client.read_line().startswith("+OK"))
             for spelling in ["user {u}", "UsEr {u}", "USER\t{u}", " USER {u}", "apop {u} 0123",
@@ -387,7 +395,7 @@ class ShieldImapTest(unittest.TestCase):
             client.read_line()
         finally:
             client.close()
-        record = self.conn_record(client.local, "pop3-in")
+        record = self.conn_record(client, "pop3-in")
         logins = proxy.records("pop3.login", conn=record["conn"])
         self.assertEqual([r.get("user") for r in logins], [USER], proxy.describe())
         time.sleep(0.3)
