@@ -1266,17 +1266,19 @@ class Tlsbridge:
     def conn_records(self, listener=None, after=0):
         """The audit `conn` records, without those of our readiness probes; with after (a
         conn_mark()), only those written after the mark was taken."""
-        conns = [r for r in self.audit_records() if r.get("event") == "conn"]
-        return [r for r in conns[after:]
+        return [r for r in self._every_conn_record()[after:]
                 if r.get("client") not in self.probe_clients
                 and (listener is None or r.get("listener") == listener)]
+
+    def _every_conn_record(self):
+        return [r for r in self.audit_records() if r.get("event") == "conn"]
 
     def conn_mark(self):
         """How many conn records are written so far. Taken before a client connects, it sets
         apart that client's record from the record of an earlier connection that had the same
         client port (on loopback the kernel gives a port out again soon): the proxy appends a
         connection's record when it ends, so the client's comes after the mark."""
-        return sum(1 for r in self.audit_records() if r.get("event") == "conn")
+        return len(self._every_conn_record())
 
     def wait_for_conn_records(self, n=1, listener=None, timeout=10.0, where=None, after=0):
         """Waits until at least n conn records (matching listener and the where predicate,
